@@ -1,0 +1,82 @@
+import type { SettingProblem } from '../errors.js';
+import type { Settings } from './schema.js';
+
+/*
+ * Rules that span keys: the engine chain must be a graph of known engines
+ * without cycles and with an entry from canopsis.events, and the services
+ * that will listen must not share a port.
+ */
+
+export const EVENTS_EXCHANGE = 'canopsis.events';
+
+export function crossCheck(s: Settings, file: string): SettingProblem[] {
+  const problems: SettingProblem[] = [];
+  const names = s.engines.map((e) => e.name);
+
+  if (s.engines.length === 0) {
+    problems.push({ file, section: 'engine:NAME', expected: 'at least one [engine:NAME] section (a new install starts with cleaner, event_filter, che, axe)' });
+    return problems;
+  }
+
+  for (const e of s.engines) {
+    for (const n of e.next) {
+      if (!names.includes(n)) {
+        problems.push({ file, section: `engine:${e.name}`, key: 'next', found: e.next.join(','), expected: `names of configured engines (${names.join(', ')})` });
+      }
+    }
+    if (!e.event_processing && !e.beat_processing) {
+      problems.push({ file, section: `engine:${e.name}`, key: 'event_processing', found: '', expected: 'a task for event_processing or beat_processing (an engine with neither does nothing)' });
+    }
+    if (!e.event_processing && e.next.length > 0) {
+      problems.push({ file, section: `engine:${e.name}`, key: 'next', found: e.next.join(','), expected: 'nothing: an engine without event_processing consumes no events to pass on' });
+    }
+  }
+
+  const cycle = findCycle(s);
+  if (cycle) {
+    problems.push({ file, section: `engine:${cycle[0]}`, key: 'next', found: s.engines.find((e) => e.name === cycle[0])!.next.join(','), expected: `a chain without loops (events would circle ${cycle.join(' -> ')} forever)` });
+  }
+
+  if (!s.engines.some((e) => e.exchange === EVENTS_EXCHANGE)) {
+    problems.push({ file, section: `engine:${names[0]}`, key: 'exchange', expected: `one engine to take events from the ${EVENTS_EXCHANGE} exchange (exchange = ${EVENTS_EXCHANGE} on the first engine, usually cleaner)` });
+  }
+
+  const ports: Array<[string, string, number]> = [['webserver', 'port', s.webserver.port]];
+  if (s.rabbitmq.mode === 'local') {
+    ports.push(['rabbitmq', 'port', s.rabbitmq.port], ['rabbitmq', 'dist_port', s.rabbitmq.dist_port]);
+    if (s.rabbitmq.management_port > 0) ports.push(['rabbitmq', 'management_port', s.rabbitmq.management_port]);
+  }
+  if (s.store.backend === 'mongodb' && s.store.mongodb_mode === 'local') ports.push(['store', 'mongodb_port', s.store.mongodb_port]);
+  for (let i = 0; i < ports.length; i++) {
+    for (let j = 0; j < i; j++) {
+      if (ports[i]![2] === ports[j]![2]) {
+        problems.push({ file, section: ports[i]![0], key: ports[i]![1], found: String(ports[i]![2]), expected: `a port not already used by ${ports[j]![0]}.${ports[j]![1]}` });
+      }
+    }
+  }
+  return problems;
+}
+
+function findCycle(s: Settings): string[] | undefined {
+  const next = new Map(s.engines.map((e) => [e.name, e.next]));
+  const state = new Map<string, 'visiting' | 'done'>();
+  const stack: string[] = [];
+  const visit = (n: string): string[] | undefined => {
+    if (state.get(n) === 'done') return undefined;
+    if (state.get(n) === 'visiting') return [...stack.slice(stack.indexOf(n)), n];
+    state.set(n, 'visiting');
+    stack.push(n);
+    for (const m of next.get(n) ?? []) {
+      const c = visit(m);
+      if (c) return c;
+    }
+    stack.pop();
+    state.set(n, 'done');
+    return undefined;
+  };
+  for (const e of s.engines) {
+    const c = visit(e.name);
+    if (c) return c;
+  }
+  return undefined;
+}

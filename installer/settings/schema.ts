@@ -1,0 +1,153 @@
+import { z } from 'zod';
+import { bool, engineName, hostname, integer, list, oneOf, port, size, taskName, text, unixName } from './fields.js';
+
+/*
+ * The schema of etc/canopsis.ini. Defaults are raw strings, merged under the
+ * operator's values before parsing, so an error always shows the text that
+ * was found, whether it came from the file, from --set or from a default.
+ */
+
+export const LOG_LEVELS = ['debug', 'info', 'warning', 'error', 'critical'] as const;
+
+export const sectionSchemas = {
+  canopsis: z.object({
+    user: unixName(),
+    group: unixName(),
+    init: oneOf(['supervisord', 'systemd']),
+    log_level: oneOf(LOG_LEVELS),
+    min_memory: size(),
+  }),
+  rabbitmq: z.object({
+    mode: oneOf(['local', 'external']),
+    host: hostname(),
+    port: port(),
+    node_name: z.string().trim().regex(/^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+$/, { error: 'expected a node name such as canopsis@localhost' }),
+    vhost: text('a vhost name'),
+    user: z.string().trim().regex(/^[A-Za-z0-9_.-]+$/, { error: 'expected a user name (letters, digits, _ . -)' }),
+    dist_port: port(),
+    management_port: integer(0, 65535),
+    prefetch: integer(1, 65535),
+  }),
+  store: z.object({
+    backend: oneOf(['embedded', 'mongodb']),
+    mongodb_mode: oneOf(['local', 'remote']),
+    mongodb_url: z.string().trim().regex(/^mongodb(\+srv)?:\/\/\S+$/, { error: 'expected a URL such as mongodb://127.0.0.1:27017/canopsis' }),
+    mongodb_port: port(),
+    dbpath: text('a directory (relative to the prefix, or absolute)'),
+    min_free_disk: size(),
+  }),
+  webserver: z.object({
+    bind: hostname(),
+    port: port(),
+  }),
+  collectd: z.object({
+    enabled: bool(),
+    interval: integer(1, 3600),
+  }),
+  dispatchers: z.object({
+    event_dispatchers: list(z.string().regex(/^[a-z][a-z0-9_]*$/), 'dispatcher names such as database or message'),
+  }),
+} as const;
+
+export const engineSchema = z.object({
+  event_processing: taskName(),
+  beat_processing: taskName(),
+  next: list(engineName, 'engine names'),
+  exchange: z
+    .string()
+    .trim()
+    .regex(/^([A-Za-z0-9_.:-]*)$/, { error: 'expected an exchange name, or nothing' })
+    .transform((v) => (v === '' ? undefined : v)),
+  beat_interval: integer(1, 86400),
+  numprocs: integer(1, 64),
+});
+
+export type SectionName = keyof typeof sectionSchemas;
+export type EngineSettings = z.output<typeof engineSchema> & { name: string };
+
+export type Settings = { [K in SectionName]: z.output<(typeof sectionSchemas)[K]> } & {
+  engines: EngineSettings[];
+};
+
+export type RawSection = Record<string, string>;
+export type RawSettings = Record<string, RawSection>;
+
+export interface HostIdentity {
+  /** The user and group that run the services when not root: the invoking user. */
+  user: string;
+  group: string;
+  root: boolean;
+}
+
+export const ENGINE_DEFAULTS: RawSection = {
+  event_processing: '',
+  beat_processing: '',
+  next: '',
+  exchange: '',
+  beat_interval: '60',
+  numprocs: '1',
+};
+
+/** The chain a new install starts with: cleaner -> event_filter -> che -> axe. */
+export const DEFAULT_ENGINES: Array<[string, RawSection]> = [
+  [
+    'cleaner',
+    {
+      event_processing: 'canopsis.cleaner.process.event_processing',
+      next: 'event_filter',
+      exchange: 'canopsis.events',
+    },
+  ],
+  [
+    'event_filter',
+    {
+      event_processing: 'canopsis.event_filter.process.event_processing',
+      beat_processing: 'canopsis.event_filter.process.beat_processing',
+      next: 'che',
+    },
+  ],
+  ['che', { event_processing: 'canopsis.che.process.event_processing', next: 'axe' }],
+  [
+    'axe',
+    {
+      event_processing: 'canopsis.axe.process.event_processing',
+      beat_processing: 'canopsis.axe.process.beat_processing',
+    },
+  ],
+];
+
+export function sectionDefaults(host: HostIdentity): Record<SectionName, RawSection> {
+  return {
+    canopsis: {
+      user: host.root ? 'canopsis' : host.user,
+      group: host.root ? 'canopsis' : host.group,
+      init: 'supervisord',
+      log_level: 'info',
+      min_memory: '1GiB',
+    },
+    rabbitmq: {
+      mode: 'local',
+      host: '127.0.0.1',
+      port: '5672',
+      node_name: 'canopsis@localhost',
+      vhost: 'canopsis',
+      user: 'cpsrabbit',
+      dist_port: '25672',
+      management_port: '15672',
+      prefetch: '1000',
+    },
+    store: {
+      backend: 'embedded',
+      mongodb_mode: 'local',
+      mongodb_url: 'mongodb://127.0.0.1:27017/canopsis',
+      mongodb_port: '27017',
+      dbpath: 'var/lib/mongodb',
+      min_free_disk: '20GiB',
+    },
+    webserver: { bind: '0.0.0.0', port: '8082' },
+    collectd: { enabled: 'true', interval: '10' },
+    dispatchers: { event_dispatchers: 'database' },
+  };
+}
+
+export const ENGINE_SECTION = /^engine:(.*)$/;
