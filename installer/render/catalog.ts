@@ -6,7 +6,8 @@ import type { RenderContext } from './context.js';
  * decide which services exist; templates never do.
  */
 
-export type FileKind = 'conffile' | 'program';
+/** settings: the operator's canopsis.ini and secrets, written only when new or changed by --set. */
+export type FileKind = 'conffile' | 'program' | 'settings';
 
 export interface FileSpec {
   /** Path relative to the prefix. */

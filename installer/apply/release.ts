@@ -1,0 +1,87 @@
+import { cp, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { SOURCE_ROOT } from '../render/handlebars.js';
+
+/*
+ * The program files of one version, in lib/canopsis/releases/<version>+<hash>,
+ * never changed once written: an upgrade adds a directory and flips the
+ * `current` link, so going back is flipping it again.
+ */
+
+/** What a release holds, relative to the source root. */
+const CONTENT = ['dist/installer', 'dist/runtime', 'templates', 'systemd', 'package.json', 'package-lock.json'];
+
+export interface ReleaseSource {
+  root: string;
+  version: string;
+  id: string;
+  /** Relative paths of production packages under node_modules. */
+  packages: string[];
+  bytes: number;
+}
+
+async function walk(root: string, rel: string, out: Array<{ rel: string; size: number; abs: string }>): Promise<void> {
+  const abs = path.join(root, rel);
+  const st = await stat(abs);
+  if (st.isDirectory()) {
+    for (const entry of (await readdir(abs)).sort()) await walk(root, path.join(rel, entry), out);
+  } else {
+    out.push({ rel, size: st.size, abs });
+  }
+}
+
+/** Production packages per the lockfile (the ones `npm ci --omit=dev` installs). */
+export function productionPackages(lock: { packages?: Record<string, { dev?: boolean; optional?: boolean }> }): string[] {
+  return Object.entries(lock.packages ?? {})
+    .filter(([key, meta]) => key.startsWith('node_modules/') && !meta.dev)
+    .map(([key]) => key)
+    .filter((key, _, all) => !all.some((other) => other !== key && key.startsWith(`${other}/`)));
+}
+
+export async function describeRelease(root = SOURCE_ROOT): Promise<ReleaseSource> {
+  const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string };
+  const lock = JSON.parse(await readFile(path.join(root, 'package-lock.json'), 'utf8'));
+  const files: Array<{ rel: string; size: number; abs: string }> = [];
+  for (const c of CONTENT) await walk(root, c, files);
+  const hash = createHash('sha256');
+  for (const f of files) hash.update(f.rel).update('\0').update(await readFile(f.abs)).update('\0');
+  const packages = productionPackages(lock);
+  let bytes = files.reduce((n, f) => n + f.size, 0);
+  for (const p of packages) {
+    const deps: Array<{ rel: string; size: number; abs: string }> = [];
+    await walk(root, p, deps).catch(() => undefined);
+    bytes += deps.reduce((n, f) => n + f.size, 0);
+  }
+  return { root, version: pkg.version, id: `${pkg.version}+${hash.digest('hex').slice(0, 8)}`, packages, bytes };
+}
+
+/** Copies the release unless it is already there; returns whether anything was written. */
+export async function installRelease(src: ReleaseSource, releasesDir: string): Promise<boolean> {
+  const dest = path.join(releasesDir, src.id);
+  try {
+    await stat(path.join(dest, 'package.json'));
+    return false;
+  } catch {
+    // not installed yet
+  }
+  // Built beside its final place and renamed in, so a release directory is complete or absent.
+  const partial = path.join(releasesDir, `.${src.id}.partial`);
+  await rm(partial, { recursive: true, force: true });
+  await mkdir(partial, { recursive: true });
+  for (const c of [...CONTENT, ...src.packages]) {
+    await cp(path.join(src.root, c), path.join(partial, c), { recursive: true, dereference: false, verbatimSymlinks: true });
+  }
+  await rm(dest, { recursive: true, force: true });
+  await rename(partial, dest);
+  return true;
+}
+
+/** Removes old releases, keeping `keep` of them besides the active one. */
+export async function pruneReleases(releasesDir: string, active: string, keep = 2): Promise<string[]> {
+  const entries = (await readdir(releasesDir).catch(() => [] as string[])).filter((e) => !e.startsWith('.') && e !== active);
+  const withTimes = await Promise.all(entries.map(async (e) => ({ e, t: (await stat(path.join(releasesDir, e))).mtimeMs })));
+  const old = withTimes.sort((a, b) => b.t - a.t).slice(keep).map((x) => x.e);
+  for (const e of old) await rm(path.join(releasesDir, e), { recursive: true, force: true });
+  return old;
+}

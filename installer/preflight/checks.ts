@@ -1,0 +1,156 @@
+import { access, constants, statfs } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { CheckFailure } from '../errors.js';
+import type { Prepared } from '../prepare.js';
+import { heldByPrefix, portFree, portHolders } from './ports.js';
+import { missingBinaries, type MissingBinary } from './binaries.js';
+
+/*
+ * Preflight: every check runs and every failure is reported at once, before
+ * anything is written. A check is a function of the prepared install and the
+ * host; it returns its failures.
+ */
+
+export const CHECK_NAMES = ['node', 'memory', 'disk', 'space', 'ports', 'binaries', 'user', 'prefix'] as const;
+export type CheckName = (typeof CHECK_NAMES)[number];
+
+export const MIN_NODE = [20, 17] as const;
+
+const fmtBytes = (n: number) => {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(n >= 10 || i === 0 ? 0 : 1)} ${units[i]}`;
+};
+
+/** statfs of the nearest existing ancestor: the filesystem the path will live on. */
+export async function freeBytes(p: string): Promise<{ free: number; on: string }> {
+  let dir = path.resolve(p);
+  for (;;) {
+    try {
+      const s = await statfs(dir);
+      return { free: Number(s.bavail) * Number(s.bsize), on: dir };
+    } catch (e) {
+      const parent = path.dirname(dir);
+      if (parent === dir) throw e;
+      dir = parent;
+    }
+  }
+}
+
+export interface CheckInput {
+  prepared: Prepared;
+  /** Bytes the release and rendered files need. */
+  treeBytes: number;
+  /** Missing binaries still missing after the dependency step. */
+  missing?: MissingBinary[];
+}
+
+type Check = (input: CheckInput) => Promise<CheckFailure[]>;
+
+const node: Check = async () => {
+  const [maj, min] = process.versions.node.split('.').map(Number) as [number, number];
+  const ok = maj > MIN_NODE[0] || (maj === MIN_NODE[0] && min >= MIN_NODE[1]);
+  return ok
+    ? []
+    : [{ check: 'node', found: `Node ${process.versions.node}`, needed: `Node >= ${MIN_NODE.join('.')}`, fix: 'install a newer Node.js and re-run' }];
+};
+
+const memory: Check = async ({ prepared }) => {
+  const need = prepared.settings.canopsis.min_memory;
+  const total = os.totalmem();
+  return total >= need
+    ? []
+    : [{ check: 'memory', found: `${fmtBytes(total)} of RAM`, needed: `${fmtBytes(need)} (canopsis.min_memory)`, fix: 'add memory, or lower canopsis.min_memory' }];
+};
+
+const disk: Check = async ({ prepared }) => {
+  const store = prepared.ctx.store;
+  if (!store.mongodbLocal) return [];
+  const { free, on } = await freeBytes(store.dbpathAbs);
+  return free >= store.min_free_disk
+    ? []
+    : [
+        {
+          check: 'disk',
+          found: `${fmtBytes(free)} free on the filesystem of the MongoDB dbPath ${store.dbpathAbs} (${on})`,
+          needed: `${fmtBytes(store.min_free_disk)} (store.min_free_disk)`,
+          fix: 'free space there, set store.dbpath to a larger filesystem, or lower store.min_free_disk',
+        },
+      ];
+};
+
+const space: Check = async ({ prepared, treeBytes }) => {
+  const { free, on } = await freeBytes(prepared.layout.prefix);
+  const need = treeBytes * 2;
+  return free >= need
+    ? []
+    : [{ check: 'space', found: `${fmtBytes(free)} free at ${on}`, needed: `${fmtBytes(need)} for the installed tree`, fix: 'free space or choose another --prefix' }];
+};
+
+/** The ports the appliance listens on, per service. */
+export function listenPorts(p: Prepared): Array<{ service: string; host: string; port: number }> {
+  const s = p.settings;
+  const out = [{ service: 'webserver', host: s.webserver.bind, port: s.webserver.port }];
+  if (p.ctx.rabbitmq.local) {
+    out.push({ service: 'rabbitmq (AMQP)', host: s.rabbitmq.host, port: s.rabbitmq.port });
+    out.push({ service: 'rabbitmq (Erlang distribution)', host: '0.0.0.0', port: s.rabbitmq.dist_port });
+    if (s.rabbitmq.management_port > 0) out.push({ service: 'rabbitmq (management)', host: s.rabbitmq.host, port: s.rabbitmq.management_port });
+  }
+  if (p.ctx.store.mongodbLocal) out.push({ service: 'mongodb', host: '127.0.0.1', port: s.store.mongodb_port });
+  return out;
+}
+
+const ports: Check = async ({ prepared }) => {
+  const out: CheckFailure[] = [];
+  for (const l of listenPorts(prepared)) {
+    if (await portFree(l.port, l.host)) continue;
+    const holders = await portHolders(l.port);
+    if (heldByPrefix(holders, prepared.layout.prefix)) continue;
+    const who = holders.length ? ` held by ${holders.map((h) => `pid ${h.pid} (${h.command.slice(0, 60)})`).join(', ')}` : ' in use';
+    out.push({ check: 'ports', found: `port ${l.port} for ${l.service}${who}`, needed: 'a free port', fix: 'stop what holds it or choose another port in etc/canopsis.ini' });
+  }
+  return out;
+};
+
+const binaries: Check = async ({ prepared, missing }) =>
+  (missing ?? missingBinaries(prepared)).map((m) => ({
+    check: 'binaries',
+    found: `${m.binary} missing (needed by ${m.neededBy})`,
+    needed: m.binary,
+    fix: m.packages.length ? `apt-get install ${m.packages.join(' ')} (build-install does it as root unless --no-install-deps)` : m.fix,
+  }));
+
+const user: Check = async ({ prepared }) => {
+  const { facts, settings } = prepared;
+  if (facts.root || settings.canopsis.user === facts.user) return [];
+  return [
+    {
+      check: 'user',
+      found: `canopsis.user = ${settings.canopsis.user} while running as ${facts.user}`,
+      needed: 'root to run services as another user',
+      fix: `run as root, or set canopsis.user = ${facts.user}`,
+    },
+  ];
+};
+
+const prefix: Check = async ({ prepared }) => {
+  const { on } = await freeBytes(prepared.layout.prefix);
+  try {
+    await access(on, constants.W_OK);
+    return [];
+  } catch {
+    return [{ check: 'prefix', found: `${on} not writable by ${prepared.facts.user}`, needed: 'a writable prefix', fix: 'choose a --prefix you can write, or run as root' }];
+  }
+};
+
+const CHECKS: Record<CheckName, Check> = { node, memory, disk, space, ports, binaries, user, prefix };
+
+export async function runChecks(input: CheckInput, skip: ReadonlySet<string>): Promise<CheckFailure[]> {
+  const results = await Promise.all(CHECK_NAMES.filter((n) => !skip.has(n)).map((n) => CHECKS[n](input)));
+  return results.flat();
+}

@@ -1,0 +1,102 @@
+import { createTwoFilesPatch } from 'diff';
+import type { PlannedFile } from './apply/plan.js';
+import type { InstallState } from './install.js';
+import type { Secrets } from './settings/secrets.js';
+
+/*
+ * What the operator reads at the end of a run, as lines (terminal) or as one
+ * object (--json). Secrets never appear: their values are masked in diffs.
+ */
+
+export function maskSecrets(text: string, secrets: Secrets | undefined, extra: string[] = []): string {
+  if (!secrets) return text;
+  let out = text;
+  for (const v of [secrets.rabbitmq.password, secrets.api.authkey, ...extra]) if (v) out = out.split(v).join('********');
+  return out;
+}
+
+export function diffOf(p: PlannedFile, secrets: Secrets | undefined, extra: string[] = []): string {
+  const before = maskSecrets(p.before ?? '', secrets, extra);
+  const after = maskSecrets(p.file?.content ?? '', secrets, extra);
+  return createTwoFilesPatch(`a/${p.target}`, `b/${p.target}`, before, after, '', '', { context: 2 });
+}
+
+export function planLines(state: InstallState, withDiffs: boolean): string[] {
+  const planned = state.planned ?? [];
+  const secrets = state.prepared?.secrets;
+  const hash = state.prepared?.ctx.rabbitmq.passwordHash;
+  const lines: string[] = [];
+  for (const p of planned) {
+    if (p.action === 'unchanged' || (p.action === 'keep' && !p.write)) continue;
+    const label = {
+      create: 'create ',
+      update: 'update ',
+      chmod: 'chmod  ',
+      unchanged: '',
+      keep: 'keep   ',
+      dist: 'dist   ',
+      remove: 'remove ',
+      orphan: 'orphan ',
+    }[p.action];
+    const note = p.action === 'dist' ? `  (your edit is kept; ours goes to ${p.target}.dist)` : p.action === 'orphan' ? '  (no longer ours; edited, left in place)' : '';
+    lines.push(`${label}${p.target}${note}`);
+    if (withDiffs && (p.action === 'update' || p.action === 'dist') && p.file?.kind !== 'program') {
+      lines.push(...diffOf(p, secrets, hash ? [hash] : []).trimEnd().split('\n').slice(2).map((l) => `    ${l}`));
+    }
+  }
+  if (lines.length === 0) lines.push('nothing to change');
+  return lines;
+}
+
+export interface Summary {
+  ok: true;
+  prefix: string;
+  release: string | undefined;
+  written: number;
+  writes: string[];
+  dist: string[];
+  orphans: string[];
+  packagesInstalled: string[];
+  accountsCreated: string[];
+  warnings: string[];
+  validatedBy: string[];
+  runAs: string;
+}
+
+export function summary(s: InstallState): Summary {
+  const planned = s.planned ?? [];
+  const p = s.prepared!;
+  return {
+    ok: true,
+    prefix: p.layout.prefix,
+    release: s.release?.id,
+    written: s.writes.length,
+    writes: s.writes,
+    dist: planned.filter((f) => f.action === 'dist').map((f) => `${f.target}.dist`),
+    orphans: planned.filter((f) => f.action === 'orphan').map((f) => f.target),
+    packagesInstalled: s.depsInstalled,
+    accountsCreated: s.accounts,
+    warnings: s.warnings,
+    validatedBy: s.validation?.checked.map((c) => c.program) ?? [],
+    runAs: p.settings.canopsis.user,
+  };
+}
+
+export function summaryLines(s: InstallState): string[] {
+  const m = summary(s);
+  const p = s.prepared!;
+  const lines = [
+    m.written === 0
+      ? `Canopsis ${m.release} in ${m.prefix}: already up to date, 0 files written.`
+      : `Canopsis ${m.release} installed in ${m.prefix}: ${m.written} files written.`,
+  ];
+  if (m.dist.length) {
+    lines.push('Your edits were kept; the new versions are beside them, to merge by hand:');
+    lines.push(...m.dist.map((d) => `  ${d}`));
+  }
+  if (m.orphans.length) lines.push(`No longer generated but edited, left in place: ${m.orphans.join(', ')}`);
+  if (!p.facts.root) lines.push(`Not root: the services will run as ${p.facts.user}.`);
+  lines.push(`Settings: ${p.layout.settingsFile} (credentials in ${p.layout.secretsFile}).`);
+  for (const w of m.warnings) lines.push(`warning: ${w}`);
+  return lines;
+}

@@ -1,0 +1,42 @@
+import path from 'node:path';
+import { execa } from 'execa';
+import { matching, type Validator } from './types.js';
+
+/*
+ * Debian's collectd 5.12 `-t` exits 0 whatever the config holds (collectd
+ * issue #3216). `-T` parses the file, loads and configures every plugin and
+ * runs one read cycle, exiting 1 on a syntax error; plugin option errors only
+ * show in its output, so those lines count too. A write plugin failing to
+ * reach a broker that is not running yet is not a config error.
+ */
+const REJECT = [/Invalid/i, /failed to handle option/i, /Could not find plugin/i, /unknown (option|type)/i, /Parsing the config file failed/i, /syntax error/i, /configuration of .* failed/i];
+const IGNORE = [/amqp plugin: /i];
+
+export function collectdProblems(exitCode: number | undefined, output: string): string {
+  const bad = output
+    .split('\n')
+    .filter((l) => REJECT.some((r) => r.test(l)) && !IGNORE.some((r) => r.test(l) && !/option/i.test(l)));
+  if (bad.length === 0 && exitCode !== 0) bad.push(output.trim().split('\n').slice(-3).join('\n') || `exit code ${exitCode}`);
+  return bad.join('\n');
+}
+
+export async function checkCollectdConfig(collectd: string, file: string): Promise<string> {
+  const r = await execa(collectd, ['-T', '-C', file], { reject: false, all: true, timeout: 60_000 });
+  return collectdProblems(r.exitCode, r.all ?? '');
+}
+
+export function collectdValidator(collectd: string | undefined): Validator {
+  return {
+    program: 'collectd -T',
+    applies: matching(/^etc\/collectd\.conf$/),
+    unavailable: collectd ? undefined : 'collectd is not installed',
+    run: async (prefix, files) => {
+      const out = [];
+      for (const f of files) {
+        const message = await checkCollectdConfig(collectd!, path.join(prefix, f));
+        if (message) out.push({ file: f, program: 'collectd -T', message });
+      }
+      return out;
+    },
+  };
+}

@@ -1,0 +1,57 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { matching, type Validator } from './types.js';
+
+/*
+ * supervisord's own parser (ServerOptions.realize + process_config) run by the
+ * Python that supervisord itself uses (its shebang), so the check sees exactly
+ * what `supervisord -c` would: includes, numprocs expansion, groups.
+ */
+const CHECK = `
+import sys
+from supervisor.options import ServerOptions
+o = ServerOptions()
+o.realize(args=['-c', sys.argv[1]])
+o.process_config(do_usage=False)
+names = []
+for g in o.process_group_configs:
+    for p in g.process_configs:
+        names.append(g.name + ':' + p.name)
+print('\\n'.join(sorted(names)))
+`;
+
+export async function supervisordPython(supervisord: string): Promise<string> {
+  const head = (await readFile(supervisord, 'utf8')).split('\n', 1)[0] ?? '';
+  const m = /^#!\s*(\S+)(?:\s+(\S+))?/.exec(head);
+  if (!m) return 'python3';
+  // "#!/usr/bin/env python3" names the interpreter in its argument.
+  return path.basename(m[1]!) === 'env' && m[2] ? m[2] : m[1]!;
+}
+
+/** The processes supervisord would run for a config, as group:name, or its error. */
+export async function supervisordPrograms(supervisord: string, configFile: string): Promise<{ ok: true; programs: string[] } | { ok: false; message: string }> {
+  const python = await supervisordPython(supervisord);
+  const r = await execa(python, ['-c', CHECK, configFile], { reject: false, all: true });
+  if (r.exitCode !== 0) {
+    const lines = (r.all ?? '').trim().split('\n').filter((l) => l && !l.startsWith('Traceback') && !l.startsWith('  '));
+    return { ok: false, message: lines.slice(-3).join(' ') || `exit code ${r.exitCode}` };
+  }
+  return { ok: true, programs: r.stdout.trim().split('\n').filter(Boolean) };
+}
+
+export function supervisordValidator(supervisord: string | undefined): Validator {
+  return {
+    program: 'supervisord',
+    applies: matching(/^etc\/supervisord\.conf$/),
+    unavailable: supervisord ? undefined : 'supervisord is not installed',
+    run: async (prefix, files) => {
+      const out = [];
+      for (const f of files) {
+        const r = await supervisordPrograms(supervisord!, path.join(prefix, f));
+        if (!r.ok) out.push({ file: f, program: 'supervisord', message: r.message });
+      }
+      return out;
+    },
+  };
+}

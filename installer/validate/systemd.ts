@@ -1,0 +1,42 @@
+import path from 'node:path';
+import { execa } from 'execa';
+import type { RejectedFile } from '../errors.js';
+import { UNIT_DIR } from '../render/catalog.js';
+import { matching, type Validator } from './types.js';
+
+/*
+ * `systemd-analyze verify` on the staged unit directory. It exits 0 on
+ * warnings (unknown keys, bad values), so any output about our units counts
+ * as a rejection.
+ */
+export async function verifyUnits(systemdAnalyze: string, unitDir: string, units: string[]): Promise<string> {
+  const r = await execa(systemdAnalyze, ['verify', '--man=no', ...units.map((u) => path.join(unitDir, u))], {
+    reject: false,
+    all: true,
+    env: { SYSTEMD_UNIT_PATH: `${unitDir}:`, SYSTEMD_LOG_COLOR: '0' },
+  });
+  const lines = (r.all ?? '').split('\n').filter((l) => l.trim() !== '');
+  if (r.exitCode !== 0 && lines.length === 0) lines.push(`exit code ${r.exitCode}`);
+  return lines.join('\n');
+}
+
+/** Units as verify must name them: a template needs an instance to be loaded. */
+export function unitsToVerify(files: string[], instances: string[]): string[] {
+  const units = files.filter((f) => !f.includes('.d/')).map((f) => path.basename(f));
+  return units.flatMap((u) => (u.endsWith('@.service') ? instances.map((i) => u.replace('@.', `@${i}.`)) : [u]));
+}
+
+export function systemdValidator(systemdAnalyze: string | undefined, instances: string[]): Validator {
+  return {
+    program: 'systemd-analyze verify',
+    applies: matching(new RegExp(`^${UNIT_DIR}/`)),
+    unavailable: systemdAnalyze ? undefined : 'systemd-analyze is not installed',
+    run: async (prefix, files): Promise<RejectedFile[]> => {
+      const unitDir = path.join(prefix, UNIT_DIR);
+      const units = unitsToVerify(files, instances);
+      // Instances are verified through the template file named with the instance.
+      const message = await verifyUnits(systemdAnalyze!, unitDir, units.map((u) => u.replace(/@[^.]+(\.[0-9]+)?\.service$/, (m) => m)));
+      return message ? [{ file: UNIT_DIR, program: 'systemd-analyze verify', message }] : [];
+    },
+  };
+}
