@@ -34,8 +34,8 @@ export function systemdValidator(systemdAnalyze: string | undefined, instances: 
     run: async (prefix, files): Promise<RejectedFile[]> => {
       const unitDir = path.join(prefix, UNIT_DIR);
       const units = unitsToVerify(files, instances);
-      // Instances are verified through the template file named with the instance.
-      const message = await verifyUnits(systemdAnalyze!, unitDir, units.map((u) => u.replace(/@[^.]+(\.[0-9]+)?\.service$/, (m) => m)));
+      // An instance path (…@engine-che.service) loads the template and its drop-ins from the unit path.
+      const message = await verifyUnits(systemdAnalyze!, unitDir, units);
       return message ? [{ file: UNIT_DIR, program: 'systemd-analyze verify', message }] : [];
     },
   };

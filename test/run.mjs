@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+// Runs every compiled test file (dist/test/**/*.test.js) with node's test runner.
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const dir = path.join(root, 'dist', 'test');
+const files = [];
+const walk = (d) => {
+  for (const e of readdirSync(d).sort()) {
+    const p = path.join(d, e);
+    if (statSync(p).isDirectory()) walk(p);
+    else if (e.endsWith('.test.js')) files.push(p);
+  }
+};
+walk(dir);
+const only = process.argv.slice(2);
+const selected = only.length ? files.filter((f) => only.some((o) => f.includes(o))) : files;
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...selected], { stdio: 'inherit', cwd: root });
+process.exit(r.status ?? 1);
