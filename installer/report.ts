@@ -72,7 +72,7 @@ export function summary(s: InstallState): Summary {
     release: s.release?.id,
     written: s.writes.length,
     writes: s.writes,
-    dist: planned.filter((f) => f.action === 'dist').map((f) => `${f.target}.dist`),
+    dist: planned.filter((f) => f.distPending).map((f) => `${f.target}.dist`),
     orphans: planned.filter((f) => f.action === 'orphan').map((f) => f.target),
     packagesInstalled: s.depsInstalled,
     accountsCreated: s.accounts,

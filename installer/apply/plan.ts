@@ -42,6 +42,8 @@ export interface PlannedFile {
   before?: string;
   /** Whether apply writes anything for it (a .dist already up to date is not rewritten). */
   write: boolean;
+  /** A .dist of our current version waits beside the operator's file to be merged. */
+  distPending: boolean;
 }
 
 export type DiskState = Map<string, DiskFile | undefined>;
@@ -83,15 +85,17 @@ export function plan(files: RenderedFile[], disk: DiskState, manifest: Manifest 
   for (const file of files) {
     const d = disk.get(file.target);
     const action = decide(file, d, manifest?.files[file.target]?.sha256);
-    const write = action === 'dist' ? disk.get(distOf(file.target))?.sha256 !== sha256(file.content) : WRITES.has(action);
-    out.push({ target: file.target, action, file, write, ...(d ? { before: d.content } : {}) });
+    const distCurrent = disk.get(distOf(file.target))?.sha256 === sha256(file.content);
+    const write = action === 'dist' ? !distCurrent : WRITES.has(action);
+    const distPending = action === 'dist' || (action === 'keep' && distCurrent);
+    out.push({ target: file.target, action, file, write, distPending, ...(d ? { before: d.content } : {}) });
   }
   for (const [target, entry] of Object.entries(manifest?.files ?? {})) {
     if (now.has(target)) continue;
     const d = disk.get(target);
     if (!d) continue;
     const action = d.sha256 === entry.sha256 ? 'remove' : 'orphan';
-    out.push({ target, action, before: d.content, write: action === 'remove' });
+    out.push({ target, action, before: d.content, write: action === 'remove', distPending: false });
   }
   return out.sort((a, b) => a.target.localeCompare(b.target));
 }

@@ -53,6 +53,9 @@ const UNITS: Record<string, number> = {
   mib: 2 ** 20,
   gib: 2 ** 30,
   tib: 2 ** 40,
+  p: 1e15,
+  pb: 1e15,
+  pib: 2 ** 50,
 };
 
 /** "20GiB", "512 MB", "1048576" -> bytes; undefined when the text is not a size. */

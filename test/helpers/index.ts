@@ -16,9 +16,22 @@ export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
-/** Runs ./build-install's compiled CLI; never throws, the test asserts on the result. */
-export async function buildInstall(args: string[], opts: Options = {}) {
-  return execa(process.execPath, [CLI, ...args], { reject: false, all: true, ...opts });
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  all: string;
+}
+
+/** Runs a command; never throws, the test asserts on the result. */
+export async function run(file: string, args: string[], opts: Pick<Options, 'env' | 'cwd' | 'timeout'> = {}): Promise<RunResult> {
+  const r = await execa(file, args, { reject: false, all: true, ...opts });
+  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), all: String(r.all ?? '') };
+}
+
+/** Runs ./build-install's compiled CLI. */
+export async function buildInstall(args: string[], opts: Pick<Options, 'env' | 'cwd' | 'timeout'> = {}): Promise<RunResult> {
+  return run(process.execPath, [CLI, ...args], opts);
 }
 
 /**
