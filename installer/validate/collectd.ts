@@ -9,7 +9,7 @@ import { matching, type Validator } from './types.js';
  * show in its output, so those lines count too. A write plugin failing to
  * reach a broker that is not running yet is not a config error.
  */
-const REJECT = [/Invalid/i, /failed to handle option/i, /Could not find plugin/i, /unknown (option|type)/i, /Parsing the config file failed/i, /syntax error/i, /configuration of .* failed/i];
+const REJECT = [/Invalid/i, /Ignoring unknown configuration option/i, /did not register for value/i, /failed to handle option/i, /Could not find plugin/i, /unknown (option|type)/i, /Parsing the config file failed/i, /syntax error/i, /configuration of .* failed/i];
 const IGNORE = [/amqp plugin: /i];
 
 export function collectdProblems(exitCode: number | undefined, output: string): string {
