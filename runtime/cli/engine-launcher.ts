@@ -1,34 +1,97 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { ConfigError } from '../config/errors.js';
+import { readEngines } from '../config/engines.js';
+import { prefixFrom, readBrokerConfig } from '../config/files.js';
+import { Engine } from '../engine/engine.js';
+import { builtinRegistry } from '../engines/builtin.js';
+import { createLogger, isLevel, LEVELS } from '../log.js';
+import { loadPlugins, PluginError } from '../tasks/registry.js';
 
 /*
- * The engine launcher's command line, as the rendered supervisord programs
- * and systemd units call it. The engine runtime itself comes with the runtime
- * issue; until then a launch says so and exits non-zero, so a supervisor
- * shows the engine as failed rather than running.
+ * engine-launcher -e dynamic -n NAME -w WORKER -l LEVEL [-publishQueue Q] [-consumeQueue Q]
+ * as supervisord programs and systemd units run it. Everything that can be
+ * wrong in the configuration is found before connecting to the broker.
  */
 
 export function launcherProgram(): Command {
   return new Command('engine-launcher')
     .description('Run one Canopsis engine process: consume Engine_<name>, run its tasks, publish to the next engines.')
-    .requiredOption('-e, --engine-type <type>', 'engine type (dynamic: tasks from etc/amqp2engines.conf)')
+    .requiredOption('-e, --engine-type <type>', 'engine type; dynamic: tasks from etc/amqp2engines.conf')
     .requiredOption('-n, --name <name>', 'engine name, the [engine:<name>] section')
     .option('-w, --worker <n>', 'worker number of this process', '0')
-    .option('-l, --log-level <level>', 'debug, info, warning, error or critical', 'info')
+    .option('-l, --log-level <level>', `${Object.keys(LEVELS).join(', ')}`, 'info')
     .option('-publishQueue, --publish-queue <queue>', 'publish every output to this queue instead of the next engines')
     .option('-consumeQueue, --consume-queue <queue>', 'consume this queue instead of Engine_<name>')
+    .option('--prefix <dir>', 'installed tree (default: $CPS_PREFIX)')
+    .addOption(new Option('--stats-interval <s>', 'seconds between self-stats perf events (0: off)').default('60'))
     .exitOverride();
 }
 
 // Go-style single-dash long flags (-publishQueue) as seed 002 writes them.
-export const normaliseArgs = (argv: string[]) => argv.map((a) => (a === '-publishQueue' ? '--publish-queue' : a === '-consumeQueue' ? '--consume-queue' : a));
+export const normaliseArgs = (argv: string[]) =>
+  argv.map((a) => (a === '-publishQueue' ? '--publish-queue' : a === '-consumeQueue' ? '--consume-queue' : a));
 
-try {
+class UsageProblem extends Error {}
+
+async function main(argv: string[]): Promise<number> {
   const cmd = launcherProgram();
-  cmd.parse(normaliseArgs(process.argv.slice(2)), { from: 'user' });
-  process.stderr.write(`engine-launcher: engine ${cmd.opts().name}: the engine runtime is not part of this release yet\n`);
-  process.exitCode = 3;
-} catch (e) {
-  const code = (e as { code?: string }).code;
-  process.exitCode = code === 'commander.helpDisplayed' || code === 'commander.help' ? 0 : 2;
+  try {
+    cmd.parse(normaliseArgs(argv), { from: 'user' });
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    return code === 'commander.helpDisplayed' || code === 'commander.help' ? 0 : 2;
+  }
+  const o = cmd.opts<{ engineType: string; name: string; worker: string; logLevel: string; publishQueue?: string; consumeQueue?: string; prefix?: string; statsInterval: string }>();
+  try {
+    if (o.engineType !== 'dynamic') throw new UsageProblem(`-e ${o.engineType}: unknown engine type (known: dynamic)`);
+    if (!isLevel(o.logLevel)) throw new UsageProblem(`-l ${o.logLevel}: unknown log level (known: ${Object.keys(LEVELS).join(', ')})`);
+    const worker = Number(o.worker);
+    if (!Number.isInteger(worker) || worker < 0) throw new UsageProblem(`-w ${o.worker}: expected a worker number >= 0`);
+    const statsInterval = Number(o.statsInterval);
+    const prefix = prefixFrom(process.env, o.prefix);
+    const { file, engines } = await readEngines(prefix);
+    const config = engines.get(o.name);
+    if (!config) throw new ConfigError(file, `no [engine:${o.name}] section (engines: ${[...engines.keys()].join(', ') || 'none'})`);
+    const broker = await readBrokerConfig(prefix);
+    const registry = builtinRegistry();
+    await loadPlugins(registry, path.join(prefix, 'lib', 'canopsis', 'plugins'));
+    const logger = createLogger(o.logLevel, { engine: o.name, worker });
+    const engine = new Engine({
+      prefix,
+      config,
+      known: new Set(engines.keys()),
+      worker,
+      broker,
+      registry,
+      logger,
+      publishQueue: o.publishQueue,
+      consumeQueue: o.consumeQueue,
+      statsInterval,
+    });
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'stopping');
+      void engine.stop().then(() => process.exit(0));
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    logger.info({ queue: engine.queue, next: o.publishQueue ?? config.next.join(',') }, 'starting');
+    await engine.start();
+    logger.info({ queue: engine.queue }, 'consuming');
+    return -1; // keep running
+  } catch (e) {
+    if (e instanceof UsageProblem || e instanceof ConfigError || e instanceof PluginError || /unknown task/.test((e as Error).message)) {
+      process.stderr.write(`engine-launcher: ${(e as Error).message}\n`);
+      return 2;
+    }
+    process.stderr.write(`engine-launcher: ${(e as Error).stack ?? String(e)}\n`);
+    return 1;
+  }
 }
+
+const code = await main(process.argv.slice(2));
+if (code >= 0) process.exit(code);

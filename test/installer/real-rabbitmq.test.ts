@@ -208,19 +208,24 @@ describe('the local RabbitMQ node started as supervisord would start it', { skip
   after(async () => {
     if (conn) await conn.close().catch(() => undefined);
     if (pgid) {
+      // Whatever happened above, no process of this node may outlive the test.
       const envFile = program?.env.RABBITMQ_CONF_ENV_FILE ?? '';
-      if ((await nodeProcesses(pgid, envFile)).length) {
-        if (!exited) await rabbitmqctl('stop').catch(() => undefined);
+      const remaining = () => nodeProcesses(pgid, envFile);
+      if ((await remaining()).length) {
+        // As supervisord stops it; if rabbitmq-server is gone but its VM is not, ask the node itself.
+        if (!exited) process.kill(pgid, 'SIGTERM');
+        else await rabbitmqctl('stop');
         try {
-          await waitFor('the node to stop', async () => (await nodeProcesses(pgid, envFile)).length === 0, 20_000, 250);
+          await waitFor('the node to stop', async () => (await remaining()).length === 0, 30_000, 250);
         } catch {
-          for (const p of await nodeProcesses(pgid, envFile)) {
+          for (const p of await remaining()) {
             try {
               process.kill(p.pid, 'SIGKILL');
             } catch {
               // already gone
             }
           }
+          await waitFor('the node to die', async () => (await remaining()).length === 0, 10_000, 100);
         }
       }
     }

@@ -1,0 +1,50 @@
+import type { Channel } from 'amqplib';
+
+/*
+ * Names and declarations of the broker objects an engine uses. Declaring is
+ * idempotent, so every process re-applies its part after each (re)connect.
+ */
+
+export const engineQueue = (name: string) => `Engine_${name}`;
+export const dispatcherQueue = (name: string) => `Dispatcher_${name}`;
+export const deadQueue = (queue: string) => `${queue}.dead`;
+
+export interface TopologyNames {
+  eventsExchange: string;
+  deadExchange: string;
+}
+
+/** Arguments of an engine queue: what the broker itself rejects goes to its dead-letter queue. */
+export const engineQueueArgs = (names: TopologyNames, queue: string) => ({
+  durable: true,
+  arguments: { 'x-dead-letter-exchange': names.deadExchange, 'x-dead-letter-routing-key': deadQueue(queue) },
+});
+
+export async function declareExchanges(ch: Channel, names: TopologyNames): Promise<void> {
+  await ch.assertExchange(names.eventsExchange, 'topic', { durable: true });
+  await ch.assertExchange(names.deadExchange, 'direct', { durable: true });
+}
+
+export async function declareEngineQueue(ch: Channel, names: TopologyNames, queue: string): Promise<void> {
+  await ch.assertQueue(queue, engineQueueArgs(names, queue));
+  await ch.assertQueue(deadQueue(queue), { durable: true });
+  await ch.bindQueue(deadQueue(queue), names.deadExchange, deadQueue(queue));
+}
+
+export interface EngineTopology {
+  /** The queue this process consumes. */
+  consume: string;
+  /** Queues it publishes to (declared so that nothing published is unroutable). */
+  targets: string[];
+  /** Bind the consumed queue to the events exchange (the chain's entry engine). */
+  bindEvents: boolean;
+  dispatcher: string;
+}
+
+export async function declareEngineTopology(ch: Channel, names: TopologyNames, t: EngineTopology): Promise<void> {
+  await declareExchanges(ch, names);
+  for (const q of new Set([t.consume, ...t.targets])) await declareEngineQueue(ch, names, q);
+  // Events arrive with routing keys built from their fields, or none at all (Go-era API): take them all.
+  if (t.bindEvents) await ch.bindQueue(t.consume, names.eventsExchange, '#');
+  await ch.assertQueue(t.dispatcher, { durable: true });
+}

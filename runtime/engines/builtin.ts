@@ -1,0 +1,10 @@
+import { TaskRegistry } from '../tasks/registry.js';
+import { cleaner } from './cleaner.js';
+import { eventFilter } from './event-filter.js';
+
+/** A registry with every built-in task module. */
+export function builtinRegistry(): TaskRegistry {
+  const r = new TaskRegistry();
+  for (const m of [cleaner, eventFilter]) r.register(m);
+  return r;
+}

@@ -1,0 +1,71 @@
+import type { Event } from '../tasks/types.js';
+
+/*
+ * The Canopsis event format (shared/notes/canopsis-events.md): what the
+ * cleaner and the REST API accept, and how an event is normalised.
+ */
+
+export const EVENT_TYPES = [
+  'check', 'perf', 'log', 'ack', 'ackremove', 'cancel', 'uncancel', 'comment',
+  'changestate', 'snooze', 'unsnooze', 'declareticket', 'assocticket',
+] as const;
+export const SOURCE_TYPES = ['component', 'resource'] as const;
+
+/** Events larger than this are refused (RabbitMQ and Canopsis' store both hate huge documents). */
+export const MAX_EVENT_BYTES = 1024 * 1024;
+/** AMQP short string limit. */
+export const MAX_ROUTING_KEY = 255;
+
+export type Checked = { ok: true; event: Event } | { ok: false; reason: string };
+
+const REQUIRED = ['connector', 'connector_name', 'event_type', 'source_type', 'component'] as const;
+
+const isText = (v: unknown): v is string => typeof v === 'string' && v.trim() !== '';
+
+/**
+ * Validates and normalises one event: required fields present, known types,
+ * state an integer 0..3 where it matters, timestamp set when missing.
+ * Unknown fields are kept. Never throws.
+ */
+export function checkEvent(input: unknown, now: () => number = () => Math.floor(Date.now() / 1000)): Checked {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    return { ok: false, reason: `not an event object (found ${Array.isArray(input) ? 'an array' : input === null ? 'null' : typeof input})` };
+  }
+  const e = input as Event;
+  const missing = REQUIRED.filter((k) => !isText(e[k]));
+  if (missing.length) return { ok: false, reason: `missing or empty field${missing.length > 1 ? 's' : ''}: ${missing.join(', ')}` };
+  if (!(EVENT_TYPES as readonly string[]).includes(e.event_type as string)) {
+    return { ok: false, reason: `unknown event_type "${String(e.event_type)}" (known: ${EVENT_TYPES.join(', ')})` };
+  }
+  if (!(SOURCE_TYPES as readonly string[]).includes(e.source_type as string)) {
+    return { ok: false, reason: `unknown source_type "${String(e.source_type)}" (known: ${SOURCE_TYPES.join(', ')})` };
+  }
+  if (e.source_type === 'resource' && !isText(e.resource)) return { ok: false, reason: 'missing or empty field: resource (source_type is resource)' };
+  const out: Event = { ...e };
+  if (e.source_type === 'component') delete out.resource;
+  const needsState = e.event_type === 'check' || e.event_type === 'changestate';
+  if (e.state !== undefined || needsState) {
+    const s = typeof e.state === 'string' && /^[0-3]$/.test(e.state) ? Number(e.state) : e.state;
+    if (!Number.isInteger(s) || (s as number) < 0 || (s as number) > 3) {
+      return { ok: false, reason: `state must be an integer 0..3 for ${String(e.event_type)} (found ${JSON.stringify(e.state)})` };
+    }
+    out.state = s;
+  }
+  if (e.timestamp === undefined || e.timestamp === null || e.timestamp === '') out.timestamp = now();
+  else if (typeof e.timestamp !== 'number' || !Number.isFinite(e.timestamp)) {
+    return { ok: false, reason: `timestamp must be unix seconds (found ${JSON.stringify(e.timestamp)})` };
+  }
+  if (out.state_type === undefined && e.event_type === 'check') out.state_type = 1;
+  if (routingKey(out).length > MAX_ROUTING_KEY) return { ok: false, reason: `routing key longer than ${MAX_ROUTING_KEY} bytes: shorten component or resource` };
+  return { ok: true, event: out };
+}
+
+/** connector.connector_name.event_type.source_type.component[.resource] */
+export function routingKey(e: Event): string {
+  const parts = [e.connector, e.connector_name, e.event_type, e.source_type, e.component];
+  if (e.source_type === 'resource') parts.push(e.resource);
+  return parts.map((p) => String(p ?? '')).join('.');
+}
+
+/** Entity id: resource/component, or component for a component event. */
+export const entityId = (e: Event) => (e.source_type === 'resource' ? `${String(e.resource)}/${String(e.component)}` : String(e.component));

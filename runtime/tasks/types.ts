@@ -1,0 +1,56 @@
+import type { Logger } from '../log.js';
+
+/*
+ * The task prototypes of seed 001, in TypeScript. A task is registered by a
+ * dotted name (module path + function name); event_processing returns what
+ * happens to the event as a typed outcome rather than a magic value.
+ */
+
+export type Event = Record<string, unknown>;
+
+/** Returned by event_processing to drop the event (nothing is published). */
+export const DROP: unique symbol = Symbol('canopsis.drop');
+export type Drop = typeof DROP;
+
+/** An event sent to named engines instead of the configured next ones. */
+export interface Routed {
+  readonly route: readonly string[];
+  readonly event: Event;
+}
+export const routeTo = (engines: string | string[], event: Event): Routed => ({ route: Array.isArray(engines) ? engines : [engines], event });
+
+export type EventOutcome = Event | Array<Event | Routed> | Routed | Drop;
+
+/** What a task sees of the engine running it. */
+export interface EngineHandle {
+  readonly name: string;
+  readonly worker: number;
+  /** The prefix of the installed tree (for files under etc/ and var/). */
+  readonly prefix: string;
+  /** Sends a job to Dispatcher_<name>: exactly one process of this engine type gets it. */
+  dispatch(job: unknown): Promise<void>;
+  /** Per-process state a module keeps between calls (caches, rules). */
+  readonly state: Map<string, unknown>;
+}
+
+export interface TaskContext {
+  logger: Logger;
+}
+
+export type EventTask = (engine: EngineHandle, event: Event, ctx: TaskContext) => EventOutcome | Promise<EventOutcome>;
+export type BeatTask = (engine: EngineHandle, ctx: TaskContext) => void | Promise<void>;
+export type DispatcherTask = (engine: EngineHandle, job: unknown, ctx: TaskContext) => void | Promise<void>;
+
+/** A module of tasks, as a plugin file exports it. */
+export interface TaskModule {
+  /** Dotted module name, e.g. canopsis.cleaner.process. */
+  name: string;
+  event_processing?: EventTask;
+  beat_processing?: BeatTask;
+  consume_dispatcher?: DispatcherTask;
+  /** Further named tasks: registered as <name>.<key>. */
+  tasks?: Record<string, EventTask | BeatTask | DispatcherTask>;
+}
+
+/** An event that cannot be processed: dead-lettered with this reason, never retried as is. */
+export class RejectedEvent extends Error {}
