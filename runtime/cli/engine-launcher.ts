@@ -22,8 +22,8 @@ export function launcherProgram(): Command {
     .requiredOption('-n, --name <name>', 'engine name, the [engine:<name>] section')
     .option('-w, --worker <n>', 'worker number of this process', '0')
     .option('-l, --log-level <level>', `${Object.keys(LEVELS).join(', ')}`, 'info')
-    .option('-publishQueue, --publish-queue <queue>', 'publish every output to this queue instead of the next engines')
-    .option('-consumeQueue, --consume-queue <queue>', 'consume this queue instead of Engine_<name>')
+    .option('--publish-queue <queue>', 'also -publishQueue: publish every output to this queue instead of the next engines')
+    .option('--consume-queue <queue>', 'also -consumeQueue: consume this queue instead of Engine_<name>')
     .option('--prefix <dir>', 'installed tree (default: $CPS_PREFIX)')
     .addOption(new Option('--stats-interval <s>', 'seconds between self-stats perf events (0: off)').default('60'))
     .exitOverride();

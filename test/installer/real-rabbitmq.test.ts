@@ -173,7 +173,7 @@ describe('the local RabbitMQ node started as supervisord would start it', { skip
     try {
       child = spawn(cmd!, [...pre, program.command], {
         cwd: program.directory,
-        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', ...program.env },
+        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...program.env },
         detached: true,
         stdio: ['ignore', log.fd, log.fd],
       });
@@ -243,7 +243,7 @@ describe('the local RabbitMQ node started as supervisord would start it', { skip
       procs.map(() => ids.uid),
       `every process of the node runs as canopsis: ${JSON.stringify(procs)}`,
     );
-    // Listening on the loopback of rabbitmq.host, not on the machine's RabbitMQ port.
+    // On the isolated port of etc/amqp.conf, not on the machine's own RabbitMQ.
     assert.equal(await portOpen(master.port), true);
   });
 
