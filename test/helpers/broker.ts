@@ -50,31 +50,28 @@ export async function writeRuntimePrefix(
   }
 }
 
-export type EngineProcess = ResultPromise<{ reject: false; all: true; buffer: true }>;
+export type EngineProcess = ResultPromise<{ reject: false; all: true; buffer: true }> & { logs: () => string };
 
 export function startEngine(prefix: string, name: string, worker = 0, extra: string[] = []): EngineProcess {
-  return execa(process.execPath, [LAUNCHER, '-e', 'dynamic', '-n', name, '-w', String(worker), '-l', 'info', '--prefix', prefix, '--stats-interval', '0', ...extra], {
+  const p = execa(process.execPath, [LAUNCHER, '-e', 'dynamic', '-n', name, '-w', String(worker), '-l', 'info', '--prefix', prefix, '--stats-interval', '0', ...extra], {
     reject: false,
     all: true,
     buffer: true,
   });
+  // Everything the process printed so far, from its first line.
+  let seen = '';
+  p.all?.on('data', (d: Buffer) => {
+    seen += d.toString();
+  });
+  return Object.assign(p, { logs: () => seen });
 }
 
 /** Resolves when the engine logged that it consumes its queue. */
 export async function whenConsuming(p: EngineProcess, timeoutMs = 20_000): Promise<void> {
-  let seen = '';
-  const onData = (d: Buffer) => {
-    seen += d.toString();
-  };
-  p.all?.on('data', onData);
-  try {
-    await waitFor('the engine to consume', async () => {
-      if (p.exitCode !== null && p.exitCode !== undefined) throw new Error(`engine exited ${p.exitCode}: ${seen}`);
-      return /"msg":"consuming"/.test(seen);
-    }, timeoutMs, 50);
-  } finally {
-    p.all?.off('data', onData);
-  }
+  await waitFor('the engine to consume', async () => {
+    if (p.exitCode !== null && p.exitCode !== undefined) throw new Error(`engine exited ${p.exitCode}: ${p.logs()}`);
+    return /"msg":"consuming"/.test(p.logs());
+  }, timeoutMs, 50);
 }
 
 export async function connect(url: string): Promise<ChannelModel> {
