@@ -1,4 +1,5 @@
-import { access, constants, statfs } from 'node:fs/promises';
+import { access, constants, stat, statfs } from 'node:fs/promises';
+import { lookupIds } from '../host/users.js';
 import os from 'node:os';
 import path from 'node:path';
 import type { CheckFailure } from '../errors.js';
@@ -148,7 +149,37 @@ const prefix: Check = async ({ prepared }) => {
   }
 };
 
-const CHECKS: Record<CheckName, Check> = { node, memory, disk, space, ports, binaries, user, prefix };
+/**
+ * As root, the services run as the service user, who must be able to reach
+ * the prefix: a parent closed to it (a 0700 home or temp dir) would let the
+ * install succeed and every service fail at start.
+ */
+const reach: Check = async ({ prepared }) => {
+  const { facts, settings, layout } = prepared;
+  if (!facts.root || settings.canopsis.user === 'root') return [];
+  const ids = await lookupIds(settings.canopsis.user, settings.canopsis.group);
+  const blocked: string[] = [];
+  for (let dir = path.dirname(layout.prefix); ; dir = path.dirname(dir)) {
+    const st = await stat(dir).catch(() => undefined);
+    if (st) {
+      const bits = ids && st.uid === ids.uid ? (st.mode >> 6) & 1 : ids && st.gid === ids.gid ? (st.mode >> 3) & 1 : st.mode & 1;
+      if (!bits) blocked.push(`${dir} (mode ${(st.mode & 0o777).toString(8)})`);
+    }
+    if (dir === path.dirname(dir)) break;
+  }
+  return blocked.length
+    ? [
+        {
+          check: 'prefix',
+          found: `${settings.canopsis.user} cannot enter ${blocked.join(', ')}`,
+          needed: `the service user able to reach ${layout.prefix}`,
+          fix: `chmod o+x ${blocked.map((b) => b.split(' ')[0]).join(' ')}, or choose another --prefix`,
+        },
+      ]
+    : [];
+};
+
+const CHECKS: Record<CheckName, Check> = { node, memory, disk, space, ports, binaries, user, prefix: async (i) => [...(await prefix(i)), ...(await reach(i))] };
 
 export async function runChecks(input: CheckInput, skip: ReadonlySet<string>): Promise<CheckFailure[]> {
   const results = await Promise.all(CHECK_NAMES.filter((n) => !skip.has(n)).map((n) => CHECKS[n](input)));

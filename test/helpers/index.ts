@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,8 +8,11 @@ import { execa, type Options } from 'execa';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const CLI = path.join(ROOT, 'dist', 'installer', 'cli.js');
 
+/** A temp dir the service user can enter (mkdtemp makes it 0700). */
 export async function tempDir(tag: string): Promise<string> {
-  return mkdtemp(path.join(os.tmpdir(), `cps-${tag}-`));
+  const dir = await mkdtemp(path.join(os.tmpdir(), `cps-${tag}-`));
+  await chmod(dir, 0o755);
+  return dir;
 }
 
 export async function removeDir(dir: string): Promise<void> {

@@ -100,6 +100,17 @@ test('a port held by another program is refused, naming it', async () => {
   assert.match(r.stderr, /ports: found port 5672 for rabbitmq \(AMQP\)/);
 });
 
+test('as root, a prefix the service user cannot reach is refused before anything is written', async () => {
+  const closed = path.join(dir, 'closed');
+  await mkdir(closed, { mode: 0o700 });
+  await chmod(closed, 0o700);
+  const prefix = path.join(closed, 'p');
+  const r = await buildInstall(['--prefix', prefix, ...PORTS]);
+  assert.equal(r.exitCode, 3, r.all);
+  assert.match(r.stderr, new RegExp(`prefix: found canopsis cannot enter ${closed} \\(mode 700\\)`));
+  await assert.rejects(stat(prefix));
+});
+
 test('one run at a time: a second run while the prefix is locked says so', async () => {
   const prefix = path.join(dir, 'lock');
   assert.equal((await buildInstall(['--prefix', prefix, ...PORTS])).exitCode, 0);
