@@ -55,8 +55,8 @@ export function catalog(ctx: RenderContext): FileSpec[] {
     conf(`${UNIT_DIR}/canopsis.target`, 'systemd/canopsis.target.hbs'),
     conf(`${UNIT_DIR}/canopsis-engine-go@.service`, 'systemd/canopsis-engine-go@.service.hbs'),
     conf(`${UNIT_DIR}/canopsis-webserver.service`, 'systemd/canopsis-webserver.service.hbs'),
-    program('bin/engine-launcher', 'templates/bin/engine-launcher.hbs'),
-    program('bin/webserver', 'templates/bin/webserver.hbs'),
+    conf('etc/event_filter.yaml', 'templates/event_filter.yaml.hbs'),
+    ...Object.entries(ctx.runtime).map(([command, script]) => program(`bin/${command}`, 'templates/bin/node-command.hbs', { script })),
   ];
 
   if (ctx.rabbitmq.local) {

@@ -43,8 +43,8 @@ export interface RenderContext {
   prefix: string;
   paths: Record<'bin' | 'etc' | 'var' | 'log' | 'engineLog' | 'varLib' | 'run' | 'current' | 'plugins', string>;
   node: string;
-  /** The runtime's command entry points inside the active release. */
-  runtime: { engineLauncher: string; webserver: string };
+  /** The runtime's commands (bin/<name>) and their entry points inside the active release. */
+  runtime: Record<'engine-launcher' | 'webserver' | 'dead-letters', string>;
   user: string;
   group: string;
   /** supervisord drops privileges to the service user when started as root. */
@@ -147,10 +147,9 @@ export function buildContext(settings: Settings, secrets: Secrets, layout: Layou
       plugins: p.plugins,
     },
     node: facts.node,
-    runtime: {
-      engineLauncher: path.join(p.current, 'dist', 'runtime', 'cli', 'engine-launcher.js'),
-      webserver: path.join(p.current, 'dist', 'runtime', 'cli', 'webserver.js'),
-    },
+    runtime: Object.fromEntries(
+      (['engine-launcher', 'webserver', 'dead-letters'] as const).map((c) => [c, path.join(p.current, 'dist', 'runtime', 'cli', `${c}.js`)]),
+    ) as RenderContext['runtime'],
     user,
     group,
     supervisordUser: facts.root ? user : undefined,
