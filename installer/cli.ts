@@ -53,7 +53,8 @@ function options(flags: CommonFlags, dryRun: boolean): InstallOptions {
   };
 }
 
-const display = (flags: CommonFlags): Display => (flags.json ? 'silent' : process.stdout.isTTY ? 'tty' : 'plain');
+// A terminal of unknown width (a pipe through script(1)) gets plain lines: listr2 would wrap every character.
+const display = (flags: CommonFlags): Display => (flags.json ? 'silent' : process.stdout.isTTY && (process.stdout.columns ?? 0) >= 40 ? 'tty' : 'plain');
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
 async function install(flags: CommonFlags): Promise<void> {
