@@ -154,6 +154,9 @@ export class Engine {
   }
 
   private async handleEvent(ch: ConfirmChannel, msg: ConsumeMessage): Promise<void> {
+    if (msg.content.length > MAX_EVENT_BYTES) {
+      return this.deadLetter(ch, msg, `event of ${msg.content.length} bytes exceeds the ${MAX_EVENT_BYTES}-byte event limit`);
+    }
     let input: unknown;
     try {
       input = JSON.parse(msg.content.toString('utf8'));

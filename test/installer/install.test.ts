@@ -33,6 +33,15 @@ test('install, re-run writes nothing, an edit survives a settings change with .d
   assert.equal(secrets.mode & 0o777, 0o600);
   assert.ok(!first.all.includes((await readFile(path.join(prefix, 'etc/canopsis-secrets.ini'), 'utf8')).match(/password = (\S+)/)![1]!), 'the password is never printed');
 
+  // The release is self-contained: the installed commands run from it.
+  for (const command of ['engine-launcher', 'dead-letters']) {
+    const help = await run(path.join(prefix, 'bin', command), ['--help']);
+    assert.equal(help.exitCode, 0, help.all);
+    assert.match(help.stdout, new RegExp(`Usage: ${command}`));
+  }
+  const launch = await run(path.join(prefix, 'bin', 'engine-che'), ['--help']);
+  assert.match(launch.stdout, /-publishQueue/);
+
   const before = await snapshot(prefix);
   const second = await buildInstall(['--prefix', prefix, ...PORTS]);
   assert.equal(second.exitCode, 0, second.all);

@@ -72,7 +72,7 @@ after(async () => {
 
 test('malformed events are dead-lettered with their reason and the engines keep consuming', async () => {
   const sink = await collect(vhost.url, 'Engine_sink', engineQueueArgs('Engine_sink'));
-  await publishEvents(vhost.url, ['{not json', '[1,2,3]', '"just a string"'], true);
+  await publishEvents(vhost.url, ['{not json', '[1,2,3]', '"just a string"', JSON.stringify(checkEvent(8, { output: 'y'.repeat(1024 * 1024) }))], true);
   const { component: _c, ...noComponent } = checkEvent(1);
   await publishEvents(vhost.url, [
     noComponent,
@@ -90,9 +90,10 @@ test('malformed events are dead-lettered with their reason and the engines keep 
   const list = await deadLetters('list', '--json');
   assert.equal(list.exitCode, 0, list.all);
   const byEngine = Object.fromEntries((JSON.parse(list.stdout) as Array<{ engine: string; total: number; reasons: Array<{ reason: string; count: number }> }>).map((r) => [r.engine, r]));
-  assert.equal(byEngine.cleaner!.total, 7);
+  assert.equal(byEngine.cleaner!.total, 8);
   const reasons = byEngine.cleaner!.reasons.map((r) => r.reason).join('\n');
   assert.match(reasons, /^not JSON: /m);
+  assert.match(reasons, /event of \d+ bytes exceeds the 1048576-byte event limit/);
   assert.match(reasons, /not an event object \(found an array\)/);
   assert.match(reasons, /not an event object \(found string\)/);
   assert.match(reasons, /missing or empty field: component/);
@@ -107,7 +108,7 @@ test('malformed events are dead-lettered with their reason and the engines keep 
 
   // Looking does not consume.
   const again = await deadLetters('list', 'cleaner', '--json');
-  assert.equal(JSON.parse(again.stdout)[0].total, 7);
+  assert.equal(JSON.parse(again.stdout)[0].total, 8);
 
   const show = await deadLetters('show', 'cleaner', '1');
   assert.equal(show.exitCode, 0, show.all);
@@ -134,7 +135,7 @@ test('replay puts the chosen dead letters back once the cause is fixed', async (
 
   // --where selects by event field; an event still invalid is refused again with the same reason.
   const byWhere = await deadLetters('replay', 'cleaner', '--where', 'seq=2', '--json');
-  assert.deepEqual(JSON.parse(byWhere.stdout), { engine: 'cleaner', replayed: 1, kept: 6 });
-  await waitFor('seq 2 dead again', async () => JSON.parse((await deadLetters('list', 'cleaner', '--json')).stdout)[0].total === 7, 30_000);
+  assert.deepEqual(JSON.parse(byWhere.stdout), { engine: 'cleaner', replayed: 1, kept: 7 });
+  await waitFor('seq 2 dead again', async () => JSON.parse((await deadLetters('list', 'cleaner', '--json')).stdout)[0].total === 8, 30_000);
   await sink.stop();
 });

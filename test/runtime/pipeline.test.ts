@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { removeDir, tempDir, waitFor } from '../helpers/index.js';
 import {
   checkEvent,
   collect,
+  connect,
   engineQueueArgs,
   freshVhost,
   publishEvents,
@@ -102,5 +102,22 @@ test('events cross cleaner -> event_filter -> tagger and reach both next engines
   }
   await a.stop();
   await b.stop();
-  assert.equal(path.basename(dir).startsWith('cps-pipeline'), true);
+});
+
+test('-consumeQueue and -publishQueue override the configured queues (Go-style chaining)', async () => {
+  const a = await collect(vhost.url, 'Engine_sink_a', engineQueueArgs('Engine_sink_a'));
+  const b = await collect(vhost.url, 'Engine_sink_b', engineQueueArgs('Engine_sink_b'));
+  const p = startEngine(dir, 'tagger', 1, ['-consumeQueue', 'Engine_side', '-publishQueue', 'Engine_sink_b']);
+  engines.push(p);
+  await whenConsuming(p);
+  const conn = await connect(vhost.url);
+  const ch = await conn.createConfirmChannel();
+  for (let i = 0; i < 20; i++) ch.publish('', 'Engine_side', Buffer.from(JSON.stringify(checkEvent(50_000 + i))), { persistent: true });
+  await ch.waitForConfirms();
+  await ch.close();
+  await conn.close();
+  await waitFor('20 events at sink_b', async () => b.messages.filter((m) => JSON.parse(m.body.toString()).tagged_by === 'tagger/1').length === 20);
+  assert.equal(a.messages.filter((m) => JSON.parse(m.body.toString()).seq >= 50_000).length, 0, 'nothing went to the configured next');
+  await a.stop();
+  await b.stop();
 });
