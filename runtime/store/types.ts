@@ -1,0 +1,61 @@
+/*
+ * The store: named collections of JSON documents addressed by a string key,
+ * with field queries, indexes, an atomic read-modify-write of one document
+ * and explicit expiry. Two adapters implement it (embedded SQLite, MongoDB);
+ * one contract suite (test/store/contract.ts) holds them to the same rules.
+ */
+
+export type Scalar = string | number | boolean | null;
+
+/** Equality, or one operator, per field (dotted paths reach nested fields). */
+export type Condition = Scalar | { $in: Scalar[] } | { $ne: Scalar } | { $gt: number | string } | { $gte: number | string } | { $lt: number | string } | { $lte: number | string } | { $exists: boolean };
+export type Filter = Record<string, Condition>;
+
+export interface FindOptions {
+  sort?: Array<[string, 1 | -1]>;
+  skip?: number;
+  limit?: number;
+}
+
+/** A stored document always carries its key. */
+export type Stored<T> = T & { key: string };
+
+export interface Collection<T extends object> {
+  get(key: string): Promise<Stored<T> | undefined>;
+  /** Inserts or replaces the document under `key`. */
+  put(key: string, doc: T): Promise<void>;
+  /**
+   * Atomic read-modify-write of one document: `fn` sees the current document
+   * (or undefined) and returns the new one, or undefined to leave it as it
+   * is. Concurrent modifies of one key (other processes included) never lose
+   * an update. `fn` must be pure: it may run more than once.
+   */
+  modify(key: string, fn: (current: Stored<T> | undefined) => T | undefined): Promise<{ doc: Stored<T> | undefined; changed: boolean }>;
+  find(filter?: Filter, options?: FindOptions): Promise<Array<Stored<T>>>;
+  count(filter?: Filter): Promise<number>;
+  /** Deletes matching documents; returns how many. */
+  delete(filter: Filter): Promise<number>;
+  /** Speeds up queries on these fields (idempotent). */
+  ensureIndex(fields: string[]): Promise<void>;
+}
+
+export interface Store {
+  readonly kind: 'embedded' | 'mongodb';
+  collection<T extends object>(name: string): Collection<T>;
+  /** Resolves when the store answers (healthcheck). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class StoreError extends Error {}
+
+export const COLLECTION_NAME = /^[a-z][a-z0-9_]{0,62}$/;
+export const FIELD_PATH = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+
+export function checkName(name: string): void {
+  if (!COLLECTION_NAME.test(name)) throw new StoreError(`bad collection name "${name}" (lowercase letters, digits, _)`);
+}
+
+export function checkField(field: string): void {
+  if (!FIELD_PATH.test(field)) throw new StoreError(`bad field path "${field}"`);
+}

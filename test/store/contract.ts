@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import type { Store } from '../../runtime/store/types.js';
+
+/*
+ * The store contract: every adapter runs exactly these tests. Collection
+ * names are fresh per test (the in-memory MongoDB server used in CI keeps
+ * index definitions per process).
+ */
+
+interface Doc {
+  name: string;
+  state?: number;
+  tags?: string[];
+  v?: { status: number; ack: boolean | null };
+  ts?: number;
+  n?: number;
+}
+
+export function storeContract(label: string, store: () => Store): void {
+  const fresh = (tag: string) => store().collection<Doc>(`${tag}_${randomBytes(4).toString('hex')}`);
+
+  test(`${label}: put, get and replace documents by key`, async () => {
+    const c = fresh('put');
+    assert.equal(await c.get('nope'), undefined);
+    await c.put('a/b', { name: 'first', v: { status: 1, ack: false }, tags: ['x'] });
+    assert.deepEqual(await c.get('a/b'), { key: 'a/b', name: 'first', v: { status: 1, ack: false }, tags: ['x'] });
+    await c.put('a/b', { name: 'second' });
+    assert.deepEqual(await c.get('a/b'), { key: 'a/b', name: 'second' }, 'put replaces the whole document');
+    assert.equal(await c.count(), 1);
+  });
+
+  test(`${label}: queries by field, operators, nested fields, sort, skip, limit`, async () => {
+    const c = fresh('find');
+    await c.ensureIndex(['state']);
+    for (let i = 0; i < 20; i++) {
+      await c.put(`k${String(i).padStart(2, '0')}`, { name: `n${i}`, state: i % 4, ts: 1000 + i, v: { status: i % 2, ack: i % 3 === 0 ? true : i % 3 === 1 ? false : null } });
+    }
+    const names = (docs: Array<{ name: string }>) => docs.map((d) => d.name);
+    assert.equal(await c.count({ state: 2 }), 5);
+    assert.deepEqual(names(await c.find({ state: { $in: [0, 3] } }, { sort: [['ts', 1]], limit: 3 })), ['n0', 'n3', 'n4']);
+    assert.deepEqual(names(await c.find({ ts: { $gte: 1017 } }, { sort: [['ts', -1]] })), ['n19', 'n18', 'n17']);
+    assert.deepEqual(names(await c.find({ ts: { $lt: 1002 } })), ['n0', 'n1']);
+    assert.equal(await c.count({ 'v.status': 1 }), 10);
+    assert.equal(await c.count({ 'v.ack': true }), 7);
+    assert.equal(await c.count({ 'v.ack': false }), 7);
+    assert.equal(await c.count({ 'v.ack': null }), 6);
+    assert.equal(await c.count({ state: { $ne: 0 } }), 15);
+    assert.equal(await c.count({ tags: { $exists: true } }), 0);
+    assert.equal(await c.count({ ts: { $exists: true } }), 20);
+    assert.deepEqual(names(await c.find({}, { sort: [['state', -1], ['ts', 1]], skip: 2, limit: 3 })), ['n11', 'n15', 'n19']);
+    assert.deepEqual(names(await c.find({ key: { $in: ['k05', 'k07'] } }, { sort: [['key', -1]] })), ['n7', 'n5']);
+    assert.equal(await c.count({ state: 2, 'v.status': 0 }), 5);
+  });
+
+  test(`${label}: modify is an atomic read-modify-write that can create, change or leave a document`, async () => {
+    const c = fresh('modify');
+    const created = await c.modify('e1', (cur) => (cur ? undefined : { name: 'e1', n: 1 }));
+    assert.deepEqual(created, { doc: { key: 'e1', name: 'e1', n: 1 }, changed: true });
+    const unchanged = await c.modify('e1', () => undefined);
+    assert.deepEqual(unchanged, { doc: { key: 'e1', name: 'e1', n: 1 }, changed: false });
+    // Concurrent modifies of one key never lose an update.
+    await Promise.all(Array.from({ length: 40 }, () => c.modify('e1', (cur) => ({ ...cur!, n: cur!.n! + 1 }))));
+    assert.equal((await c.get('e1'))!.n, 41);
+  });
+
+  test(`${label}: delete by filter (expiry of old documents) and collections are separate`, async () => {
+    const c = fresh('expire');
+    const other = fresh('other');
+    for (let i = 0; i < 10; i++) await c.put(`m${i}`, { name: `m${i}`, ts: i });
+    await other.put('m1', { name: 'other', ts: 0 });
+    assert.equal(await c.delete({ ts: { $lt: 4 } }), 4);
+    assert.equal(await c.count(), 6);
+    assert.equal(await other.count(), 1);
+    assert.equal(await c.delete({ name: 'nothing' }), 0);
+  });
+
+  test(`${label}: answers a ping`, async () => {
+    await store().ping();
+  });
+}
