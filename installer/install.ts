@@ -81,6 +81,7 @@ export function directories(p: Prepared): Array<{ dir: string; service: boolean 
   }
   if (p.ctx.store.mongodbLocal) out.push({ dir: p.ctx.store.dbpathAbs, service: true });
   if (p.settings.collectd.enabled) out.push({ dir: p.ctx.collectd.baseDir, service: true });
+  if (p.ctx.store.embedded) out.push({ dir: path.dirname(p.ctx.store.embeddedFile), service: true });
   return out;
 }
 

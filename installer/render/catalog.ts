@@ -56,6 +56,8 @@ export function catalog(ctx: RenderContext): FileSpec[] {
     conf(`${UNIT_DIR}/canopsis-engine-go@.service`, 'systemd/canopsis-engine-go@.service.hbs'),
     conf(`${UNIT_DIR}/canopsis-webserver.service`, 'systemd/canopsis-webserver.service.hbs'),
     conf('etc/event_filter.yaml', 'templates/event_filter.yaml.hbs'),
+    // The MongoDB URL may hold credentials.
+    conf('etc/runtime.conf', 'templates/runtime.conf.hbs', true),
     ...Object.entries(ctx.runtime).map(([command, script]) => program(`bin/${command}`, 'templates/bin/node-command.hbs', { script })),
   ];
 

@@ -70,6 +70,8 @@ export interface RenderContext {
     plugins: string;
   };
   store: Settings['store'] & {
+    embedded: boolean;
+    embeddedFile: string;
     mongodbLocal: boolean;
     dbpathAbs: string;
     logFile: string;
@@ -176,6 +178,8 @@ export function buildContext(settings: Settings, secrets: Secrets, layout: Layou
     },
     store: {
       ...settings.store,
+      embedded: settings.store.backend === 'embedded',
+      embeddedFile: path.join(p.varLib, 'canopsis', 'canopsis.db'),
       mongodbLocal,
       dbpathAbs: underPrefix(p, settings.store.dbpath),
       logFile: path.join(p.log, 'mongodb.log'),

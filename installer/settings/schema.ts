@@ -47,6 +47,18 @@ export const sectionSchemas = {
   dispatchers: z.object({
     event_dispatchers: list(z.string().regex(/^[a-z][a-z0-9_]*$/), 'dispatcher names such as database or message'),
   }),
+  alarms: z.object({
+    resolve_delay: integer(0, 86400 * 30),
+    cancel_delay: integer(0, 86400 * 30),
+    flapping_count: integer(2, 1000),
+    flapping_window: integer(1, 86400 * 7),
+    stealthy_window: integer(0, 86400),
+    max_steps: integer(10, 100000),
+    snooze_default: integer(1, 86400 * 30),
+  }),
+  perfdata: z.object({
+    retention: integer(60, 86400 * 3650),
+  }),
 } as const;
 
 export const engineSchema = z.object({
@@ -147,6 +159,17 @@ export function sectionDefaults(host: HostIdentity): Record<SectionName, RawSect
     webserver: { bind: '0.0.0.0', port: '8082' },
     collectd: { enabled: 'true', interval: '10' },
     dispatchers: { event_dispatchers: 'database' },
+    // Canopsis 2.3's shipped flapping rule (10 changes in 3600 s) and stealthy window (300 s).
+    alarms: {
+      resolve_delay: '60',
+      cancel_delay: '3600',
+      flapping_count: '10',
+      flapping_window: '3600',
+      stealthy_window: '300',
+      max_steps: '2000',
+      snooze_default: '300',
+    },
+    perfdata: { retention: '604800' },
   };
 }
 

@@ -63,7 +63,7 @@ const byText = (program: string, re: RegExp, check: (text: string, file: string)
 
 export const mongodValidator = byText('YAML parser (mongod --config)', /^etc\/mongodb\.conf$/, mongodConfigProblems);
 export const definitionsValidator = byText('JSON parser (RabbitMQ definitions)', /^etc\/rabbitmq\/definitions\.json$/, definitionsProblems);
-export const runtimeIniValidator = byText('ini parser (engine runtime)', /^etc\/(amqp2engines|amqp|webserver)\.conf$/, (t, f) =>
+export const runtimeIniValidator = byText('ini parser (engine runtime)', /^etc\/(amqp2engines|amqp|webserver|runtime)\.conf$/, (t, f) =>
   iniProblems(t, f.endsWith('amqp2engines.conf') ? /^engine:/ : /./),
 );
 

@@ -8,6 +8,8 @@ import { Engine } from '../engine/engine.js';
 import { builtinRegistry } from '../engines/builtin.js';
 import { createLogger, isLevel, LEVELS } from '../log.js';
 import { loadPlugins, PluginError } from '../tasks/registry.js';
+import { readRuntimeConfig } from '../config/runtime.js';
+import { loadDispatchers } from '../dispatch/dispatchers.js';
 
 /*
  * engine-launcher -e dynamic -n NAME -w WORKER -l LEVEL [-publishQueue Q] [-consumeQueue Q]
@@ -55,9 +57,21 @@ async function main(argv: string[]): Promise<number> {
     const config = engines.get(o.name);
     if (!config) throw new ConfigError(file, `no [engine:${o.name}] section (engines: ${[...engines.keys()].join(', ') || 'none'})`);
     const broker = await readBrokerConfig(prefix);
+    const runtime = await readRuntimeConfig(prefix);
     const registry = builtinRegistry();
-    await loadPlugins(registry, path.join(prefix, 'lib', 'canopsis', 'plugins'));
+    const pluginsDir = path.join(prefix, 'lib', 'canopsis', 'plugins');
+    await loadPlugins(registry, pluginsDir);
     const logger = createLogger(o.logLevel, { engine: o.name, worker });
+    // Loaded before connecting so that an unknown dispatcher name stops the start.
+    const dispatchersOf = async (engine: Engine) =>
+      loadDispatchers(runtime.dispatchers, pluginsDir, {
+        engine: o.name,
+        worker,
+        prefix,
+        store: () => engine.handle.store(),
+        publish: (exchange, key, body) => engine.publishRaw(exchange, key, body),
+        alertsExchange: runtime.alertsExchange,
+      }, logger);
     const engine = new Engine({
       prefix,
       config,
@@ -69,6 +83,8 @@ async function main(argv: string[]): Promise<number> {
       publishQueue: o.publishQueue,
       consumeQueue: o.consumeQueue,
       statsInterval,
+      runtime,
+      dispatchers: dispatchersOf,
     });
     let stopping = false;
     const stop = (signal: string) => {
@@ -84,7 +100,7 @@ async function main(argv: string[]): Promise<number> {
     logger.info({ queue: engine.queue }, 'consuming');
     return -1; // keep running
   } catch (e) {
-    if (e instanceof UsageProblem || e instanceof ConfigError || e instanceof PluginError || /unknown task/.test((e as Error).message)) {
+    if (e instanceof UsageProblem || e instanceof ConfigError || e instanceof PluginError || /unknown task|event dispatcher/.test((e as Error).message)) {
       process.stderr.write(`engine-launcher: ${(e as Error).message}\n`);
       return 2;
     }

@@ -10,6 +10,9 @@ import type { Logger } from '../log.js';
 import type { TaskRegistry } from '../tasks/registry.js';
 import { RejectedEvent, type BeatTask, type DispatcherTask, type EngineHandle, type Event, type EventTask } from '../tasks/types.js';
 import { outputsOf } from './outcome.js';
+import { openStore, type RuntimeConfig } from '../config/runtime.js';
+import type { DispatcherSet } from '../dispatch/dispatchers.js';
+import type { Store } from '../store/types.js';
 
 /*
  * One engine process: consume Engine_<name>, run event_processing on each
@@ -34,6 +37,9 @@ export interface EngineOptions {
   statsInterval?: number;
   /** How long a graceful stop waits for events in flight, ms. */
   stopTimeoutMs?: number;
+  runtime: RuntimeConfig;
+  /** Enabled event dispatchers (loaded before connecting, so a bad name fails early). */
+  dispatchers: (engine: Engine) => Promise<DispatcherSet>;
 }
 
 export interface EngineStats {
@@ -71,6 +77,8 @@ export class Engine {
   private statsTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   private stopped: Promise<void> | undefined;
+  private storeOpened: Promise<Store> | undefined;
+  private dispatcherSet: DispatcherSet | undefined;
 
   constructor(private readonly o: EngineOptions) {
     const c = o.config;
@@ -93,7 +101,12 @@ export class Engine {
       worker: o.worker,
       prefix: o.prefix,
       state: new Map(),
+      runtime: o.runtime,
       dispatch: (job) => this.dispatch(job),
+      store: () => (this.storeOpened ??= openStore(o.runtime)),
+      report: async (level, action, info) => {
+        if (this.dispatcherSet) await this.dispatcherSet.dump(level, action, info);
+      },
     };
     this.connection = new BrokerConnection({ url: o.broker.url, where: o.broker.where, logger: o.logger, setup: (conn) => this.setup(conn) });
   }
@@ -104,6 +117,7 @@ export class Engine {
 
   /** Connects (retrying until the broker answers) and starts consuming, beating and reporting. */
   async start(): Promise<void> {
+    this.dispatcherSet = await this.o.dispatchers(this);
     await this.connection.start();
     this.scheduleBeat();
     const every = this.o.statsInterval ?? 60;
@@ -226,6 +240,7 @@ export class Engine {
   private async deadLetter(ch: ConfirmChannel, msg: ConsumeMessage, reason: string): Promise<void> {
     this.stats.dead++;
     this.o.logger.warn({ reason, queue: this.consume, bytes: msg.content.length }, 'event dead-lettered');
+    void this.handle.report('warning', 'event_rejected', { phase: 'dead-letter', reason, extra: { queue: this.consume } });
     const headers = {
       ...(msg.properties.headers ?? {}),
       'x-canopsis-reason': reason,
@@ -239,6 +254,13 @@ export class Engine {
     const confirmed = this.publish(ch, this.names.deadExchange, deadQueue(this.consume), msg.content, headers);
     this.track(confirmed.then(() => ch.ack(msg), () => undefined));
     await this.backPressure(ch);
+  }
+
+  /** Publishes raw to an exchange with a confirm (for the message dispatcher). */
+  publishRaw(exchange: string, routingKey: string, body: Buffer): Promise<void> {
+    const ch = this.ch;
+    if (!ch) return Promise.reject(new Error('not connected to the broker'));
+    return this.publish(ch, exchange, routingKey, body);
   }
 
   async dispatch(job: unknown): Promise<void> {
@@ -348,6 +370,8 @@ export class Engine {
         await ch?.close().catch(() => undefined);
         await dch?.close().catch(() => undefined);
       });
+      await this.dispatcherSet?.close();
+      await this.storeOpened?.then((s) => s.close()).catch(() => undefined);
       this.o.logger.info({ ...this.stats }, 'engine stopped');
     })();
     return this.stopped;

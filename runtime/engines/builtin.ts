@@ -1,10 +1,12 @@
 import { TaskRegistry } from '../tasks/registry.js';
 import { cleaner } from './cleaner.js';
 import { eventFilter } from './event-filter.js';
+import { che } from './che.js';
+import { axe } from './axe.js';
 
 /** A registry with every built-in task module. */
 export function builtinRegistry(): TaskRegistry {
   const r = new TaskRegistry();
-  for (const m of [cleaner, eventFilter]) r.register(m);
+  for (const m of [cleaner, eventFilter, che, axe]) r.register(m);
   return r;
 }

@@ -31,6 +31,12 @@ export interface EngineHandle {
   dispatch(job: unknown): Promise<void>;
   /** Per-process state a module keeps between calls (caches, rules). */
   readonly state: Map<string, unknown>;
+  /** The store, opened on first use and shared by the process. */
+  store(): Promise<import('../store/types.js').Store>;
+  /** Reports to the enabled event dispatchers; never throws. */
+  report(level: import('../dispatch/types.js').DumpLevel, action: string, info?: Partial<import('../dispatch/types.js').DumpInfo>): Promise<void>;
+  /** etc/runtime.conf: alarm and perfdata settings. */
+  readonly runtime: import('../config/runtime.js').RuntimeConfig;
 }
 
 export interface TaskContext {
