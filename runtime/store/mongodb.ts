@@ -1,4 +1,4 @@
-import { MongoClient, type Db, type Document, type Filter as MongoFilter } from 'mongodb';
+import { MongoClient, type Db, type Document, type Filter as MongoFilter, type MongoClientOptions } from 'mongodb';
 import { checkField, checkName, StoreError, type Collection, type Filter, type FindOptions, type Store, type Stored } from './types.js';
 
 /*
@@ -108,8 +108,8 @@ export class MongoStore implements Store {
   private constructor(private readonly client: MongoClient, private readonly db: Db) {}
 
   /** Connects (URL with replica set, auth and options as MongoDB takes them). */
-  static async connect(url: string, dbName?: string): Promise<MongoStore> {
-    const client = new MongoClient(url, { serverSelectionTimeoutMS: 10_000 });
+  static async connect(url: string, dbName?: string, options: MongoClientOptions = {}): Promise<MongoStore> {
+    const client = new MongoClient(url, { serverSelectionTimeoutMS: 10_000, ...options });
     try {
       await client.connect();
     } catch (e) {

@@ -43,11 +43,14 @@ function where(filter: Filter | undefined): { sql: string; params: unknown[] } {
       parts.push(`json_type(doc, ?) IS ${c.$exists ? 'NOT ' : ''}NULL`);
       params.push(jsonPath(field));
     } else {
-      const [op, v] = Object.entries(c)[0] as [string, number | string];
-      const sqlOp = { $gt: '>', $gte: '>=', $lt: '<', $lte: '<=' }[op];
-      if (!sqlOp) throw new StoreError(`unknown operator ${op} on ${field}`);
-      parts.push(`${col} ${sqlOp} ?`);
-      params.push(...colParams, v);
+      const bounds = Object.entries(c) as Array<[string, number | string]>;
+      if (bounds.length === 0) throw new StoreError(`empty condition on ${field}`);
+      for (const [op, v] of bounds) {
+        const sqlOp = ({ $gt: '>', $gte: '>=', $lt: '<', $lte: '<=' } as Record<string, string>)[op];
+        if (!sqlOp) throw new StoreError(`unknown operator ${op} on ${field}`);
+        parts.push(`${col} ${sqlOp} ?`);
+        params.push(...colParams, v);
+      }
     }
   }
   return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', params };

@@ -8,7 +8,9 @@
 export type Scalar = string | number | boolean | null;
 
 /** Equality, or one operator, per field (dotted paths reach nested fields). */
-export type Condition = Scalar | { $in: Scalar[] } | { $ne: Scalar } | { $gt: number | string } | { $gte: number | string } | { $lt: number | string } | { $lte: number | string } | { $exists: boolean };
+/** A range may combine bounds: { $gte: 10, $lt: 20 }. */
+export type Range = Partial<Record<'$gt' | '$gte' | '$lt' | '$lte', number | string>>;
+export type Condition = Scalar | { $in: Scalar[] } | { $ne: Scalar } | { $exists: boolean } | Range;
 export type Filter = Record<string, Condition>;
 
 export interface FindOptions {
