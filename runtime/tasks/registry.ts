@@ -54,14 +54,16 @@ export async function loadPlugins(registry: TaskRegistry, dir: string): Promise<
   const loaded: string[] = [];
   for (const f of files) {
     const file = path.join(dir, f);
-    let mod: { default?: TaskModule; module?: TaskModule };
+    let mod: { default?: TaskModule; module?: TaskModule; dispatcher?: unknown };
     try {
       mod = (await import(pathToFileURL(file).href)) as typeof mod;
     } catch (e) {
       throw new PluginError(`${file}: cannot load (${(e as Error).message})`);
     }
     const tm = mod.default ?? mod.module;
-    if (!tm || typeof tm.name !== 'string') throw new PluginError(`${file}: exports no task module (export default { name: 'dotted.module', event_processing, ... })`);
+    // A plugin file may hold an event dispatcher instead (loaded by dispatch/).
+    if (!tm && mod.dispatcher) continue;
+    if (!tm || typeof tm.name !== 'string') throw new PluginError(`${file}: exports no task module (export default { name: 'dotted.module', event_processing, ... }) nor an event dispatcher (export const dispatcher = { name, create })`);
     registry.register(tm, file);
     loaded.push(tm.name);
   }

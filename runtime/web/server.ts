@@ -1,0 +1,191 @@
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { Alarm } from '../alarm/model.js';
+import { checkEvent } from '../event/canopsis-event.js';
+import { ALARMS } from '../engines/axe.js';
+import { ENTITIES, type Entity } from '../engines/che.js';
+import type { Filter, Store } from '../store/types.js';
+import type { Event } from '../tasks/types.js';
+import { alarmsQuery, BadQuery } from './alarms-query.js';
+import { authenticate, type Credentials, type Principal } from './auth.js';
+
+/*
+ * The REST API, after Canopsis v4's routes so that its clients work.
+ * Authentication is the application's: the API key (header
+ * x-canopsis-authkey or ?authkey=), read-only keys, users over HTTP basic.
+ * Every answer is JSON; errors never carry a stack trace.
+ */
+
+export interface QueueStat {
+  engine: string;
+  queue: string;
+  messages: number;
+  consumers: number;
+  dead: number;
+}
+
+export interface ServerDeps {
+  store: Store;
+  credentials: Credentials;
+  /** Publishes one event to canopsis.events with a confirm. */
+  publish: (event: Event) => Promise<void>;
+  brokerReady: () => Promise<boolean>;
+  queueStats: () => Promise<QueueStat[]>;
+  bodyLimit?: number;
+  logger?: boolean | object;
+}
+
+const PUBLIC = new Set(['/api/v4/healthcheck']);
+const ALARM_ACTIONS = ['ack', 'ackremove', 'cancel', 'uncancel', 'snooze', 'comment'] as const;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+const pageMeta = (page: number, limit: number, total: number) => ({ page, page_count: Math.max(1, Math.ceil(total / limit)), per_page: limit, total_count: total });
+
+export function buildServer(d: ServerDeps): FastifyInstance {
+  const app = Fastify({ bodyLimit: d.bodyLimit ?? 1024 * 1024, logger: d.logger ?? false, return503OnClosing: true });
+  const counters = { requests: new Map<string, number>(), eventsSent: 0, eventsFailed: 0 };
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (status >= 500) req.log.error({ err: err.message }, 'request failed');
+    const message = status === 413 ? `body larger than ${d.bodyLimit ?? 1024 * 1024} bytes` : status >= 500 ? 'internal error' : err.message;
+    void reply.status(status).send({ error: message });
+  });
+  app.setNotFoundHandler((_req, reply) => void reply.status(404).send({ error: 'not found' }));
+
+  app.addHook('onRequest', async (req, reply) => {
+    const route = req.routeOptions.url ?? req.url;
+    const key = (req.headers['x-canopsis-authkey'] as string | undefined) ?? (req.query as Record<string, string | undefined>)?.authkey;
+    counters.requests.set(`${req.method} ${route}`, (counters.requests.get(`${req.method} ${route}`) ?? 0) + 1);
+    if (PUBLIC.has(route)) return;
+    const principal = authenticate(d.credentials, key, req.headers.authorization);
+    if (!principal) {
+      return reply.status(401).header('www-authenticate', 'Basic realm="canopsis"').send({ error: 'authentication required: x-canopsis-authkey header, ?authkey= or HTTP basic' });
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD' && principal.role !== 'admin') {
+      return reply.status(403).send({ error: `${principal.name} is read-only` });
+    }
+    req.principal = principal;
+  });
+
+  app.get('/api/v4/healthcheck', async (_req, reply) => {
+    const [broker, store] = await Promise.all([d.brokerReady().catch(() => false), d.store.ping().then(() => true, () => false)]);
+    return reply.status(broker && store ? 200 : 503).send({ broker, store });
+  });
+
+  app.post('/api/v4/event', async (req: FastifyRequest, reply) => {
+    const body = req.body as unknown;
+    if (body === null || typeof body !== 'object') return reply.status(400).send({ error: 'expected an event object or an array of events' });
+    const events = Array.isArray(body) ? body : [body];
+    const sent: Event[] = [];
+    const failed: Array<{ event: unknown; error: string }> = [];
+    const retry: Array<{ event: unknown; error: string }> = [];
+    for (const e of events) {
+      const r = checkEvent(e);
+      if (!r.ok) {
+        failed.push({ event: e, error: r.reason });
+        continue;
+      }
+      try {
+        await d.publish(r.event);
+        sent.push(r.event);
+      } catch (err) {
+        retry.push({ event: e, error: `not published: ${(err as Error).message}` });
+      }
+    }
+    counters.eventsSent += sent.length;
+    counters.eventsFailed += failed.length;
+    return reply.status(failed.length && !sent.length && !retry.length ? 400 : 200).send({ sent_events: sent, failed_events: failed, retry_events: retry });
+  });
+
+  app.get('/api/v4/alarms', async (req, reply) => {
+    let q;
+    try {
+      q = alarmsQuery(req.query as Record<string, string | undefined>);
+    } catch (e) {
+      if (e instanceof BadQuery) return reply.status(400).send({ error: e.message });
+      throw e;
+    }
+    const c = d.store.collection<Alarm>(ALARMS);
+    const [data, total] = await Promise.all([c.find(q.filter, q.options), c.count(q.filter)]);
+    return { data: data.map(({ steps: _s, ...a }) => ({ ...a, _id: a.id })), meta: pageMeta(q.page, q.limit, total) };
+  });
+
+  app.get('/api/v4/alarms/:id', async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const a = await d.store.collection<Alarm>(ALARMS).get(id);
+    if (!a) return reply.status(404).send({ error: `no alarm ${id}` });
+    return { ...a, _id: a.id };
+  });
+
+  for (const action of ALARM_ACTIONS) {
+    app.put(`/api/v4/alarms/:id/${action}`, async (req, reply) => {
+      const { id } = req.params as { id: string };
+      const a = await d.store.collection<Alarm>(ALARMS).get(id);
+      if (!a) return reply.status(404).send({ error: `no alarm ${id}` });
+      if (a.resolved !== null) return reply.status(409).send({ error: `alarm ${id} is resolved` });
+      const body = (req.body ?? {}) as { comment?: string; duration?: number };
+      // Through the pipeline, like any source: axe stays the only writer of alarms.
+      const event: Event = {
+        connector: a.connector,
+        connector_name: a.connector_name,
+        event_type: action,
+        source_type: a.resource ? 'resource' : 'component',
+        component: a.component,
+        ...(a.resource ? { resource: a.resource } : {}),
+        author: req.principal!.name,
+        output: body.comment ?? '',
+        timestamp: Math.floor(Date.now() / 1000),
+        ...(action === 'snooze' ? { duration: body.duration } : {}),
+      };
+      const r = checkEvent(event);
+      if (!r.ok) return reply.status(400).send({ error: r.reason });
+      await d.publish(r.event);
+      return reply.status(202).send({ accepted: true, event: r.event });
+    });
+  }
+
+  app.get('/api/v4/entities', async (req, reply) => {
+    const query = req.query as Record<string, string | undefined>;
+    let page = 1;
+    let limit = 10;
+    try {
+      const q = alarmsQuery({ page: query.page, limit: query.limit });
+      page = q.page;
+      limit = q.limit;
+    } catch (e) {
+      return reply.status(400).send({ error: (e as Error).message });
+    }
+    const filter: Filter = query.type ? { type: query.type } : {};
+    const c = d.store.collection<Entity>(ENTITIES);
+    const [data, total] = await Promise.all([c.find(filter, { sort: [['key', 1]], skip: (page - 1) * limit, limit }), c.count(filter)]);
+    return { data: data.map((e) => ({ ...e, _id: e.key })), meta: pageMeta(page, limit, total) };
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    const lines: string[] = [];
+    const metric = (name: string, help: string, type: 'gauge' | 'counter', samples: Array<[Record<string, string>, number]>) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+      for (const [labels, v] of samples) {
+        const l = Object.entries(labels).map(([k, x]) => `${k}="${x.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`).join(',');
+        lines.push(`${name}${l ? `{${l}}` : ''} ${v}`);
+      }
+    };
+    const stats = await d.queueStats().catch(() => [] as QueueStat[]);
+    metric('canopsis_engine_queue_messages', 'Events waiting in the engine queue', 'gauge', stats.map((s) => [{ engine: s.engine }, s.messages]));
+    metric('canopsis_engine_consumers', 'Processes consuming the engine queue', 'gauge', stats.map((s) => [{ engine: s.engine }, s.consumers]));
+    metric('canopsis_engine_dead_letters', 'Events in the engine dead-letter queue', 'gauge', stats.map((s) => [{ engine: s.engine }, s.dead]));
+    const alarms = d.store.collection<Alarm>(ALARMS);
+    const open = await Promise.all([0, 1, 2, 3].map(async (state) => [{ state: String(state) }, await alarms.count({ resolved: null, 'state.val': state })] as [Record<string, string>, number]));
+    metric('canopsis_alarms_open', 'Open alarms by state', 'gauge', open);
+    metric('canopsis_api_events_total', 'Events received by POST /api/v4/event', 'counter', [[{ result: 'sent' }, counters.eventsSent], [{ result: 'failed' }, counters.eventsFailed]]);
+    metric('canopsis_api_requests_total', 'API requests by route', 'counter', [...counters.requests].map(([route, n]) => [{ route }, n]));
+    return reply.type('text/plain; version=0.0.4').send(`${lines.join('\n')}\n`);
+  });
+
+  return app;
+}

@@ -1,0 +1,190 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { execa, type ResultPromise } from 'execa';
+import { SqliteStore } from '../../runtime/store/sqlite.js';
+import { hashPassword } from '../../runtime/web/auth.js';
+import { removeDir, ROOT, tempDir, waitFor } from '../helpers/index.js';
+import { freshVhost, startEngine, stopEngine, whenConsuming, writeRuntimePrefix, type EngineProcess, type Vhost } from '../helpers/broker.js';
+
+/*
+ * Check events through the real broker and engines (cleaner -> che -> axe)
+ * become alarms read and acted on through the REST API, on the embedded store.
+ */
+
+const PORT = 5791;
+const KEY = 'test-admin-key-0123456789';
+const RO_KEY = 'test-readonly-key-0123456789';
+const API = `http://127.0.0.1:${PORT}`;
+
+let vhost: Vhost;
+let dir: string;
+const engines: EngineProcess[] = [];
+let web: ResultPromise<{ reject: false; all: true; buffer: true }>;
+let webLogs = '';
+
+const CONF = `
+[engine:cleaner]
+event_processing=canopsis.cleaner.process.event_processing
+next=che
+exchange=canopsis.events
+
+[engine:che]
+event_processing=canopsis.che.process.event_processing
+next=axe
+
+[engine:axe]
+event_processing=canopsis.axe.process.event_processing
+beat_processing=canopsis.axe.process.beat_processing
+beat_interval=0.3
+`;
+
+const FAILING = `
+export const dispatcher = {
+  name: 'failing',
+  create: () => ({ name: 'failing', dump: () => { throw new Error('this dispatcher always fails'); } }),
+};
+`;
+
+before(async () => {
+  vhost = await freshVhost('alarms');
+  dir = await tempDir('alarms');
+  const { keyHash } = await import('../../runtime/web/auth.js');
+  await writeRuntimePrefix(dir, {
+    vhost: vhost.name,
+    engines: CONF,
+    plugins: { 'failing-dispatcher.mjs': FAILING },
+    files: {
+      'etc/runtime.conf': `[store]\nbackend = embedded\nfile = ${dir}/var/lib/canopsis/canopsis.db\n\n[dispatchers]\nevent_dispatchers = database,failing\n\n[alarms]\nresolve_delay = 1\ncancel_delay = 3600\nflapping_count = 4\nflapping_window = 600\nstealthy_window = 0\nmax_steps = 50\nsnooze_default = 300\n`,
+      'etc/canopsis-secrets.ini': `[rabbitmq]\npassword = guest\n\n[api]\nauthkey = ${KEY}\n`,
+      'etc/webserver.conf': `[server]\nbind = 127.0.0.1\nport = ${PORT}\n`,
+      'etc/api-users.ini': `[user:viewer]\nrole = readonly\npassword_hash = ${hashPassword('viewer-pass')}\n\n[key:dashboard]\nrole = readonly\nkey_sha256 = ${keyHash(RO_KEY)}\n`,
+    },
+  });
+  for (const name of ['cleaner', 'che', 'axe']) {
+    const p = startEngine(dir, name);
+    engines.push(p);
+    await whenConsuming(p);
+  }
+  web = execa(process.execPath, [path.join(ROOT, 'dist', 'runtime', 'cli', 'webserver.js'), '--prefix', dir], { reject: false, all: true, buffer: true });
+  web.all?.on('data', (d: Buffer) => (webLogs += d.toString()));
+  await waitFor('the API healthy', async () => (await fetch(`${API}/api/v4/healthcheck`).catch(() => undefined))?.status === 200, 30_000);
+});
+
+after(async () => {
+  web?.kill('SIGTERM');
+  await web;
+  await Promise.all(engines.map((p) => stopEngine(p)));
+  await vhost.remove();
+  await removeDir(dir);
+});
+
+const api = async (method: string, url: string, body?: unknown, headers: Record<string, string> = { 'x-canopsis-authkey': KEY }) => {
+  const r = await fetch(`${API}${url}`, { method, headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+  const text = await r.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: r.status, body: json };
+};
+
+const check = (component: string, state: number, extra: Record<string, unknown> = {}) => ({ connector: 'nagios', connector_name: 'nagios1', event_type: 'check', source_type: 'resource', component, resource: 'cpu', state, output: `state ${state}`, ...extra });
+
+test('a check at state 2 opens an alarm, state 0 resolves it after the resolve delay, read back through the API', async () => {
+  const sent = await api('POST', '/api/v4/event', check('web1', 2));
+  assert.equal(sent.status, 200, JSON.stringify(sent.body));
+  assert.equal(sent.body.sent_events.length, 1);
+  const opened = await waitFor('the alarm open', async () => {
+    const r = await api('GET', '/api/v4/alarms?opened=true&entity=cpu/web1');
+    return r.body.data?.length === 1 ? r.body : undefined;
+  });
+  assert.deepEqual(opened.meta, { page: 1, page_count: 1, per_page: 10, total_count: 1 });
+  const alarm = opened.data[0];
+  assert.equal(alarm.state.val, 2);
+  assert.equal(alarm.status.val, 1);
+  const one = await api('GET', `/api/v4/alarms/${encodeURIComponent(alarm._id)}`);
+  assert.deepEqual(one.body.steps.map((s: { type: string }) => s.type), ['stateinc', 'statusinc']);
+
+  await api('POST', '/api/v4/event', check('web1', 0));
+  const resolved = await waitFor('the alarm resolved', async () => {
+    const r = await api('GET', `/api/v4/alarms/${encodeURIComponent(alarm._id)}`);
+    return r.body.resolved ? r.body : undefined;
+  }, 30_000);
+  assert.deepEqual(resolved.steps.map((s: { type: string }) => s.type), ['stateinc', 'statusinc', 'statedec', 'statusdec', 'resolve']);
+  const closed = await api('GET', '/api/v4/alarms?opened=false');
+  assert.ok(closed.body.data.some((a: { _id: string }) => a._id === alarm._id));
+  const entities = await api('GET', '/api/v4/entities?type=resource');
+  assert.ok(entities.body.data.some((e: { _id: string; component: string }) => e._id === 'cpu/web1' && e.component === 'web1'));
+});
+
+test('ack through the API, the same event twice adds one step, flapping is detected', async () => {
+  const ts = Math.floor(Date.now() / 1000);
+  const first = check('db1', 3, { timestamp: ts });
+  await api('POST', '/api/v4/event', [first, first]);
+  const alarm = await waitFor('db1 alarm', async () => (await api('GET', '/api/v4/alarms?opened=true&entity=cpu/db1')).body.data?.[0]);
+  const ack = await api('PUT', `/api/v4/alarms/${encodeURIComponent(alarm._id)}/ack`, { comment: 'on it' });
+  assert.equal(ack.status, 202, JSON.stringify(ack.body));
+  const acked = await waitFor('acked', async () => {
+    const a = (await api('GET', `/api/v4/alarms/${encodeURIComponent(alarm._id)}`)).body;
+    return a.ack ? a : undefined;
+  });
+  assert.equal(acked.ack.author, 'authkey');
+  assert.equal(acked.ack.message, 'on it');
+  assert.equal(acked.events_count, 1, 'the duplicate check added nothing');
+
+  for (const [i, state] of [1, 3, 1, 3].entries()) await api('POST', '/api/v4/event', check('db1', state, { timestamp: ts + 1 + i }));
+  const after5 = await waitFor('the 4 state changes applied', async () => {
+    const a = (await api('GET', `/api/v4/alarms/${encodeURIComponent(alarm._id)}`)).body;
+    return a.events_count === 5 ? a : undefined;
+  });
+  assert.equal(after5.status.val, 3, '5 state changes within the window (4 needed): flapping');
+});
+
+test('authentication: 401 without credentials, 403 for read-only on writes, basic users, 413 for a huge body, 400 for a bad query', async () => {
+  assert.equal((await api('GET', '/api/v4/alarms', undefined, {})).status, 401);
+  assert.equal((await api('GET', '/api/v4/alarms', undefined, { 'x-canopsis-authkey': 'wrong' })).status, 401);
+  assert.equal((await api('GET', `/api/v4/alarms?authkey=${KEY}`, undefined, {})).status, 200);
+  assert.equal((await api('GET', '/api/v4/alarms', undefined, { 'x-canopsis-authkey': RO_KEY })).status, 200);
+  assert.equal((await api('POST', '/api/v4/event', check('x', 1), { 'x-canopsis-authkey': RO_KEY })).status, 403);
+  const basic = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
+  assert.equal((await api('GET', '/api/v4/entities', undefined, basic('viewer', 'viewer-pass'))).status, 200);
+  assert.equal((await api('GET', '/api/v4/entities', undefined, basic('viewer', 'nope'))).status, 401);
+  assert.equal((await api('POST', '/api/v4/event', check('x', 1), basic('viewer', 'viewer-pass'))).status, 403);
+  const huge = await api('POST', '/api/v4/event', JSON.stringify(check('x', 1, { output: 'z'.repeat(2 * 1024 * 1024) })));
+  assert.equal(huge.status, 413);
+  assert.doesNotMatch(JSON.stringify(huge.body), /at .*\.js/, 'no stack trace');
+  const bad = await api('GET', '/api/v4/alarms?limit=0');
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.error, /limit/);
+  const invalid = await api('POST', '/api/v4/event', { connector: 'x' });
+  assert.equal(invalid.status, 400);
+  assert.match(invalid.body.failed_events[0].error, /missing or empty fields/);
+});
+
+test('/metrics is Prometheus text with per-engine queue figures', async () => {
+  const r = await fetch(`${API}/metrics`, { headers: { 'x-canopsis-authkey': KEY } });
+  assert.equal(r.status, 200);
+  const text = await r.text();
+  for (const line of text.trim().split('\n')) {
+    assert.match(line, /^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e+]+)$/, line);
+  }
+  assert.match(text, /canopsis_engine_consumers\{engine="axe"\} 1/);
+  assert.match(text, /canopsis_alarms_open\{state="3"\} 1/);
+});
+
+test('alarm changes reach the database dispatcher; a failing dispatcher is logged and counted, the engine goes on', async () => {
+  const store = new SqliteStore(path.join(dir, 'var', 'lib', 'canopsis', 'canopsis.db'));
+  try {
+    const log = await store.collection<{ action: string; engine: string }>('event_log').find({ engine: 'axe' });
+    const actions = new Set(log.map((l) => l.action));
+    for (const a of ['alarm_opened', 'alarm_changed', 'alarm_resolved', 'alarm_acked']) assert.ok(actions.has(a), `${a} in the event log (${[...actions].join(', ')})`);
+  } finally {
+    await store.close();
+  }
+  const axe = engines[2]!;
+  assert.match(axe.logs(), /"dispatcher":"failing".*"msg":"event dispatcher failed"/);
+  assert.equal(axe.exitCode, null);
+});
