@@ -87,7 +87,8 @@ function applyCheck(a: Alarm, e: Event, now: number, s: AlarmSettings): boolean 
   a.last_event = now;
   a.last_update = now;
   a.output = str(e.output);
-  // A changestate lock holds until a state-0 check.
+  // A changestate lock holds until a state-0 check, which releases it even at state 0 already.
+  if (state === 0 && a.state.locked && a.state.val === 0) a.state = { ...a.state, locked: false };
   if (state !== a.state.val && (!a.state.locked || state === 0)) {
     const type: StepType = state > a.state.val ? 'stateinc' : 'statedec';
     if (state === 0) a.back_to_ok = now;

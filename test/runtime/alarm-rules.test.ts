@@ -409,7 +409,7 @@ test('changestate: the step carries the author and message; the output of the al
   assert.equal(a.last_event, 1000, 'last_event is the last check');
 });
 
-test('changestate then a state-0 check while the lock holds state 0: the lock is released', { todo: 'BUG: a state-0 check does not unlock a changestate to 0 (apply.ts applyCheck only unlocks when the state differs)' }, () => {
+test('changestate then a state-0 check while the lock holds state 0: the lock is released', () => {
   play(settings({ stealthyWindow: 5, resolveDelay: 60 }), [
     { ev: check(1000, 2) },
     { ev: act('changestate', 1010, { state: 0 }), expect: { state: 0, locked: true, status: STATUS.off } },
