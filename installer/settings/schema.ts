@@ -100,7 +100,7 @@ export const ENGINE_DEFAULTS: RawSection = {
   numprocs: '1',
 };
 
-/** The chain a new install starts with: cleaner -> event_filter -> che -> axe. */
+/** The chain a new install starts with: cleaner -> event_filter -> che -> axe -> perfdata, and collectdgw -> che. */
 export const DEFAULT_ENGINES: Array<[string, RawSection]> = [
   [
     'cleaner',
@@ -124,8 +124,18 @@ export const DEFAULT_ENGINES: Array<[string, RawSection]> = [
     {
       event_processing: 'canopsis.axe.process.event_processing',
       beat_processing: 'canopsis.axe.process.beat_processing',
+      next: 'perfdata',
     },
   ],
+  [
+    'perfdata',
+    {
+      event_processing: 'canopsis.perfdata.process.event_processing',
+      beat_processing: 'canopsis.perfdata.process.beat_processing',
+    },
+  ],
+  // Host metrics from collectd's amqp plugin, as perf events into the chain.
+  ['collectdgw', { event_processing: 'canopsis.collectdgw.process.event_processing', exchange: 'canopsis.collectd', next: 'che' }],
 ];
 
 export function sectionDefaults(host: HostIdentity): Record<SectionName, RawSection> {

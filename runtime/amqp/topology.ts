@@ -8,6 +8,17 @@ import type { Channel } from 'amqplib';
 export const engineQueue = (name: string) => `Engine_${name}`;
 export const dispatcherQueue = (name: string) => `Dispatcher_${name}`;
 export const deadQueue = (queue: string) => `${queue}.dead`;
+export const partitionQueue = (queue: string, n: number) => `${queue}.${n}`;
+
+/** A stable partition of a key (FNV-1a): the same entity always lands on the same process. */
+export function partitionOf(key: string, count: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h % count;
+}
 
 export interface TopologyNames {
   eventsExchange: string;
@@ -36,8 +47,8 @@ export interface EngineTopology {
   consume: string;
   /** Queues it publishes to (declared so that nothing published is unroutable). */
   targets: string[];
-  /** Bind the consumed queue to the events exchange (the chain's entry engine). */
-  bindEvents: boolean;
+  /** An exchange whose every message this queue takes (canopsis.events for the chain's entry, canopsis.collectd for the collectd gateway). */
+  bindExchange?: string;
   dispatcher: string;
 }
 
@@ -45,6 +56,9 @@ export async function declareEngineTopology(ch: Channel, names: TopologyNames, t
   await declareExchanges(ch, names);
   for (const q of new Set([t.consume, ...t.targets])) await declareEngineQueue(ch, names, q);
   // Events arrive with routing keys built from their fields, or none at all (Go-era API): take them all.
-  if (t.bindEvents) await ch.bindQueue(t.consume, names.eventsExchange, '#');
+  if (t.bindExchange) {
+    if (t.bindExchange !== names.eventsExchange) await ch.assertExchange(t.bindExchange, 'topic', { durable: true });
+    await ch.bindQueue(t.consume, t.bindExchange, '#');
+  }
   await ch.assertQueue(t.dispatcher, { durable: true });
 }

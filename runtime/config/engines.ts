@@ -12,6 +12,8 @@ export interface EngineConfig {
   /** The exchange whose events this engine's queue receives (the chain's entry). */
   exchange?: string;
   beatInterval: number;
+  /** Processes of this engine (supervisord numprocs), for partitioned engines. */
+  numprocs: number;
 }
 
 export function parseEngines(file: string, data: Record<string, Record<string, string>>): Map<string, EngineConfig> {
@@ -22,7 +24,10 @@ export function parseEngines(file: string, data: Record<string, Record<string, s
     const name = m[1]!;
     const beat = v.beat_interval === undefined ? 60 : Number(v.beat_interval);
     if (!Number.isFinite(beat) || beat <= 0) throw new ConfigError(file, `[${section}] beat_interval: found "${v.beat_interval}", expected seconds > 0`);
+    const numprocs = v.numprocs === undefined ? 1 : Number(v.numprocs);
+    if (!Number.isInteger(numprocs) || numprocs < 1) throw new ConfigError(file, `[${section}] numprocs: found "${v.numprocs}", expected an integer >= 1`);
     out.set(name, {
+      numprocs,
       name,
       eventProcessing: v.event_processing || undefined,
       beatProcessing: v.beat_processing || undefined,

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import os from 'node:os';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { BrokerConnection } from '../amqp/connection.js';
-import { deadQueue, declareEngineQueue, declareEngineTopology, dispatcherQueue, engineQueue, type TopologyNames } from '../amqp/topology.js';
+import { deadQueue, declareEngineQueue, declareEngineTopology, dispatcherQueue, engineQueue, partitionOf, partitionQueue, type TopologyNames } from '../amqp/topology.js';
 import type { BrokerConfig } from '../config/files.js';
 import type { EngineConfig } from '../config/engines.js';
 import { MAX_EVENT_BYTES, routingKey } from '../event/canopsis-event.js';
@@ -59,12 +59,18 @@ export class Engine {
   readonly handle: EngineHandle;
   private readonly names: TopologyNames;
   private readonly consume: string;
+  /** The queue this engine's events come from and go back to (dead letters, replays): Engine_<name> unless -consumeQueue. */
+  private readonly home: string;
+  /** Partitioned engine (ordered by key with numprocs > 1): worker 0 routes the home queue into Engine_<name>.<n>. */
+  private readonly partition?: { key: (e: Event) => string; count: number };
+  private routerTag: string | undefined;
   private readonly targets: string[];
   private readonly eventTask?: EventTask;
   private readonly beatTask?: BeatTask;
   private readonly dispatcherTask?: DispatcherTask;
   private readonly connection: BrokerConnection;
   private ch: ConfirmChannel | undefined;
+  private router: ConfirmChannel | undefined;
   private dch: Channel | undefined;
   private consumerTag: string | undefined;
   private dispatcherTag: string | undefined;
@@ -83,7 +89,10 @@ export class Engine {
   constructor(private readonly o: EngineOptions) {
     const c = o.config;
     this.names = { eventsExchange: o.broker.exchange, deadExchange: o.broker.deadLetterExchange };
-    this.consume = o.consumeQueue ?? engineQueue(c.name);
+    this.home = o.consumeQueue ?? engineQueue(c.name);
+    const partitionKey = o.registry.moduleOf(c.eventProcessing ?? '')?.partition;
+    if (partitionKey && c.numprocs > 1 && !o.consumeQueue) this.partition = { key: partitionKey, count: c.numprocs };
+    this.consume = this.partition ? partitionQueue(this.home, o.worker % c.numprocs) : this.home;
     this.targets = o.publishQueue ? [o.publishQueue] : c.next.map(engineQueue);
     const unknown = (what: string, name: string) => new Error(`[engine:${c.name}] ${what}: unknown task ${name} (known: ${o.registry.names().join(', ') || 'none'})`);
     if (c.eventProcessing) {
@@ -128,14 +137,35 @@ export class Engine {
     const ch = await conn.createConfirmChannel();
     ch.on('error', (e: Error) => this.o.logger.warn({ err: e.message }, 'channel error'));
     this.declared.clear();
+    const partitions = this.partition ? Array.from({ length: this.partition.count }, (_, i) => partitionQueue(this.home, i)) : [];
     await declareEngineTopology(ch, this.names, {
-      consume: this.consume,
-      targets: this.targets,
-      bindEvents: this.o.config.exchange === this.o.broker.exchange && !this.o.consumeQueue,
+      consume: this.home,
+      targets: [...this.targets, ...partitions],
+      bindExchange: this.o.consumeQueue ? undefined : this.o.config.exchange,
       dispatcher: dispatcherQueue(this.o.config.name),
     });
-    for (const q of [this.consume, ...this.targets]) this.declared.add(q);
+    for (const q of [this.home, ...this.targets, ...partitions]) this.declared.add(q);
     this.ch = ch;
+    if (this.partition && this.o.worker === 0 && this.eventTask && !this.stopping) {
+      // One consumer reads the home queue in arrival order and sends each event to its partition:
+      // the events of one key keep their order, each partition has one process.
+      const router = await conn.createConfirmChannel();
+      router.on('error', (e: Error) => this.o.logger.warn({ err: e.message }, 'router channel error'));
+      await router.prefetch(this.o.broker.prefetch);
+      const p = this.partition;
+      const ok = await router.consume(this.home, (msg) => {
+        if (!msg) return;
+        let n = 0;
+        try {
+          n = partitionOf(p.key(JSON.parse(msg.content.toString('utf8')) as Event), p.count);
+        } catch {
+          // Unreadable: partition 0's worker dead-letters it with the reason.
+        }
+        this.track(this.publish(router, '', partitionQueue(this.home, n), msg.content, msg.properties.headers).then(() => router.ack(msg), () => undefined));
+      });
+      this.router = router;
+      this.routerTag = ok.consumerTag;
+    }
     if (this.eventTask && !this.stopping) {
       await ch.prefetch(this.o.broker.prefetch);
       const ok = await ch.consume(this.consume, (msg) => {
@@ -177,6 +207,9 @@ export class Engine {
     } catch (e) {
       return this.deadLetter(ch, msg, `not JSON: ${(e as Error).message}`);
     }
+    // A module reading a producer's arrays (collectd's value lists) gets them wrapped in an object.
+    const wrap = this.o.registry.moduleOf(this.o.config.eventProcessing ?? '')?.wrapArray;
+    if (wrap && Array.isArray(input)) input = { [wrap]: input };
     if (input === null || typeof input !== 'object' || Array.isArray(input)) {
       return this.deadLetter(ch, msg, `not an event object (found ${Array.isArray(input) ? 'an array' : input === null ? 'null' : typeof input})`);
     }
@@ -249,9 +282,9 @@ export class Engine {
       'x-canopsis-dead-at': new Date().toISOString(),
       'x-canopsis-exchange': msg.fields.exchange,
       'x-canopsis-routing-key': msg.fields.routingKey,
-      'x-canopsis-queue': this.consume,
+      'x-canopsis-queue': this.home,
     };
-    const confirmed = this.publish(ch, this.names.deadExchange, deadQueue(this.consume), msg.content, headers);
+    const confirmed = this.publish(ch, this.names.deadExchange, deadQueue(this.home), msg.content, headers);
     this.track(confirmed.then(() => ch.ack(msg), () => undefined));
     await this.backPressure(ch);
   }
@@ -354,6 +387,7 @@ export class Engine {
       clearInterval(this.statsTimer);
       const ch = this.ch;
       const dch = this.dch;
+      if (this.router && this.routerTag) await this.router.cancel(this.routerTag).catch(() => undefined);
       if (ch && this.consumerTag) await ch.cancel(this.consumerTag).catch(() => undefined);
       if (dch && this.dispatcherTag) await dch.cancel(this.dispatcherTag).catch(() => undefined);
       const drained = (async () => {
@@ -366,7 +400,9 @@ export class Engine {
       const timedOut = await Promise.race([drained.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), bound)))]);
       clearTimeout(timer);
       if (timedOut) this.o.logger.warn({ pending: this.pending.size }, `events still in flight after ${bound} ms; the broker will redeliver them`);
+      const router = this.router;
       await this.connection.close(async () => {
+        await router?.close().catch(() => undefined);
         await ch?.close().catch(() => undefined);
         await dch?.close().catch(() => undefined);
       });

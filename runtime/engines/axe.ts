@@ -37,6 +37,8 @@ async function mirror(c: Collections, a: Alarm | null | undefined): Promise<void
 
 export const axe: TaskModule = {
   name: 'canopsis.axe.process',
+  // One entity's events in arrival order, whatever numprocs is.
+  partition: (event) => entityId(event),
   event_processing: async (engine, event: Event) => {
     if (!ALARM_EVENT_TYPES.includes(String(event.event_type))) return event;
     const c = await collections(engine);

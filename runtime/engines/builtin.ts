@@ -3,10 +3,12 @@ import { cleaner } from './cleaner.js';
 import { eventFilter } from './event-filter.js';
 import { che } from './che.js';
 import { axe } from './axe.js';
+import { perfdata } from './perfdata.js';
+import { collectdgw } from './collectdgw.js';
 
 /** A registry with every built-in task module. */
 export function builtinRegistry(): TaskRegistry {
   const r = new TaskRegistry();
-  for (const m of [cleaner, eventFilter, che, axe]) r.register(m);
+  for (const m of [cleaner, eventFilter, che, axe, perfdata, collectdgw]) r.register(m);
   return r;
 }

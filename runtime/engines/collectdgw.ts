@@ -131,6 +131,8 @@ export function collectdToEvents(body: unknown, options: CollectdOptions = {}): 
 
 export const collectdgw: TaskModule = {
   name: 'canopsis.collectdgw.process',
+  // collectd's amqp plugin publishes an array of value lists per message.
+  wrapArray: 'collectd',
   event_processing: async (engine, body: Event) => {
     const { events, skipped } = convertCollectd(body);
     if (skipped.length) {

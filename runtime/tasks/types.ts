@@ -54,6 +54,14 @@ export interface TaskModule {
   event_processing?: EventTask;
   beat_processing?: BeatTask;
   consume_dispatcher?: DispatcherTask;
+  /**
+   * Events with the same key must be applied in arrival order. With
+   * numprocs > 1 the engine's queue is then split by key, one partition per
+   * process (axe: the entity id).
+   */
+  partition?: (event: Event) => string;
+  /** Accept JSON arrays too, handed to event_processing as { [wrapArray]: [...] }. */
+  wrapArray?: string;
   /** Further named tasks: registered as <name>.<key>. */
   tasks?: Record<string, EventTask | BeatTask | DispatcherTask>;
 }

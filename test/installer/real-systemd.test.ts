@@ -17,7 +17,7 @@ const SYSTEMD = '/lib/systemd/systemd';
 const NOBODY = '65534';
 
 /** Engine instances of the default engines with che at numprocs=2. */
-const INSTANCES = ['engine-cleaner', 'engine-event_filter', 'engine-che', 'engine-che.1', 'engine-axe'];
+const INSTANCES = ['engine-cleaner', 'engine-event_filter', 'engine-che', 'engine-che.1', 'engine-axe', 'engine-perfdata', 'engine-collectdgw'];
 const engineUnit = (instance: string) => `canopsis-engine-go@${instance}.service`;
 
 async function verify(unitDir: string, units: string[]) {

@@ -61,13 +61,16 @@ test('defaults: every service file, one ini and one bin per engine, no MongoDB',
   ]) {
     assert.ok(files.has(t), `${t} rendered`);
   }
-  for (const e of ['cleaner', 'event_filter', 'che', 'axe']) {
+  for (const e of ['cleaner', 'event_filter', 'che', 'axe', 'perfdata', 'collectdgw']) {
     assert.ok(files.has(`etc/engines/${e}.ini`));
     assert.ok(files.has(`bin/engine-${e}`));
   }
   assert.ok(!files.has('etc/mongodb.conf'), 'no mongod config with the embedded store');
   assert.ok(!files.has('etc/supervisord.d/mongodb.conf'));
-  assert.equal(ini.parse(content(files, 'etc/supervisord.d/amqp2engines.conf'))['group:amqp2engines'].programs, 'engine-cleaner,engine-event_filter,engine-che,engine-axe');
+  assert.equal(
+    ini.parse(content(files, 'etc/supervisord.d/amqp2engines.conf'))['group:amqp2engines'].programs,
+    'engine-cleaner,engine-event_filter,engine-che,engine-axe,engine-perfdata,engine-collectdgw',
+  );
   assert.match(content(files, 'etc/hypcontrol.conf'), /BACKEND="rabbitmq-server"\nMIDDLEWARE="collectd amqp2engines"\nFRONTEND="webserver"/);
 });
 

@@ -27,8 +27,9 @@ test('the default canopsis.ini is valid and gives the cleaner -> event_filter ->
   const s = validateSettingsText(await defaults(), FILE, host);
   assert.deepEqual(
     s.engines.map((e) => [e.name, e.next.join(',')]),
-    [['cleaner', 'event_filter'], ['event_filter', 'che'], ['che', 'axe'], ['axe', '']],
+    [['cleaner', 'event_filter'], ['event_filter', 'che'], ['che', 'axe'], ['axe', 'perfdata'], ['perfdata', ''], ['collectdgw', 'che']],
   );
+  assert.equal(s.engines.find((e) => e.name === 'collectdgw')!.exchange, 'canopsis.collectd');
   assert.equal(s.engines[0]!.event_processing, 'canopsis.cleaner.process.event_processing');
   assert.equal(s.engines[0]!.beat_interval, 60);
   assert.equal(s.store.min_free_disk, 20 * 1024 ** 3);
