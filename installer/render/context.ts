@@ -44,7 +44,7 @@ export interface RenderContext {
   paths: Record<'bin' | 'etc' | 'var' | 'log' | 'engineLog' | 'varLib' | 'run' | 'current' | 'plugins', string>;
   node: string;
   /** The runtime's commands (bin/<name>) and their entry points inside the active release. */
-  runtime: Record<'engine-launcher' | 'webserver' | 'dead-letters', string>;
+  runtime: Record<'engine-launcher' | 'webserver' | 'dead-letters' | 'api-users', string>;
   user: string;
   group: string;
   /** supervisord drops privileges to the service user when started as root. */
@@ -150,7 +150,7 @@ export function buildContext(settings: Settings, secrets: Secrets, layout: Layou
     },
     node: facts.node,
     runtime: Object.fromEntries(
-      (['engine-launcher', 'webserver', 'dead-letters'] as const).map((c) => [c, path.join(p.current, 'dist', 'runtime', 'cli', `${c}.js`)]),
+      (['engine-launcher', 'webserver', 'dead-letters', 'api-users'] as const).map((c) => [c, path.join(p.current, 'dist', 'runtime', 'cli', `${c}.js`)]),
     ) as RenderContext['runtime'],
     user,
     group,
