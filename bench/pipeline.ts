@@ -34,7 +34,7 @@ next=sink
 
 const PASS = `export default { name: 'bench.pass', event_processing: (engine, event) => event };`;
 
-async function publishAndDrain(url: string, exchange: string, key: string, outQueue: string): Promise<number> {
+export async function publishAndDrain(url: string, exchange: string, key: string, outQueue: string): Promise<number> {
   const conn = await amqp.connect(url);
   const pub = await conn.createConfirmChannel();
   const sub = await conn.createChannel();
@@ -61,7 +61,7 @@ async function publishAndDrain(url: string, exchange: string, key: string, outQu
   return N / seconds;
 }
 
-async function rawRound(url: string): Promise<number> {
+export async function rawRound(url: string): Promise<number> {
   const queues = ['raw_in', 'raw_1', 'raw_2', 'raw_out'];
   const relays = [0, 1, 2].map((i) => execa(process.execPath, [path.join(ROOT, 'dist', 'bench', 'raw-relay.js'), url, queues[i]!, queues[i + 1]!, String(PREFETCH)], { reject: false, all: true, buffer: true }));
   let logs = relays.map(() => '');
@@ -79,7 +79,7 @@ async function rawRound(url: string): Promise<number> {
   return rate;
 }
 
-async function peakRss(p: EngineProcess): Promise<number> {
+export async function peakRss(p: EngineProcess): Promise<number> {
   const status = await readFile(`/proc/${p.pid}/status`, 'utf8').catch(() => '');
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
 }
@@ -98,7 +98,7 @@ async function oursRound(dir: string, url: string): Promise<{ rate: number; rssM
   return { rate, rssMiB };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export async function benchPipeline(): Promise<void> {
   const vhost = await freshVhost('bench');

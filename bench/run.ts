@@ -1,4 +1,7 @@
+import { benchAlarms } from './alarms.js';
 import { benchPipeline } from './pipeline.js';
 
 /* npm run bench: every benchmark in turn; each prints its figures and writes its section of docs/BENCHMARKS.md. */
-await benchPipeline();
+const only = process.argv[2];
+if (!only || only === 'pipeline') await benchPipeline();
+if (!only || only === 'alarms') await benchAlarms();

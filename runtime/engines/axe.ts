@@ -24,7 +24,7 @@ async function collections(engine: EngineHandle): Promise<Collections> {
     const store = await engine.store();
     c = { entity: store.collection<EntityAlarms>(ENTITY_ALARMS), alarms: store.collection<Alarm>(ALARMS) };
     await c.entity.ensureIndex(['open']);
-    for (const f of [['entity'], ['resolved'], ['opened_at'], ['state.val']]) await c.alarms.ensureIndex(f);
+    for (const f of [['entity'], ['resolved', 'opened_at'], ['opened_at'], ['state.val']]) await c.alarms.ensureIndex(f);
     engine.state.set('axe', c);
   }
   return c;

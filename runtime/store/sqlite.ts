@@ -21,8 +21,10 @@ function where(filter: Filter | undefined): { sql: string; params: unknown[] } {
   const parts: string[] = [];
   const params: unknown[] = [];
   for (const [field, cond] of Object.entries(filter ?? {})) {
-    const col = field === 'key' ? 'key' : (checkField(field), `json_extract(doc, ?)`);
-    const colParams = field === 'key' ? [] : [jsonPath(field)];
+    // The path is inlined (checked by checkField): SQLite only uses an expression
+    // index when the query's expression is the same text, literal included.
+    const col = field === 'key' ? 'key' : (checkField(field), `json_extract(doc, '${jsonPath(field)}')`);
+    const colParams: unknown[] = [];
     const c = cond as Condition;
     if (c === null) {
       parts.push(`${col} IS NULL`);
@@ -40,8 +42,7 @@ function where(filter: Filter | undefined): { sql: string; params: unknown[] } {
       parts.push(c.$ne === null ? `${col} IS NOT NULL` : `(${col} IS NULL OR ${col} <> ?)`);
       params.push(...colParams, ...(c.$ne === null ? [] : [...colParams, sqlValue(c.$ne)]));
     } else if ('$exists' in c) {
-      parts.push(`json_type(doc, ?) IS ${c.$exists ? 'NOT ' : ''}NULL`);
-      params.push(jsonPath(field));
+      parts.push(`json_type(doc, '${jsonPath(field)}') IS ${c.$exists ? 'NOT ' : ''}NULL`);
     } else {
       const bounds = Object.entries(c) as Array<[string, number | string]>;
       if (bounds.length === 0) throw new StoreError(`empty condition on ${field}`);
@@ -62,8 +63,7 @@ function orderBy(sort: FindOptions['sort']): { sql: string; params: unknown[] } 
   const cols = sort.map(([field, dir]) => {
     if (field === 'key') return `key ${dir === 1 ? 'ASC' : 'DESC'}`;
     checkField(field);
-    params.push(jsonPath(field));
-    return `json_extract(doc, ?) ${dir === 1 ? 'ASC' : 'DESC'}`;
+    return `json_extract(doc, '${jsonPath(field)}') ${dir === 1 ? 'ASC' : 'DESC'}`;
   });
   return { sql: `ORDER BY ${cols.join(', ')}, rowid`, params };
 }
