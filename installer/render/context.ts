@@ -44,7 +44,7 @@ export interface RenderContext {
   paths: Record<'bin' | 'etc' | 'var' | 'log' | 'engineLog' | 'varLib' | 'run' | 'current' | 'plugins', string>;
   node: string;
   /** The runtime's commands (bin/<name>) and their entry points inside the active release. */
-  runtime: Record<'engine-launcher' | 'webserver' | 'dead-letters' | 'api-users', string>;
+  runtime: Record<'engine-launcher' | 'webserver' | 'dead-letters' | 'api-users' | 'send-event' | 'service' | 'hypcontrol', string>;
   user: string;
   group: string;
   /** supervisord drops privileges to the service user when started as root. */
@@ -149,9 +149,14 @@ export function buildContext(settings: Settings, secrets: Secrets, layout: Layou
       plugins: p.plugins,
     },
     node: facts.node,
-    runtime: Object.fromEntries(
-      (['engine-launcher', 'webserver', 'dead-letters', 'api-users'] as const).map((c) => [c, path.join(p.current, 'dist', 'runtime', 'cli', `${c}.js`)]),
-    ) as RenderContext['runtime'],
+    runtime: {
+      ...(Object.fromEntries(
+        (['engine-launcher', 'webserver', 'dead-letters', 'api-users', 'send-event'] as const).map((c) => [c, path.join(p.current, 'dist', 'runtime', 'cli', `${c}.js`)]),
+      ) as Record<'engine-launcher' | 'webserver' | 'dead-letters' | 'api-users' | 'send-event', string>),
+      // Service control lives with the installer (it drives supervisord), in the same release.
+      service: path.join(p.current, 'dist', 'installer', 'control', 'service.js'),
+      hypcontrol: path.join(p.current, 'dist', 'installer', 'control', 'hypcontrol.js'),
+    },
     user,
     group,
     supervisordUser: facts.root ? user : undefined,

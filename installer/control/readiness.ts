@@ -1,0 +1,84 @@
+import path from 'node:path';
+import amqp from 'amqplib';
+import { deadQueue, engineQueue } from '../../runtime/amqp/topology.js';
+import { readEngines } from '../../runtime/config/engines.js';
+import { readBrokerConfig, readIni } from '../../runtime/config/files.js';
+import { openStore, readRuntimeConfig } from '../../runtime/config/runtime.js';
+
+/*
+ * "Ready" as an operator means it, per service: the broker accepts our
+ * login on the vhost, the store answers, every engine consumes its queue,
+ * the webserver's healthcheck says 200. Each check returns a reason when
+ * not ready.
+ */
+
+export type Check = (prefix: string) => Promise<string | undefined>;
+
+const broker: Check = async (prefix) => {
+  const b = await readBrokerConfig(prefix);
+  try {
+    const conn = await amqp.connect(b.url);
+    await conn.close();
+    return undefined;
+  } catch (e) {
+    return `broker login on ${b.where} refused or unreachable: ${(e as Error).message}`;
+  }
+};
+
+const store: Check = async (prefix) => {
+  try {
+    const s = await openStore(await readRuntimeConfig(prefix));
+    await s.ping();
+    await s.close();
+    return undefined;
+  } catch (e) {
+    return `store not answering: ${(e as Error).message}`;
+  }
+};
+
+const engines: Check = async (prefix) => {
+  const b = await readBrokerConfig(prefix);
+  const { engines: list } = await readEngines(prefix);
+  let conn;
+  try {
+    conn = await amqp.connect(b.url);
+  } catch (e) {
+    return `broker unreachable: ${(e as Error).message}`;
+  }
+  try {
+    const idle: string[] = [];
+    for (const e of list.values()) {
+      if (!e.eventProcessing) continue; // a beat-only engine consumes nothing
+      const ch = await conn.createChannel();
+      ch.on('error', () => undefined);
+      const q = await ch.checkQueue(engineQueue(e.name)).catch(() => ({ consumerCount: 0 }));
+      await ch.close().catch(() => undefined);
+      if (q.consumerCount < 1) idle.push(e.name);
+    }
+    return idle.length ? `not consuming: ${idle.join(', ')}` : undefined;
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+};
+
+const webserver: Check = async (prefix) => {
+  const conf = await readIni(path.join(prefix, 'etc', 'webserver.conf'));
+  const bind = conf.server?.bind ?? '127.0.0.1';
+  const host = bind === '0.0.0.0' ? '127.0.0.1' : bind === '::' ? '[::1]' : bind;
+  try {
+    const r = await fetch(`http://${host}:${conf.server?.port ?? 8082}/api/v4/healthcheck`, { signal: AbortSignal.timeout(5000) });
+    return r.status === 200 ? undefined : `healthcheck answered ${r.status}: ${await r.text()}`;
+  } catch (e) {
+    return `healthcheck unreachable: ${(e as Error).message}`;
+  }
+};
+
+/** Readiness per service name of hypcontrol.conf; services without a deeper check rely on their process state. */
+export const READY: Record<string, Check> = {
+  'rabbitmq-server': broker,
+  mongodb: store,
+  amqp2engines: engines,
+  webserver,
+};
+
+export { deadQueue };
