@@ -8,6 +8,7 @@ import { PACKAGES } from './preflight/binaries.js';
 import { CHECK_NAMES, runChecks } from './preflight/checks.js';
 import { describeRelease } from './apply/release.js';
 import { prepare } from './prepare.js';
+import { startStack } from './start.js';
 import { planLines, summary, summaryLines } from './report.js';
 import { runSteps, type Display } from './runner.js';
 import { parseSetOption } from './settings/load.js';
@@ -57,11 +58,25 @@ function options(flags: CommonFlags, dryRun: boolean): InstallOptions {
 const display = (flags: CommonFlags): Display => (flags.json ? 'silent' : process.stdout.isTTY && (process.stdout.columns ?? 0) >= 40 ? 'tty' : 'plain');
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
-async function install(flags: CommonFlags): Promise<void> {
+async function install(flags: CommonFlags & { start?: boolean; unitDir?: string }): Promise<void> {
   const state = newState(options(flags, false));
   await runSteps(installSteps(), state, display(flags), out);
-  if (flags.json) out(JSON.stringify(summary(state)));
-  else summaryLines(state).forEach((l) => out(l));
+  const started = flags.start ? await startStack(state.prepared!, { unitDir: flags.unitDir }) : undefined;
+  if (flags.json) {
+    out(JSON.stringify({ ...summary(state), ...(started ? { started } : {}) }));
+    return;
+  }
+  summaryLines(state).forEach((l) => out(l));
+  if (started) {
+    const p = state.prepared!;
+    started.notes.forEach((n) => out(`note: ${n}`));
+    out(`Running (${started.init}):`);
+    started.status.trim().split('\n').forEach((l) => out(`  ${l}`));
+    out(`REST API: ${started.apiUrl} (header x-canopsis-authkey: [api] authkey of ${p.layout.secretsFile})`);
+    out(`Logs: ${p.layout.log}/ (engines in ${p.layout.engineLog}/)`);
+    out(`Proof: a probe event went through the pipeline and came back as alarm ${started.probeAlarm}.`);
+    out(`Control: ${p.layout.bin}/hypcontrol start|stop|status, ${p.layout.bin}/service NAME start|stop|status`);
+  }
 }
 
 async function planCommand(flags: CommonFlags & { diff: boolean }): Promise<void> {
@@ -105,6 +120,8 @@ export function program(): Command {
     .exitOverride();
   withCommon(cli.command('install', { isDefault: true }).description('check the host, render every configuration and install the tree (the default)'))
     .option('-y, --yes', 'do not ask before installing Debian packages')
+    .option('--start', 'start the stack afterwards and prove it with an event read back as an alarm')
+    .option('--unit-dir <dir>', 'with init = systemd: install the units here instead of /etc/systemd/system (no daemon-reload)')
     .action(install);
   withCommon(cli.command('plan').description('show what install would change, with diffs of configuration files'))
     .option('--no-diff', 'list files only')

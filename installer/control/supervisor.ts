@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -66,7 +67,23 @@ export class Supervisor {
     return all.filter((p) => p.name === service).map((p) => p.name);
   }
 
-  async shutdown(): Promise<void> {
-    if (await this.running()) await this.ctl('shutdown');
+  /** Stops supervisord and waits for its process to be gone. */
+  async shutdown(timeoutMs = 60_000): Promise<void> {
+    if (!(await this.running())) return;
+    const pid = Number((await this.ctl('pid')).stdout.trim());
+    await this.ctl('shutdown');
+    const deadline = Date.now() + timeoutMs;
+    // A zombie is gone for us: where PID 1 does not reap (containers), it lingers.
+    const alive = () => {
+      try {
+        return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return false;
+      }
+    };
+    while (pid > 0 && alive()) {
+      if (Date.now() > deadline) throw new Error(`supervisord (pid ${pid}) still running ${timeoutMs / 1000} s after shutdown`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 }

@@ -1,0 +1,87 @@
+import { cp, mkdir, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { UNIT_DIR } from './render/catalog.js';
+import type { Prepared } from './prepare.js';
+import { InstallerError } from './errors.js';
+
+/*
+ * ./build-install --start: the stack under the configured init, then a
+ * probe event through the pipeline read back as an alarm through the API.
+ */
+
+export class StartError extends InstallerError {
+  override readonly exitCode = 7;
+}
+
+export interface StartResult {
+  init: 'supervisord' | 'systemd';
+  notes: string[];
+  status: string;
+  apiUrl: string;
+  probeAlarm?: string;
+}
+
+const bin = (p: Prepared, name: string) => path.join(p.layout.bin, name);
+const env = (p: Prepared) => ({ CPS_PREFIX: p.layout.prefix });
+
+/** Copies the rendered units (and drop-ins) into a unit directory. */
+export async function installUnits(p: Prepared, unitDir: string): Promise<string[]> {
+  const from = path.join(p.layout.prefix, UNIT_DIR);
+  await mkdir(unitDir, { recursive: true });
+  const entries = await readdir(from);
+  for (const e of entries) await cp(path.join(from, e), path.join(unitDir, e), { recursive: true });
+  return entries;
+}
+
+export async function startStack(p: Prepared, opts: { unitDir?: string }): Promise<StartResult> {
+  const notes: string[] = [];
+  let init: StartResult['init'] = 'supervisord';
+  if (p.settings.canopsis.init === 'systemd') {
+    const unitDir = opts.unitDir ?? '/etc/systemd/system';
+    const units = await installUnits(p, unitDir);
+    notes.push(`systemd units installed into ${unitDir}: ${units.join(', ')}`);
+    if (p.facts.systemdRunning && !opts.unitDir) {
+      const sys = async (...args: string[]) => {
+        const r = await execa('systemctl', args, { reject: false, all: true });
+        if (r.exitCode !== 0) throw new StartError(`systemctl ${args.join(' ')} failed: ${r.all}`);
+      };
+      await sys('daemon-reload');
+      await sys('enable', 'canopsis.target');
+      await sys('start', 'canopsis.target');
+      init = 'systemd';
+    } else {
+      notes.push(
+        p.facts.systemdRunning
+          ? 'units written to a given directory only: starting under supervisord'
+          : 'systemd is not PID 1 on this host (a container?): the stack runs under supervisord instead',
+      );
+    }
+  }
+  if (init === 'supervisord') {
+    const r = await execa(bin(p, 'hypcontrol'), ['start'], { env: env(p), reject: false, all: true });
+    if (r.exitCode !== 0) throw new StartError(`hypcontrol start: ${r.exitCode} service(s) failed:\n${r.all}`);
+  }
+  const status = (await execa(bin(p, 'hypcontrol'), ['status'], { env: env(p), reject: false, all: true })).all ?? '';
+  const host = ['0.0.0.0', '::'].includes(p.settings.webserver.bind) ? '127.0.0.1' : p.settings.webserver.bind;
+  const apiUrl = `http://${host}:${p.settings.webserver.port}/api/v4`;
+
+  // The proof: an event through the whole pipeline, read back as an alarm.
+  const resource = `probe-${Date.now()}`;
+  const send = (state: number) =>
+    execa(bin(p, 'send-event'), ['--connector', 'build-install', '--connector-name', 'probe', '--component', 'canopsis', '--resource', resource, '--state', String(state), '--output', 'build-install --start probe'], { env: env(p), reject: false, all: true });
+  const sent = await send(2);
+  if (sent.exitCode !== 0) throw new StartError(`probe event not sent: ${sent.all}`);
+  const deadline = Date.now() + 60_000;
+  let probeAlarm: string | undefined;
+  while (!probeAlarm && Date.now() < deadline) {
+    const r = await fetch(`${apiUrl}/alarms?entity=${encodeURIComponent(`${resource}/canopsis`)}`, { headers: { 'x-canopsis-authkey': p.secrets.api.authkey } }).catch(() => undefined);
+    const body = r?.ok ? ((await r.json()) as { data: Array<{ _id: string }> }) : undefined;
+    probeAlarm = body?.data[0]?._id;
+    if (!probeAlarm) await new Promise((res) => setTimeout(res, 250));
+  }
+  if (!probeAlarm) throw new StartError(`the probe event did not come back as an alarm through ${apiUrl} within 60 s`);
+  // Close it again: it resolves after the resolve delay.
+  await send(0);
+  return { init, notes, status, apiUrl, probeAlarm };
+}
