@@ -50,6 +50,9 @@ export async function waitReady(sup: Supervisor, prefix: string, service: string
 
 export async function startService(sup: Supervisor, prefix: string, service: string, timeoutMs: number): Promise<ServiceState> {
   await sup.ensure();
+  // Pick up configuration re-rendered by build-install (numprocs, commands): supervisord only reads it on reread/update.
+  await sup.ctl('reread');
+  await sup.ctl('update', service.startsWith('engine-') ? 'amqp2engines' : service);
   const names = await sup.namesOf(service);
   if (names.length === 0) return { service, running: false, ready: false, detail: 'unknown to supervisord' };
   const r = await sup.ctl('start', ...names);

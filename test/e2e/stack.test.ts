@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import { chmod, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import amqp from 'amqplib';
+import ini from 'ini';
+import { readFile } from 'node:fs/promises';
+import { SqliteStore } from '../../runtime/store/sqlite.js';
+import { CLI, removeDir, run, tempDir, waitFor } from '../helpers/index.js';
+
+/*
+ * The whole appliance with real processes: build-install into a temp prefix
+ * as a normal user, its own RabbitMQ node (other ports, own node name),
+ * supervisord, collectd, the engines and the webserver; 10,000 events; an
+ * engine killed five times and the broker restarted; numprocs changed.
+ */
+
+const USER = 'cpsoperator';
+const BASE = 5820;
+const SETS = [
+  `rabbitmq.port=${BASE}`,
+  `rabbitmq.dist_port=${BASE + 1}`,
+  `rabbitmq.management_port=${BASE + 2}`,
+  `webserver.port=${BASE + 3}`,
+  `rabbitmq.node_name=cpse2e${BASE}@localhost`,
+  'collectd.interval=2',
+].flatMap((s) => ['--set', s]);
+
+let dir: string;
+let prefix: string;
+
+const asUser = (file: string, args: string[], timeout = 600_000) =>
+  run('setpriv', ['--reuid', USER, '--regid', USER, '--init-groups', file, ...args], { env: { CPS_PREFIX: prefix, HOME: prefix, PATH: process.env.PATH }, timeout });
+const bin = (name: string, ...args: string[]) => asUser(path.join(prefix, 'bin', name), args);
+const install = (...extra: string[]) => asUser(process.execPath, [CLI, '--prefix', prefix, '--no-install-deps', ...SETS, ...extra]);
+
+let authkey = '';
+const api = async (url: string) => {
+  const r = await fetch(`http://127.0.0.1:${BASE + 3}/api/v4${url}`, { headers: { 'x-canopsis-authkey': authkey } });
+  return (await r.json()) as { data: Array<Record<string, unknown>>; meta: { total_count: number } };
+};
+
+async function brokerUrl(): Promise<string> {
+  const m = ini.parse(await readFile(path.join(prefix, 'etc', 'amqp.conf'), 'utf8')).master;
+  return `amqp://${m.userid}:${encodeURIComponent(m.password)}@127.0.0.1:${m.port}/${m.virtual_host}`;
+}
+
+/** A connector: publishes check events to canopsis.events with confirms. */
+async function connector(events: Array<Record<string, unknown>>): Promise<void> {
+  const conn = await amqp.connect(await brokerUrl());
+  const ch = await conn.createConfirmChannel();
+  for (const e of events) {
+    const key = `${e.connector}.${e.connector_name}.check.resource.${e.component}.${e.resource}`;
+    if (!ch.publish('canopsis.events', key, Buffer.from(JSON.stringify(e)), { persistent: true })) await new Promise((r) => ch.once('drain', r));
+  }
+  await ch.waitForConfirms();
+  await ch.close();
+  await conn.close();
+}
+
+const checks = (tag: string, n: number) =>
+  Array.from({ length: n }, (_, i) => ({ connector: 'e2e', connector_name: tag, event_type: 'check', source_type: 'resource', component: `${tag}-host${i % 50}`, resource: `svc${i}`, state: 1 + (i % 3), output: `${tag} ${i}` }));
+
+async function engineProcesses(): Promise<Array<{ name: string; pid: number }>> {
+  const r = await asUser('supervisorctl', ['-c', path.join(prefix, 'etc', 'supervisord.conf'), 'status']);
+  return r.stdout
+    .split('\n')
+    .map((l) => /^(amqp2engines:\S+)\s+RUNNING\s+pid (\d+)/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ name: m[1]!, pid: Number(m[2]) }));
+}
+
+before(async () => {
+  if ((await run('id', ['-u', USER])).exitCode !== 0) {
+    assert.equal((await run('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', USER])).exitCode, 0);
+  }
+  dir = await tempDir('e2e');
+  prefix = path.join(dir, 'canopsis');
+  await mkdir(prefix);
+  await chmod(prefix, 0o755);
+  await run('chown', [`${USER}:${USER}`, prefix]);
+});
+
+after(async () => {
+  await bin('hypcontrol', 'stop').catch(() => undefined);
+  await run('pkill', ['-9', '-f', prefix]);
+  await removeDir(dir);
+});
+
+test('as a normal user: build-install, hypcontrol start, every service ready', async () => {
+  const r = await install();
+  assert.equal(r.exitCode, 0, r.all);
+  assert.match(r.stdout, new RegExp(`services will run as ${USER}`));
+  authkey = ini.parse(await readFile(path.join(prefix, 'etc', 'canopsis-secrets.ini'), 'utf8')).api.authkey;
+  const start = await bin('hypcontrol', 'start');
+  assert.equal(start.exitCode, 0, start.all);
+  for (const s of ['rabbitmq-server', 'collectd', 'amqp2engines', 'webserver']) assert.match(start.stdout, new RegExp(`${s} +ready`));
+});
+
+test('10,000 check events from a connector become alarms readable through the REST API', async () => {
+  await connector(checks('bulk', 10_000));
+  const total = await waitFor('10,000 alarms', async () => {
+    const t = (await api('/alarms?opened=true&limit=1')).meta?.total_count;
+    return t === 10_000 ? t : undefined;
+  }, 300_000, 500);
+  assert.equal(total, 10_000);
+  const page = await api('/alarms?opened=true&entity=svc42/bulk-host42');
+  assert.equal(page.data.length, 1);
+  assert.equal((page.data[0]!.state as { val: number }).val, 1 + (42 % 3));
+});
+
+test('faults: an engine killed -9 five times and the broker restarted once, nothing lost, no engine left dead', async () => {
+  const publishing = connector(checks('fault', 5000));
+  for (let i = 0; i < 5; i++) {
+    const procs = await waitFor('engines running', async () => {
+      const p = await engineProcesses();
+      return p.length >= 6 ? p : undefined;
+    }, 60_000);
+    const victim = procs[Math.floor(Math.random() * procs.length)]!;
+    await run('kill', ['-9', String(victim.pid)]);
+    // supervisord restarts it: wait for a new pid under the same name.
+    await waitFor(`${victim.name} restarted`, async () => (await engineProcesses()).some((p) => p.name === victim.name && p.pid !== victim.pid), 60_000);
+  }
+  await publishing;
+  const restart = await bin('service', 'rabbitmq-server', 'restart');
+  assert.equal(restart.exitCode, 0, restart.all);
+  await waitFor('5,000 more alarms', async () => (await api('/alarms?opened=true&limit=1')).meta?.total_count === 15_000, 300_000, 500);
+  const status = await waitFor('every service ready again', async () => {
+    const s = await bin('hypcontrol', 'status');
+    return s.exitCode === 0 ? s : undefined;
+  }, 120_000, 1000);
+  assert.match(status.stdout, /amqp2engines +running/);
+});
+
+test('a stopped service is named by hypcontrol status, which exits non-zero', async () => {
+  assert.equal((await bin('service', 'collectd', 'stop')).exitCode, 0);
+  const s = await bin('hypcontrol', 'status');
+  assert.equal(s.exitCode, 1, s.all);
+  assert.match(s.stdout, /collectd +DOWN/);
+  assert.match(s.stdout, /1 service failed: collectd/);
+  const svc = await bin('service', 'collectd', 'status');
+  assert.equal(svc.exitCode, 3, svc.all);
+  assert.equal((await bin('service', 'collectd', 'start')).exitCode, 0);
+});
+
+test("collectd's metrics for this host reach the store as perf data within two intervals", async () => {
+  const store = new SqliteStore(path.join(prefix, 'var', 'lib', 'canopsis', 'canopsis.db'));
+  try {
+    const since = Math.floor(Date.now() / 1000);
+    // Two intervals of 2 s, plus the pipeline.
+    await waitFor('fresh collectd samples', async () => (await store.collection('metrics').count({ timestamp: { $gte: since } })) > 0, 2 * 2 * 1000 + 10_000, 200);
+    const sample = (await store.collection<{ entity: string; metric: string }>('metrics').find({ timestamp: { $gte: since } }, { limit: 1 }))[0]!;
+    assert.match(sample.entity, /^[a-z]+(-[^/]+)?\/.+/);
+  } finally {
+    await store.close();
+  }
+});
+
+test('numprocs changed in canopsis.ini, build-install, service amqp2engines restart: two che processes', async () => {
+  const r = await install('--set', 'engine:che.numprocs=2');
+  assert.equal(r.exitCode, 0, r.all);
+  const restart = await bin('service', 'amqp2engines', 'restart');
+  assert.equal(restart.exitCode, 0, restart.all);
+  const che = (await engineProcesses()).filter((p) => p.name.startsWith('amqp2engines:engine-che-'));
+  assert.deepEqual(che.map((p) => p.name).sort(), ['amqp2engines:engine-che-0', 'amqp2engines:engine-che-1']);
+});
+
+test('hypcontrol stop leaves no process of the appliance', async () => {
+  const s = await bin('hypcontrol', 'stop');
+  assert.equal(s.exitCode, 0, s.all);
+  const left = await run('pgrep', ['-af', prefix]);
+  assert.equal(left.stdout.trim(), '', `left running:\n${left.stdout}`);
+});
