@@ -15,7 +15,16 @@ interface RulesState {
   mtimeMs: number;
 }
 
-async function reload(engine: EngineHandle, ctx: TaskContext): Promise<RulesState> {
+/** One reload at a time per process: the first event and the first beat may ask together. */
+function reload(engine: EngineHandle, ctx: TaskContext): Promise<RulesState> {
+  const running = engine.state.get('rules-loading') as Promise<RulesState> | undefined;
+  if (running) return running;
+  const p = reloadNow(engine, ctx).finally(() => engine.state.delete('rules-loading'));
+  engine.state.set('rules-loading', p);
+  return p;
+}
+
+async function reloadNow(engine: EngineHandle, ctx: TaskContext): Promise<RulesState> {
   const file = path.join(engine.prefix, RULES_FILE);
   const current = (engine.state.get('rules') as RulesState | undefined) ?? { rules: [], mtimeMs: -1 };
   let mtimeMs: number;
