@@ -9,6 +9,8 @@ import { CHECK_NAMES, runChecks } from './preflight/checks.js';
 import { describeRelease } from './apply/release.js';
 import { prepare } from './prepare.js';
 import { startStack } from './start.js';
+import { createBundle } from './bundle/create.js';
+import { installFromBundle, purge, remove, status as lifecycleStatus } from './bundle/lifecycle.js';
 import { planLines, summary, summaryLines } from './report.js';
 import { runSteps, type Display } from './runner.js';
 import { parseSetOption } from './settings/load.js';
@@ -56,7 +58,9 @@ function options(flags: CommonFlags, dryRun: boolean): InstallOptions {
 
 // A terminal of unknown width (a pipe through script(1)) gets plain lines: listr2 would wrap every character.
 const display = (flags: CommonFlags): Display => (flags.json ? 'silent' : process.stdout.isTTY && (process.stdout.columns ?? 0) >= 40 ? 'tty' : 'plain');
-const out = (line: string) => process.stdout.write(`${line}\n`);
+const out = (line: string): void => {
+  process.stdout.write(`${line}\n`);
+};
 
 async function install(flags: CommonFlags & { start?: boolean; unitDir?: string }): Promise<void> {
   const state = newState(options(flags, false));
@@ -113,6 +117,13 @@ async function deps(flags: { forTests?: boolean; yes?: boolean }): Promise<void>
   out(installed.length ? `installed ${installed.join(' ')}` : `already installed: ${packages.join(' ')}`);
 }
 
+async function fromBundle(flags: CommonFlags & { bundle: string; allowDowngrade?: boolean; start?: boolean }, update: boolean): Promise<void> {
+  const passthrough = [...flags.set.flatMap((x) => ['--set', x]), ...flags.skipCheck.flatMap((x) => ['--skip-check', x]), ...(flags.installDeps ? [] : ['--no-install-deps']), ...(flags.start ? ['--start'] : [])];
+  const r = await installFromBundle({ prefix: flags.prefix, bundle: flags.bundle, allowDowngrade: !!flags.allowDowngrade, passthrough, update, log: flags.json ? () => undefined : (l) => l.trim() && out(l.trimEnd()) });
+  if (flags.json) out(JSON.stringify({ ok: true, ...r }));
+  else out(r.from ? `updated ${flags.prefix} from ${r.from} to ${r.version} (${r.release})` : `installed ${r.version} (${r.release}) in ${flags.prefix} from ${flags.bundle}`);
+}
+
 export function program(): Command {
   const cli = new Command('build-install')
     .description('Install, check and plan a Canopsis appliance under a prefix.')
@@ -122,7 +133,60 @@ export function program(): Command {
     .option('-y, --yes', 'do not ask before installing Debian packages')
     .option('--start', 'start the stack afterwards and prove it with an event read back as an alarm')
     .option('--unit-dir <dir>', 'with init = systemd: install the units here instead of /etc/systemd/system (no daemon-reload)')
-    .action(install);
+    .option('--bundle <file>', 'install from a bundle (./build-install bundle), no network needed')
+    .option('--allow-downgrade', 'accept a bundle older than the installed version')
+    .action((flags) => (flags.bundle ? fromBundle(flags, false) : install(flags)));
+  withCommon(cli.command('update').description('update an installed prefix from a bundle: health-checked, rolled back when the new version does not come up'))
+    .requiredOption('--bundle <file>', 'the bundle of the new version')
+    .option('--allow-downgrade', 'accept a bundle older than the installed version')
+    .action((flags) => fromBundle(flags, true));
+  cli
+    .command('bundle')
+    .description('write a self-contained versioned bundle (tar.gz): runtime, production dependencies, templates, installer, hooks, manifest')
+    .option('--out <dir>', 'where to write it', '.')
+    .option('--json', 'print one JSON object')
+    .action(async (o: { out: string; json?: boolean }) => {
+      const { file, manifest } = await createBundle(o.out);
+      if (o.json) out(JSON.stringify({ ok: true, file, version: manifest.version, release: manifest.release, files: Object.keys(manifest.files).length }));
+      else out(`${file}: Canopsis ${manifest.version} (${manifest.release}), ${Object.keys(manifest.files).length} files`);
+    });
+  cli
+    .command('status')
+    .description('installed version, whether it runs, modified conffiles')
+    .option('--prefix <dir>', 'installation prefix', DEFAULT_PREFIX)
+    .option('--json', 'print one JSON object')
+    .action(async (o: { prefix: string; json?: boolean }) => {
+      const s = await lifecycleStatus(o.prefix);
+      if (o.json) {
+        out(JSON.stringify(s));
+        return;
+      }
+      if (!s.installed) {
+        out(`${s.prefix}: not installed`);
+        return;
+      }
+      out(`${s.prefix}: Canopsis ${s.version} (${s.release}), ${s.running ? 'running' : 'stopped'}`);
+      out('pending migrations: none');
+      out(s.modifiedConffiles.length ? `modified conffiles: ${s.modifiedConffiles.join(', ')}` : 'modified conffiles: none');
+      if (s.pendingDist.length) out(`new versions waiting to be merged: ${s.pendingDist.join(', ')}`);
+    });
+  cli
+    .command('remove')
+    .description('stop the services and remove the program files; etc/ and var/ (settings, data) stay')
+    .option('--prefix <dir>', 'installation prefix', DEFAULT_PREFIX)
+    .action(async (o: { prefix: string }) => {
+      const removed = await remove(o.prefix, (l) => l.trim() && out(l.trimEnd()));
+      out(`removed ${removed.join(', ')}; settings and data kept in ${o.prefix}/etc and ${o.prefix}/var`);
+    });
+  cli
+    .command('purge')
+    .description('remove everything under the prefix, settings and data included')
+    .option('--prefix <dir>', 'installation prefix', DEFAULT_PREFIX)
+    .option('-y, --yes', 'confirm')
+    .action(async (o: { prefix: string; yes?: boolean }) => {
+      await purge(o.prefix, !!o.yes, (l) => l.trim() && out(l.trimEnd()));
+      out(`purged ${o.prefix}`);
+    });
   withCommon(cli.command('plan').description('show what install would change, with diffs of configuration files'))
     .option('--no-diff', 'list files only')
     .action(planCommand);

@@ -10,7 +10,7 @@ import { SOURCE_ROOT } from '../render/handlebars.js';
  */
 
 /** What a release holds, relative to the source root. */
-const CONTENT = ['dist/installer', 'dist/runtime', 'templates', 'systemd', 'package.json', 'package-lock.json'];
+const CONTENT = ['dist/installer', 'dist/runtime', 'templates', 'systemd', 'packaging/hooks', 'package.json', 'package-lock.json'];
 
 export interface ReleaseSource {
   root: string;

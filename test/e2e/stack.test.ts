@@ -171,3 +171,19 @@ test('hypcontrol stop leaves no process of the appliance', async () => {
   const left = await run('pgrep', ['-af', prefix]);
   assert.equal(left.stdout.trim(), '', `left running:\n${left.stdout}`);
 });
+
+test('init = systemd where systemd is not PID 1: units installed into the given directory, the stack runs under supervisord, proven by a probe alarm', async () => {
+  const unitDir = path.join(dir, 'units');
+  await mkdir(unitDir);
+  await run('chown', [`${USER}:${USER}`, unitDir]);
+  const r = await install('--set', 'canopsis.init=systemd', '--start', '--unit-dir', unitDir);
+  assert.equal(r.exitCode, 0, r.all);
+  assert.match(r.stdout, /units written to a given directory only: starting under supervisord|systemd is not PID 1 on this host/);
+  assert.match(r.stdout, /Running \(supervisord\)/);
+  assert.match(r.stdout, /Proof: a probe event went through the pipeline and came back as alarm probe-\d+\/canopsis:/);
+  const dropIn = await readFile(path.join(unitDir, 'canopsis-engine-go@engine-che.service.d', 'override.conf'), 'utf8');
+  assert.match(dropIn, new RegExp(`ExecStart=\\nExecStart=/usr/bin/env ${prefix}/bin/%i -publishQueue Engine_axe`));
+  await readFile(path.join(unitDir, 'canopsis.target'), 'utf8');
+  const s = await bin('hypcontrol', 'stop');
+  assert.equal(s.exitCode, 0, s.all);
+});

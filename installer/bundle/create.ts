@@ -1,0 +1,51 @@
+import { createHash } from 'node:crypto';
+import { cp, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import * as tar from 'tar';
+import { describeRelease, installRelease } from '../apply/release.js';
+import { SOURCE_ROOT } from '../render/handlebars.js';
+import { BUNDLE_MANIFEST, type BundleManifest } from './format.js';
+
+/* ./build-install bundle: everything an offline host needs, in one tarball. */
+
+async function walk(root: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of (await readdir(path.join(root, rel))).sort()) {
+    const r = path.join(rel, e);
+    const st = await lstat(path.join(root, r));
+    if (st.isDirectory()) out.push(...(await walk(root, r)));
+    else out.push(r);
+  }
+  return out;
+}
+
+export async function createBundle(outDir: string, root = SOURCE_ROOT): Promise<{ file: string; manifest: BundleManifest }> {
+  const src = await describeRelease(root);
+  const stage = await mkdtemp(path.join(os.tmpdir(), 'canopsis-bundle-'));
+  try {
+    const top = `canopsis-${src.version}`;
+    const base = path.join(stage, top);
+    await mkdir(base, { recursive: true });
+    // The release exactly as an install lays it out, then renamed to release/.
+    await installRelease(src, base);
+    await cp(path.join(base, src.id), path.join(base, 'release'), { recursive: true, verbatimSymlinks: true });
+    await rm(path.join(base, src.id), { recursive: true, force: true });
+    const files: BundleManifest['files'] = {};
+    const links: BundleManifest['links'] = {};
+    for (const rel of await walk(base)) {
+      const abs = path.join(base, rel);
+      const st = await lstat(abs);
+      if (st.isSymbolicLink()) links[rel] = await readlink(abs);
+      else files[rel] = { sha256: createHash('sha256').update(await readFile(abs)).digest('hex'), size: st.size, mode: st.mode & 0o777 };
+    }
+    const manifest: BundleManifest = { format: 1, name: 'canopsis-appliance', version: src.version, release: src.id, created: new Date().toISOString(), files, links };
+    await writeFile(path.join(base, BUNDLE_MANIFEST), `${JSON.stringify(manifest, null, 1)}\n`);
+    await mkdir(outDir, { recursive: true });
+    const file = path.join(path.resolve(outDir), `${top}.tar.gz`);
+    await tar.c({ gzip: true, file, cwd: stage, portable: true }, [top]);
+    return { file, manifest };
+  } finally {
+    await rm(stage, { recursive: true, force: true });
+  }
+}

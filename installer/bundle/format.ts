@@ -1,0 +1,33 @@
+import { z } from 'zod';
+
+/*
+ * A bundle: canopsis-<version>.tar.gz holding MANIFEST.json (version,
+ * release id, sha256 and mode of every file), release/ (the runtime build
+ * with its production dependencies, templates, systemd sources, the
+ * installer) and hooks/ (control hooks).
+ */
+
+export const BUNDLE_MANIFEST = 'MANIFEST.json';
+
+export const bundleManifest = z.object({
+  format: z.literal(1),
+  name: z.literal('canopsis-appliance'),
+  version: z.string().regex(/^\d+\.\d+\.\d+/),
+  release: z.string(),
+  created: z.string(),
+  files: z.record(z.string(), z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), size: z.number(), mode: z.number() })),
+  links: z.record(z.string(), z.string()).default({}),
+});
+
+export type BundleManifest = z.infer<typeof bundleManifest>;
+
+/** Compares dotted versions numerically: -1, 0, 1. */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split(/[.+-]/).slice(0, 3).map(Number);
+  const pb = b.split(/[.+-]/).slice(0, 3).map(Number);
+  for (let i = 0; i < 3; i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d) return Math.sign(d);
+  }
+  return 0;
+}

@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { readFile, stat, truncate, writeFile, appendFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { buildInstall, isolatedPorts, removeDir, run, snapshot, tempDir } from '../helpers/index.js';
+
+/*
+ * Bundles: built, installed with no source tree involved, refused when
+ * corrupt, truncated or escaping, and the remove / purge lifecycle.
+ */
+
+let dir: string;
+let bundle: string;
+const PORTS = isolatedPorts(5850);
+
+before(async () => {
+  dir = await tempDir('bundle');
+  const r = await buildInstall(['bundle', '--out', dir, '--json']);
+  assert.equal(r.exitCode, 0, r.all);
+  bundle = JSON.parse(r.stdout).file;
+});
+after(async () => {
+  await removeDir(dir);
+});
+
+/** Rewrites a bundle with Python's tarfile, which writes any entry name: for hostile bundles. */
+async function craft(name: string, script: string): Promise<string> {
+  const out = path.join(dir, name);
+  const py = `
+import tarfile, io, sys
+src = tarfile.open(sys.argv[1], 'r:gz')
+dst = tarfile.open(sys.argv[2], 'w:gz')
+def add(info, data=None):
+    dst.addfile(info, io.BytesIO(data) if data is not None else None)
+${script}
+dst.close()
+`;
+  const r = await run('python3', ['-c', py, bundle, out]);
+  assert.equal(r.exitCode, 0, r.all);
+  return out;
+}
+
+const COPY_ALL = `
+for m in src.getmembers():
+    add(m, src.extractfile(m).read() if m.isfile() else None)
+`;
+
+test('install from a bundle, status, an edited conffile listed', async () => {
+  const prefix = path.join(dir, 'p');
+  const r = await buildInstall(['install', '--bundle', bundle, '--prefix', prefix, ...PORTS]);
+  assert.equal(r.exitCode, 0, r.all);
+  assert.match(r.stdout, /installed 0\.1\.0 \(0\.1\.0\+[0-9a-f]{8}\)/);
+  await appendFile(path.join(prefix, 'etc', 'webserver.conf'), '; edited\n');
+  const s = await buildInstall(['status', '--prefix', prefix, '--json']);
+  const status = JSON.parse(s.stdout);
+  assert.equal(status.version, '0.1.0');
+  assert.equal(status.running, false);
+  assert.deepEqual(status.modifiedConffiles, ['etc/webserver.conf']);
+
+  // An installed version newer than the bundle: the update is a downgrade, refused.
+  const manifest = path.join(prefix, 'var', 'lib', 'pkgmgr', 'manifest.json');
+  const m = JSON.parse(await readFile(manifest, 'utf8'));
+  await writeFile(manifest, JSON.stringify({ ...m, version: '9.0.0' }));
+  const down = await buildInstall(['update', '--bundle', bundle, '--prefix', prefix]);
+  assert.equal(down.exitCode, 2, down.all);
+  assert.match(down.stderr, /version 0\.1\.0, older than the installed 9\.0\.0: downgrade refused without --allow-downgrade/);
+  await writeFile(manifest, JSON.stringify(m));
+
+  // remove keeps settings and data; a later install finds them.
+  const secrets = await readFile(path.join(prefix, 'etc', 'canopsis-secrets.ini'), 'utf8');
+  const rm = await buildInstall(['remove', '--prefix', prefix]);
+  assert.equal(rm.exitCode, 0, rm.all);
+  await assert.rejects(stat(path.join(prefix, 'bin')));
+  await assert.rejects(stat(path.join(prefix, 'lib')));
+  assert.equal(await readFile(path.join(prefix, 'etc', 'canopsis-secrets.ini'), 'utf8'), secrets);
+  await stat(path.join(prefix, 'var', 'lib', 'pkgmgr', 'manifest.json'));
+  const again = await buildInstall(['install', '--bundle', bundle, '--prefix', prefix, ...PORTS]);
+  assert.equal(again.exitCode, 0, again.all);
+  assert.equal(await readFile(path.join(prefix, 'etc', 'canopsis-secrets.ini'), 'utf8'), secrets, 'the credentials survived');
+  assert.match(await readFile(path.join(prefix, 'etc', 'webserver.conf'), 'utf8'), /; edited/);
+
+  const refused = await buildInstall(['purge', '--prefix', prefix]);
+  assert.equal(refused.exitCode, 2);
+  assert.match(refused.stderr, /add --yes to confirm/);
+  const purged = await buildInstall(['purge', '--prefix', prefix, '--yes']);
+  assert.equal(purged.exitCode, 0, purged.all);
+  await assert.rejects(stat(prefix), 'purge leaves nothing');
+});
+
+const HOSTILE: Array<[string, string, RegExp]> = [
+  ['truncated', '', /corrupt or truncated/],
+  ['corrupt', '', /corrupt or truncated|cannot extract|checksum/],
+  ['dotdot', `${COPY_ALL}
+i = tarfile.TarInfo('canopsis-0.1.0/release/../../../evil'); i.size = 4
+add(i, b'evil')`, /entry canopsis-0\.1\.0\/release\/\.\.\/\.\.\/\.\.\/evil climbs out with \.\./],
+  ['absolute', `${COPY_ALL}
+i = tarfile.TarInfo('/tmp/evil'); i.size = 4
+add(i, b'evil')`, /entry \/tmp\/evil has an absolute path/],
+  ['link', `${COPY_ALL}
+i = tarfile.TarInfo('canopsis-0.1.0/release/escape'); i.type = tarfile.SYMTYPE; i.linkname = '../../../../etc/passwd'
+add(i)`, /entry canopsis-0\.1\.0\/release\/escape links to \.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd, outside the bundle/],
+  ['checksum', `
+for m in src.getmembers():
+    data = src.extractfile(m).read() if m.isfile() else None
+    if m.name.endswith('release/templates/amqp.conf.hbs'):
+        data = data + b'# tampered\\n'; m.size = len(data)
+    add(m, data)`, /entry release\/templates\/amqp\.conf\.hbs does not match its checksum/],
+];
+
+test('corrupt, truncated and path-escaping bundles are refused, naming the entry; nothing changes', async () => {
+  const prefix = path.join(dir, 'victim');
+  assert.equal((await buildInstall(['--prefix', prefix, ...PORTS])).exitCode, 0);
+  const before = await snapshot(prefix);
+  for (const [name, script, reason] of HOSTILE) {
+    let file: string;
+    if (name === 'truncated' || name === 'corrupt') {
+      file = path.join(dir, `${name}.tar.gz`);
+      await writeFile(file, await readFile(bundle));
+      if (name === 'truncated') await truncate(file, Math.floor((await stat(file)).size / 2));
+      else {
+        const buf = await readFile(file);
+        for (let i = 0; i < 64; i++) { const at = Math.floor(buf.length / 3) + i * 97; buf[at] = buf[at]! ^ 0xff; }
+        await writeFile(file, buf);
+      }
+    } else file = await craft(`${name}.tar.gz`, script);
+    const r = await buildInstall(['update', '--bundle', file, '--prefix', prefix]);
+    assert.equal(r.exitCode, 8, `${name}: ${r.all}`);
+    assert.match(r.stderr, reason, name);
+  }
+  assert.deepEqual(await snapshot(prefix), before, 'the installed tree is as it was');
+  await assert.rejects(stat('/tmp/evil'));
+});
