@@ -1,12 +1,11 @@
 import os from 'node:os';
 import path from 'node:path';
-import amqp from 'amqplib';
 import { execa } from 'execa';
 import type { Alarm } from '../runtime/alarm/model.js';
 import { SqliteStore } from '../runtime/store/sqlite.js';
 import { removeDir, ROOT, tempDir, waitFor } from '../test/helpers/index.js';
-import { freshVhost, startEngine, stopEngine, whenConsuming, writeRuntimePrefix } from '../test/helpers/broker.js';
-import { median, peakRss, publishAndDrain, rawRound } from './pipeline.js';
+import { freshVhost, writeRuntimePrefix } from '../test/helpers/broker.js';
+import { chainRound, median, rawRound } from './pipeline.js';
 import { writeSection } from './report.js';
 
 /*
@@ -33,20 +32,6 @@ next=axe
 event_processing=canopsis.axe.process.event_processing
 next=sink
 `;
-
-async function alarmRound(dir: string, url: string): Promise<{ rate: number; rss: number[] }> {
-  const engines = ['cleaner', 'che', 'axe'].map((n) => startEngine(dir, n));
-  for (const e of engines) await whenConsuming(e);
-  const conn = await amqp.connect(url);
-  const ch = await conn.createChannel();
-  await ch.assertQueue('Engine_sink', { durable: true, arguments: { 'x-dead-letter-exchange': 'canopsis.dead', 'x-dead-letter-routing-key': 'Engine_sink.dead' } });
-  await ch.close();
-  await conn.close();
-  const rate = await publishAndDrain(url, 'canopsis.events', 'bench', 'Engine_sink');
-  const rss = await Promise.all(engines.map(peakRss));
-  await Promise.all(engines.map((e) => stopEngine(e)));
-  return { rate, rss };
-}
 
 async function apiRate(dir: string): Promise<{ rps: number; p50: number; p99: number }> {
   const store = new SqliteStore(path.join(dir, 'var', 'lib', 'canopsis', 'api.db'));
@@ -110,11 +95,11 @@ export async function benchAlarms(): Promise<void> {
     let rss: number[] = [];
     for (let i = 0; i < ROUNDS; i++) {
       const r = await rawRound(vhost.url);
-      const o = await alarmRound(dir, vhost.url);
+      const o = await chainRound(dir, vhost.url, ['cleaner', 'che', 'axe']);
       raw.push(r);
       ours.push(o.rate);
       ratios.push(o.rate / r);
-      rss = o.rss;
+      rss = o.rssMiB;
       console.log(`round ${i + 1}: raw ${r.toFixed(0)} ev/s, cleaner->che->axe ${o.rate.toFixed(0)} ev/s, ratio ${(o.rate / r).toFixed(2)}`);
     }
     const api = await apiRate(path.join(dir, 'api'));

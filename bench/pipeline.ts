@@ -84,8 +84,9 @@ export async function peakRss(p: EngineProcess): Promise<number> {
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
 }
 
-async function oursRound(dir: string, url: string): Promise<{ rate: number; rssMiB: number[] }> {
-  const engines = ['cleaner', 'event_filter', 'pass'].map((n) => startEngine(dir, n));
+/** One run of an engine chain ending in Engine_sink: events/s from the first publish to the last arrival. */
+export async function chainRound(dir: string, url: string, names: string[]): Promise<{ rate: number; rssMiB: number[] }> {
+  const engines = names.map((n) => startEngine(dir, n));
   for (const e of engines) await whenConsuming(e);
   const conn = await amqp.connect(url);
   const ch = await conn.createChannel();
@@ -111,7 +112,7 @@ export async function benchPipeline(): Promise<void> {
     let rss: number[] = [];
     for (let i = 0; i < ROUNDS; i++) {
       const r = await rawRound(vhost.url);
-      const o = await oursRound(dir, vhost.url);
+      const o = await chainRound(dir, vhost.url, ['cleaner', 'event_filter', 'pass']);
       raw.push(r);
       ours.push(o.rate);
       ratios.push(o.rate / r);

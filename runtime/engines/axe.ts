@@ -3,6 +3,7 @@ import type { Alarm, EntityAlarms } from '../alarm/model.js';
 import { entityId } from '../event/canopsis-event.js';
 import type { Collection } from '../store/types.js';
 import type { EngineHandle, Event, TaskModule } from '../tasks/types.js';
+import { once } from '../tasks/state.js';
 
 /*
  * axe, the alarm engine. Per entity, one document (entity_alarms) holds the
@@ -18,17 +19,14 @@ interface Collections {
   alarms: Collection<Alarm>;
 }
 
-async function collections(engine: EngineHandle): Promise<Collections> {
-  let c = engine.state.get('axe') as Collections | undefined;
-  if (!c) {
+const collections = (engine: EngineHandle): Promise<Collections> =>
+  once(engine, 'axe', async () => {
     const store = await engine.store();
-    c = { entity: store.collection<EntityAlarms>(ENTITY_ALARMS), alarms: store.collection<Alarm>(ALARMS) };
+    const c = { entity: store.collection<EntityAlarms>(ENTITY_ALARMS), alarms: store.collection<Alarm>(ALARMS) };
     await c.entity.ensureIndex(['open']);
     for (const f of [['entity'], ['resolved', 'opened_at'], ['opened_at'], ['state.val']]) await c.alarms.ensureIndex(f);
-    engine.state.set('axe', c);
-  }
-  return c;
-}
+    return c;
+  });
 
 /** The alarms collection follows entity_alarms: written after every modify, so a crash between the two heals on the next event. */
 async function mirror(c: Collections, a: Alarm | null | undefined): Promise<void> {

@@ -1,5 +1,6 @@
 import type { Collection } from '../store/types.js';
 import type { EngineHandle, Event, TaskModule } from '../tasks/types.js';
+import { once } from '../tasks/state.js';
 
 /*
  * che, the context engine: every event makes its connector, component and
@@ -20,15 +21,12 @@ export interface Entity {
   depends: string[];
 }
 
-async function entities(engine: EngineHandle): Promise<Collection<Entity>> {
-  let c = engine.state.get(ENTITIES) as Collection<Entity> | undefined;
-  if (!c) {
-    c = (await engine.store()).collection<Entity>(ENTITIES);
+const entities = (engine: EngineHandle): Promise<Collection<Entity>> =>
+  once(engine, ENTITIES, async () => {
+    const c = (await engine.store()).collection<Entity>(ENTITIES);
     await c.ensureIndex(['type']);
-    engine.state.set(ENTITIES, c);
-  }
-  return c;
-}
+    return c;
+  });
 
 const touch = (seen: number, fresh: Omit<Entity, 'first_seen' | 'last_seen'>) => (cur: (Entity & { key: string }) | undefined): Entity | undefined => {
   if (!cur) return { ...fresh, first_seen: seen, last_seen: seen };

@@ -2,6 +2,7 @@ import { entityId } from '../event/canopsis-event.js';
 import { fromPerfDataArray, parsePerfData, type Metric, type MetricType, type Skipped } from '../perfdata/parse.js';
 import type { Collection } from '../store/types.js';
 import type { EngineHandle, Event, TaskModule } from '../tasks/types.js';
+import { once } from '../tasks/state.js';
 
 /*
  * perfdata: the metrics an event carries (perf_data, the Nagios string, and
@@ -41,17 +42,14 @@ interface Collections {
   latest: Collection<MetricSample>;
 }
 
-async function collections(engine: EngineHandle): Promise<Collections> {
-  let c = engine.state.get('perfdata') as Collections | undefined;
-  if (!c) {
+const collections = (engine: EngineHandle): Promise<Collections> =>
+  once(engine, 'perfdata', async () => {
     const store = await engine.store();
-    c = { samples: store.collection<MetricSample>(METRICS), latest: store.collection<MetricSample>(METRICS_LATEST) };
+    const c = { samples: store.collection<MetricSample>(METRICS), latest: store.collection<MetricSample>(METRICS_LATEST) };
     for (const f of [['entity', 'timestamp'], ['entity', 'metric', 'timestamp'], ['timestamp']]) await c.samples.ensureIndex(f);
     for (const f of [['entity'], ['timestamp']]) await c.latest.ensureIndex(f);
-    engine.state.set('perfdata', c);
-  }
-  return c;
-}
+    return c;
+  });
 
 export const sampleKey = (entity: string, metric: string, timestamp: number) => `${entity}|${metric}|${timestamp}`;
 export const latestKey = (entity: string, metric: string) => `${entity}|${metric}`;
