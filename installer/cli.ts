@@ -166,7 +166,7 @@ export function program(): Command {
         return;
       }
       out(`${s.prefix}: Canopsis ${s.version} (${s.release}), ${s.running ? 'running' : 'stopped'}`);
-      out('pending migrations: none');
+      out(s.pendingMigrations.length ? `pending migrations: ${s.pendingMigrations.join('; ')}` : 'pending migrations: none');
       out(s.modifiedConffiles.length ? `modified conffiles: ${s.modifiedConffiles.join(', ')}` : 'modified conffiles: none');
       if (s.pendingDist.length) out(`new versions waiting to be merged: ${s.pendingDist.join(', ')}`);
     });

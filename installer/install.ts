@@ -12,7 +12,9 @@ import { ensureServiceAccount } from './host/users.js';
 import type { Layout } from './layout.js';
 import { missingBinaries } from './preflight/binaries.js';
 import { runChecks } from './preflight/checks.js';
-import { prepare, type Prepared } from './prepare.js';
+import { migrationsFile, prepare, type Prepared } from './prepare.js';
+import { migrateStore, recordApplied } from './migrations/index.js';
+import { openStore, readRuntimeConfig } from '../runtime/config/runtime.js';
 import type { SetOverride } from './settings/load.js';
 import { validateTree, type ValidationReport } from './validate/index.js';
 
@@ -206,6 +208,19 @@ export function installSteps(): Step[] {
         // The release goes live last: every file that names it exists by now.
         if (await switchSymlink(p.layout.current, path.join('releases', r.id))) s.writes.push(p.layout.current);
         await writeManifestIfChanged(s, p.layout, owners);
+        if (p.migrations.length) {
+          // Settings migrations went in with canopsis.ini; the store ones run now, then all are recorded.
+          if (p.migrations.some((m) => m.store)) {
+            const store = await openStore(await readRuntimeConfig(p.layout.prefix));
+            try {
+              await migrateStore(store, p.migrations);
+            } finally {
+              await store.close();
+            }
+          }
+          await recordApplied(migrationsFile(p.layout), p.migrationState, p.migrations);
+          s.writes.push(migrationsFile(p.layout));
+        }
         await pruneReleases(p.layout.releases, r.id);
         return `${s.writes.length} written`;
       },

@@ -8,6 +8,8 @@ import { loadSettings, type SetOverride } from './settings/load.js';
 import type { HostIdentity, Settings } from './settings/schema.js';
 import { completeSecrets, type Secrets } from './settings/secrets.js';
 import { readSettingsText } from './settings/load.js';
+import path from 'node:path';
+import { MIGRATIONS, migrateSettings, pending, readMigrationState, type Migration, type MigrationState } from './migrations/index.js';
 
 /*
  * settings -> context -> rendered files: everything the installer would
@@ -22,7 +24,12 @@ export interface Prepared {
   ctx: RenderContext;
   /** Rendered files plus canopsis.ini and canopsis-secrets.ini when they must be written. */
   files: RenderedFile[];
+  /** Migrations not yet run on this prefix (their settings part is already in `files`). */
+  migrations: Migration[];
+  migrationState: MigrationState;
 }
+
+export const migrationsFile = (layout: Layout) => path.join(layout.pkgmgr, 'migrations.json');
 
 export const SETTINGS_TARGET = 'etc/canopsis.ini';
 export const SECRETS_TARGET = 'etc/canopsis-secrets.ini';
@@ -36,7 +43,9 @@ export async function prepare(prefix: string, facts: HostFacts, sets: SetOverrid
   const render = createRenderer();
   const host = hostIdentity(facts);
   const defaultText = await render('templates/canopsis.ini.hbs', defaultSettingsData(host));
-  const loaded = await loadSettings({ layout, host, sets, defaultText: () => defaultText });
+  const migrationState = await readMigrationState(migrationsFile(layout));
+  const todo = pending(MIGRATIONS, migrationState);
+  const loaded = await loadSettings({ layout, host, sets, defaultText: () => defaultText, migrate: (t) => migrateSettings(t, todo) });
   const secretsOnDisk = await readSettingsText(layout.secretsFile);
   const secrets = completeSecrets(secretsOnDisk);
   const ctx = buildContext(loaded.settings, secrets.secrets, layout, facts);
@@ -46,7 +55,7 @@ export async function prepare(prefix: string, facts: HostFacts, sets: SetOverrid
     { target: SETTINGS_TARGET, content: loaded.text, mode: 0o644, secret: false, kind: 'settings' },
     { target: SECRETS_TARGET, content: secrets.text, mode: 0o600, secret: true, kind: 'settings' },
   ];
-  return { layout, facts, settings: loaded.settings, secrets: secrets.secrets, ctx, files: [...own, ...rendered] };
+  return { layout, facts, settings: loaded.settings, secrets: secrets.secrets, ctx, files: [...own, ...rendered], migrations: todo, migrationState };
 }
 
 /** The same tree rendered for another prefix (the validation staging copy). */

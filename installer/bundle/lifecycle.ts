@@ -7,6 +7,8 @@ import { InstallerError, UsageError } from '../errors.js';
 import { layoutOf, type Layout } from '../layout.js';
 import { Supervisor } from '../control/supervisor.js';
 import { compareVersions } from './format.js';
+import { MIGRATIONS, pending, readMigrationState } from '../migrations/index.js';
+import { migrationsFile } from '../prepare.js';
 import { BundleError, openBundle } from './open.js';
 
 /*
@@ -108,21 +110,24 @@ export interface Status {
   running: boolean;
   modifiedConffiles: string[];
   pendingDist: string[];
+  /** Migrations of this installer not yet run on the prefix (they run on the next install or update). */
+  pendingMigrations: string[];
 }
 
 export async function status(prefix: string): Promise<Status> {
   const layout = layoutOf(prefix);
   const m = await readManifest(layout.manifest);
-  if (!m) return { prefix: layout.prefix, installed: false, running: false, modifiedConffiles: [], pendingDist: [] };
+  if (!m) return { prefix: layout.prefix, installed: false, running: false, modifiedConffiles: [], pendingDist: [], pendingMigrations: [] };
+  const todo = pending(MIGRATIONS, await readMigrationState(migrationsFile(layout))).map((x) => `${x.id}: ${x.description}`);
   const modified: string[] = [];
-  const pending: string[] = [];
+  const waiting: string[] = [];
   for (const [target, e] of Object.entries(m.files)) {
     if (e.kind !== 'conffile') continue;
     const text = await readFile(path.join(layout.prefix, target)).catch(() => undefined);
     if (text && sha256(text) !== e.sha256) modified.push(target);
-    if (await exists(path.join(layout.prefix, `${target}.dist`))) pending.push(`${target}.dist`);
+    if (await exists(path.join(layout.prefix, `${target}.dist`))) waiting.push(`${target}.dist`);
   }
-  return { prefix: layout.prefix, installed: true, version: m.version, release: m.release, running: await new Supervisor(layout.prefix).running(), modifiedConffiles: modified, pendingDist: pending };
+  return { prefix: layout.prefix, installed: true, version: m.version, release: m.release, running: await new Supervisor(layout.prefix).running(), modifiedConffiles: modified, pendingDist: waiting, pendingMigrations: todo };
 }
 
 async function stopAll(layout: Layout, log: (l: string) => void): Promise<void> {

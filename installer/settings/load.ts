@@ -48,6 +48,8 @@ export interface LoadOptions {
   sets: SetOverride[];
   /** Text of a new canopsis.ini when none exists (the rendered defaults). */
   defaultText: () => string;
+  /** Pending settings migrations, applied to the operator's file before --set. */
+  migrate?: (text: string) => string;
 }
 
 export async function readSettingsText(file: string): Promise<string | undefined> {
@@ -61,7 +63,7 @@ export async function readSettingsText(file: string): Promise<string | undefined
 
 export async function loadSettings(opts: LoadOptions): Promise<LoadedSettings> {
   const original = await readSettingsText(opts.layout.settingsFile);
-  let text = original ?? opts.defaultText();
+  let text = original === undefined ? opts.defaultText() : (opts.migrate?.(original) ?? original);
   for (const s of opts.sets) text = setIniValue(text, s.section, s.key, s.value);
   const settings = validateSettingsText(text, opts.layout.settingsFile, opts.host, opts.sets);
   return { settings, text, original };
