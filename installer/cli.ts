@@ -24,6 +24,7 @@ import { PreflightError } from './errors.js';
 const DEFAULT_PREFIX = '/opt/canopsis';
 
 interface CommonFlags {
+  conffilePolicy: 'keep' | 'replace' | 'ask';
   prefix: string;
   set: string[];
   json?: boolean;
@@ -40,7 +41,8 @@ function withCommon(cmd: Command): Command {
     .option('--set <section.key=value>', 'change a setting in etc/canopsis.ini (repeatable)', collect, [])
     .option('--json', 'print one JSON object instead of text')
     .addOption(new Option('--skip-check <name>', `skip a preflight check, with a warning (repeatable): ${CHECK_NAMES.join(', ')}`).argParser(collect).default([]))
-    .option('--no-install-deps', 'do not apt-get install missing Debian packages; fail preflight instead');
+    .option('--no-install-deps', 'do not apt-get install missing Debian packages; fail preflight instead')
+    .addOption(new Option('--conffile-policy <policy>', 'conffiles you edited that we changed too: keep yours (ours as .dist), replace (yours as .operator), ask').choices(['keep', 'replace', 'ask']).default('keep'));
 }
 
 function options(flags: CommonFlags, dryRun: boolean): InstallOptions {
@@ -53,11 +55,28 @@ function options(flags: CommonFlags, dryRun: boolean): InstallOptions {
     skipChecks: new Set(flags.skipCheck),
     installDeps: flags.installDeps,
     dryRun,
+    conffilePolicy: flags.conffilePolicy,
+    ask: flags.conffilePolicy === 'ask' ? askOnTerminal : undefined,
   };
 }
 
+async function askOnTerminal(target: string): Promise<'keep' | 'replace'> {
+  if (!process.stdin.isTTY) throw new UsageError(`--conffile-policy ask needs a terminal (${target} was edited and changed by us); use keep or replace`);
+  const rl = (await import('node:readline/promises')).createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    for (;;) {
+      const a = (await rl.question(`${target}: you edited it and the new version changes it too. Keep yours [k] or take ours [r]? `)).trim().toLowerCase();
+      if (a === 'k' || a === '') return 'keep';
+      if (a === 'r') return 'replace';
+    }
+  } finally {
+    rl.close();
+  }
+}
+
 // A terminal of unknown width (a pipe through script(1)) gets plain lines: listr2 would wrap every character.
-const display = (flags: CommonFlags): Display => (flags.json ? 'silent' : process.stdout.isTTY && (process.stdout.columns ?? 0) >= 40 ? 'tty' : 'plain');
+const display = (flags: CommonFlags): Display =>
+  flags.json ? 'silent' : process.stdout.isTTY && (process.stdout.columns ?? 0) >= 40 && flags.conffilePolicy !== 'ask' ? 'tty' : 'plain';
 const out = (line: string): void => {
   process.stdout.write(`${line}\n`);
 };
@@ -118,7 +137,7 @@ async function deps(flags: { forTests?: boolean; yes?: boolean }): Promise<void>
 }
 
 async function fromBundle(flags: CommonFlags & { bundle: string; allowDowngrade?: boolean; start?: boolean }, update: boolean): Promise<void> {
-  const passthrough = [...flags.set.flatMap((x) => ['--set', x]), ...flags.skipCheck.flatMap((x) => ['--skip-check', x]), ...(flags.installDeps ? [] : ['--no-install-deps']), ...(flags.start ? ['--start'] : [])];
+  const passthrough = [...flags.set.flatMap((x) => ['--set', x]), '--conffile-policy', flags.conffilePolicy === 'ask' ? 'keep' : flags.conffilePolicy, ...flags.skipCheck.flatMap((x) => ['--skip-check', x]), ...(flags.installDeps ? [] : ['--no-install-deps']), ...(flags.start ? ['--start'] : [])];
   const r = await installFromBundle({ prefix: flags.prefix, bundle: flags.bundle, allowDowngrade: !!flags.allowDowngrade, passthrough, update, log: flags.json ? () => undefined : (l) => l.trim() && out(l.trimEnd()) });
   if (flags.json) out(JSON.stringify({ ok: true, ...r }));
   else out(r.from ? `updated ${flags.prefix} from ${r.from} to ${r.version} (${r.release})` : `installed ${r.version} (${r.release}) in ${flags.prefix} from ${flags.bundle}`);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { applyPlan, nextManifest, switchSymlink, writeAtomic, type ApplyResult, type Owners } from './apply/apply.js';
 import { readManifest } from './apply/manifest.js';
-import { plan, readDisk, targetsToRead, type PlannedFile } from './apply/plan.js';
+import { applyPolicy, plan, readDisk, targetsToRead, type ConffilePolicy, type PlannedFile } from './apply/plan.js';
 import { describeRelease, installRelease, pruneReleases, type ReleaseSource } from './apply/release.js';
 import { LockedError, PreflightError } from './errors.js';
 import { aptInstall } from './host/apt.js';
@@ -31,6 +31,9 @@ export interface InstallOptions {
   installDeps: boolean;
   /** Stop after planning (./build-install plan). */
   dryRun: boolean;
+  conffilePolicy?: ConffilePolicy;
+  /** Asked per conflicting conffile with --conffile-policy ask. */
+  ask?: (target: string) => Promise<'keep' | 'replace'>;
 }
 
 export interface InstallState {
@@ -152,7 +155,7 @@ export function installSteps(): Step[] {
         const p = need(s.prepared, 'settings');
         const manifest = await readManifest(p.layout.manifest);
         const disk = await readDisk(p.layout.prefix, targetsToRead(p.files, manifest));
-        s.planned = plan(p.files, disk, manifest);
+        s.planned = await applyPolicy(plan(p.files, disk, manifest), s.opts.conffilePolicy ?? 'keep', s.opts.ask);
         const n = s.planned.filter((f) => f.write).length;
         return `${n} file${n === 1 ? '' : 's'} to write`;
       },

@@ -37,10 +37,18 @@ export function planLines(state: InstallState, withDiffs: boolean): string[] {
       dist: 'dist   ',
       remove: 'remove ',
       orphan: 'orphan ',
+      replace: 'replace',
     }[p.action];
-    const note = p.action === 'dist' ? `  (your edit is kept; ours goes to ${p.target}.dist)` : p.action === 'orphan' ? '  (no longer ours; edited, left in place)' : '';
+    const note =
+      p.action === 'dist'
+        ? `  (your edit is kept; ours goes to ${p.target}.dist)`
+        : p.action === 'orphan'
+          ? '  (no longer ours; edited, left in place)'
+          : p.action === 'replace'
+            ? `  (ours replaces your edit, saved as ${p.target}.operator)`
+            : '';
     lines.push(`${label}${p.target}${note}`);
-    if (withDiffs && (p.action === 'update' || p.action === 'dist') && p.file?.kind !== 'program') {
+    if (withDiffs && (p.action === 'update' || p.action === 'dist' || p.action === 'replace') && p.file?.kind !== 'program') {
       lines.push(...diffOf(p, secrets, hash ? [hash] : []).trimEnd().split('\n').slice(2).map((l) => `    ${l}`));
     }
   }
@@ -55,6 +63,7 @@ export interface Summary {
   written: number;
   writes: string[];
   dist: string[];
+  replaced: string[];
   orphans: string[];
   packagesInstalled: string[];
   accountsCreated: string[];
@@ -73,6 +82,7 @@ export function summary(s: InstallState): Summary {
     written: s.writes.length,
     writes: s.writes,
     dist: planned.filter((f) => f.distPending).map((f) => `${f.target}.dist`),
+    replaced: planned.filter((f) => f.action === 'replace').map((f) => f.target),
     orphans: planned.filter((f) => f.action === 'orphan').map((f) => f.target),
     packagesInstalled: s.depsInstalled,
     accountsCreated: s.accounts,
@@ -94,6 +104,7 @@ export function summaryLines(s: InstallState): string[] {
     lines.push('Your edits were kept; the new versions are beside them, to merge by hand:');
     lines.push(...m.dist.map((d) => `  ${d}`));
   }
+  if (m.replaced.length) lines.push(`Replaced your edits (--conffile-policy replace), yours kept as <file>.operator: ${m.replaced.join(', ')}`);
   if (m.orphans.length) lines.push(`No longer generated but edited, left in place: ${m.orphans.join(', ')}`);
   if (!p.facts.root) lines.push(`Not root: the services will run as ${p.facts.user}.`);
   lines.push(`Settings: ${p.layout.settingsFile} (credentials in ${p.layout.secretsFile}).`);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { ApplyError } from '../errors.js';
 import type { RenderedFile } from '../render/render.js';
 import { sha256, type Manifest } from './manifest.js';
-import { distOf, type PlannedFile } from './plan.js';
+import { distOf, operatorCopyOf, type PlannedFile } from './plan.js';
 
 /*
  * The only module that writes the tree. Every file goes through a temp file
@@ -81,6 +81,11 @@ export async function applyPlan(prefix: string, planned: PlannedFile[], owners: 
       case 'dist':
         await writeAtomic(path.join(prefix, distOf(p.target)), f!.content, f!.mode, owners && ownerOf(f!, owners));
         result.dist.push(distOf(p.target));
+        break;
+      case 'replace':
+        await writeAtomic(path.join(prefix, operatorCopyOf(p.target)), p.before ?? '', f!.mode, owners && ownerOf(f!, owners));
+        await writeAtomic(abs, f!.content, f!.mode, owners && ownerOf(f!, owners));
+        result.written.push(p.target, operatorCopyOf(p.target));
         break;
       case 'remove':
         await rm(abs, { force: true });

@@ -25,7 +25,9 @@ export type Action =
   /** Shipped before, not any more, untouched: removed. */
   | 'remove'
   /** Shipped before, not any more, but edited: left in place. */
-  | 'orphan';
+  | 'orphan'
+  /** Edited by the operator, ours changed, and the policy says ours: written, the operator's kept as <file>.operator. */
+  | 'replace';
 
 export interface DiskFile {
   sha256: string;
@@ -100,9 +102,30 @@ export function plan(files: RenderedFile[], disk: DiskState, manifest: Manifest 
   return out.sort((a, b) => a.target.localeCompare(b.target));
 }
 
-const WRITES: ReadonlySet<Action> = new Set(['create', 'update', 'chmod', 'dist', 'remove']);
+const WRITES: ReadonlySet<Action> = new Set(['create', 'update', 'chmod', 'dist', 'remove', 'replace']);
 
 export const distOf = (target: string) => `${target}.dist`;
+export const operatorCopyOf = (target: string) => `${target}.operator`;
+
+export type ConffilePolicy = 'keep' | 'replace' | 'ask';
+
+/**
+ * What to do with conffiles both sides changed: keep the operator's (ours
+ * as .dist, the default), replace them (theirs saved as .operator), or ask
+ * per file.
+ */
+export async function applyPolicy(planned: PlannedFile[], policy: ConffilePolicy, ask?: (target: string) => Promise<'keep' | 'replace'>): Promise<PlannedFile[]> {
+  const out: PlannedFile[] = [];
+  for (const p of planned) {
+    if (p.action !== 'dist' || policy === 'keep') {
+      out.push(p);
+      continue;
+    }
+    const choice = policy === 'replace' ? 'replace' : await ask!(p.target);
+    out.push(choice === 'replace' ? { ...p, action: 'replace', write: true, distPending: false } : p);
+  }
+  return out;
+}
 
 /** Every path whose disk state plan() needs: the new files, their .dist, what the manifest lists. */
 export function targetsToRead(files: RenderedFile[], manifest: Manifest | undefined): string[] {

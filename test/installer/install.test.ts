@@ -177,3 +177,20 @@ test('--help works for every command', async () => {
     assert.match(r.stdout, /Usage: build-install/);
   }
 });
+
+test('--conffile-policy: replace takes ours and keeps yours as .operator; ask needs a terminal', async () => {
+  const prefix = path.join(dir, 'policy');
+  assert.equal((await buildInstall(['--prefix', prefix, ...PORTS])).exitCode, 0);
+  const conf = path.join(prefix, 'etc/webserver.conf');
+  const edited = `${await readFile(conf, 'utf8')}; mine\n`;
+  await writeFile(conf, edited);
+  const ask = await buildInstall(['--prefix', prefix, ...PORTS, '--set', 'webserver.port=5798', '--conffile-policy', 'ask']);
+  assert.equal(ask.exitCode, 2, ask.all);
+  assert.match(ask.stderr, /--conffile-policy ask needs a terminal \(etc\/webserver\.conf was edited/);
+  assert.equal(await readFile(conf, 'utf8'), edited, 'nothing written');
+  const r = await buildInstall(['--prefix', prefix, ...PORTS, '--set', 'webserver.port=5798', '--conffile-policy', 'replace']);
+  assert.equal(r.exitCode, 0, r.all);
+  assert.match(await readFile(conf, 'utf8'), /port = 5798/);
+  assert.equal(await readFile(`${conf}.operator`, 'utf8'), edited);
+  assert.match(r.stdout, /Replaced your edits .*etc\/webserver\.conf/);
+});
