@@ -1,7 +1,9 @@
 import { benchAlarms } from './alarms.js';
 import { benchPipeline } from './pipeline.js';
+import { benchUpdate } from './update.js';
 
 /* npm run bench: every benchmark in turn; each prints its figures and writes its section of docs/BENCHMARKS.md. */
 const only = process.argv[2];
 if (!only || only === 'pipeline') await benchPipeline();
 if (!only || only === 'alarms') await benchAlarms();
+if (!only || only === 'update') await benchUpdate();

@@ -39,10 +39,28 @@ async function releaseInstaller(layout: Layout, release: string, args: string[])
   return execa(process.execPath, [path.join(layout.releases, release, 'dist', 'installer', 'cli.js'), 'install', '--prefix', layout.prefix, ...args], { reject: false, all: true });
 }
 
-async function healthy(layout: Layout): Promise<string | undefined> {
+/**
+ * The services an update must restart: the engines and the webserver run the
+ * release's code; the broker, MongoDB and collectd only when their rendered
+ * configuration changed (the broker keeps queueing events meanwhile).
+ */
+export function servicesToRestart(written: string[]): string[] {
+  const touched = (re: RegExp) => written.some((w) => re.test(w));
+  return [
+    touched(/etc\/rabbitmq\/|supervisord\.d\/rabbitmq-server\.conf/) ? 'rabbitmq-server' : '',
+    touched(/etc\/mongodb\.conf|supervisord\.d\/mongodb\.conf/) ? 'mongodb' : '',
+    touched(/etc\/collectd\.conf|supervisord\.d\/collectd\.conf/) ? 'collectd' : '',
+    'amqp2engines',
+    'webserver',
+  ].filter(Boolean);
+}
+
+async function healthy(layout: Layout, services: string[]): Promise<string | undefined> {
   const env = { CPS_PREFIX: layout.prefix };
-  const start = await execa(path.join(layout.bin, 'hypcontrol'), ['restart'], { env, reject: false, all: true });
-  if (start.exitCode !== 0) return `hypcontrol restart: ${start.all?.trim().split('\n').slice(-3).join(' | ')}`;
+  for (const service of services) {
+    const r = await execa(path.join(layout.bin, 'service'), [service, 'restart'], { env, reject: false, all: true });
+    if (r.exitCode !== 0) return `service ${service} restart: ${r.all?.trim().split('\n').slice(-3).join(' | ')}`;
+  }
   const probe = await execa(path.join(layout.bin, 'send-event'), ['--connector', 'build-install', '--connector-name', 'update-probe', '--component', 'canopsis', '--state', '0', '--api'], { env, reject: false, all: true });
   return probe.exitCode === 0 ? undefined : `probe event through the API: ${probe.all}`;
 }
@@ -80,16 +98,19 @@ export async function installFromBundle(o: BundleRunOptions): Promise<{ version:
     }
     const settingsBefore = await readFile(layout.settingsFile, 'utf8').catch(() => undefined);
     const running = await new Supervisor(layout.prefix).running();
-    const r = await releaseInstaller(layout, m.release, o.passthrough);
-    o.log(r.all ?? '');
-    if (r.exitCode !== 0) throw new InstallerError(`the installer of ${m.release} failed (exit ${r.exitCode}); the old release stays active`);
+    const r = await releaseInstaller(layout, m.release, [...o.passthrough, '--json']);
+    if (r.exitCode !== 0) throw new InstallerError(`the installer of ${m.release} failed (exit ${r.exitCode}): ${r.stderr.trim()}; the old release stays active`);
+    const summary = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { writes?: string[]; dist?: string[] };
+    o.log(`${m.release}: ${summary.writes?.length ?? 0} files written${summary.dist?.length ? `; your edits kept, new versions in ${summary.dist.join(', ')}` : ''}`);
     if (updating && running) {
-      const problem = await healthy(layout);
+      const services = servicesToRestart(summary.writes ?? []);
+      o.log(`restarting ${services.join(', ')}`);
+      const problem = await healthy(layout, services);
       if (problem) {
         // Back to what ran before: its settings, its rendered files, its release, restarted.
         if (settingsBefore !== undefined) await writeFile(layout.settingsFile, settingsBefore);
         const back = await releaseInstaller(layout, installed!.release, []);
-        const restarted = await healthy(layout);
+        const restarted = await healthy(layout, services);
         throw new UpdateFailed(
           `update to ${m.version} failed its health check (${problem}); rolled back to ${installed!.version} (${installed!.release})${back.exitCode === 0 && !restarted ? ', running again' : `, which also failed: ${restarted ?? back.all}`}`,
         );

@@ -66,7 +66,7 @@ test('a failed health check rolls the update back: v1 runs again and the operato
   const v2 = await brokenV2();
   const update = await buildInstall(['update', '--bundle', v2, '--prefix', prefix], { env: { ...process.env, CPS_SERVICE_TIMEOUT: '20' } });
   assert.equal(update.exitCode, 9, update.all);
-  assert.match(update.stderr, /update to 0\.2\.0 failed its health check \(hypcontrol restart: .*amqp2engines.*\); rolled back to 0\.1\.0 \(0\.1\.0\+[0-9a-f]{8}\), running again/);
+  assert.match(update.stderr, /update to 0\.2\.0 failed its health check \(service amqp2engines restart: .*\); rolled back to 0\.1\.0 \(0\.1\.0\+[0-9a-f]{8}\), running again/);
   assert.equal(await readlink(path.join(prefix, 'lib', 'canopsis', 'current')), before, 'current points at v1 again');
   const status = await buildInstall(['status', '--prefix', prefix, '--json']);
   assert.equal(JSON.parse(status.stdout).version, '0.1.0');

@@ -56,3 +56,9 @@ test('migrations run once: recorded, then no longer pending; a reshaped document
     await store.close();
   }
 });
+
+test('an update restarts the engines and the webserver, and the broker only when its configuration changed', async () => {
+  const { servicesToRestart } = await import('../../installer/bundle/lifecycle.js');
+  assert.deepEqual(servicesToRestart(['/p/lib/canopsis/releases/0.2.0+x', 'bin/engine-che']), ['amqp2engines', 'webserver']);
+  assert.deepEqual(servicesToRestart(['etc/rabbitmq/rabbitmq.conf', 'etc/collectd.conf']), ['rabbitmq-server', 'collectd', 'amqp2engines', 'webserver']);
+});
