@@ -111,7 +111,7 @@ Measured ${new Date().toISOString().slice(0, 10)} with \`npm run bench\` (bench/
 | no-change (v1 -> v1) | ${noChange.toFixed(1)} |
 | v1 -> v2 | ${v1v2.toFixed(1)} |
 
-During v1 -> v2 a connector published ${sent} events at ~200/s: the entry engine had no consumer for **${(downtime / 1000).toFixed(1)} s** in total; the broker queued them and all ${sent} became alarms afterwards (${total} open alarms counted, the --start probe possibly among them), none lost.`;
+During v1 -> v2 a connector published ${sent} events (${(sent / v1v2).toFixed(0)}/s): the entry engine had no consumer for **${(downtime / 1000).toFixed(1)} s** in total; the broker queued them and all ${sent} became alarms afterwards (${total} open alarms counted, the --start probe possibly among them), none lost.`;
     console.log(md);
     await writeSection('update', md);
   } finally {
