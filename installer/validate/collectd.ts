@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { execa } from 'execa';
-import { matching, type Validator } from './types.js';
+import { perFile, type Validator } from './types.js';
 
 /*
  * Debian's collectd 5.12 `-t` exits 0 whatever the config holds (collectd
@@ -26,17 +26,5 @@ export async function checkCollectdConfig(collectd: string, file: string): Promi
 }
 
 export function collectdValidator(collectd: string | undefined): Validator {
-  return {
-    program: 'collectd -T',
-    applies: matching(/^etc\/collectd\.conf$/),
-    unavailable: collectd ? undefined : 'collectd is not installed',
-    run: async (prefix, files) => {
-      const out = [];
-      for (const f of files) {
-        const message = await checkCollectdConfig(collectd!, path.join(prefix, f));
-        if (message) out.push({ file: f, program: 'collectd -T', message });
-      }
-      return out;
-    },
-  };
+  return perFile('collectd -T', /^etc\/collectd\.conf$/, (file) => checkCollectdConfig(collectd!, file), collectd ? undefined : 'collectd is not installed');
 }

@@ -1,10 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { execa } from 'execa';
 import ini from 'ini';
 import { parse as parseYaml } from 'yaml';
-import type { RejectedFile } from '../errors.js';
-import { matching, type Validator } from './types.js';
+import { perFile, type Validator } from './types.js';
 
 /*
  * Files read by our own runtime or by programs not installed here: checked
@@ -48,18 +46,8 @@ export function iniProblems(text: string, required: RegExp): string {
   }
 }
 
-const byText = (program: string, re: RegExp, check: (text: string, file: string) => string): Validator => ({
-  program,
-  applies: matching(re),
-  run: async (prefix, files) => {
-    const out: RejectedFile[] = [];
-    for (const f of files) {
-      const message = check(await readFile(path.join(prefix, f), 'utf8'), f);
-      if (message) out.push({ file: f, program, message });
-    }
-    return out;
-  },
-});
+const byText = (program: string, re: RegExp, check: (text: string, file: string) => string): Validator =>
+  perFile(program, re, async (file) => check(await readFile(file, 'utf8'), file));
 
 export const mongodValidator = byText('YAML parser (mongod --config)', /^etc\/mongodb\.conf$/, mongodConfigProblems);
 export const definitionsValidator = byText('JSON parser (RabbitMQ definitions)', /^etc\/rabbitmq\/definitions\.json$/, definitionsProblems);
@@ -67,15 +55,7 @@ export const runtimeIniValidator = byText('ini parser (engine runtime)', /^etc\/
   iniProblems(t, f.endsWith('amqp2engines.conf') ? /^engine:/ : /./),
 );
 
-export const shellValidator: Validator = {
-  program: 'sh -n',
-  applies: matching(/^bin\//),
-  run: async (prefix, files) => {
-    const out: RejectedFile[] = [];
-    for (const f of files) {
-      const r = await execa('sh', ['-n', path.join(prefix, f)], { reject: false, all: true });
-      if (r.exitCode !== 0) out.push({ file: f, program: 'sh -n', message: r.all ?? `exit ${r.exitCode}` });
-    }
-    return out;
-  },
-};
+export const shellValidator: Validator = perFile('sh -n', /^bin\//, async (file) => {
+  const r = await execa('sh', ['-n', file], { reject: false, all: true });
+  return r.exitCode === 0 ? '' : r.all || `exit ${r.exitCode}`;
+});

@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { matching, type Validator } from './types.js';
+import { perFile, type Validator } from './types.js';
 
 /*
  * RabbitMQ reads rabbitmq.conf through cuttlefish with the schemas of its
@@ -43,17 +43,10 @@ export async function checkRabbitmqConf(erl: string, rabbitmqHome: string, file:
 }
 
 export function rabbitmqValidator(erl: string | undefined, rabbitmqHome: string | undefined): Validator {
-  return {
-    program: 'RabbitMQ config check (cuttlefish)',
-    applies: matching(/^etc\/rabbitmq\/rabbitmq\.conf$/),
-    unavailable: erl && rabbitmqHome ? undefined : 'rabbitmq-server is not installed',
-    run: async (prefix, files) => {
-      const out = [];
-      for (const f of files) {
-        const message = await checkRabbitmqConf(erl!, rabbitmqHome!, path.join(prefix, f));
-        if (message) out.push({ file: f, program: 'RabbitMQ config check (cuttlefish)', message });
-      }
-      return out;
-    },
-  };
+  return perFile(
+    'RabbitMQ config check (cuttlefish)',
+    /^etc\/rabbitmq\/rabbitmq\.conf$/,
+    (file) => checkRabbitmqConf(erl!, rabbitmqHome!, file),
+    erl && rabbitmqHome ? undefined : 'rabbitmq-server is not installed',
+  );
 }

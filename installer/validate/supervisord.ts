@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { matching, type Validator } from './types.js';
+import { perFile, type Validator } from './types.js';
 
 /*
  * supervisord's own parser (ServerOptions.realize + process_config) run by the
@@ -41,17 +41,13 @@ export async function supervisordPrograms(supervisord: string, configFile: strin
 }
 
 export function supervisordValidator(supervisord: string | undefined): Validator {
-  return {
-    program: 'supervisord',
-    applies: matching(/^etc\/supervisord\.conf$/),
-    unavailable: supervisord ? undefined : 'supervisord is not installed',
-    run: async (prefix, files) => {
-      const out = [];
-      for (const f of files) {
-        const r = await supervisordPrograms(supervisord!, path.join(prefix, f));
-        if (!r.ok) out.push({ file: f, program: 'supervisord', message: r.message });
-      }
-      return out;
+  return perFile(
+    'supervisord',
+    /^etc\/supervisord\.conf$/,
+    async (file) => {
+      const r = await supervisordPrograms(supervisord!, file);
+      return r.ok ? '' : r.message;
     },
-  };
+    supervisord ? undefined : 'supervisord is not installed',
+  );
 }

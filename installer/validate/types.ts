@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { RejectedFile } from '../errors.js';
 
 /**
@@ -17,3 +18,24 @@ export interface Validator {
 }
 
 export const matching = (re: RegExp) => (targets: string[]) => targets.filter((t) => re.test(t));
+
+/**
+ * A validator that checks each of its files alone: `check` gets the file's
+ * path in the staging copy and returns the program's complaint, or '' when
+ * the file is accepted.
+ */
+export function perFile(program: string, re: RegExp, check: (file: string) => Promise<string>, unavailable?: string): Validator {
+  return {
+    program,
+    applies: matching(re),
+    unavailable,
+    run: async (prefix, files) => {
+      const out = [];
+      for (const f of files) {
+        const message = await check(path.join(prefix, f));
+        if (message) out.push({ file: f, program, message });
+      }
+      return out;
+    },
+  };
+}
