@@ -16,15 +16,15 @@ const BASE = 5880;
 const SETS = [`rabbitmq.port=${BASE}`, `rabbitmq.dist_port=${BASE + 1}`, `rabbitmq.management_port=${BASE + 2}`, `webserver.port=${BASE + 3}`, `rabbitmq.node_name=cpsbench${BASE}@localhost`].flatMap((s) => ['--set', s]);
 
 async function v2Of(v1: string, dir: string): Promise<string> {
-  const out = path.join(dir, 'canopsis-0.2.0.tar.gz');
+  const out = path.join(dir, 'canopsis-next.tar.gz');
   const py = `
 import tarfile, io, json, hashlib, sys
 src = tarfile.open(sys.argv[1], 'r:gz'); dst = tarfile.open(sys.argv[2], 'w:gz')
 members = src.getmembers(); data = {m.name: src.extractfile(m).read() for m in members if m.isfile()}
 top = members[0].name.split('/')[0]
 rel = 'release/package.json'
-b = json.dumps(dict(json.loads(data[top + '/' + rel]), version='0.2.0')).encode(); data[top + '/' + rel] = b
-man = json.loads(data[top + '/MANIFEST.json']); man['version'] = '0.2.0'; man['release'] = '0.2.0+bench'
+b = json.dumps(dict(json.loads(data[top + '/' + rel]), version='9.9.9')).encode(); data[top + '/' + rel] = b
+man = json.loads(data[top + '/MANIFEST.json']); man['version'] = '9.9.9'; man['release'] = '9.9.9+bench'
 man['files'][rel]['sha256'] = hashlib.sha256(b).hexdigest(); man['files'][rel]['size'] = len(b)
 data[top + '/MANIFEST.json'] = json.dumps(man).encode()
 for m in members:
@@ -104,7 +104,7 @@ export async function benchUpdate(): Promise<void> {
     await conn.close();
     const md = `## Updates of a running appliance
 
-Measured ${new Date().toISOString().slice(0, 10)} with \`npm run bench\` (bench/update.ts) on ${os.cpus().length} cores: bundles of this tree (v1) and of the same tree as 0.2.0 (v2); the update restarts the engines and the webserver (the broker's configuration did not change, so it keeps running and queueing), health-checks and probes.
+Measured ${new Date().toISOString().slice(0, 10)} with \`npm run bench\` (bench/update.ts) on ${os.cpus().length} cores: bundles of this tree (v1) and of the same tree as version 9.9.9 (v2); the update restarts the engines and the webserver (the broker's configuration did not change, so it keeps running and queueing), health-checks and probes.
 
 | update | seconds |
 | --- | ---: |

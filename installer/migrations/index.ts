@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Store } from '../../runtime/store/types.js';
 import { writeAtomic } from '../apply/apply.js';
+import { parseIni, setIniValue } from '../settings/ini-text.js';
 
 /*
  * Ordered migrations between versions: settings keys renamed or removed
@@ -18,8 +19,30 @@ export interface Migration {
   store?: (store: Store) => Promise<void>;
 }
 
-/** The migrations this release knows, oldest first. None yet: 0.1.0 is the first version. */
-export const MIGRATIONS: Migration[] = [];
+/**
+ * 0.2.0 added perfdata after axe and the collectd gateway to the stock chain;
+ * a canopsis.ini written by 0.1.0 with the stock ending (axe last) gets them.
+ * A chain the operator changed there is left alone.
+ */
+export function addMetricEngines(text: string): string {
+  const ini = parseIni(text);
+  const axe = ini.get('engine:axe');
+  if (!axe || !ini.has('engine:che') || (axe.next ?? '') !== '' || ini.has('engine:perfdata') || ini.has('engine:collectdgw')) return text;
+  const sets: Array<[string, string, string]> = [
+    ['engine:axe', 'next', 'perfdata'],
+    ['engine:perfdata', 'event_processing', 'canopsis.perfdata.process.event_processing'],
+    ['engine:perfdata', 'beat_processing', 'canopsis.perfdata.process.beat_processing'],
+    ['engine:collectdgw', 'event_processing', 'canopsis.collectdgw.process.event_processing'],
+    ['engine:collectdgw', 'exchange', 'canopsis.collectd'],
+    ['engine:collectdgw', 'next', 'che'],
+  ];
+  return sets.reduce((t, [section, key, value]) => setIniValue(t, section, key, value), text);
+}
+
+/** The migrations this release knows, oldest first. */
+export const MIGRATIONS: Migration[] = [
+  { id: '0.2.0-metric-engines', description: 'perfdata after axe and the collectd gateway join the stock engine chain', settings: addMetricEngines },
+];
 
 export interface MigrationState {
   applied: Record<string, string>;

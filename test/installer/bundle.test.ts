@@ -49,11 +49,11 @@ test('install from a bundle, status, an edited conffile listed', async () => {
   const prefix = path.join(dir, 'p');
   const r = await buildInstall(['install', '--bundle', bundle, '--prefix', prefix, ...PORTS]);
   assert.equal(r.exitCode, 0, r.all);
-  assert.match(r.stdout, /installed 0\.1\.0 \(0\.1\.0\+[0-9a-f]{8}\)/);
+  assert.match(r.stdout, /installed 0\.2\.0 \(0\.2\.0\+[0-9a-f]{8}\)/);
   await appendFile(path.join(prefix, 'etc', 'webserver.conf'), '; edited\n');
   const s = await buildInstall(['status', '--prefix', prefix, '--json']);
   const status = JSON.parse(s.stdout);
-  assert.equal(status.version, '0.1.0');
+  assert.equal(status.version, '0.2.0');
   assert.equal(status.running, false);
   assert.deepEqual(status.modifiedConffiles, ['etc/webserver.conf']);
 
@@ -63,7 +63,7 @@ test('install from a bundle, status, an edited conffile listed', async () => {
   await writeFile(manifest, JSON.stringify({ ...m, version: '9.0.0' }));
   const down = await buildInstall(['update', '--bundle', bundle, '--prefix', prefix]);
   assert.equal(down.exitCode, 2, down.all);
-  assert.match(down.stderr, /version 0\.1\.0, older than the installed 9\.0\.0: downgrade refused without --allow-downgrade/);
+  assert.match(down.stderr, /version 0\.2\.0, older than the installed 9\.0\.0: downgrade refused without --allow-downgrade/);
   await writeFile(manifest, JSON.stringify(m));
 
   // remove keeps settings and data; a later install finds them.
@@ -91,14 +91,14 @@ const HOSTILE: Array<[string, string, RegExp]> = [
   ['truncated', '', /corrupt or truncated/],
   ['corrupt', '', /corrupt or truncated|cannot extract|checksum/],
   ['dotdot', `${COPY_ALL}
-i = tarfile.TarInfo('canopsis-0.1.0/release/../../../evil'); i.size = 4
-add(i, b'evil')`, /entry canopsis-0\.1\.0\/release\/\.\.\/\.\.\/\.\.\/evil climbs out with \.\./],
+i = tarfile.TarInfo('canopsis-0.2.0/release/../../../evil'); i.size = 4
+add(i, b'evil')`, /entry canopsis-0\.2\.0\/release\/\.\.\/\.\.\/\.\.\/evil climbs out with \.\./],
   ['absolute', `${COPY_ALL}
 i = tarfile.TarInfo('/tmp/evil'); i.size = 4
 add(i, b'evil')`, /entry \/tmp\/evil has an absolute path/],
   ['link', `${COPY_ALL}
-i = tarfile.TarInfo('canopsis-0.1.0/release/escape'); i.type = tarfile.SYMTYPE; i.linkname = '../../../../etc/passwd'
-add(i)`, /entry canopsis-0\.1\.0\/release\/escape links to \.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd, outside the bundle/],
+i = tarfile.TarInfo('canopsis-0.2.0/release/escape'); i.type = tarfile.SYMTYPE; i.linkname = '../../../../etc/passwd'
+add(i)`, /entry canopsis-0\.2\.0\/release\/escape links to \.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd, outside the bundle/],
   ['checksum', `
 for m in src.getmembers():
     data = src.extractfile(m).read() if m.isfile() else None

@@ -62,3 +62,15 @@ test('an update restarts the engines and the webserver, and the broker only when
   assert.deepEqual(servicesToRestart(['/p/lib/canopsis/releases/0.2.0+x', 'bin/engine-che']), ['amqp2engines', 'webserver']);
   assert.deepEqual(servicesToRestart(['etc/rabbitmq/rabbitmq.conf', 'etc/collectd.conf']), ['rabbitmq-server', 'collectd', 'amqp2engines', 'webserver']);
 });
+
+test('0.2.0-metric-engines adds perfdata and collectdgw to a stock 0.1.0 chain, and leaves a changed chain alone', async () => {
+  const { addMetricEngines } = await import('../../installer/migrations/index.js');
+  const v1 = '[engine:che]\nevent_processing = canopsis.che.process.event_processing\nnext = axe\n\n[engine:axe]\n; alarms\nevent_processing = canopsis.axe.process.event_processing\n';
+  const v2 = addMetricEngines(v1);
+  assert.match(v2, /\[engine:axe\]\n; alarms\nevent_processing = canopsis\.axe\.process\.event_processing\nnext = perfdata\n/);
+  assert.match(v2, /\[engine:perfdata\]\nevent_processing = canopsis\.perfdata\.process\.event_processing\nbeat_processing = canopsis\.perfdata\.process\.beat_processing\n/);
+  assert.match(v2, /\[engine:collectdgw\]\nevent_processing = canopsis\.collectdgw\.process\.event_processing\nexchange = canopsis\.collectd\nnext = che\n/);
+  assert.equal(addMetricEngines(v2), v2, 'idempotent');
+  const custom = v1.replace('; alarms\n', '; alarms\nnext = archive\n');
+  assert.equal(addMetricEngines(custom), custom);
+});
