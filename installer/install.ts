@@ -8,7 +8,7 @@ import { describeRelease, installRelease, pruneReleases, type ReleaseSource } fr
 import { LockedError, PreflightError } from './errors.js';
 import { aptInstall } from './host/apt.js';
 import { gatherFacts, type HostFacts } from './host/facts.js';
-import { ensureServiceAccount } from './host/users.js';
+import { ensureServiceAccount, lookupIds } from './host/users.js';
 import type { Layout } from './layout.js';
 import { missingBinaries } from './preflight/binaries.js';
 import { runChecks } from './preflight/checks.js';
@@ -233,7 +233,6 @@ export function installSteps(): Step[] {
 
 async function ownersOf(p: Prepared): Promise<Owners | undefined> {
   if (!p.facts.root) return undefined;
-  const { lookupIds } = await import('./host/users.js');
   const service = await lookupIds(p.settings.canopsis.user, p.settings.canopsis.group);
   if (!service) throw new Error(`service account ${p.settings.canopsis.user} missing`);
   return { files: { name: 'root', uid: 0, gid: 0 }, service };

@@ -4,6 +4,7 @@ import { execa } from 'execa';
 import { UNIT_DIR } from './render/catalog.js';
 import type { Prepared } from './prepare.js';
 import { InstallerError } from './errors.js';
+import { apiBase } from '../runtime/config/files.js';
 
 /*
  * ./build-install --start: the stack under the configured init, then a
@@ -63,8 +64,7 @@ export async function startStack(p: Prepared, opts: { unitDir?: string }): Promi
     if (r.exitCode !== 0) throw new StartError(`hypcontrol start: ${r.exitCode} service(s) failed:\n${r.all}`);
   }
   const status = (await execa(bin(p, 'hypcontrol'), ['status'], { env: env(p), reject: false, all: true })).all ?? '';
-  const host = ['0.0.0.0', '::'].includes(p.settings.webserver.bind) ? '127.0.0.1' : p.settings.webserver.bind;
-  const apiUrl = `http://${host}:${p.settings.webserver.port}/api/v4`;
+  const apiUrl = await apiBase(p.layout.prefix);
 
   // The proof: an event through the whole pipeline, read back as an alarm.
   const resource = `probe-${Date.now()}`;

@@ -1,4 +1,4 @@
-import { cp, mkdir, readFile, rename, rm, stat, writeFile, readdir } from 'node:fs/promises';
+import { cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -9,7 +9,7 @@ import { Supervisor } from '../control/supervisor.js';
 import { compareVersions } from './format.js';
 import { MIGRATIONS, pending, readMigrationState } from '../migrations/index.js';
 import { migrationsFile } from '../prepare.js';
-import { BundleError, openBundle } from './open.js';
+import { openBundle } from './open.js';
 
 /*
  * Install or update from a bundle, status, remove and purge. The bundle's own
@@ -175,9 +175,5 @@ export async function purge(prefix: string, confirmed: boolean, log: (l: string)
   if (!confirmed) throw new UsageError(`purge deletes ${layout.prefix} entirely (settings, credentials, data): add --yes to confirm`);
   await stopAll(layout, log);
   if (await exists(layout.current)) await hook(layout.current, 'purge', layout, {}, log);
-  const entries = await readdir(layout.prefix).catch(() => [] as string[]);
-  for (const e of entries) await rm(path.join(layout.prefix, e), { recursive: true, force: true });
   await rm(layout.prefix, { recursive: true, force: true });
 }
-
-export { BundleError };

@@ -1,8 +1,7 @@
-import path from 'node:path';
 import amqp from 'amqplib';
-import { deadQueue, engineQueue } from '../../runtime/amqp/topology.js';
+import { engineQueue, queueCounts } from '../../runtime/amqp/topology.js';
 import { readEngines } from '../../runtime/config/engines.js';
-import { readBrokerConfig, readIni } from '../../runtime/config/files.js';
+import { apiBase, readBrokerConfig } from '../../runtime/config/files.js';
 import { openStore, readRuntimeConfig } from '../../runtime/config/runtime.js';
 
 /*
@@ -49,11 +48,7 @@ const engines: Check = async (prefix) => {
     const idle: string[] = [];
     for (const e of list.values()) {
       if (!e.eventProcessing) continue; // a beat-only engine consumes nothing
-      const ch = await conn.createChannel();
-      ch.on('error', () => undefined);
-      const q = await ch.checkQueue(engineQueue(e.name)).catch(() => ({ consumerCount: 0 }));
-      await ch.close().catch(() => undefined);
-      if (q.consumerCount < 1) idle.push(e.name);
+      if ((await queueCounts(conn, engineQueue(e.name))).consumers < 1) idle.push(e.name);
     }
     return idle.length ? `not consuming: ${idle.join(', ')}` : undefined;
   } finally {
@@ -62,11 +57,8 @@ const engines: Check = async (prefix) => {
 };
 
 const webserver: Check = async (prefix) => {
-  const conf = await readIni(path.join(prefix, 'etc', 'webserver.conf'));
-  const bind = conf.server?.bind ?? '127.0.0.1';
-  const host = bind === '0.0.0.0' ? '127.0.0.1' : bind === '::' ? '[::1]' : bind;
   try {
-    const r = await fetch(`http://${host}:${conf.server?.port ?? 8082}/api/v4/healthcheck`, { signal: AbortSignal.timeout(5000) });
+    const r = await fetch(`${await apiBase(prefix)}/healthcheck`, { signal: AbortSignal.timeout(5000) });
     return r.status === 200 ? undefined : `healthcheck answered ${r.status}: ${await r.text()}`;
   } catch (e) {
     return `healthcheck unreachable: ${(e as Error).message}`;
@@ -80,5 +72,3 @@ export const READY: Record<string, Check> = {
   amqp2engines: engines,
   webserver,
 };
-
-export { deadQueue };

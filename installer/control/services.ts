@@ -55,10 +55,8 @@ export async function startService(sup: Supervisor, prefix: string, service: str
   await sup.ctl('update', service.startsWith('engine-') ? 'amqp2engines' : service);
   const names = await sup.namesOf(service);
   if (names.length === 0) return { service, running: false, ready: false, detail: 'unknown to supervisord' };
-  const r = await sup.ctl('start', ...names);
-  if (r.exitCode !== 0 && !/already started/.test(r.all ?? '')) {
-    // supervisorctl reports failures per process; readiness below says what is left.
-  }
+  // supervisorctl reports failures per process; readiness below says what is left.
+  await sup.ctl('start', ...names);
   return waitReady(sup, prefix, service, timeoutMs);
 }
 

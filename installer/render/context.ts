@@ -5,6 +5,7 @@ import type { Secrets } from '../settings/secrets.js';
 import { rabbitmqPasswordHash } from '../settings/secrets.js';
 import type { EngineSettings, Settings } from '../settings/schema.js';
 import { EVENTS_EXCHANGE } from '../settings/cross-check.js';
+import { clientAddress } from '../../runtime/config/files.js';
 
 /*
  * Everything the templates show, computed here so that templates hold no
@@ -91,12 +92,6 @@ export interface RenderContext {
   };
 }
 
-/** A client cannot connect to 0.0.0.0 or ::, it connects to the loopback of that family. */
-export function clientAddress(bind: string): string {
-  if (bind === '0.0.0.0') return '127.0.0.1';
-  if (bind === '::' || bind === '[::]') return '::1';
-  return bind;
-}
 
 export function engineInstances(numprocs: number, name: string): SystemdInstance[] {
   return Array.from({ length: numprocs }, (_, worker) => ({

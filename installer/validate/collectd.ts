@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { execa } from 'execa';
 import { perFile, type Validator } from './types.js';
 

@@ -1,4 +1,4 @@
-import type { Channel } from 'amqplib';
+import type { Channel, ChannelModel } from 'amqplib';
 
 /*
  * Names and declarations of the broker objects an engine uses. Declaring is
@@ -18,6 +18,23 @@ export function partitionOf(key: string, count: number): number {
     h = Math.imul(h, 0x01000193) >>> 0;
   }
   return h % count;
+}
+
+/**
+ * Messages and consumers of a queue, zero for a queue that does not exist.
+ * checkQueue on a missing queue closes its channel: one short-lived channel per look.
+ */
+export async function queueCounts(conn: ChannelModel, queue: string): Promise<{ messages: number; consumers: number }> {
+  const ch = await conn.createChannel();
+  ch.on('error', () => undefined);
+  try {
+    const q = await ch.checkQueue(queue);
+    return { messages: q.messageCount, consumers: q.consumerCount };
+  } catch {
+    return { messages: 0, consumers: 0 };
+  } finally {
+    await ch.close().catch(() => undefined);
+  }
 }
 
 export interface TopologyNames {

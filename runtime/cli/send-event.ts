@@ -2,7 +2,7 @@
 import path from 'node:path';
 import amqp from 'amqplib';
 import { Command } from 'commander';
-import { prefixFrom, readBrokerConfig, readIni } from '../config/files.js';
+import { apiBase, prefixFrom, readBrokerConfig, readIni } from '../config/files.js';
 import { checkEvent, routingKey } from '../event/canopsis-event.js';
 
 /*
@@ -60,11 +60,8 @@ try {
   const r = checkEvent(event);
   if (!r.ok) throw new Error(`not sent: ${r.reason}`);
   if (o.api) {
-    const conf = await readIni(path.join(prefix, 'etc', 'webserver.conf'));
     const secrets = await readIni(path.join(prefix, 'etc', 'canopsis-secrets.ini'));
-    const bind = conf.server?.bind ?? '127.0.0.1';
-    const host = bind === '0.0.0.0' ? '127.0.0.1' : bind;
-    const res = await fetch(`http://${host}:${conf.server?.port ?? 8082}/api/v4/event`, {
+    const res = await fetch(`${await apiBase(prefix)}/event`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-canopsis-authkey': secrets.api?.authkey ?? '' },
       body: JSON.stringify(r.event),

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { Command } from 'commander';
 import { BrokerConnection } from '../amqp/connection.js';
-import { deadQueue, declareExchanges, engineQueue } from '../amqp/topology.js';
+import { deadQueue, declareExchanges, engineQueue, queueCounts } from '../amqp/topology.js';
 import { readEngines } from '../config/engines.js';
 import { prefixFrom, readBrokerConfig, readIni } from '../config/files.js';
 import { openStore, readRuntimeConfig } from '../config/runtime.js';
@@ -72,21 +72,9 @@ try {
     if (!conn) return [];
     const out: QueueStat[] = [];
     for (const name of engines.keys()) {
-      // checkQueue on a missing queue closes its channel: one short-lived channel per look.
-      const look = async (q: string) => {
-        const c = await conn!.createChannel();
-        c.on('error', () => undefined);
-        try {
-          return await c.checkQueue(q);
-        } catch {
-          return { messageCount: 0, consumerCount: 0 };
-        } finally {
-          await c.close().catch(() => undefined);
-        }
-      };
-      const q = await look(engineQueue(name));
-      const dead = await look(deadQueue(engineQueue(name)));
-      out.push({ engine: name, queue: engineQueue(name), messages: q.messageCount, consumers: q.consumerCount, dead: dead.messageCount });
+      const q = await queueCounts(conn, engineQueue(name));
+      const dead = await queueCounts(conn, deadQueue(engineQueue(name)));
+      out.push({ engine: name, queue: engineQueue(name), messages: q.messages, consumers: q.consumers, dead: dead.messages });
     }
     return out;
   };

@@ -24,6 +24,20 @@ export async function readIni(file: string): Promise<Record<string, Record<strin
   return ini.parse(text) as Record<string, Record<string, string>>;
 }
 
+/** A client cannot connect to 0.0.0.0 or ::, it connects to the loopback of that family. */
+export function clientAddress(bind: string): string {
+  if (bind === '0.0.0.0') return '127.0.0.1';
+  if (bind === '::' || bind === '[::]') return '::1';
+  return bind;
+}
+
+/** The REST API's base URL as a local client reaches it, from etc/webserver.conf. */
+export async function apiBase(prefix: string): Promise<string> {
+  const server = (await readIni(path.join(prefix, 'etc', 'webserver.conf'))).server ?? {};
+  const host = clientAddress(server.bind ?? '127.0.0.1');
+  return `http://${host.includes(':') ? `[${host}]` : host}:${server.port ?? 8082}/api/v4`;
+}
+
 export interface BrokerConfig {
   url: string;
   /** For messages; the password is never logged. */

@@ -253,7 +253,7 @@ export class Engine {
         () => undefined, // channel gone: the input was not acked and will be redelivered
       ),
     );
-    await this.backPressure(ch);
+    await this.backPressure();
   }
 
   private drainWait: Promise<unknown> | undefined;
@@ -266,7 +266,7 @@ export class Engine {
   }
 
   /** amqplib buffers when the socket is full: wait for 'drain' before taking the next event. */
-  private async backPressure(_ch: ConfirmChannel): Promise<void> {
+  private async backPressure(): Promise<void> {
     if (this.drainWait) await this.drainWait;
   }
 
@@ -286,7 +286,7 @@ export class Engine {
     };
     const confirmed = this.publish(ch, this.names.deadExchange, deadQueue(this.home), msg.content, headers);
     this.track(confirmed.then(() => ch.ack(msg), () => undefined));
-    await this.backPressure(ch);
+    await this.backPressure();
   }
 
   /** Publishes raw to an exchange with a confirm (for the message dispatcher). */
