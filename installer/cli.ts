@@ -15,6 +15,10 @@ import { planLines, summary, summaryLines } from './report.js';
 import { runSteps, type Display } from './runner.js';
 import { parseSetOption } from './settings/load.js';
 import { PreflightError } from './errors.js';
+import { lockLent, lockPrefix } from './apply/lock.js';
+import { repairPrefix } from './bundle/transaction.js';
+import { layoutOf } from './layout.js';
+import { migrateDownTo, pendingMigrations } from './migrations/run.js';
 
 /*
  * The command line: parses options, runs the steps, turns typed errors into
@@ -83,6 +87,7 @@ const out = (line: string): void => {
 
 async function install(flags: CommonFlags & { start?: boolean; unitDir?: string }): Promise<void> {
   const state = newState(options(flags, false));
+  await repairPrefix(layoutOf(flags.prefix), flags.json ? () => undefined : out);
   await runSteps(installSteps(), state, display(flags), out);
   const started = flags.start ? await startStack(state.prepared!, { unitDir: flags.unitDir }) : undefined;
   if (flags.json) {
@@ -136,9 +141,9 @@ async function deps(flags: { forTests?: boolean; yes?: boolean }): Promise<void>
   out(installed.length ? `installed ${installed.join(' ')}` : `already installed: ${packages.join(' ')}`);
 }
 
-async function fromBundle(flags: CommonFlags & { bundle: string; allowDowngrade?: boolean; start?: boolean }, update: boolean): Promise<void> {
+async function fromBundle(flags: CommonFlags & { bundle: string; allowDowngrade?: boolean; allowIrreversible?: boolean; start?: boolean }, update: boolean): Promise<void> {
   const passthrough = [...flags.set.flatMap((x) => ['--set', x]), '--conffile-policy', flags.conffilePolicy === 'ask' ? 'keep' : flags.conffilePolicy, ...flags.skipCheck.flatMap((x) => ['--skip-check', x]), ...(flags.installDeps ? [] : ['--no-install-deps']), ...(flags.start ? ['--start'] : [])];
-  const r = await installFromBundle({ prefix: flags.prefix, bundle: flags.bundle, allowDowngrade: !!flags.allowDowngrade, passthrough, update, log: flags.json ? () => undefined : (l) => l.trim() && out(l.trimEnd()) });
+  const r = await installFromBundle({ prefix: flags.prefix, bundle: flags.bundle, allowDowngrade: !!flags.allowDowngrade, allowIrreversible: !!flags.allowIrreversible, passthrough, update, log: flags.json ? () => undefined : (l) => l.trim() && out(l.trimEnd()) });
   if (flags.json) out(JSON.stringify({ ok: true, ...r }));
   else out(r.from ? `updated ${flags.prefix} from ${r.from} to ${r.version} (${r.release})` : `installed ${r.version} (${r.release}) in ${flags.prefix} from ${flags.bundle}`);
 }
@@ -158,6 +163,7 @@ export function program(): Command {
   withCommon(cli.command('update').description('update an installed prefix from a bundle: health-checked, rolled back when the new version does not come up'))
     .requiredOption('--bundle <file>', 'the bundle of the new version')
     .option('--allow-downgrade', 'accept a bundle older than the installed version')
+    .option('--allow-irreversible', 'accept store migrations a failed update cannot undo (back up the store first)')
     .action((flags) => fromBundle(flags, true));
   cli
     .command('bundle')
@@ -188,6 +194,29 @@ export function program(): Command {
       out(s.pendingMigrations.length ? `pending migrations: ${s.pendingMigrations.join('; ')}` : 'pending migrations: none');
       out(s.modifiedConffiles.length ? `modified conffiles: ${s.modifiedConffiles.join(', ')}` : 'modified conffiles: none');
       if (s.pendingDist.length) out(`new versions waiting to be merged: ${s.pendingDist.join(', ')}`);
+      if (s.interrupted) out(`interrupted: the update from ${s.interrupted.from.version} to ${s.interrupted.to.version} begun ${s.interrupted.started} did not finish; the next install, update or remove rolls it back`);
+    });
+  cli
+    .command('migrate')
+    .description("this release's migrations on a prefix: list the pending ones, or undo those newer than a version (update and downgrade run it)")
+    .option('--prefix <dir>', 'installation prefix', DEFAULT_PREFIX)
+    .option('--down-to <version>', 'undo the migrations newer than this version')
+    .option('--json', 'print one JSON object')
+    .action(async (o: { prefix: string; downTo?: string; json?: boolean }) => {
+      const layout = layoutOf(o.prefix);
+      if (o.downTo) {
+        const unlock = (await lockLent(layout)) ? undefined : await lockPrefix(layout);
+        try {
+          const undone = await migrateDownTo(layout, o.downTo);
+          out(o.json ? JSON.stringify({ undone }) : undone.length ? `undone: ${undone.join(', ')}` : `nothing to undo down to ${o.downTo}`);
+        } finally {
+          await unlock?.();
+        }
+        return;
+      }
+      const list = await pendingMigrations(layout);
+      if (o.json) out(JSON.stringify({ pending: list }));
+      else list.forEach((m) => out(`${m.id}${m.reversible ? '' : ' (irreversible)'}: ${m.description}`));
     });
   cli
     .command('remove')

@@ -1,11 +1,12 @@
 import { chown, mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import lockfile from 'proper-lockfile';
 import { applyPlan, nextManifest, switchSymlink, writeAtomic, type ApplyResult, type Owners } from './apply/apply.js';
 import { readManifest } from './apply/manifest.js';
 import { applyPolicy, plan, readDisk, targetsToRead, type ConffilePolicy, type PlannedFile } from './apply/plan.js';
 import { describeRelease, installRelease, pruneReleases, type ReleaseSource } from './apply/release.js';
-import { LockedError, PreflightError } from './errors.js';
+import { PreflightError } from './errors.js';
+import { lockLent, lockPrefix } from './apply/lock.js';
+import { failpoint } from './failpoint.js';
 import { aptInstall } from './host/apt.js';
 import { gatherFacts, type HostFacts } from './host/facts.js';
 import { ensureServiceAccount, lookupIds } from './host/users.js';
@@ -169,14 +170,9 @@ export function installSteps(): Step[] {
           await mkdir(l.pkgmgr, { recursive: true });
           s.writes.push(l.pkgmgr);
         }
-        try {
-          s.unlock = await lockfile.lock(l.pkgmgr, { lockfilePath: path.join(l.pkgmgr, 'install.lock'), retries: 0, stale: 30_000 });
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === 'ELOCKED') {
-            throw new LockedError(`another build-install is running on ${l.prefix} (lock ${path.join(l.pkgmgr, 'install.lock')}); wait for it to finish`);
-          }
-          throw e;
-        }
+        // An updater running this installer holds the lock for it, and repairs its own run.
+        if (await lockLent(l)) return 'held by the updater';
+        s.unlock = await lockPrefix(l);
       },
     },
     {
@@ -208,8 +204,10 @@ export function installSteps(): Step[] {
         if (await installRelease(r, p.layout.releases)) s.writes.push(path.join(p.layout.releases, r.id));
         s.result = await applyPlan(p.layout.prefix, need(s.planned, 'plan'), owners);
         s.writes.push(...s.result.written, ...s.result.dist, ...s.result.removed);
+        failpoint('files-written');
         // The release goes live last: every file that names it exists by now.
         if (await switchSymlink(p.layout.current, path.join('releases', r.id))) s.writes.push(p.layout.current);
+        failpoint('current-switched');
         await writeManifestIfChanged(s, p.layout, owners);
         if (p.migrations.length) {
           // Settings migrations went in with canopsis.ini; the store ones run now, then all are recorded.
@@ -220,6 +218,7 @@ export function installSteps(): Step[] {
             } finally {
               await store.close();
             }
+            failpoint('store-migrated');
           }
           await recordApplied(migrationsFile(p.layout), p.migrationState, p.migrations);
           s.writes.push(migrationsFile(p.layout));

@@ -1,6 +1,7 @@
 import { chmod, chown, mkdir, open, rename, rm, symlink, readlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplyError } from '../errors.js';
+import { failpoint } from '../failpoint.js';
 import type { RenderedFile } from '../render/render.js';
 import { sha256, type Manifest } from './manifest.js';
 import { distOf, operatorCopyOf, type PlannedFile } from './plan.js';
@@ -67,8 +68,10 @@ export interface ApplyResult {
 
 export async function applyPlan(prefix: string, planned: PlannedFile[], owners: Owners | undefined): Promise<ApplyResult> {
   const result: ApplyResult = { written: [], dist: [], removed: [] };
+  const half = Math.floor(planned.filter((p) => p.write).length / 2);
   for (const p of planned) {
     if (!p.write) continue;
+    if (result.written.length + result.dist.length + result.removed.length === half) failpoint('files-half');
     const abs = path.join(prefix, p.target);
     const f = p.file;
     switch (p.action) {

@@ -1,15 +1,18 @@
-import { cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { readManifest, sha256 } from '../apply/manifest.js';
+import { LOCK_HELD_ENV, lockPrefix } from '../apply/lock.js';
+import { readManifest, sha256, type Manifest } from '../apply/manifest.js';
 import { InstallerError, UsageError } from '../errors.js';
+import { failpoint } from '../failpoint.js';
 import { layoutOf, type Layout } from '../layout.js';
 import { Supervisor } from '../control/supervisor.js';
-import { compareVersions } from './format.js';
-import { MIGRATIONS, pending, readMigrationState } from '../migrations/index.js';
-import { migrationsFile } from '../prepare.js';
+import { compareVersions, type BundleManifest } from './format.js';
+import { pendingMigrations, type PendingMigration } from '../migrations/run.js';
 import { openBundle } from './open.js';
+import { PIPELINE, restartAndProbe, servicesToRestart, stopPipeline } from './services.js';
+import { begin, commit, readJournal, recoverInterrupted, rollback, type Journal } from './transaction.js';
 
 /*
  * Install or update from a bundle, status, remove and purge. The bundle's own
@@ -34,48 +37,52 @@ async function hook(release: string, name: string, layout: Layout, env: Record<s
   if (r.exitCode !== 0) throw new InstallerError(`control hook ${name} failed (exit ${r.exitCode}); nothing further was done`);
 }
 
-/** Runs the installer of a release on the prefix. */
-async function releaseInstaller(layout: Layout, release: string, args: string[]) {
-  return execa(process.execPath, [path.join(layout.releases, release, 'dist', 'installer', 'cli.js'), 'install', '--prefix', layout.prefix, ...args], { reject: false, all: true });
+/** Runs the installer of a release on the prefix, under the lock this updater holds. */
+async function releaseInstaller(layout: Layout, release: string, command: string[]) {
+  return execa(process.execPath, [path.join(layout.releases, release, 'dist', 'installer', 'cli.js'), ...command, '--prefix', layout.prefix], {
+    env: { [LOCK_HELD_ENV]: String(process.pid) },
+    reject: false,
+    all: true,
+  });
 }
 
-/**
- * The services an update must restart: the engines and the webserver run the
- * release's code; the broker, MongoDB and collectd only when their rendered
- * configuration changed (the broker keeps queueing events meanwhile).
- */
-export function servicesToRestart(written: string[]): string[] {
-  const touched = (re: RegExp) => written.some((w) => re.test(w));
-  return [
-    touched(/etc\/rabbitmq\/|supervisord\.d\/rabbitmq-server\.conf/) ? 'rabbitmq-server' : '',
-    touched(/etc\/mongodb\.conf|supervisord\.d\/mongodb\.conf/) ? 'mongodb' : '',
-    touched(/etc\/collectd\.conf|supervisord\.d\/collectd\.conf/) ? 'collectd' : '',
-    'amqp2engines',
-    'webserver',
-  ].filter(Boolean);
-}
-
-async function healthy(layout: Layout, services: string[]): Promise<string | undefined> {
-  const env = { CPS_PREFIX: layout.prefix };
-  for (const service of services) {
-    const r = await execa(path.join(layout.bin, 'service'), [service, 'restart'], { env, reject: false, all: true });
-    if (r.exitCode !== 0) return `service ${service} restart: ${r.all?.trim().split('\n').slice(-3).join(' | ')}`;
-  }
-  const probe = await execa(path.join(layout.bin, 'send-event'), ['--connector', 'build-install', '--connector-name', 'update-probe', '--component', 'canopsis', '--state', '0', '--api'], { env, reject: false, all: true });
-  return probe.exitCode === 0 ? undefined : `probe event through the API: ${probe.all}`;
+/** The release goes in whole or not at all: copied beside its place, then renamed. */
+async function placeRelease(layout: Layout, from: string, release: string): Promise<void> {
+  const dest = path.join(layout.releases, release);
+  if (await exists(path.join(dest, 'package.json'))) return;
+  await mkdir(layout.releases, { recursive: true });
+  const partial = path.join(layout.releases, `.${release}.partial`);
+  await rm(partial, { recursive: true, force: true });
+  await cp(from, partial, { recursive: true, verbatimSymlinks: true });
+  failpoint('release-copied');
+  await rm(dest, { recursive: true, force: true });
+  await rename(partial, dest);
+  failpoint('release-placed');
 }
 
 export interface BundleRunOptions {
   prefix: string;
   bundle: string;
   allowDowngrade: boolean;
+  /** Accept store migrations that cannot be undone (a failed update then keeps the reshaped data). */
+  allowIrreversible: boolean;
   passthrough: string[];
   update: boolean;
   log: (line: string) => void;
 }
 
-export async function installFromBundle(o: BundleRunOptions): Promise<{ version: string; release: string; from?: string; rolledBack?: string }> {
+export async function installFromBundle(o: BundleRunOptions): Promise<{ version: string; release: string; from?: string }> {
   const layout = layoutOf(o.prefix);
+  const unlock = await lockPrefix(layout);
+  try {
+    await recoverInterrupted(layout, o.log);
+    return await runBundle(o, layout);
+  } finally {
+    await unlock();
+  }
+}
+
+async function runBundle(o: BundleRunOptions, layout: Layout): Promise<{ version: string; release: string; from?: string }> {
   const installed = await readManifest(layout.manifest);
   if (o.update && !installed) throw new UsageError(`nothing installed in ${layout.prefix} to update; use install --bundle`);
   const opened = await openBundle(o.bundle, os.tmpdir());
@@ -85,42 +92,65 @@ export async function installFromBundle(o: BundleRunOptions): Promise<{ version:
       throw new UsageError(`${o.bundle} is version ${m.version}, older than the installed ${installed.version}: downgrade refused without --allow-downgrade`);
     }
     const env = { CPS_OLD_VERSION: installed?.version ?? '', CPS_NEW_VERSION: m.version };
-    const updating = installed !== undefined;
-    await hook(path.join(opened.dir, 'release'), updating ? 'preupdate' : 'preinst', layout, env, o.log);
-    // The release goes in whole or not at all.
-    const dest = path.join(layout.releases, m.release);
-    if (!(await exists(path.join(dest, 'package.json')))) {
-      await mkdir(layout.releases, { recursive: true });
-      const partial = path.join(layout.releases, `.${m.release}.partial`);
-      await rm(partial, { recursive: true, force: true });
-      await cp(path.join(opened.dir, 'release'), partial, { recursive: true, verbatimSymlinks: true });
-      await rename(partial, dest);
+    await hook(path.join(opened.dir, 'release'), installed ? 'preupdate' : 'preinst', layout, env, o.log);
+    await placeRelease(layout, path.join(opened.dir, 'release'), m.release);
+    if (!installed) {
+      const r = await releaseInstaller(layout, m.release, ['install', ...o.passthrough, '--json']);
+      if (r.exitCode !== 0) throw new InstallerError(`the installer of ${m.release} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
+      await hook(path.join(layout.releases, m.release), 'postinst', layout, env, o.log);
+      return { version: m.version, release: m.release };
     }
-    const settingsBefore = await readFile(layout.settingsFile, 'utf8').catch(() => undefined);
-    const running = await new Supervisor(layout.prefix).running();
-    const r = await releaseInstaller(layout, m.release, [...o.passthrough, '--json']);
-    if (r.exitCode !== 0) throw new InstallerError(`the installer of ${m.release} failed (exit ${r.exitCode}): ${r.stderr.trim()}; the old release stays active`);
-    const summary = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { writes?: string[]; dist?: string[] };
-    o.log(`${m.release}: ${summary.writes?.length ?? 0} files written${summary.dist?.length ? `; your edits kept, new versions in ${summary.dist.join(', ')}` : ''}`);
-    if (updating && running) {
-      const services = servicesToRestart(summary.writes ?? []);
-      o.log(`restarting ${services.join(', ')}`);
-      const problem = await healthy(layout, services);
-      if (problem) {
-        // Back to what ran before: its settings, its rendered files, its release, restarted.
-        if (settingsBefore !== undefined) await writeFile(layout.settingsFile, settingsBefore);
-        const back = await releaseInstaller(layout, installed!.release, []);
-        const restarted = await healthy(layout, services);
-        throw new UpdateFailed(
-          `update to ${m.version} failed its health check (${problem}); rolled back to ${installed!.version} (${installed!.release})${back.exitCode === 0 && !restarted ? ', running again' : `, which also failed: ${restarted ?? back.all}`}`,
-        );
-      }
-    }
-    await hook(dest, updating ? 'postupdate' : 'postinst', layout, env, o.log);
-    return { version: m.version, release: m.release, from: installed?.version };
+    await update(o, layout, installed, m, env);
+    return { version: m.version, release: m.release, from: installed.version };
   } finally {
     await opened.cleanup();
   }
+}
+
+async function update(o: BundleRunOptions, layout: Layout, installed: Manifest, m: BundleManifest, env: Record<string, string>): Promise<void> {
+  // The new release says what it will migrate here; data it cannot put back is refused before anything changes.
+  const asked = await releaseInstaller(layout, m.release, ['migrate', '--json']);
+  if (asked.exitCode !== 0) throw new InstallerError(`the installer of ${m.release} cannot list its migrations: ${asked.all?.trim()}`);
+  const todo = (JSON.parse(asked.stdout) as { pending: PendingMigration[] }).pending;
+  const oneWay = todo.filter((x) => !x.reversible);
+  if (oneWay.length && !o.allowIrreversible) {
+    throw new UsageError(
+      `${m.version} reshapes stored data in a way a failed update cannot undo (${oneWay.map((x) => `${x.id}: ${x.description}`).join('; ')}); back up the store, then run again with --allow-irreversible`,
+    );
+  }
+  if (todo.length) o.log(`migrations to run: ${todo.map((x) => x.id).join(', ')}`);
+  const running = await new Supervisor(layout.prefix).running();
+  const journal: Journal = { op: 'update', from: { version: installed.version, release: installed.release }, to: { version: m.version, release: m.release }, running, started: new Date().toISOString() };
+  await begin(layout, journal);
+  failpoint('journal');
+  const undo = async (why: string): Promise<never> => {
+    o.log(`${why}; rolling back to ${installed.version}`);
+    const r = await rollback(layout, journal);
+    await commit(layout);
+    throw new UpdateFailed(
+      `update to ${m.version} failed (${why}); rolled back to ${installed.version} (${installed.release})${r.undone.length ? `, migrations undone: ${r.undone.join(', ')}` : ''}${
+        running ? (r.problem ? `, which does not come up either: ${r.problem}` : ', running again') : ''
+      }`,
+    );
+  };
+  if (running && todo.some((x) => x.store)) {
+    // Engines of either version must not write while documents change shape.
+    o.log(`stopping ${PIPELINE.join(', ')} while stored data is migrated`);
+    await stopPipeline(layout);
+  }
+  const r = await releaseInstaller(layout, m.release, ['install', ...o.passthrough, '--json']);
+  if (r.exitCode !== 0) await undo(`its installer failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  const summary = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { writes?: string[]; dist?: string[] };
+  o.log(`${m.release}: ${summary.writes?.length ?? 0} files written${summary.dist?.length ? `; your edits kept, new versions in ${summary.dist.join(', ')}` : ''}`);
+  if (running) {
+    const services = servicesToRestart(summary.writes ?? []);
+    o.log(`restarting ${services.join(', ')}`);
+    const problem = await restartAndProbe(layout, services);
+    if (problem) await undo(`health check: ${problem}`);
+  }
+  failpoint('healthy');
+  await commit(layout);
+  await hook(path.join(layout.releases, m.release), 'postupdate', layout, env, o.log);
 }
 
 export interface Status {
@@ -133,13 +163,15 @@ export interface Status {
   pendingDist: string[];
   /** Migrations of this installer not yet run on the prefix (they run on the next install or update). */
   pendingMigrations: string[];
+  /** An update whose run was killed: the next install, update or remove rolls it back. */
+  interrupted?: Journal;
 }
 
 export async function status(prefix: string): Promise<Status> {
   const layout = layoutOf(prefix);
   const m = await readManifest(layout.manifest);
   if (!m) return { prefix: layout.prefix, installed: false, running: false, modifiedConffiles: [], pendingDist: [], pendingMigrations: [] };
-  const todo = pending(MIGRATIONS, await readMigrationState(migrationsFile(layout))).map((x) => `${x.id}: ${x.description}`);
+  const todo = (await pendingMigrations(layout)).map((x) => `${x.id}: ${x.description}`);
   const modified: string[] = [];
   const waiting: string[] = [];
   for (const [target, e] of Object.entries(m.files)) {
@@ -148,7 +180,7 @@ export async function status(prefix: string): Promise<Status> {
     if (text && sha256(text) !== e.sha256) modified.push(target);
     if (await exists(path.join(layout.prefix, `${target}.dist`))) waiting.push(`${target}.dist`);
   }
-  return { prefix: layout.prefix, installed: true, version: m.version, release: m.release, running: await new Supervisor(layout.prefix).running(), modifiedConffiles: modified, pendingDist: waiting, pendingMigrations: todo };
+  return { prefix: layout.prefix, installed: true, version: m.version, release: m.release, running: await new Supervisor(layout.prefix).running(), modifiedConffiles: modified, pendingDist: waiting, pendingMigrations: todo, interrupted: await readJournal(layout) };
 }
 
 async function stopAll(layout: Layout, log: (l: string) => void): Promise<void> {
@@ -162,11 +194,18 @@ async function stopAll(layout: Layout, log: (l: string) => void): Promise<void> 
 export async function remove(prefix: string, log: (l: string) => void): Promise<string[]> {
   const layout = layoutOf(prefix);
   if (!(await readManifest(layout.manifest))) throw new UsageError(`nothing installed in ${layout.prefix}`);
-  await stopAll(layout, log);
-  await hook(layout.current, 'prerm', layout, {}, log);
-  const removed = [layout.bin, path.join(layout.prefix, 'lib')];
-  for (const p of removed) await rm(p, { recursive: true, force: true });
-  return removed;
+  const unlock = await lockPrefix(layout);
+  try {
+    // What stays (etc/, var/) must be the settings and data of one version.
+    await recoverInterrupted(layout, log);
+    await stopAll(layout, log);
+    await hook(layout.current, 'prerm', layout, {}, log);
+    const removed = [layout.bin, path.join(layout.prefix, 'lib')];
+    for (const p of removed) await rm(p, { recursive: true, force: true });
+    return removed;
+  } finally {
+    await unlock();
+  }
 }
 
 /** purge: everything of ours under the prefix, after a confirmation. */

@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import type { Store } from '../../runtime/store/types.js';
 import { writeAtomic } from '../apply/apply.js';
+import { compareVersions } from '../bundle/format.js';
 import { parseIni, setIniValue } from '../settings/ini-text.js';
+import { RENAMED_KEYS } from '../settings/schema.js';
 
 /*
  * Ordered migrations between versions: settings keys renamed or removed
@@ -17,7 +19,22 @@ export interface Migration {
   description: string;
   settings?: (text: string) => string;
   store?: (store: Store) => Promise<void>;
+  /**
+   * The undo, for a failed update and a downgrade. Both directions must be
+   * idempotent: a rollback runs it whether or not the migration got to run.
+   * A store part without an undo makes the migration irreversible, and an
+   * update refuses it unless the operator accepts that (--allow-irreversible).
+   */
+  down?: { settings?: (text: string) => string; store?: (store: Store) => Promise<void> };
 }
+
+/** The version a migration belongs to (the start of its id). */
+export const versionOf = (m: Migration) => m.id.split('-')[0]!;
+
+export const reversible = (m: Migration) => !m.store || m.down?.store !== undefined;
+
+/** Migrations newer than `version`, newest first: what a rollback or a downgrade to it undoes. */
+export const newerThan = (list: Migration[], version: string) => list.filter((m) => compareVersions(versionOf(m), version) > 0).reverse();
 
 /**
  * 0.2.0 added perfdata after axe and the collectd gateway to the stock chain;
@@ -39,9 +56,58 @@ export function addMetricEngines(text: string): string {
   return sets.reduce((t, [section, key, value]) => setIniValue(t, section, key, value), text);
 }
 
+/** Entities as 0.2.0 stored them (first_seen / last_seen). */
+interface EntityV2 {
+  first_seen?: number;
+  last_seen?: number;
+  created?: number;
+  last_event_date?: number;
+  enabled?: boolean;
+}
+
+/** Reshapes every document of `name` that `match` selects; each one atomically, so engines writing meanwhile lose nothing. */
+async function reshapeAll<T extends object>(store: Store, name: string, field: string, fn: (doc: T) => T | undefined): Promise<void> {
+  const c = store.collection<T>(name);
+  for (;;) {
+    const batch = await c.find({ [field]: { $exists: true } }, { limit: 500 });
+    if (batch.length === 0) return;
+    for (const d of batch) {
+      await c.modify(d.key, (cur) => {
+        if (!cur) return undefined;
+        const { key: _key, ...doc } = cur;
+        return fn(doc as T);
+      });
+    }
+  }
+}
+
+/**
+ * 0.3.0 stores entities with Canopsis v4's field names: created and
+ * last_event_date instead of first_seen and last_seen, and enabled.
+ */
+export async function entitiesToV4(store: Store): Promise<void> {
+  await reshapeAll<EntityV2>(store, 'entities', 'first_seen', ({ first_seen, last_seen, ...rest }) => ({ ...rest, created: first_seen, last_event_date: last_seen, enabled: rest.enabled ?? true }));
+}
+
+export async function entitiesFromV4(store: Store): Promise<void> {
+  await reshapeAll<EntityV2>(store, 'entities', 'created', ({ created, last_event_date, enabled: _enabled, ...rest }) => ({ ...rest, first_seen: created, last_seen: last_event_date }));
+}
+
 /** The migrations this release knows, oldest first. */
 export const MIGRATIONS: Migration[] = [
   { id: '0.2.0-metric-engines', description: 'perfdata after axe and the collectd gateway join the stock engine chain', settings: addMetricEngines },
+  ...RENAMED_KEYS.map((r) => ({
+    id: `${r.version}-${r.section}-${r.from}`,
+    description: `[${r.section}] ${r.from} is renamed ${r.to}`,
+    settings: renameKey(r.section, r.from, r.to),
+    down: { settings: renameKey(r.section, r.to, r.from) },
+  })),
+  {
+    id: '0.3.0-entity-fields',
+    description: 'stored entities take Canopsis v4 field names: created, last_event_date, enabled',
+    store: entitiesToV4,
+    down: { store: entitiesFromV4 },
+  },
 ];
 
 export interface MigrationState {

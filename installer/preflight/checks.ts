@@ -80,7 +80,7 @@ const disk: Check = async ({ prepared }) => {
           check: 'disk',
           found: `${fmtBytes(free)} free on the filesystem of the MongoDB dbPath ${store.dbpathAbs} (${on})`,
           needed: `${fmtBytes(store.min_free_disk)} (store.min_free_disk)`,
-          fix: 'free space there, set store.dbpath to a larger filesystem, or lower store.min_free_disk',
+          fix: 'free space there, set store.mongodb_dbpath to a larger filesystem, or lower store.min_free_disk',
         },
       ];
 };

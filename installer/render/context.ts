@@ -181,7 +181,7 @@ export function buildContext(settings: Settings, secrets: Secrets, layout: Layou
       embedded: settings.store.backend === 'embedded',
       embeddedFile: path.join(p.varLib, 'canopsis', 'canopsis.db'),
       mongodbLocal,
-      dbpathAbs: underPrefix(p, settings.store.dbpath),
+      dbpathAbs: underPrefix(p, settings.store.mongodb_dbpath),
       logFile: path.join(p.log, 'mongodb.log'),
       url: mongodbLocal ? `mongodb://127.0.0.1:${settings.store.mongodb_port}/canopsis` : settings.store.mongodb_url,
       mongod: facts.binaries.mongod ?? '/usr/bin/mongod',

@@ -7,6 +7,7 @@ import {
   ENGINE_DEFAULTS,
   ENGINE_SECTION,
   engineSchema,
+  RENAMED_KEYS,
   sectionDefaults,
   sectionSchemas,
   type EngineSettings,
@@ -82,7 +83,10 @@ export function validateSettingsText(text: string, file: string, host: HostIdent
     const result: Record<string, unknown> = {};
     const known = Object.keys(schema.shape);
     for (const key of Object.keys(values)) {
-      if (!known.includes(key)) {
+      const renamed = RENAMED_KEYS.find((r) => r.section === section && r.from === key);
+      if (renamed) {
+        problems.push({ file, section, key, expected: `a key renamed in ${renamed.version}: write ${section}.${renamed.to} instead`, fromSet: fromSet(section, key) });
+      } else if (!known.includes(key)) {
         problems.push({ file, section, key, expected: `an unknown key; known keys of [${section}] are ${known.join(', ')}`, fromSet: fromSet(section, key) });
       }
     }

@@ -33,7 +33,7 @@ export const sectionSchemas = {
     mongodb_mode: oneOf(['local', 'remote']),
     mongodb_url: z.string().trim().regex(/^mongodb(\+srv)?:\/\/\S+$/, { error: 'expected a URL such as mongodb://127.0.0.1:27017/canopsis' }),
     mongodb_port: port(),
-    dbpath: text('a directory (relative to the prefix, or absolute)'),
+    mongodb_dbpath: text('a directory (relative to the prefix, or absolute)'),
     min_free_disk: size(),
   }),
   webserver: z.object({
@@ -163,7 +163,7 @@ export function sectionDefaults(host: HostIdentity): Record<SectionName, RawSect
       mongodb_mode: 'local',
       mongodb_url: 'mongodb://127.0.0.1:27017/canopsis',
       mongodb_port: '27017',
-      dbpath: 'var/lib/mongodb',
+      mongodb_dbpath: 'var/lib/mongodb',
       min_free_disk: '20GiB',
     },
     webserver: { bind: '0.0.0.0', port: '8082' },
@@ -184,3 +184,6 @@ export function sectionDefaults(host: HostIdentity): Record<SectionName, RawSect
 }
 
 export const ENGINE_SECTION = /^engine:(.*)$/;
+
+/** Keys renamed by a release: an old name gets a pointer to the new one, and the release's migration renames it in canopsis.ini. */
+export const RENAMED_KEYS = [{ section: 'store', from: 'dbpath', to: 'mongodb_dbpath', version: '0.3.0' }] as const;

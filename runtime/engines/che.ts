@@ -4,7 +4,8 @@ import { once } from '../tasks/state.js';
 
 /*
  * che, the context engine: every event makes its connector, component and
- * resource known, with first and last seen and their links. The event
+ * resource known, with when it was first and last seen (Canopsis v4's
+ * created and last_event_date) and their links. The event
  * passes on unchanged (to axe, as next= or the systemd drop-in says).
  */
 
@@ -13,8 +14,11 @@ export const ENTITIES = 'entities';
 export interface Entity {
   type: 'connector' | 'component' | 'resource';
   name: string;
-  first_seen: number;
-  last_seen: number;
+  /** Timestamp of the first event that named it. */
+  created: number;
+  /** Timestamp of the latest event that named it. */
+  last_event_date: number;
+  enabled: boolean;
   connector?: string;
   component?: string;
   /** Ids of the entities this one depends on (resource -> component -> connector). */
@@ -28,11 +32,12 @@ const entities = (engine: EngineHandle): Promise<Collection<Entity>> =>
     return c;
   });
 
-const touch = (seen: number, fresh: Omit<Entity, 'first_seen' | 'last_seen'>) => (cur: (Entity & { key: string }) | undefined): Entity | undefined => {
-  if (!cur) return { ...fresh, first_seen: seen, last_seen: seen };
+const touch = (seen: number, fresh: Omit<Entity, 'created' | 'last_event_date' | 'enabled'>) => (cur: (Entity & { key: string }) | undefined): Entity | undefined => {
+  if (!cur) return { ...fresh, created: seen, last_event_date: seen, enabled: true };
   // Unchanged links and an older event: nothing to write.
-  if (cur.last_seen >= seen) return undefined;
-  return { ...cur, ...fresh, first_seen: Math.min(cur.first_seen, seen), last_seen: seen };
+  if (cur.last_event_date >= seen) return undefined;
+  const { key: _key, ...doc } = cur;
+  return { ...doc, ...fresh, created: Math.min(cur.created, seen), last_event_date: seen };
 };
 
 export const che: TaskModule = {

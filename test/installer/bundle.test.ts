@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { readFile, stat, truncate, writeFile, appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { buildInstall, isolatedPorts, removeDir, run, snapshot, tempDir } from '../helpers/index.js';
+import { readFileSync } from 'node:fs';
+import { ROOT, buildInstall, isolatedPorts, removeDir, run, snapshot, tempDir } from '../helpers/index.js';
 
 /*
  * Bundles: built, installed with no source tree involved, refused when
@@ -12,6 +13,8 @@ import { buildInstall, isolatedPorts, removeDir, run, snapshot, tempDir } from '
 let dir: string;
 let bundle: string;
 const PORTS = isolatedPorts(5850);
+const VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+const V = VERSION.replace(/\./g, '\\.');
 
 before(async () => {
   dir = await tempDir('bundle');
@@ -49,11 +52,11 @@ test('install from a bundle, status, an edited conffile listed', async () => {
   const prefix = path.join(dir, 'p');
   const r = await buildInstall(['install', '--bundle', bundle, '--prefix', prefix, ...PORTS]);
   assert.equal(r.exitCode, 0, r.all);
-  assert.match(r.stdout, /installed 0\.2\.0 \(0\.2\.0\+[0-9a-f]{8}\)/);
+  assert.match(r.stdout, new RegExp(`installed ${V} \\(${V}\\+[0-9a-f]{8}\\)`));
   await appendFile(path.join(prefix, 'etc', 'webserver.conf'), '; edited\n');
   const s = await buildInstall(['status', '--prefix', prefix, '--json']);
   const status = JSON.parse(s.stdout);
-  assert.equal(status.version, '0.2.0');
+  assert.equal(status.version, VERSION);
   assert.equal(status.running, false);
   assert.deepEqual(status.modifiedConffiles, ['etc/webserver.conf']);
 
@@ -63,7 +66,7 @@ test('install from a bundle, status, an edited conffile listed', async () => {
   await writeFile(manifest, JSON.stringify({ ...m, version: '9.0.0' }));
   const down = await buildInstall(['update', '--bundle', bundle, '--prefix', prefix]);
   assert.equal(down.exitCode, 2, down.all);
-  assert.match(down.stderr, /version 0\.2\.0, older than the installed 9\.0\.0: downgrade refused without --allow-downgrade/);
+  assert.match(down.stderr, new RegExp(`version ${V}, older than the installed 9\\.0\\.0: downgrade refused without --allow-downgrade`));
   await writeFile(manifest, JSON.stringify(m));
 
   // remove keeps settings and data; a later install finds them.
@@ -91,14 +94,14 @@ const HOSTILE: Array<[string, string, RegExp]> = [
   ['truncated', '', /corrupt or truncated/],
   ['corrupt', '', /corrupt or truncated|cannot extract|checksum/],
   ['dotdot', `${COPY_ALL}
-i = tarfile.TarInfo('canopsis-0.2.0/release/../../../evil'); i.size = 4
-add(i, b'evil')`, /entry canopsis-0\.2\.0\/release\/\.\.\/\.\.\/\.\.\/evil climbs out with \.\./],
+i = tarfile.TarInfo('canopsis-${VERSION}/release/../../../evil'); i.size = 4
+add(i, b'evil')`, new RegExp(`entry canopsis-${V}/release/\\.\\./\\.\\./\\.\\./evil climbs out with \\.\\.`)],
   ['absolute', `${COPY_ALL}
 i = tarfile.TarInfo('/tmp/evil'); i.size = 4
 add(i, b'evil')`, /entry \/tmp\/evil has an absolute path/],
   ['link', `${COPY_ALL}
-i = tarfile.TarInfo('canopsis-0.2.0/release/escape'); i.type = tarfile.SYMTYPE; i.linkname = '../../../../etc/passwd'
-add(i)`, /entry canopsis-0\.2\.0\/release\/escape links to \.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd, outside the bundle/],
+i = tarfile.TarInfo('canopsis-${VERSION}/release/escape'); i.type = tarfile.SYMTYPE; i.linkname = '../../../../etc/passwd'
+add(i)`, new RegExp(`entry canopsis-${V}/release/escape links to \\.\\./\\.\\./\\.\\./\\.\\./etc/passwd, outside the bundle`)],
   ['checksum', `
 for m in src.getmembers():
     data = src.extractfile(m).read() if m.isfile() else None

@@ -58,7 +58,7 @@ test('migrations run once: recorded, then no longer pending; a reshaped document
 });
 
 test('an update restarts the engines and the webserver, and the broker only when its configuration changed', async () => {
-  const { servicesToRestart } = await import('../../installer/bundle/lifecycle.js');
+  const { servicesToRestart } = await import('../../installer/bundle/services.js');
   assert.deepEqual(servicesToRestart(['/p/lib/canopsis/releases/0.2.0+x', 'bin/engine-che']), ['amqp2engines', 'webserver']);
   assert.deepEqual(servicesToRestart(['etc/rabbitmq/rabbitmq.conf', 'etc/collectd.conf']), ['rabbitmq-server', 'collectd', 'amqp2engines', 'webserver']);
 });
@@ -73,4 +73,60 @@ test('0.2.0-metric-engines adds perfdata and collectdgw to a stock 0.1.0 chain, 
   assert.equal(addMetricEngines(v2), v2, 'idempotent');
   const custom = v1.replace('; alarms\n', '; alarms\nnext = archive\n');
   assert.equal(addMetricEngines(custom), custom);
+});
+
+test('0.3.0 reshapes stored entities to Canopsis v4 fields and back; both directions idempotent, in batches', async () => {
+  const { entitiesToV4, entitiesFromV4 } = await import('../../installer/migrations/index.js');
+  const store = new SqliteStore(path.join(dir, 'entities.db'));
+  try {
+    const c = store.collection<Record<string, unknown>>('entities');
+    // More than one batch, and one already in the new shape (a migration re-run after a kill).
+    for (let i = 0; i < 1_203; i++) await c.put(`r${i}/web`, { type: 'resource', name: `r${i}`, component: 'web', depends: ['web'], first_seen: 100 + i, last_seen: 200 + i });
+    await c.put('done', { type: 'component', name: 'done', depends: [], created: 5, last_event_date: 6, enabled: false });
+    await entitiesToV4(store);
+    assert.deepEqual(await c.get('r7/web'), { key: 'r7/web', type: 'resource', name: 'r7', component: 'web', depends: ['web'], created: 107, last_event_date: 207, enabled: true });
+    assert.deepEqual(await c.get('done'), { key: 'done', type: 'component', name: 'done', depends: [], created: 5, last_event_date: 6, enabled: false }, 'a document already reshaped is left alone');
+    assert.equal(await c.count({ first_seen: { $exists: true } }), 0);
+    await entitiesToV4(store);
+    assert.equal(await c.count({ created: { $exists: true } }), 1_204);
+    await entitiesFromV4(store);
+    assert.deepEqual(await c.get('r7/web'), { key: 'r7/web', type: 'resource', name: 'r7', component: 'web', depends: ['web'], first_seen: 107, last_seen: 207 });
+    await entitiesFromV4(store);
+    assert.equal(await c.count({ first_seen: { $exists: true } }), 1_204);
+  } finally {
+    await store.close();
+  }
+});
+
+test('migrate --down-to undoes what is newer than a version: the renamed key back, documents back, the record without them', async () => {
+  const { migrateDownTo } = await import('../../installer/migrations/run.js');
+  const { MIGRATIONS } = await import('../../installer/migrations/index.js');
+  const { layoutOf } = await import('../../installer/layout.js');
+  const { writeFile, readFile, mkdir } = await import('node:fs/promises');
+  const layout = layoutOf(path.join(dir, 'prefix'));
+  await mkdir(layout.etc, { recursive: true });
+  await mkdir(layout.pkgmgr, { recursive: true });
+  await writeFile(layout.settingsFile, '[store]\n; where mongod keeps its files\nmongodb_dbpath = /data/db\n');
+  await writeFile(path.join(layout.etc, 'runtime.conf'), `[store]\nbackend = embedded\nfile = ${path.join(layout.varLib, 'store.db')}\n`);
+  const store = new SqliteStore(path.join(layout.varLib, 'store.db'));
+  await store.collection('entities').put('web', { type: 'component', name: 'web', depends: [], created: 1, last_event_date: 2, enabled: true });
+  await store.close();
+  await writeFile(path.join(layout.pkgmgr, 'migrations.json'), JSON.stringify({ applied: Object.fromEntries(MIGRATIONS.map((m) => [m.id, 'then'])) }));
+
+  const undone = await migrateDownTo(layout, '0.2.0');
+  assert.deepEqual(undone, ['0.3.0-entity-fields', '0.3.0-store-dbpath']);
+  assert.equal(await readFile(layout.settingsFile, 'utf8'), '[store]\n; where mongod keeps its files\ndbpath = /data/db\n');
+  const after = new SqliteStore(path.join(layout.varLib, 'store.db'));
+  assert.deepEqual(await after.collection('entities').get('web'), { key: 'web', type: 'component', name: 'web', depends: [], first_seen: 1, last_seen: 2 });
+  await after.close();
+  assert.deepEqual(Object.keys(JSON.parse(await readFile(path.join(layout.pkgmgr, 'migrations.json'), 'utf8')).applied), ['0.2.0-metric-engines']);
+  assert.deepEqual(await migrateDownTo(layout, '0.3.0'), [], 'nothing newer than 0.3.0');
+});
+
+test('an old key name is refused with the new one named', async () => {
+  const { validateSettingsText } = await import('../../installer/settings/load.js');
+  assert.throws(
+    () => validateSettingsText('[store]\ndbpath = /data/db\n', 'etc/canopsis.ini', { root: true, user: 'root', group: 'root' }),
+    (e: Error & { details(): string[] }) => e.details().some((l) => /^etc\/canopsis\.ini:store\.dbpath: a key renamed in 0\.3\.0: write store\.mongodb_dbpath instead$/.test(l)),
+  );
 });

@@ -111,7 +111,7 @@ test('non-default set: other prefix, numprocs 3, local MongoDB, systemd, collect
     'store.mongodb_mode=local',
     'canopsis.init=systemd',
     'collectd.enabled=false',
-    'store.dbpath=/data/mongo',
+    'store.mongodb_dbpath=/data/mongo',
   ]);
   assert.equal(ini.parse(content(files, 'etc/engines/che.ini'))['program:engine-che'].numprocs, '3');
   for (const b of ['bin/engine-che', 'bin/engine-che.1', 'bin/engine-che.2']) assert.ok(files.has(b), b);

@@ -74,7 +74,7 @@ test('--set parses section.key=value, engine sections included, and refuses anyt
   assert.deepEqual(parseSetOption('engine:che.numprocs=3'), { section: 'engine:che', key: 'numprocs', value: '3' });
   assert.deepEqual(parseSetOption('store.mongodb_url=mongodb://h:1/db?a=b'), { section: 'store', key: 'mongodb_url', value: 'mongodb://h:1/db?a=b' });
   assert.throws(() => parseSetOption('numprocs=3'), /section\.key=value/);
-  assert.throws(() => parseSetOption('store.dbpath'), /section\.key=value/);
+  assert.throws(() => parseSetOption('store.mongodb_dbpath'), /section\.key=value/);
 });
 
 test('setIniValue keeps comments and other keys, adds missing sections and keys', () => {

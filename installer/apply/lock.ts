@@ -1,0 +1,85 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import lockfile from 'proper-lockfile';
+import { LockedError } from '../errors.js';
+import type { Layout } from '../layout.js';
+
+/*
+ * One build-install at a time per prefix. proper-lockfile's directory lock
+ * (atomic mkdir, refreshed while held, stale after 30 s), plus an owner file
+ * inside it naming the holder's pid and start time: a holder killed with -9
+ * is seen dead at once, so the next run takes the lock over and repairs what
+ * the dead one left, instead of waiting or asking the operator to delete it.
+ */
+
+/** The environment variable through which an updater lends its lock to the release installer it runs. */
+export const LOCK_HELD_ENV = 'CPS_PREFIX_LOCK_HELD';
+
+interface Owner {
+  pid: number;
+  start: string;
+}
+
+export const lockPath = (layout: Layout) => path.join(layout.pkgmgr, 'install.lock');
+const ownerFile = (layout: Layout) => path.join(lockPath(layout), 'owner');
+
+/** The kernel's start time of a process (field 22 of /proc/PID/stat), which tells a reused pid apart. */
+async function startOf(pid: number): Promise<string | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+}
+
+async function readOwner(layout: Layout): Promise<Owner | undefined> {
+  try {
+    return JSON.parse(await readFile(ownerFile(layout), 'utf8')) as Owner;
+  } catch {
+    return undefined;
+  }
+}
+
+async function alive(o: Owner): Promise<boolean> {
+  try {
+    process.kill(o.pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  const start = await startOf(o.pid);
+  return start === undefined || start === o.start;
+}
+
+/** Whether this process runs under a lock its parent holds on the prefix (the release installer of an update). */
+export async function lockLent(layout: Layout): Promise<boolean> {
+  const lender = Number(process.env[LOCK_HELD_ENV]);
+  if (!lender) return false;
+  const o = await readOwner(layout);
+  return o?.pid === lender && (await alive(o));
+}
+
+/** Takes the prefix lock; returns its release. */
+export async function lockPrefix(layout: Layout): Promise<() => Promise<void>> {
+  await mkdir(layout.pkgmgr, { recursive: true });
+  const take = () => lockfile.lock(layout.pkgmgr, { lockfilePath: lockPath(layout), retries: 0, stale: 30_000 });
+  let release: () => Promise<void>;
+  try {
+    release = await take();
+  } catch (e) {
+    const owner = await readOwner(layout);
+    // No owner file: the holder is between its mkdir and its owner write, or an older build-install.
+    if (!owner || (await alive(owner))) {
+      throw new LockedError(`another build-install${owner ? ` (pid ${owner.pid})` : ''} is running on ${layout.prefix} (lock ${lockPath(layout)}); wait for it to finish`);
+    }
+    // The holder died without releasing: the lock is ours, and its unfinished work is repaired next.
+    await rm(lockPath(layout), { recursive: true, force: true });
+    try {
+      release = await take();
+    } catch {
+      throw new LockedError(`another build-install is running on ${layout.prefix} (lock ${lockPath(layout)}); wait for it to finish`, { cause: e });
+    }
+  }
+  await writeFile(ownerFile(layout), JSON.stringify({ pid: process.pid, start: await startOf(process.pid) }));
+  return async () => {
+    // The lock is a directory proper-lockfile removes with rmdir: the owner file goes first.
+    await rm(ownerFile(layout), { force: true });
+    await release();
+  };
+}

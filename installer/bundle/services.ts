@@ -1,0 +1,50 @@
+import path from 'node:path';
+import { execa } from 'execa';
+import type { Layout } from '../layout.js';
+import { failpoint } from '../failpoint.js';
+
+/*
+ * What an update (or its rollback) does to running services: restart what
+ * runs the release's code and what reads a changed file, then prove the
+ * pipeline with a probe event through the API.
+ */
+
+/** What runs the release's own code: stopped while store data is reshaped. */
+export const PIPELINE = ['amqp2engines', 'webserver'];
+
+/**
+ * The services an update must restart: the engines and the webserver run the
+ * release's code; the broker, MongoDB and collectd only when their rendered
+ * configuration changed (the broker keeps queueing events meanwhile).
+ */
+export function servicesToRestart(written: string[]): string[] {
+  const touched = (re: RegExp) => written.some((w) => re.test(w));
+  return [
+    touched(/etc\/rabbitmq\/|supervisord\.d\/rabbitmq-server\.conf/) ? 'rabbitmq-server' : '',
+    touched(/etc\/mongodb\.conf|supervisord\.d\/mongodb\.conf/) ? 'mongodb' : '',
+    touched(/etc\/collectd\.conf|supervisord\.d\/collectd\.conf/) ? 'collectd' : '',
+    ...PIPELINE,
+  ].filter(Boolean);
+}
+
+const service = (layout: Layout, name: string, action: string) =>
+  execa(path.join(layout.bin, 'service'), [name, action], { env: { CPS_PREFIX: layout.prefix }, reject: false, all: true });
+
+export async function stopPipeline(layout: Layout): Promise<void> {
+  for (const name of PIPELINE) await service(layout, name, 'stop');
+}
+
+/** Restarts `services` in order and sends a probe event; returns what went wrong, if anything. */
+export async function restartAndProbe(layout: Layout, services: string[]): Promise<string | undefined> {
+  for (const name of services) {
+    const r = await service(layout, name, 'restart');
+    if (r.exitCode !== 0) return `service ${name} restart: ${r.all?.trim().split('\n').slice(-3).join(' | ')}`;
+    if (name === 'amqp2engines') failpoint('engines-restarted');
+  }
+  const probe = await execa(path.join(layout.bin, 'send-event'), ['--connector', 'build-install', '--connector-name', 'update-probe', '--component', 'canopsis', '--state', '0', '--api'], {
+    env: { CPS_PREFIX: layout.prefix },
+    reject: false,
+    all: true,
+  });
+  return probe.exitCode === 0 ? undefined : `probe event through the API: ${probe.all}`;
+}

@@ -1,0 +1,192 @@
+import { lstat, mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { switchSymlink, writeAtomic } from '../apply/apply.js';
+import { LOCK_HELD_ENV, lockLent, lockPrefix } from '../apply/lock.js';
+import { InstallerError } from '../errors.js';
+import { failpoint } from '../failpoint.js';
+import type { Layout } from '../layout.js';
+import { restartAndProbe, servicesToRestart, stopPipeline } from './services.js';
+
+/*
+ * An update as a transaction. Before it changes anything, the updater copies
+ * what the update may touch (etc/, bin/, the manifest and the migration
+ * record) and then writes a journal naming the old and the new release: a
+ * journal on disk always has a complete snapshot behind it. The update ends
+ * by deleting the journal. A run that finds a journal (its updater was
+ * killed, or its health check failed) rolls back: the new release undoes its
+ * store migrations, the snapshot goes back byte for byte, `current` points at
+ * the old release, and what was running runs the old code again. Every step
+ * of the rollback can run twice, so a rollback killed half-way is finished by
+ * the next run.
+ */
+
+export interface Journal {
+  op: 'update';
+  from: { version: string; release: string };
+  to: { version: string; release: string };
+  /** Whether the stack ran when the update began (a rollback restarts it). */
+  running: boolean;
+  started: string;
+}
+
+const SNAPSHOT_DIRS = ['etc', 'bin'];
+const SNAPSHOT_FILES = ['manifest.json', 'migrations.json'];
+
+const txnDir = (l: Layout) => path.join(l.pkgmgr, 'transaction');
+const journalFile = (l: Layout) => path.join(txnDir(l), 'journal.json');
+const exists = (p: string) => lstat(p).then(() => true, () => false);
+
+export async function readJournal(layout: Layout): Promise<Journal | undefined> {
+  try {
+    return JSON.parse(await readFile(journalFile(layout), 'utf8')) as Journal;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Snapshot, then the journal (written last, atomically: it is the commit point of begin). */
+export async function begin(layout: Layout, journal: Journal): Promise<void> {
+  const dir = txnDir(layout);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(path.join(dir, 'pkgmgr'), { recursive: true });
+  // cp -a keeps owners and modes (secrets are 0600 and the service user's).
+  for (const d of SNAPSHOT_DIRS) if (await exists(path.join(layout.prefix, d))) await execa('cp', ['-a', path.join(layout.prefix, d), path.join(dir, d)]);
+  for (const f of SNAPSHOT_FILES) if (await exists(path.join(layout.pkgmgr, f))) await execa('cp', ['-a', path.join(layout.pkgmgr, f), path.join(dir, 'pkgmgr', f)]);
+  failpoint('snapshot');
+  await writeAtomic(journalFile(layout), `${JSON.stringify(journal, null, 2)}\n`, 0o644);
+}
+
+/** The update is done: without its journal, the snapshot is garbage. */
+export async function commit(layout: Layout): Promise<void> {
+  await rm(journalFile(layout), { force: true });
+  await rm(txnDir(layout), { recursive: true, force: true });
+}
+
+async function files(root: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(path.join(root, rel)).catch(() => [] as string[])) {
+    const r = path.join(rel, e);
+    const st = await lstat(path.join(root, r));
+    if (st.isDirectory()) out.push(...(await files(root, r)));
+    else out.push(r);
+  }
+  return out;
+}
+
+const same = async (a: string, b: string) => {
+  const [x, y] = await Promise.all([readFile(a).catch(() => undefined), readFile(b).catch(() => undefined)]);
+  return x !== undefined && y !== undefined && x.equals(y);
+};
+
+/** Puts `from` back over `to` file by file (each a copy and a rename); returns what differed. */
+async function restore(from: string, to: string, rel: string): Promise<string[]> {
+  const changed: string[] = [];
+  const want = await files(from);
+  for (const f of want) {
+    const src = path.join(from, f);
+    const dst = path.join(to, f);
+    if (await same(src, dst)) continue;
+    const tmp = `${dst}.rollback`;
+    await mkdir(path.dirname(dst), { recursive: true });
+    await execa('cp', ['-a', src, tmp]);
+    await rename(tmp, dst);
+    changed.push(path.join(rel, f));
+  }
+  const keep = new Set(want);
+  for (const f of await files(to)) {
+    if (keep.has(f)) continue;
+    await rm(path.join(to, f), { force: true });
+    changed.push(path.join(rel, f));
+  }
+  return changed;
+}
+
+export interface RollbackResult {
+  /** Files of the prefix the rollback changed back (relative). */
+  changed: string[];
+  /** Migrations the new release undid. */
+  undone: string[];
+  /** Why the old version does not come up again either, when it ran before and does not now. */
+  problem?: string;
+}
+
+/**
+ * Rolls an interrupted or failed update back to journal.from and, when the
+ * stack ran, restarts what runs the old code or reads a restored file. The
+ * journal stays: the caller commits the rollback.
+ */
+export async function rollback(layout: Layout, journal: Journal): Promise<RollbackResult> {
+  const dir = txnDir(layout);
+  // Nothing of the new version may write while the data goes back.
+  if (journal.running) await stopPipeline(layout);
+  // Only the new release knows its migrations; it is complete if it exists (it is renamed in whole).
+  const newCli = path.join(layout.releases, journal.to.release, 'dist', 'installer', 'cli.js');
+  let undone: string[] = [];
+  if (await exists(newCli)) {
+    const r = await execa(process.execPath, [newCli, 'migrate', '--prefix', layout.prefix, '--down-to', journal.from.version, '--json'], {
+      env: { [LOCK_HELD_ENV]: String(process.pid) },
+      reject: false,
+      all: true,
+    });
+    if (r.exitCode !== 0) {
+      throw new InstallerError(`cannot undo the migrations of ${journal.to.version} (${r.all?.trim()}); the update journal stays in ${dir}: run build-install again once the store answers`);
+    }
+    undone = (JSON.parse(r.stdout) as { undone: string[] }).undone;
+  }
+  const changed: string[] = [];
+  for (const d of SNAPSHOT_DIRS) if (await exists(path.join(dir, d))) changed.push(...(await restore(path.join(dir, d), path.join(layout.prefix, d), d)));
+  for (const f of SNAPSHOT_FILES) {
+    const snap = path.join(dir, 'pkgmgr', f);
+    const live = path.join(layout.pkgmgr, f);
+    if (await exists(snap)) {
+      if (!(await same(snap, live))) {
+        await execa('cp', ['-a', snap, `${live}.rollback`]);
+        await rename(`${live}.rollback`, live);
+      }
+    } else {
+      await rm(live, { force: true });
+    }
+  }
+  failpoint('rollback-restored');
+  await switchSymlink(layout.current, path.join('releases', journal.from.release));
+  // A new release that never went live is of no use; one that did stays for a later try.
+  await rm(path.join(layout.releases, `.${journal.to.release}.partial`), { recursive: true, force: true });
+  const problem = journal.running ? await restartAndProbe(layout, servicesToRestart(changed)) : undefined;
+  return { changed, undone, problem };
+}
+
+/** Ends what a killed run left: a half-placed release goes, an update in progress is rolled back. Holds the lock. */
+export async function recoverInterrupted(layout: Layout, log: (line: string) => void): Promise<string | undefined> {
+  await removePartials(layout);
+  const journal = await readJournal(layout);
+  if (!journal) return undefined;
+  log(`an update from ${journal.from.version} to ${journal.to.version} begun ${journal.started} did not finish: rolling back to ${journal.from.version}`);
+  const r = await rollback(layout, journal);
+  await commit(layout);
+  const line = `rolled back to ${journal.from.version} (${journal.from.release})${r.undone.length ? `; migrations undone: ${r.undone.join(', ')}` : ''}${
+    journal.running ? (r.problem ? `; it does not come up either: ${r.problem}` : '; running again') : ''
+  }`;
+  log(line);
+  return line;
+}
+
+/** Leftover copies of an interrupted release placement. */
+export async function removePartials(layout: Layout): Promise<void> {
+  for (const e of await readdir(layout.releases).catch(() => [] as string[])) {
+    if (e.startsWith('.') && e.endsWith('.partial')) await rm(path.join(layout.releases, e), { recursive: true, force: true });
+  }
+}
+
+export const hasRelease = (layout: Layout, release: string) => stat(path.join(layout.releases, release, 'package.json')).then(() => true, () => false);
+
+/** For commands that do not otherwise lock early (a plain install): repairs under the lock, if there is anything to repair. */
+export async function repairPrefix(layout: Layout, log: (line: string) => void): Promise<void> {
+  if (!(await readJournal(layout)) || (await lockLent(layout))) return;
+  const unlock = await lockPrefix(layout);
+  try {
+    await recoverInterrupted(layout, log);
+  } finally {
+    await unlock();
+  }
+}

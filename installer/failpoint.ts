@@ -1,0 +1,21 @@
+import { LOCK_HELD_ENV } from './apply/lock.js';
+
+/*
+ * Crash points for the kill -9 tests: with CPS_FAILPOINT=<name>, the updater
+ * dies by SIGKILL at that point, exactly as if an operator (or the OOM
+ * killer) had killed it there. A release installer started by an updater
+ * takes its updater down with it, since the two are one run. A real kill
+ * from outside cannot be aimed at a point between two writes; this can,
+ * and the kill itself is the real one. Unset, it costs one comparison.
+ */
+export function failpoint(name: string): void {
+  if (process.env.CPS_FAILPOINT !== name) return;
+  if (process.env[LOCK_HELD_ENV]) {
+    try {
+      process.kill(process.ppid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  process.kill(process.pid, 'SIGKILL');
+}

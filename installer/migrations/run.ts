@@ -1,0 +1,67 @@
+import { readFile, stat } from 'node:fs/promises';
+import { openStore, readRuntimeConfig } from '../../runtime/config/runtime.js';
+import { writeAtomic } from '../apply/apply.js';
+import type { Layout } from '../layout.js';
+import { migrationsFile } from '../prepare.js';
+import { MIGRATIONS, newerThan, pending, readMigrationState, reversible, type Migration } from './index.js';
+
+/*
+ * The migrations of this release against a prefix: what is pending (an
+ * updater asks the new release before it changes anything), and the undo to
+ * an older version (a rolled-back update, a downgrade). The updater runs
+ * these through the release's own installer, since only that release knows
+ * its migrations.
+ */
+
+export interface PendingMigration {
+  id: string;
+  description: string;
+  settings: boolean;
+  store: boolean;
+  reversible: boolean;
+}
+
+export async function pendingMigrations(layout: Layout, list: Migration[] = MIGRATIONS): Promise<PendingMigration[]> {
+  return pending(list, await readMigrationState(migrationsFile(layout))).map((m) => ({
+    id: m.id,
+    description: m.description,
+    settings: !!m.settings,
+    store: !!m.store,
+    reversible: reversible(m),
+  }));
+}
+
+/**
+ * Undoes every migration newer than `version`, newest first, whether or not
+ * it is recorded: a run killed between a store migration and its record
+ * still gets undone (the undos are idempotent). Returns the ids undone.
+ */
+export async function migrateDownTo(layout: Layout, version: string, list: Migration[] = MIGRATIONS): Promise<string[]> {
+  // A settings-only migration without an undo (an engine added to the chain) stays as it is, and recorded.
+  const todo = newerThan(list, version).filter((m) => m.down);
+  if (todo.length === 0) return [];
+  const text = await readFile(layout.settingsFile, 'utf8').catch(() => undefined);
+  if (text !== undefined) {
+    const next = todo.reduce((t, m) => (m.down?.settings ? m.down.settings(t) : t), text);
+    if (next !== text) {
+      const st = await stat(layout.settingsFile);
+      await writeAtomic(layout.settingsFile, next, st.mode & 0o777, { uid: st.uid, gid: st.gid });
+    }
+  }
+  if (todo.some((m) => m.down?.store)) {
+    const store = await openStore(await readRuntimeConfig(layout.prefix));
+    try {
+      for (const m of todo) if (m.down?.store) await m.down.store(store);
+    } finally {
+      await store.close();
+    }
+  }
+  const file = migrationsFile(layout);
+  const state = await readMigrationState(file);
+  const undone = new Set(todo.map((m) => m.id));
+  if (Object.keys(state.applied).some((id) => undone.has(id))) {
+    const applied = Object.fromEntries(Object.entries(state.applied).filter(([id]) => !undone.has(id)));
+    await writeAtomic(file, `${JSON.stringify({ applied }, null, 2)}\n`, 0o644);
+  }
+  return todo.map((m) => m.id);
+}
