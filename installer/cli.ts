@@ -18,7 +18,7 @@ import { PreflightError } from './errors.js';
 import { lockLent, lockPrefix } from './apply/lock.js';
 import { repairPrefix } from './bundle/transaction.js';
 import { layoutOf } from './layout.js';
-import { migrateDownTo, pendingMigrations } from './migrations/run.js';
+import { migrateDownTo, pendingMigrations, redoStoreAfter } from './migrations/run.js';
 
 /*
  * The command line: parses options, runs the steps, turns typed errors into
@@ -201,14 +201,16 @@ export function program(): Command {
     .description("this release's migrations on a prefix: list the pending ones, or undo those newer than a version (update and downgrade run it)")
     .option('--prefix <dir>', 'installation prefix', DEFAULT_PREFIX)
     .option('--down-to <version>', 'undo the migrations newer than this version')
+    .option('--redo-after <version>', 'run again the store part of the migrations newer than this version (a failed downgrade)')
     .option('--json', 'print one JSON object')
-    .action(async (o: { prefix: string; downTo?: string; json?: boolean }) => {
+    .action(async (o: { prefix: string; downTo?: string; redoAfter?: string; json?: boolean }) => {
       const layout = layoutOf(o.prefix);
-      if (o.downTo) {
+      if (o.downTo || o.redoAfter) {
         const unlock = (await lockLent(layout)) ? undefined : await lockPrefix(layout);
         try {
-          const undone = await migrateDownTo(layout, o.downTo);
-          out(o.json ? JSON.stringify({ undone }) : undone.length ? `undone: ${undone.join(', ')}` : `nothing to undo down to ${o.downTo}`);
+          const ids = o.downTo ? await migrateDownTo(layout, o.downTo) : await redoStoreAfter(layout, o.redoAfter!);
+          const key = o.downTo ? 'undone' : 'redone';
+          out(o.json ? JSON.stringify({ [key]: ids }) : `${key}: ${ids.join(', ') || 'nothing'}`);
         } finally {
           await unlock?.();
         }

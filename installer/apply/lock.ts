@@ -7,7 +7,7 @@ import type { Layout } from '../layout.js';
 /*
  * One build-install at a time per prefix. proper-lockfile's directory lock
  * (atomic mkdir, refreshed while held, stale after 30 s), plus an owner file
- * inside it naming the holder's pid and start time: a holder killed with -9
+ * beside it naming the holder's pid and start time: a holder killed with -9
  * is seen dead at once, so the next run takes the lock over and repairs what
  * the dead one left, instead of waiting or asking the operator to delete it.
  */
@@ -21,7 +21,8 @@ interface Owner {
 }
 
 export const lockPath = (layout: Layout) => path.join(layout.pkgmgr, 'install.lock');
-const ownerFile = (layout: Layout) => path.join(lockPath(layout), 'owner');
+// Beside the lock, not in it: a write inside the directory changes the mtime proper-lockfile watches.
+const ownerFile = (layout: Layout) => `${lockPath(layout)}.owner`;
 
 /** The kernel's start time of a process (field 22 of /proc/PID/stat), which tells a reused pid apart. */
 async function startOf(pid: number): Promise<string | undefined> {
@@ -65,6 +66,8 @@ export async function lockPrefix(layout: Layout): Promise<() => Promise<void>> {
   } catch (e) {
     const owner = await readOwner(layout);
     // No owner file: the holder is between its mkdir and its owner write, or an older build-install.
+    // (A holder in that window while a dead holder's owner file is still there looks dead: a run started
+    // in the same millisecond could take its lock, and proper-lockfile then stops the first as compromised.)
     if (!owner || (await alive(owner))) {
       throw new LockedError(`another build-install${owner ? ` (pid ${owner.pid})` : ''} is running on ${layout.prefix} (lock ${lockPath(layout)}); wait for it to finish`);
     }
@@ -78,7 +81,6 @@ export async function lockPrefix(layout: Layout): Promise<() => Promise<void>> {
   }
   await writeFile(ownerFile(layout), JSON.stringify({ pid: process.pid, start: await startOf(process.pid) }));
   return async () => {
-    // The lock is a directory proper-lockfile removes with rmdir: the owner file goes first.
     await rm(ownerFile(layout), { force: true });
     await release();
   };

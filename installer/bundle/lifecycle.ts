@@ -12,7 +12,7 @@ import { compareVersions, type BundleManifest } from './format.js';
 import { pendingMigrations, type PendingMigration } from '../migrations/run.js';
 import { openBundle } from './open.js';
 import { PIPELINE, restartAndProbe, servicesToRestart, stopPipeline } from './services.js';
-import { begin, commit, readJournal, recoverInterrupted, rollback, type Journal } from './transaction.js';
+import { begin, commit, LENDING, readJournal, recoverInterrupted, rollback, type Journal } from './transaction.js';
 
 /*
  * Install or update from a bundle, status, remove and purge. The bundle's own
@@ -37,13 +37,30 @@ async function hook(release: string, name: string, layout: Layout, env: Record<s
   if (r.exitCode !== 0) throw new InstallerError(`control hook ${name} failed (exit ${r.exitCode}); nothing further was done`);
 }
 
-/** Runs the installer of a release on the prefix, under the lock this updater holds. */
-async function releaseInstaller(layout: Layout, release: string, command: string[]) {
-  return execa(process.execPath, [path.join(layout.releases, release, 'dist', 'installer', 'cli.js'), ...command, '--prefix', layout.prefix], {
-    env: { [LOCK_HELD_ENV]: String(process.pid) },
-    reject: false,
-    all: true,
-  });
+/** The prefix lock of this run, which a release installer borrows. */
+interface RunLock {
+  release: () => Promise<void>;
+  take: () => Promise<void>;
+}
+
+/**
+ * Runs the installer of a release on the prefix under this updater's lock.
+ * An installer older than lock lending takes the lock itself: this run lets
+ * go of it meanwhile (another run could slip in then; it would find the
+ * journal and roll this update back, which is safe).
+ */
+async function releaseInstaller(layout: Layout, lock: RunLock, release: { id: string; version: string }, command: string[]) {
+  const lends = compareVersions(release.version, LENDING) >= 0;
+  if (!lends) await lock.release();
+  try {
+    return await execa(process.execPath, [path.join(layout.releases, release.id, 'dist', 'installer', 'cli.js'), ...command, '--prefix', layout.prefix], {
+      env: lends ? { [LOCK_HELD_ENV]: String(process.pid) } : {},
+      reject: false,
+      all: true,
+    });
+  } finally {
+    if (!lends) await lock.take();
+  }
 }
 
 /** The release goes in whole or not at all: copied beside its place, then renamed. */
@@ -73,16 +90,25 @@ export interface BundleRunOptions {
 
 export async function installFromBundle(o: BundleRunOptions): Promise<{ version: string; release: string; from?: string }> {
   const layout = layoutOf(o.prefix);
-  const unlock = await lockPrefix(layout);
+  let unlock: (() => Promise<void>) | undefined = await lockPrefix(layout);
+  const lock: RunLock = {
+    release: async () => {
+      await unlock?.();
+      unlock = undefined;
+    },
+    take: async () => {
+      unlock = await lockPrefix(layout);
+    },
+  };
   try {
     await recoverInterrupted(layout, o.log);
-    return await runBundle(o, layout);
+    return await runBundle(o, layout, lock);
   } finally {
-    await unlock();
+    await unlock?.();
   }
 }
 
-async function runBundle(o: BundleRunOptions, layout: Layout): Promise<{ version: string; release: string; from?: string }> {
+async function runBundle(o: BundleRunOptions, layout: Layout, lock: RunLock): Promise<{ version: string; release: string; from?: string }> {
   const installed = await readManifest(layout.manifest);
   if (o.update && !installed) throw new UsageError(`nothing installed in ${layout.prefix} to update; use install --bundle`);
   const opened = await openBundle(o.bundle, os.tmpdir());
@@ -94,24 +120,30 @@ async function runBundle(o: BundleRunOptions, layout: Layout): Promise<{ version
     const env = { CPS_OLD_VERSION: installed?.version ?? '', CPS_NEW_VERSION: m.version };
     await hook(path.join(opened.dir, 'release'), installed ? 'preupdate' : 'preinst', layout, env, o.log);
     await placeRelease(layout, path.join(opened.dir, 'release'), m.release);
+    const target = { id: m.release, version: m.version };
     if (!installed) {
-      const r = await releaseInstaller(layout, m.release, ['install', ...o.passthrough, '--json']);
+      const r = await releaseInstaller(layout, lock, target, ['install', ...o.passthrough, '--json']);
       if (r.exitCode !== 0) throw new InstallerError(`the installer of ${m.release} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
       await hook(path.join(layout.releases, m.release), 'postinst', layout, env, o.log);
       return { version: m.version, release: m.release };
     }
-    await update(o, layout, installed, m, env);
+    await update(o, layout, lock, installed, m, env);
     return { version: m.version, release: m.release, from: installed.version };
   } finally {
     await opened.cleanup();
   }
 }
 
-async function update(o: BundleRunOptions, layout: Layout, installed: Manifest, m: BundleManifest, env: Record<string, string>): Promise<void> {
+async function update(o: BundleRunOptions, layout: Layout, lock: RunLock, installed: Manifest, m: BundleManifest, env: Record<string, string>): Promise<void> {
+  const target = { id: m.release, version: m.version };
+  const current = { id: installed.release, version: installed.version };
   // The new release says what it will migrate here; data it cannot put back is refused before anything changes.
-  const asked = await releaseInstaller(layout, m.release, ['migrate', '--json']);
-  if (asked.exitCode !== 0) throw new InstallerError(`the installer of ${m.release} cannot list its migrations: ${asked.all?.trim()}`);
-  const todo = (JSON.parse(asked.stdout) as { pending: PendingMigration[] }).pending;
+  let todo: PendingMigration[] = [];
+  if (compareVersions(m.version, LENDING) >= 0) {
+    const asked = await releaseInstaller(layout, lock, target, ['migrate', '--json']);
+    if (asked.exitCode !== 0) throw new InstallerError(`the installer of ${m.release} cannot list its migrations: ${asked.all?.trim()}`);
+    todo = (JSON.parse(asked.stdout) as { pending: PendingMigration[] }).pending;
+  }
   const oneWay = todo.filter((x) => !x.reversible);
   if (oneWay.length && !o.allowIrreversible) {
     throw new UsageError(
@@ -133,12 +165,20 @@ async function update(o: BundleRunOptions, layout: Layout, installed: Manifest, 
       }`,
     );
   };
-  if (running && todo.some((x) => x.store)) {
+  const downgrade = compareVersions(m.version, installed.version) < 0 && compareVersions(installed.version, LENDING) >= 0;
+  if (running && (downgrade || todo.some((x) => x.store))) {
     // Engines of either version must not write while documents change shape.
     o.log(`stopping ${PIPELINE.join(', ')} while stored data is migrated`);
     await stopPipeline(layout);
   }
-  const r = await releaseInstaller(layout, m.release, ['install', ...o.passthrough, '--json']);
+  if (downgrade) {
+    // Only the newer release knows how to undo its migrations for the older one.
+    const down = await releaseInstaller(layout, lock, current, ['migrate', '--down-to', m.version, '--json']);
+    if (down.exitCode !== 0) await undo(`undoing the migrations newer than ${m.version} failed: ${down.all?.trim()}`);
+    const undone = (JSON.parse(down.stdout) as { undone: string[] }).undone;
+    if (undone.length) o.log(`migrations undone for ${m.version}: ${undone.join(', ')}`);
+  }
+  const r = await releaseInstaller(layout, lock, target, ['install', ...o.passthrough, '--json']);
   if (r.exitCode !== 0) await undo(`its installer failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
   const summary = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { writes?: string[]; dist?: string[] };
   o.log(`${m.release}: ${summary.writes?.length ?? 0} files written${summary.dist?.length ? `; your edits kept, new versions in ${summary.dist.join(', ')}` : ''}`);

@@ -4,6 +4,7 @@ import { execa } from 'execa';
 import { switchSymlink, writeAtomic } from '../apply/apply.js';
 import { LOCK_HELD_ENV, lockLent, lockPrefix } from '../apply/lock.js';
 import { InstallerError } from '../errors.js';
+import { compareVersions } from './format.js';
 import { failpoint } from '../failpoint.js';
 import type { Layout } from '../layout.js';
 import { restartAndProbe, servicesToRestart, stopPipeline } from './services.js';
@@ -29,6 +30,9 @@ export interface Journal {
   running: boolean;
   started: string;
 }
+
+/** The first release whose installer runs under a lent lock and has `migrate`. */
+export const LENDING = '0.3.0';
 
 const SNAPSHOT_DIRS = ['etc', 'bin'];
 const SNAPSHOT_FILES = ['manifest.json', 'migrations.json'];
@@ -102,6 +106,18 @@ async function restore(from: string, to: string, rel: string): Promise<string[]>
   return changed;
 }
 
+/** Runs `migrate` of a release (one that has it) under this run's lock; returns the ids it reports. */
+async function migrate(layout: Layout, release: { version: string; release: string }, args: string[]): Promise<string[]> {
+  const cli = path.join(layout.releases, release.release, 'dist', 'installer', 'cli.js');
+  if (compareVersions(release.version, LENDING) < 0 || !(await exists(cli))) return [];
+  const r = await execa(process.execPath, [cli, 'migrate', '--prefix', layout.prefix, ...args, '--json'], { env: { [LOCK_HELD_ENV]: String(process.pid) }, reject: false, all: true });
+  if (r.exitCode !== 0) {
+    throw new InstallerError(`cannot put the data of ${layout.prefix} back in the shape of the release it rolls back to (${r.all?.trim()}); the update journal stays in ${txnDir(layout)}: run build-install again once the store answers`);
+  }
+  const out = JSON.parse(r.stdout) as { undone?: string[]; redone?: string[] };
+  return out.undone ?? out.redone ?? [];
+}
+
 export interface RollbackResult {
   /** Files of the prefix the rollback changed back (relative). */
   changed: string[];
@@ -121,19 +137,7 @@ export async function rollback(layout: Layout, journal: Journal): Promise<Rollba
   // Nothing of the new version may write while the data goes back.
   if (journal.running) await stopPipeline(layout);
   // Only the new release knows its migrations; it is complete if it exists (it is renamed in whole).
-  const newCli = path.join(layout.releases, journal.to.release, 'dist', 'installer', 'cli.js');
-  let undone: string[] = [];
-  if (await exists(newCli)) {
-    const r = await execa(process.execPath, [newCli, 'migrate', '--prefix', layout.prefix, '--down-to', journal.from.version, '--json'], {
-      env: { [LOCK_HELD_ENV]: String(process.pid) },
-      reject: false,
-      all: true,
-    });
-    if (r.exitCode !== 0) {
-      throw new InstallerError(`cannot undo the migrations of ${journal.to.version} (${r.all?.trim()}); the update journal stays in ${dir}: run build-install again once the store answers`);
-    }
-    undone = (JSON.parse(r.stdout) as { undone: string[] }).undone;
-  }
+  const undone = await migrate(layout, journal.to, ['--down-to', journal.from.version]);
   const changed: string[] = [];
   for (const d of SNAPSHOT_DIRS) if (await exists(path.join(dir, d))) changed.push(...(await restore(path.join(dir, d), path.join(layout.prefix, d), d)));
   for (const f of SNAPSHOT_FILES) {
@@ -149,6 +153,8 @@ export async function rollback(layout: Layout, journal: Journal): Promise<Rollba
     }
   }
   failpoint('rollback-restored');
+  // A failed downgrade: the newer release puts its data shape back.
+  if (compareVersions(journal.from.version, journal.to.version) > 0) await migrate(layout, journal.from, ['--redo-after', journal.to.version]);
   await switchSymlink(layout.current, path.join('releases', journal.from.release));
   // A new release that never went live is of no use; one that did stays for a later try.
   await rm(path.join(layout.releases, `.${journal.to.release}.partial`), { recursive: true, force: true });

@@ -65,3 +65,20 @@ export async function migrateDownTo(layout: Layout, version: string, list: Migra
   }
   return todo.map((m) => m.id);
 }
+
+/**
+ * Runs again the store part of every migration newer than `version`, oldest
+ * first: a failed downgrade puts the data back in this release's shape (its
+ * settings come back with the snapshot). Store migrations are idempotent.
+ */
+export async function redoStoreAfter(layout: Layout, version: string, list: Migration[] = MIGRATIONS): Promise<string[]> {
+  const todo = newerThan(list, version).reverse().filter((m) => m.store);
+  if (todo.length === 0) return [];
+  const store = await openStore(await readRuntimeConfig(layout.prefix));
+  try {
+    for (const m of todo) await m.store!(store);
+  } finally {
+    await store.close();
+  }
+  return todo.map((m) => m.id);
+}

@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
-import { readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { bundleOfCommit, currentBundle, V1_COMMIT } from '../helpers/bundles.js';
 import { buildInstall, run, removeDir, tempDir, waitFor } from '../helpers/index.js';
 
 /*
- * An update whose new version does not come up (its engines exit at start)
- * ends with the old version running, and the operator told why.
+ * Updates of a running appliance between two real versions: v1 is 0.2.0
+ * built from its commit, v2 the tree under test (0.3.0, which renames
+ * store.dbpath and reshapes stored entities). A v2 that does not come up is
+ * rolled back, data included; a good v2 keeps edits and alarms.
  */
 
 const BASE = 5860;
@@ -15,37 +18,55 @@ const SETS = [`rabbitmq.port=${BASE}`, `rabbitmq.dist_port=${BASE + 1}`, `rabbit
 let dir: string;
 let prefix: string;
 let v1: string;
+let v2: string;
+let key: string;
+const env = () => ({ CPS_PREFIX: prefix });
+
+interface Entity {
+  _id: string;
+  first_seen?: number;
+  created?: number;
+  last_event_date?: number;
+  enabled?: boolean;
+}
+
+const api = async <T>(route: string): Promise<T> => {
+  const r = await fetch(`http://127.0.0.1:${BASE + 3}${route}`, { headers: { 'x-canopsis-authkey': key } });
+  assert.equal(r.status, 200, route);
+  return (await r.json()) as T;
+};
+const alarmsOf = (entity: string) => api<{ data: Array<{ _id: string }> }>(`/api/v4/alarms?opened=true&entity=${entity}`);
+const entity = async (id: string) => (await api<{ data: Entity[] }>('/api/v4/entities?type=component&limit=1000')).data.find((e) => e._id === id);
+const settingsText = () => readFile(path.join(prefix, 'etc', 'canopsis.ini'), 'utf8');
+const migrationRecord = async () => (JSON.parse(await readFile(path.join(prefix, 'var', 'lib', 'pkgmgr', 'migrations.json'), 'utf8')) as { applied: Record<string, string> }).applied;
 
 before(async () => {
   dir = await tempDir('update');
   prefix = path.join(dir, 'canopsis');
-  const b = await buildInstall(['bundle', '--out', dir, '--json']);
-  assert.equal(b.exitCode, 0, b.all);
-  v1 = JSON.parse(b.stdout).file;
+  v1 = await bundleOfCommit(V1_COMMIT);
+  v2 = await currentBundle(dir);
 });
 
 after(async () => {
-  await run(path.join(prefix, 'bin', 'hypcontrol'), ['stop'], { env: { CPS_PREFIX: prefix } });
+  await run(path.join(prefix, 'bin', 'hypcontrol'), ['stop'], { env: env() });
   await run('pkill', ['-9', '-f', prefix]);
   await removeDir(dir);
 });
 
-/** v2: version 0.3.0 whose engine-launcher exits at once, with a manifest that matches it. */
+/** v2 whose engine-launcher exits at once, under its own release id, with a manifest that matches it. */
 async function brokenV2(): Promise<string> {
-  const out = path.join(dir, 'canopsis-0.3.0.tar.gz');
+  const out = path.join(dir, 'broken', 'canopsis.tar.gz');
   const py = `
-import tarfile, io, json, hashlib, sys
+import tarfile, io, json, hashlib, sys, os
+os.makedirs(os.path.dirname(sys.argv[2]), exist_ok=True)
 src = tarfile.open(sys.argv[1], 'r:gz'); dst = tarfile.open(sys.argv[2], 'w:gz')
 members = src.getmembers(); data = {m.name: src.extractfile(m).read() for m in members if m.isfile()}
 top = members[0].name.split('/')[0]
-def patch(rel, f):
-    data[top + '/' + rel] = f(data[top + '/' + rel])
-patch('release/dist/runtime/cli/engine-launcher.js', lambda b: b'process.stderr.write("v2 engine refuses to start\\\\n"); process.exit(1);\\n' + b)
-patch('release/package.json', lambda b: json.dumps(dict(json.loads(b), version='0.3.0')).encode())
+rel = 'release/dist/runtime/cli/engine-launcher.js'
+data[top + '/' + rel] = b'process.stderr.write("v2 engine refuses to start\\\\n"); process.exit(1);\\n' + data[top + '/' + rel]
 man = json.loads(data[top + '/MANIFEST.json'])
-man['version'] = '0.3.0'; man['release'] = '0.3.0+broken'
-for rel in ['release/dist/runtime/cli/engine-launcher.js', 'release/package.json']:
-    b = data[top + '/' + rel]; man['files'][rel]['sha256'] = hashlib.sha256(b).hexdigest(); man['files'][rel]['size'] = len(b)
+man['release'] = man['version'] + '+broken'
+man['files'][rel]['sha256'] = hashlib.sha256(data[top + '/' + rel]).hexdigest(); man['files'][rel]['size'] = len(data[top + '/' + rel])
 data[top + '/MANIFEST.json'] = json.dumps(man).encode()
 for m in members:
     if m.isfile():
@@ -54,65 +75,78 @@ for m in members:
         dst.addfile(m)
 dst.close()
 `;
-  const r = await run('python3', ['-c', py, v1, out]);
+  const r = await run('python3', ['-c', py, v2, out]);
   assert.equal(r.exitCode, 0, r.all);
   return out;
 }
 
-test('a failed health check rolls the update back: v1 runs again and the operator is told why', async () => {
+test('v1 installed and running; an update to a v2 whose engines exit is rolled back, data and settings included, and v1 runs again', async () => {
   const install = await buildInstall(['install', '--bundle', v1, '--prefix', prefix, ...SETS, '--start']);
   assert.equal(install.exitCode, 0, install.all);
-  const before = await readlink(path.join(prefix, 'lib', 'canopsis', 'current'));
-  const v2 = await brokenV2();
-  const update = await buildInstall(['update', '--bundle', v2, '--prefix', prefix], { env: { ...process.env, CPS_SERVICE_TIMEOUT: '20' } });
+  key = (await readFile(path.join(prefix, 'etc', 'canopsis-secrets.ini'), 'utf8')).match(/authkey = (\S+)/)![1]!;
+  const release1 = await readlink(path.join(prefix, 'lib', 'canopsis', 'current'));
+  assert.match(release1, /^releases\/0\.2\.0\+[0-9a-f]{8}$/);
+  assert.match(await settingsText(), /\ndbpath = var\/lib\/mongodb\n/, 'v1 names it dbpath');
+  await appendFile(path.join(prefix, 'etc', 'webserver.conf'), '; kept across updates\n');
+  const sent = await run(path.join(prefix, 'bin', 'send-event'), ['--component', 'before-update', '--state', '2'], { env: env() });
+  assert.equal(sent.exitCode, 0, sent.all);
+  const alarm = await waitFor('the v1 alarm', async () => (await alarmsOf('before-update')).data[0]?._id);
+  const seen = await waitFor('the v1 entity', () => entity('before-update'));
+  assert.equal(typeof seen.first_seen, 'number', 'v1 stores first_seen');
+
+  const update = await buildInstall(['update', '--bundle', await brokenV2(), '--prefix', prefix], { env: { ...process.env, CPS_SERVICE_TIMEOUT: '20' } });
   assert.equal(update.exitCode, 9, update.all);
-  assert.match(update.stderr, /update to 0\.3\.0 failed its health check \(service amqp2engines restart: .*\); rolled back to 0\.2\.0 \(0\.2\.0\+[0-9a-f]{8}\), running again/);
-  assert.equal(await readlink(path.join(prefix, 'lib', 'canopsis', 'current')), before, 'current points at v1 again');
-  const status = await buildInstall(['status', '--prefix', prefix, '--json']);
-  assert.equal(JSON.parse(status.stdout).version, '0.2.0');
-  const running = await run(path.join(prefix, 'bin', 'hypcontrol'), ['status'], { env: { CPS_PREFIX: prefix } });
+  assert.match(update.stdout, /migrations to run: 0\.3\.0-store-dbpath, 0\.3\.0-entity-fields/);
+  assert.match(
+    update.stderr,
+    /update to 0\.3\.0 failed \(health check: service amqp2engines restart: .*\); rolled back to 0\.2\.0 \(0\.2\.0\+[0-9a-f]{8}\), migrations undone: 0\.3\.0-entity-fields, 0\.3\.0-store-dbpath, running again/,
+  );
+  assert.equal(await readlink(path.join(prefix, 'lib', 'canopsis', 'current')), release1, 'current points at v1 again');
+  assert.match(await settingsText(), /\ndbpath = var\/lib\/mongodb\n/, 'the renamed key is back');
+  assert.deepEqual(Object.keys(await migrationRecord()), ['0.2.0-metric-engines']);
+  assert.match(await readFile(path.join(prefix, 'etc', 'webserver.conf'), 'utf8'), /; kept across updates/);
+  await assert.rejects(stat(path.join(prefix, 'var', 'lib', 'pkgmgr', 'transaction')), 'no journal left');
+  const status = JSON.parse((await buildInstall(['status', '--prefix', prefix, '--json'])).stdout);
+  assert.equal(status.version, '0.2.0');
+  assert.equal(status.interrupted, undefined);
+  const running = await run(path.join(prefix, 'bin', 'hypcontrol'), ['status'], { env: env() });
   assert.equal(running.exitCode, 0, running.all);
+  // v1 reads its data in its own shape again, and keeps working on it.
+  assert.equal((await alarmsOf('before-update')).data[0]?._id, alarm);
+  assert.deepEqual(await entity('before-update'), seen);
+  await run(path.join(prefix, 'bin', 'send-event'), ['--component', 'after-rollback', '--state', '1'], { env: env() });
+  await waitFor('v1 still processes events', async () => (await alarmsOf('after-rollback')).data.length === 1);
 });
 
-test('an update from a prefix left by 0.1.0 runs its migration once, keeps the edits and the alarms, and the pipeline works', async () => {
-  const env = { CPS_PREFIX: prefix };
-  const key = (await readFile(path.join(prefix, 'etc', 'canopsis-secrets.ini'), 'utf8')).match(/authkey = (\S+)/)![1]!;
-  const alarms = async (q: string) =>
-    ((await (await fetch(`http://127.0.0.1:${BASE + 3}/api/v4/alarms?${q}`, { headers: { 'x-canopsis-authkey': key } })).json()) as { data: Array<{ _id: string }>; meta: { total_count: number } });
-  // What 0.1.0 left: its stock chain ended at axe, and it had no migration record.
-  const ini = path.join(prefix, 'etc', 'canopsis.ini');
-  const text = await readFile(ini, 'utf8');
-  const v1Text = text
-    .replace(/\n\[engine:perfdata\][^[]*/, '\n')
-    .replace(/\n\[engine:collectdgw\][^[]*/, '\n')
-    .replace(/(\[engine:axe\][^[]*?)next = perfdata\n/, '$1');
-  assert.doesNotMatch(v1Text, /engine:perfdata|engine:collectdgw|next = perfdata/);
-  await writeFile(ini, v1Text);
-  await rm(path.join(prefix, 'var', 'lib', 'pkgmgr', 'migrations.json'));
-  const webconf = path.join(prefix, 'etc', 'webserver.conf');
-  await writeFile(webconf, `${await readFile(webconf, 'utf8')}; kept across the update\n`);
-  const sent = await run(path.join(prefix, 'bin', 'send-event'), ['--component', 'before-update', '--state', '2'], { env });
-  assert.equal(sent.exitCode, 0, sent.all);
-  const before = await waitFor('the alarm from before', async () => (await alarms('opened=true&entity=before-update')).data[0]?._id);
-
-  const up = await buildInstall(['update', '--bundle', v1, '--prefix', prefix]);
+test('v1 -> v2: the setting renamed and the entities reshaped once, the edit kept, v1 alarms readable, the pipeline works', async () => {
+  const before = await entity('before-update');
+  const alarm = (await alarmsOf('before-update')).data[0]?._id;
+  assert.ok(before && alarm);
+  const up = await buildInstall(['update', '--bundle', v2, '--prefix', prefix]);
   assert.equal(up.exitCode, 0, up.all);
-  const migrated = await readFile(ini, 'utf8');
-  assert.match(migrated, /\[engine:perfdata\]/);
-  assert.match(migrated, /\[engine:collectdgw\]/);
-  const record = JSON.parse(await readFile(path.join(prefix, 'var', 'lib', 'pkgmgr', 'migrations.json'), 'utf8'));
-  const ranAt = record.applied['0.2.0-metric-engines'];
-  assert.ok(ranAt, 'recorded');
-  assert.match(await readFile(webconf, 'utf8'), /; kept across the update/);
-  assert.equal((await alarms('opened=true&entity=before-update')).data[0]?._id, before, 'the alarm from before is still readable');
-  await run(path.join(prefix, 'bin', 'send-event'), ['--component', 'after-update', '--state', '3'], { env });
-  await waitFor('the pipeline works after the update', async () => (await alarms('opened=true&entity=after-update')).data.length === 1);
+  assert.match(up.stdout, /stopping amqp2engines, webserver while stored data is migrated/);
+  assert.match(up.stdout, /updated .* from 0\.2\.0 to 0\.3\.0/);
+  const text = await settingsText();
+  assert.match(text, /\nmongodb_dbpath = var\/lib\/mongodb\n/);
+  assert.doesNotMatch(text, /\ndbpath =/);
+  const record = await migrationRecord();
+  assert.deepEqual(Object.keys(record), ['0.2.0-metric-engines', '0.3.0-store-dbpath', '0.3.0-entity-fields']);
+  assert.match(await readFile(path.join(prefix, 'etc', 'webserver.conf'), 'utf8'), /; kept across updates/);
+  assert.equal((await alarmsOf('before-update')).data[0]?._id, alarm, 'the v1 alarm is readable through the v2 API');
+  const reshaped = await entity('before-update');
+  assert.deepEqual(reshaped, { ...Object.fromEntries(Object.entries(before).filter(([k]) => k !== 'first_seen' && k !== 'last_seen')), created: before.first_seen, last_event_date: (before as { last_seen?: number }).last_seen, enabled: true });
 
-  const again = await buildInstall(['update', '--bundle', v1, '--prefix', prefix]);
+  await run(path.join(prefix, 'bin', 'send-event'), ['--component', 'after-update', '--state', '3'], { env: env() });
+  await waitFor('the pipeline works after the update', async () => (await alarmsOf('after-update')).data.length === 1);
+  const fresh = await waitFor('v2 che', () => entity('after-update'));
+  assert.equal(fresh.enabled, true);
+  assert.equal(typeof fresh.created, 'number');
+
+  const again = await buildInstall(['update', '--bundle', v2, '--prefix', prefix]);
   assert.equal(again.exitCode, 0, again.all);
-  const record2 = JSON.parse(await readFile(path.join(prefix, 'var', 'lib', 'pkgmgr', 'migrations.json'), 'utf8'));
-  assert.equal(record2.applied['0.2.0-metric-engines'], ranAt, 'the migration ran once');
+  assert.deepEqual(await migrationRecord(), record, 'each migration ran once');
   const status = await buildInstall(['status', '--prefix', prefix]);
+  assert.match(status.stdout, /Canopsis 0\.3\.0 .*running/);
   assert.match(status.stdout, /pending migrations: none/);
   assert.match(status.stdout, /modified conffiles: etc\/webserver\.conf/);
 });

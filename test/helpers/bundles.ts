@@ -1,0 +1,56 @@
+import { copyFile, mkdir, readFile, rename, stat, symlink } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { buildInstall, removeDir, ROOT, run, tempDir } from './index.js';
+
+/*
+ * The bundles the update tests move between: v1 is 0.2.0 built from its own
+ * commit of this repository (its code, its templates, its installer), v2 is
+ * the tree under test. Building v1 takes a minute, so it is kept per commit
+ * in the temp dir (what a commit builds does not change).
+ */
+
+/** The commit of 0.2.0 as it was released. */
+export const V1_COMMIT = 'f93ba416913f777ae9737419c69c260f8e538381';
+
+/** package-lock.json without the project's own version: equal when the dependencies are. */
+async function deps(root: string): Promise<string> {
+  const lock = JSON.parse(await readFile(path.join(root, 'package-lock.json'), 'utf8')) as { version?: string; packages: Record<string, unknown> };
+  delete lock.version;
+  delete lock.packages[''];
+  return JSON.stringify(lock);
+}
+
+export async function bundleOfCommit(commit: string): Promise<string> {
+  const cacheDir = path.join(os.tmpdir(), 'cps-test-bundles');
+  const cached = path.join(cacheDir, `${commit}.tar.gz`);
+  if (await stat(cached).then(() => true, () => false)) return cached;
+  const has = await run('git', ['-C', ROOT, 'cat-file', '-e', `${commit}^{commit}`]);
+  if (has.exitCode !== 0) throw new Error(`the update tests build v1 from commit ${commit} of this repository, which this clone lacks (a shallow clone?): ${has.all}`);
+  const work = await tempDir('v1-source');
+  try {
+    const src = path.join(work, 'src');
+    await mkdir(src);
+    const archive = await run('sh', ['-c', 'git -C "$1" archive "$2" | tar -x -C "$3"', 'sh', ROOT, commit, src]);
+    if (archive.exitCode !== 0) throw new Error(`git archive ${commit}: ${archive.all}`);
+    // Same dependencies: borrow ours rather than install them again.
+    if ((await deps(src)) === (await deps(ROOT))) await symlink(path.join(ROOT, 'node_modules'), path.join(src, 'node_modules'));
+    const b = await run(path.join(src, 'build-install'), ['bundle', '--out', work, '--json'], { cwd: src });
+    if (b.exitCode !== 0) throw new Error(`building the bundle of ${commit}: ${b.all}`);
+    const file = (JSON.parse(b.stdout.trim().split('\n').at(-1)!) as { file: string }).file;
+    await mkdir(cacheDir, { recursive: true });
+    const tmp = `${cached}.${process.pid}.tmp`;
+    await copyFile(file, tmp);
+    await rename(tmp, cached);
+    return cached;
+  } finally {
+    await removeDir(work);
+  }
+}
+
+/** The bundle of the tree under test. */
+export async function currentBundle(out: string): Promise<string> {
+  const b = await buildInstall(['bundle', '--out', out, '--json']);
+  if (b.exitCode !== 0) throw new Error(`bundle: ${b.all}`);
+  return (JSON.parse(b.stdout) as { file: string }).file;
+}
