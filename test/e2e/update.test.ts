@@ -44,7 +44,7 @@ before(async () => {
   dir = await tempDir('update');
   prefix = path.join(dir, 'canopsis');
   v1 = await bundleOfCommit(V1_COMMIT);
-  v2 = await currentBundle(dir);
+  v2 = (await currentBundle(dir)).file;
 });
 
 after(async () => {

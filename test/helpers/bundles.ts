@@ -48,9 +48,9 @@ export async function bundleOfCommit(commit: string): Promise<string> {
   }
 }
 
-/** The bundle of the tree under test. */
-export async function currentBundle(out: string): Promise<string> {
+/** The bundle of the tree under test, and its release id. */
+export async function currentBundle(out: string): Promise<{ file: string; release: string }> {
   const b = await buildInstall(['bundle', '--out', out, '--json']);
   if (b.exitCode !== 0) throw new Error(`bundle: ${b.all}`);
-  return (JSON.parse(b.stdout) as { file: string }).file;
+  return JSON.parse(b.stdout) as { file: string; release: string };
 }

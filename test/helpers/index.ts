@@ -21,6 +21,8 @@ export async function removeDir(dir: string): Promise<void> {
 
 export interface RunResult {
   exitCode: number;
+  /** The signal that ended it, if one did. */
+  signal?: string;
   stdout: string;
   stderr: string;
   all: string;
@@ -29,7 +31,7 @@ export interface RunResult {
 /** Runs a command; never throws, the test asserts on the result. */
 export async function run(file: string, args: string[], opts: Pick<Options, 'env' | 'cwd' | 'timeout'> = {}): Promise<RunResult> {
   const r = await execa(file, args, { reject: false, all: true, ...opts });
-  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), all: String(r.all ?? '') };
+  return { exitCode: r.exitCode ?? -1, signal: r.signal ?? undefined, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), all: String(r.all ?? '') };
 }
 
 /** Runs ./build-install's compiled CLI. */
