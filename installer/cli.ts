@@ -16,8 +16,9 @@ import { runSteps, type Display } from './runner.js';
 import { parseSetOption } from './settings/load.js';
 import { PreflightError } from './errors.js';
 import { lockLent, lockPrefix } from './apply/lock.js';
-import { repairPrefix } from './bundle/transaction.js';
+import { recoverInterrupted, repairPrefix } from './bundle/transaction.js';
 import { layoutOf } from './layout.js';
+import { Supervisor } from './control/supervisor.js';
 import { migrateDownTo, pendingMigrations, redoStoreAfter } from './migrations/run.js';
 
 /*
@@ -197,6 +198,19 @@ export function program(): Command {
       if (s.interrupted) out(`interrupted: the update from ${s.interrupted.from.version} to ${s.interrupted.to.version} begun ${s.interrupted.started} did not finish; the next install, update or remove rolls it back`);
     });
   cli
+    .command('recover')
+    .description('roll back an update that did not finish (its run was killed); install, update and remove do it first anyway')
+    .option('--prefix <dir>', 'installation prefix', DEFAULT_PREFIX)
+    .action(async (o: { prefix: string }) => {
+      const layout = layoutOf(o.prefix);
+      const unlock = await lockPrefix(layout);
+      try {
+        if (!(await recoverInterrupted(layout, out))) out(`nothing to recover in ${layout.prefix}: no update was interrupted`);
+      } finally {
+        await unlock();
+      }
+    });
+  cli
     .command('migrate')
     .description("this release's migrations on a prefix: list the pending ones, or undo those newer than a version (update and downgrade run it)")
     .option('--prefix <dir>', 'installation prefix', DEFAULT_PREFIX)
@@ -206,7 +220,11 @@ export function program(): Command {
     .action(async (o: { prefix: string; downTo?: string; redoAfter?: string; json?: boolean }) => {
       const layout = layoutOf(o.prefix);
       if (o.downTo || o.redoAfter) {
-        const unlock = (await lockLent(layout)) ? undefined : await lockPrefix(layout);
+        const lent = await lockLent(layout);
+        if (!lent && (await new Supervisor(layout.prefix).running())) {
+          throw new UsageError(`the stack of ${layout.prefix} runs: stop it (hypcontrol stop) before reshaping its data by hand`);
+        }
+        const unlock = lent ? undefined : await lockPrefix(layout);
         try {
           const ids = o.downTo ? await migrateDownTo(layout, o.downTo) : await redoStoreAfter(layout, o.redoAfter!);
           const key = o.downTo ? 'undone' : 'redone';

@@ -50,6 +50,8 @@ export interface InstallState {
   result?: ApplyResult;
   /** Everything written: files, directories, release, link, manifest. */
   writes: string[];
+  /** Whether an updater lent its lock to this run (it then prunes releases itself). */
+  lent?: boolean;
   /** Releases the prefix lock; the runner calls it whatever happens. */
   unlock?: () => Promise<void>;
 }
@@ -171,7 +173,10 @@ export function installSteps(): Step[] {
           s.writes.push(l.pkgmgr);
         }
         // An updater running this installer holds the lock for it, and repairs its own run.
-        if (await lockLent(l)) return 'held by the updater';
+        if (await lockLent(l)) {
+          s.lent = true;
+          return 'held by the updater';
+        }
         s.unlock = await lockPrefix(l);
       },
     },
@@ -223,7 +228,8 @@ export function installSteps(): Step[] {
           await recordApplied(migrationsFile(p.layout), p.migrationState, p.migrations);
           s.writes.push(migrationsFile(p.layout));
         }
-        await pruneReleases(p.layout.releases, r.id);
+        // Under an updater, pruning waits for its commit: the release it would roll back to must stay.
+        if (!s.lent) await pruneReleases(p.layout.releases, [r.id]);
         return `${s.writes.length} written`;
       },
     },

@@ -1,5 +1,6 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { execa } from 'execa';
 import lockfile from 'proper-lockfile';
 import { LockedError } from '../errors.js';
 import type { Layout } from '../layout.js';
@@ -15,20 +16,28 @@ import type { Layout } from '../layout.js';
 /** The environment variable through which an updater lends its lock to the release installer it runs. */
 export const LOCK_HELD_ENV = 'CPS_PREFIX_LOCK_HELD';
 
-interface Owner {
+interface Process {
   pid: number;
-  start: string;
+  start?: string;
+}
+
+interface Owner extends Process {
+  /** The release installer the holder lent the lock to: the lock lives while either does. */
+  borrower?: Process;
 }
 
 export const lockPath = (layout: Layout) => path.join(layout.pkgmgr, 'install.lock');
 // Beside the lock, not in it: a write inside the directory changes the mtime proper-lockfile watches.
 const ownerFile = (layout: Layout) => `${lockPath(layout)}.owner`;
 
-/** The kernel's start time of a process (field 22 of /proc/PID/stat), which tells a reused pid apart. */
-async function startOf(pid: number): Promise<string | undefined> {
+/** Fields of /proc/PID/stat after the command name: state first, start time (field 22) 20th. */
+async function procStat(pid: number): Promise<string[] | undefined> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
+
+/** The kernel's start time of a process, which tells a reused pid apart. */
+const startOf = async (pid: number) => (await procStat(pid))?.[19];
 
 async function readOwner(layout: Layout): Promise<Owner | undefined> {
   try {
@@ -38,14 +47,36 @@ async function readOwner(layout: Layout): Promise<Owner | undefined> {
   }
 }
 
-async function alive(o: Owner): Promise<boolean> {
+async function running(o: Process): Promise<boolean> {
   try {
     process.kill(o.pid, 0);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  const start = await startOf(o.pid);
-  return start === undefined || start === o.start;
+  const stat = await procStat(o.pid);
+  // A zombie (killed, not yet reaped by a parent that is gone too) holds nothing.
+  if (stat?.[0] === 'Z') return false;
+  return stat === undefined || stat[19] === o.start;
+}
+
+/** A holder killed with -9 may leave its borrower running: the lock stays until both are gone. */
+const alive = async (o: Owner) => (await running(o)) || (o.borrower !== undefined && (await running(o.borrower)));
+
+const writeOwner = async (layout: Layout, borrower?: number) =>
+  writeFile(ownerFile(layout), JSON.stringify({ pid: process.pid, start: await startOf(process.pid), ...(borrower ? { borrower: { pid: borrower, start: await startOf(borrower) } } : {}) }));
+
+/**
+ * Runs a release's installer (node script `cli`) under this holder's lock:
+ * told so through the environment, and named in the owner file while it runs.
+ */
+export async function runBorrowing(layout: Layout, cli: string, args: string[]) {
+  const child = execa(process.execPath, [cli, ...args, '--prefix', layout.prefix], { env: { [LOCK_HELD_ENV]: String(process.pid) }, reject: false, all: true });
+  if (child.pid) await writeOwner(layout, child.pid);
+  try {
+    return await child;
+  } finally {
+    await writeOwner(layout);
+  }
 }
 
 /** Whether this process runs under a lock its parent holds on the prefix (the release installer of an update). */
@@ -53,7 +84,7 @@ export async function lockLent(layout: Layout): Promise<boolean> {
   const lender = Number(process.env[LOCK_HELD_ENV]);
   if (!lender) return false;
   const o = await readOwner(layout);
-  return o?.pid === lender && (await alive(o));
+  return o?.pid === lender && (await running(o));
 }
 
 /** Takes the prefix lock; returns its release. */
@@ -79,7 +110,7 @@ export async function lockPrefix(layout: Layout): Promise<() => Promise<void>> {
       throw new LockedError(`another build-install is running on ${layout.prefix} (lock ${lockPath(layout)}); wait for it to finish`, { cause: e });
     }
   }
-  await writeFile(ownerFile(layout), JSON.stringify({ pid: process.pid, start: await startOf(process.pid) }));
+  await writeOwner(layout);
   return async () => {
     await rm(ownerFile(layout), { force: true });
     await release();

@@ -77,9 +77,9 @@ export async function installRelease(src: ReleaseSource, releasesDir: string): P
   return true;
 }
 
-/** Removes old releases, keeping `keep` of them besides the active one. */
-export async function pruneReleases(releasesDir: string, active: string, keep = 2): Promise<string[]> {
-  const entries = (await readdir(releasesDir).catch(() => [] as string[])).filter((e) => !e.startsWith('.') && e !== active);
+/** Removes old releases, keeping `keep` of them besides the ones named (the active one, the one an update came from). */
+export async function pruneReleases(releasesDir: string, protect: string[], keep = 2): Promise<string[]> {
+  const entries = (await readdir(releasesDir).catch(() => [] as string[])).filter((e) => !e.startsWith('.') && !protect.includes(e));
   const withTimes = await Promise.all(entries.map(async (e) => ({ e, t: (await stat(path.join(releasesDir, e))).mtimeMs })));
   const old = withTimes.sort((a, b) => b.t - a.t).slice(keep).map((x) => x.e);
   for (const e of old) await rm(path.join(releasesDir, e), { recursive: true, force: true });

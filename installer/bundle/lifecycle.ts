@@ -2,7 +2,8 @@ import { cp, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { LOCK_HELD_ENV, lockPrefix } from '../apply/lock.js';
+import { lockPrefix, runBorrowing } from '../apply/lock.js';
+import { pruneReleases } from '../apply/release.js';
 import { readManifest, sha256, type Manifest } from '../apply/manifest.js';
 import { InstallerError, UsageError } from '../errors.js';
 import { failpoint } from '../failpoint.js';
@@ -50,17 +51,21 @@ interface RunLock {
  * journal and roll this update back, which is safe).
  */
 async function releaseInstaller(layout: Layout, lock: RunLock, release: { id: string; version: string }, command: string[]) {
-  const lends = compareVersions(release.version, LENDING) >= 0;
-  if (!lends) await lock.release();
+  const cli = path.join(layout.releases, release.id, 'dist', 'installer', 'cli.js');
+  if (compareVersions(release.version, LENDING) >= 0) return runBorrowing(layout, cli, command);
+  await lock.release();
   try {
-    return await execa(process.execPath, [path.join(layout.releases, release.id, 'dist', 'installer', 'cli.js'), ...command, '--prefix', layout.prefix], {
-      env: lends ? { [LOCK_HELD_ENV]: String(process.pid) } : {},
-      reject: false,
-      all: true,
-    });
+    return await execa(process.execPath, [cli, ...command, '--prefix', layout.prefix], { reject: false, all: true });
   } finally {
-    if (!lends) await lock.take();
+    await lock.take();
   }
+}
+
+/** Whether systemd (PID 1) runs this appliance's units now. */
+async function systemdRuns(): Promise<boolean> {
+  const pid1 = await readFile('/proc/1/comm', 'utf8').catch(() => '');
+  if (pid1.trim() !== 'systemd') return false;
+  return (await execa('systemctl', ['is-active', '--quiet', 'canopsis.target'], { reject: false })).exitCode === 0;
 }
 
 /** The release goes in whole or not at all: copied beside its place, then renamed. */
@@ -152,6 +157,10 @@ async function update(o: BundleRunOptions, layout: Layout, lock: RunLock, instal
   }
   if (todo.length) o.log(`migrations to run: ${todo.map((x) => x.id).join(', ')}`);
   const running = await new Supervisor(layout.prefix).running();
+  if (await systemdRuns()) {
+    // Stopping, restarting and health-checking go through supervisord; units started by systemd would keep old code writing.
+    throw new UsageError('the stack runs under systemd (canopsis.target is active): stop it (systemctl stop canopsis.target), update, then start it again');
+  }
   const journal: Journal = { op: 'update', from: { version: installed.version, release: installed.release }, to: { version: m.version, release: m.release }, running, started: new Date().toISOString() };
   await begin(layout, journal);
   failpoint('journal');
@@ -166,7 +175,8 @@ async function update(o: BundleRunOptions, layout: Layout, lock: RunLock, instal
     );
   };
   const downgrade = compareVersions(m.version, installed.version) < 0 && compareVersions(installed.version, LENDING) >= 0;
-  if (running && (downgrade || todo.some((x) => x.store))) {
+  const stopped = running && (downgrade || todo.some((x) => x.store));
+  if (stopped) {
     // Engines of either version must not write while documents change shape.
     o.log(`stopping ${PIPELINE.join(', ')} while stored data is migrated`);
     await stopPipeline(layout);
@@ -179,7 +189,14 @@ async function update(o: BundleRunOptions, layout: Layout, lock: RunLock, instal
     if (undone.length) o.log(`migrations undone for ${m.version}: ${undone.join(', ')}`);
   }
   const r = await releaseInstaller(layout, lock, target, ['install', ...o.passthrough, '--json']);
-  if (r.exitCode !== 0) await undo(`its installer failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  const why = `(exit ${r.exitCode}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`;
+  // Settings, preflight and validation refuse before the installer writes anything (exit 2, 3, 4).
+  if ([2, 3, 4].includes(r.exitCode ?? -1) && !downgrade) {
+    await commit(layout);
+    const problem = stopped ? await restartAndProbe(layout, PIPELINE) : undefined;
+    throw new InstallerError(`the installer of ${m.version} refused ${why}; nothing was changed${stopped ? (problem ? `, and ${problem}` : '; the engines and the webserver run again') : ''}`);
+  }
+  if (r.exitCode !== 0) await undo(`its installer failed ${why}`);
   const summary = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { writes?: string[]; dist?: string[] };
   o.log(`${m.release}: ${summary.writes?.length ?? 0} files written${summary.dist?.length ? `; your edits kept, new versions in ${summary.dist.join(', ')}` : ''}`);
   if (running) {
@@ -190,6 +207,7 @@ async function update(o: BundleRunOptions, layout: Layout, lock: RunLock, instal
   }
   failpoint('healthy');
   await commit(layout);
+  await pruneReleases(layout.releases, [m.release, installed.release]);
   await hook(path.join(layout.releases, m.release), 'postupdate', layout, env, o.log);
 }
 

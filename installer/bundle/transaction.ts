@@ -1,8 +1,8 @@
-import { lstat, mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { switchSymlink, writeAtomic } from '../apply/apply.js';
-import { LOCK_HELD_ENV, lockLent, lockPrefix } from '../apply/lock.js';
+import { lockLent, lockPrefix, runBorrowing } from '../apply/lock.js';
 import { InstallerError } from '../errors.js';
 import { compareVersions } from './format.js';
 import { failpoint } from '../failpoint.js';
@@ -58,7 +58,19 @@ export async function begin(layout: Layout, journal: Journal): Promise<void> {
   for (const d of SNAPSHOT_DIRS) if (await exists(path.join(layout.prefix, d))) await execa('cp', ['-a', path.join(layout.prefix, d), path.join(dir, d)]);
   for (const f of SNAPSHOT_FILES) if (await exists(path.join(layout.pkgmgr, f))) await execa('cp', ['-a', path.join(layout.pkgmgr, f), path.join(dir, 'pkgmgr', f)]);
   failpoint('snapshot');
+  // On disk before the journal that vouches for it (a power cut must not leave a journal over empty copies).
+  await execa('sync', ['-f', dir]);
   await writeAtomic(journalFile(layout), `${JSON.stringify(journal, null, 2)}\n`, 0o644);
+  await syncDir(dir);
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 /** The update is done: without its journal, the snapshot is garbage. */
@@ -78,9 +90,12 @@ async function files(root: string, rel = ''): Promise<string[]> {
   return out;
 }
 
+/** Same bytes, mode, owner and mtime (a rollback leaves the tree exactly as it was). */
 const same = async (a: string, b: string) => {
   const [x, y] = await Promise.all([readFile(a).catch(() => undefined), readFile(b).catch(() => undefined)]);
-  return x !== undefined && y !== undefined && x.equals(y);
+  if (x === undefined || y === undefined || !x.equals(y)) return false;
+  const [sa, sb] = await Promise.all([stat(a), stat(b)]);
+  return sa.mode === sb.mode && sa.uid === sb.uid && sa.gid === sb.gid && sa.mtimeMs === sb.mtimeMs;
 };
 
 /** Puts `from` back over `to` file by file (each a copy and a rename); returns what differed. */
@@ -110,7 +125,7 @@ async function restore(from: string, to: string, rel: string): Promise<string[]>
 async function migrate(layout: Layout, release: { version: string; release: string }, args: string[]): Promise<string[]> {
   const cli = path.join(layout.releases, release.release, 'dist', 'installer', 'cli.js');
   if (compareVersions(release.version, LENDING) < 0 || !(await exists(cli))) return [];
-  const r = await execa(process.execPath, [cli, 'migrate', '--prefix', layout.prefix, ...args, '--json'], { env: { [LOCK_HELD_ENV]: String(process.pid) }, reject: false, all: true });
+  const r = await runBorrowing(layout, cli, ['migrate', ...args, '--json']);
   if (r.exitCode !== 0) {
     throw new InstallerError(`cannot put the data of ${layout.prefix} back in the shape of the release it rolls back to (${r.all?.trim()}); the update journal stays in ${txnDir(layout)}: run build-install again once the store answers`);
   }
@@ -132,7 +147,7 @@ export interface RollbackResult {
  * stack ran, restarts what runs the old code or reads a restored file. The
  * journal stays: the caller commits the rollback.
  */
-export async function rollback(layout: Layout, journal: Journal): Promise<RollbackResult> {
+export async function rollback(layout: Layout, journal: Journal, opts: { restartAll?: boolean } = {}): Promise<RollbackResult> {
   const dir = txnDir(layout);
   // Nothing of the new version may write while the data goes back.
   if (journal.running) await stopPipeline(layout);
@@ -158,7 +173,9 @@ export async function rollback(layout: Layout, journal: Journal): Promise<Rollba
   await switchSymlink(layout.current, path.join('releases', journal.from.release));
   // A new release that never went live is of no use; one that did stays for a later try.
   await rm(path.join(layout.releases, `.${journal.to.release}.partial`), { recursive: true, force: true });
-  const problem = journal.running ? await restartAndProbe(layout, servicesToRestart(changed)) : undefined;
+  // A rollback resumed after a kill cannot know what the first attempt already put back: every service restarts.
+  const reread = opts.restartAll ? (await files(layout.etc)).map((f) => path.join('etc', f)) : changed;
+  const problem = journal.running ? await restartAndProbe(layout, servicesToRestart(reread)) : undefined;
   return { changed, undone, problem };
 }
 
@@ -166,9 +183,13 @@ export async function rollback(layout: Layout, journal: Journal): Promise<Rollba
 export async function recoverInterrupted(layout: Layout, log: (line: string) => void): Promise<string | undefined> {
   await removePartials(layout);
   const journal = await readJournal(layout);
-  if (!journal) return undefined;
+  if (!journal) {
+    // A snapshot without its journal: the run died before the update began.
+    await rm(txnDir(layout), { recursive: true, force: true });
+    return undefined;
+  }
   log(`an update from ${journal.from.version} to ${journal.to.version} begun ${journal.started} did not finish: rolling back to ${journal.from.version}`);
-  const r = await rollback(layout, journal);
+  const r = await rollback(layout, journal, { restartAll: true });
   await commit(layout);
   const line = `rolled back to ${journal.from.version} (${journal.from.release})${r.undone.length ? `; migrations undone: ${r.undone.join(', ')}` : ''}${
     journal.running ? (r.problem ? `; it does not come up either: ${r.problem}` : '; running again') : ''

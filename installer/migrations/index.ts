@@ -86,11 +86,21 @@ async function reshapeAll<T extends object>(store: Store, name: string, field: s
  * last_event_date instead of first_seen and last_seen, and enabled.
  */
 export async function entitiesToV4(store: Store): Promise<void> {
-  await reshapeAll<EntityV2>(store, 'entities', 'first_seen', ({ first_seen, last_seen, ...rest }) => ({ ...rest, created: first_seen, last_event_date: last_seen, enabled: rest.enabled ?? true }));
+  // A field of the other shape already there (an engine of the other version wrote meanwhile) is not overwritten.
+  await reshapeAll<EntityV2>(store, 'entities', 'first_seen', ({ first_seen, last_seen, ...rest }) => ({
+    ...rest,
+    created: rest.created ?? first_seen,
+    last_event_date: Math.max(rest.last_event_date ?? 0, last_seen ?? 0),
+    enabled: rest.enabled ?? true,
+  }));
 }
 
 export async function entitiesFromV4(store: Store): Promise<void> {
-  await reshapeAll<EntityV2>(store, 'entities', 'created', ({ created, last_event_date, enabled: _enabled, ...rest }) => ({ ...rest, first_seen: created, last_seen: last_event_date }));
+  await reshapeAll<EntityV2>(store, 'entities', 'created', ({ created, last_event_date, enabled: _enabled, ...rest }) => ({
+    ...rest,
+    first_seen: rest.first_seen ?? created,
+    last_seen: Math.max(rest.last_seen ?? 0, last_event_date ?? 0),
+  }));
 }
 
 /** The migrations this release knows, oldest first. */

@@ -34,7 +34,7 @@ export async function pendingMigrations(layout: Layout, list: Migration[] = MIGR
 /**
  * Undoes every migration newer than `version`, newest first, whether or not
  * it is recorded: a run killed between a store migration and its record
- * still gets undone (the undos are idempotent). Returns the ids undone.
+ * still gets undone (the undos are idempotent). Returns the recorded ids it undid.
  */
 export async function migrateDownTo(layout: Layout, version: string, list: Migration[] = MIGRATIONS): Promise<string[]> {
   // A settings-only migration without an undo (an engine added to the chain) stays as it is, and recorded.
@@ -59,11 +59,13 @@ export async function migrateDownTo(layout: Layout, version: string, list: Migra
   const file = migrationsFile(layout);
   const state = await readMigrationState(file);
   const undone = new Set(todo.map((m) => m.id));
-  if (Object.keys(state.applied).some((id) => undone.has(id))) {
+  const recorded = Object.keys(state.applied).filter((id) => undone.has(id));
+  if (recorded.length) {
     const applied = Object.fromEntries(Object.entries(state.applied).filter(([id]) => !undone.has(id)));
     await writeAtomic(file, `${JSON.stringify({ applied }, null, 2)}\n`, 0o644);
   }
-  return todo.map((m) => m.id);
+  // What the operator is told was undone: what had been recorded as done (the rest was at most half-run).
+  return todo.map((m) => m.id).filter((id) => recorded.includes(id));
 }
 
 /**

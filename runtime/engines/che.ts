@@ -37,7 +37,7 @@ const touch = (seen: number, fresh: Omit<Entity, 'created' | 'last_event_date' |
   // Unchanged links and an older event: nothing to write.
   if (cur.last_event_date >= seen) return undefined;
   const { key: _key, ...doc } = cur;
-  return { ...doc, ...fresh, created: Math.min(cur.created, seen), last_event_date: seen };
+  return { ...doc, ...fresh, created: Math.min(cur.created ?? seen, seen), last_event_date: seen };
 };
 
 export const che: TaskModule = {

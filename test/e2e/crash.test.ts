@@ -4,14 +4,14 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
 import { bundleOfCommit, currentBundle, V1_COMMIT } from '../helpers/bundles.js';
-import { buildInstall, removeDir, run, tempDir, waitFor } from '../helpers/index.js';
+import { buildInstall, removeDir, run, snapshot, tempDir, waitFor } from '../helpers/index.js';
 
 /*
  * The updater killed with -9 at ten points of a v1 -> v2 update (v1 is
  * 0.2.0 from its commit, v2 the tree, which migrates settings and stored
- * entities). After each kill, `current` names a complete release; the next
- * run rolls the interrupted update back and updates again, ending on v2 with
- * the same data, the operator's edit and each migration recorded once. Each
+ * entities). After each kill, `current` names a complete release; recovery
+ * puts v1 back exactly (files, records, data), and an update then ends on v2
+ * with the same data, the operator's edit and each migration once. Each
  * case starts from the same copy of an installed v1 holding alarms; some
  * with the stack running, some stopped. The kill is a real SIGKILL, aimed by
  * CPS_FAILPOINT (installer/failpoint.ts) since an outside kill cannot hit a
@@ -85,6 +85,25 @@ after(async () => {
   await removeDir(dir);
 });
 
+/** What a recovery must put back: v1 exactly as the golden copy has it, files, records and data. */
+async function assertOnV1(running: boolean): Promise<void> {
+  assert.equal(await readlink(path.join(prefix, 'lib', 'canopsis', 'current')), path.join('releases', v1Release));
+  for (const d of ['etc', 'bin']) assert.deepEqual(await snapshot(path.join(prefix, d)), await snapshot(path.join(golden, d)), `${d}/ as v1 left it`);
+  for (const f of ['manifest.json', 'migrations.json']) {
+    assert.equal(await readFile(path.join(prefix, 'var', 'lib', 'pkgmgr', f), 'utf8'), await readFile(path.join(golden, 'var', 'lib', 'pkgmgr', f), 'utf8'), f);
+  }
+  await assert.rejects(stat(path.join(prefix, 'var', 'lib', 'pkgmgr', 'transaction')), 'the journal and snapshot are gone');
+  assert.deepEqual((await readdir(path.join(prefix, 'lib', 'canopsis', 'releases'))).filter((e) => e.startsWith('.')), [], 'no half-placed release');
+  const now = await data();
+  assert.deepEqual(now.alarms, before1.alarms, 'the same alarms');
+  // The events' entities as v1 stored them (the probes of a restart may touch others).
+  for (const [key, old] of before1.entities) if (key.includes('host')) assert.deepEqual(now.entities.get(key), old, `entity ${key} back in v1's shape`);
+  if (running) {
+    const s = await run(path.join(prefix, 'bin', 'hypcontrol'), ['status'], { env: env() });
+    assert.equal(s.exitCode, 0, s.all);
+  }
+}
+
 /** The state every next run must end in: v2, complete, with v1's data reshaped and the edit kept. */
 async function assertOnV2(running: boolean): Promise<void> {
   assert.equal(await readlink(path.join(prefix, 'lib', 'canopsis', 'current')), path.join('releases', v2Release));
@@ -156,14 +175,17 @@ async function killedAt(point: string) {
 }
 
 for (const c of CASES) {
-  test(`killed -9 at ${c.point} (stack ${c.running ? 'running' : 'stopped'}): the next run ends on v2 with the same data`, async () => {
+  test(`killed -9 at ${c.point} (stack ${c.running ? 'running' : 'stopped'}): recovery puts v1 back exactly, then the update ends on v2 with the same data`, async () => {
     await fromGolden(c.running);
     await killedAt(c.point);
     const status = JSON.parse((await buildInstall(['status', '--prefix', prefix, '--json'])).stdout);
     assert.equal(status.interrupted !== undefined, c.journal, 'status tells of the interrupted update');
+    const recovered = await buildInstall(['recover', '--prefix', prefix]);
+    assert.equal(recovered.exitCode, 0, recovered.all);
+    assert.match(recovered.stdout, c.journal ? /an update from 0\.2\.0 to 0\.3\.0 begun .* did not finish: rolling back to 0\.2\.0\n.*rolled back to 0\.2\.0/ : /nothing to recover/);
+    await assertOnV1(c.running);
     const next = await buildInstall(['update', '--bundle', v2, '--prefix', prefix]);
     assert.equal(next.exitCode, 0, next.all);
-    if (c.journal) assert.match(next.stdout, /an update from 0\.2\.0 to 0\.3\.0 begun .* did not finish: rolling back to 0\.2\.0\n.*rolled back to 0\.2\.0/);
     await assertOnV2(c.running);
   });
 }
@@ -171,8 +193,14 @@ for (const c of CASES) {
 test('a rollback killed half-way is finished by the next run', async () => {
   await fromGolden(false);
   await killedAt('current-switched');
-  const r = await buildInstall(['update', '--bundle', v2, '--prefix', prefix], { env: { ...process.env, CPS_FAILPOINT: 'rollback-restored' } });
+  const r = await buildInstall(['recover', '--prefix', prefix], { env: { ...process.env, CPS_FAILPOINT: 'rollback-restored' } });
   assert.equal(r.signal, 'SIGKILL', r.all);
+  const again = await buildInstall(['recover', '--prefix', prefix]);
+  assert.equal(again.exitCode, 0, again.all);
+  assert.match(again.stdout, /did not finish: rolling back to 0\.2\.0/);
+  await assertOnV1(false);
+  // And an update started on top of an interrupted one repairs first, then updates.
+  await killedAt('store-migrated');
   const next = await buildInstall(['update', '--bundle', v2, '--prefix', prefix]);
   assert.equal(next.exitCode, 0, next.all);
   assert.match(next.stdout, /did not finish: rolling back to 0\.2\.0/);

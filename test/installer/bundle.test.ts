@@ -69,6 +69,14 @@ test('install from a bundle, status, an edited conffile listed', async () => {
   assert.match(down.stderr, new RegExp(`version ${V}, older than the installed 9\\.0\\.0: downgrade refused without --allow-downgrade`));
   await writeFile(manifest, JSON.stringify(m));
 
+  // A new version that refuses the settings refuses before writing: the prefix is as it was, no journal left.
+  const etc = await snapshot(path.join(prefix, 'etc'));
+  const bad = await buildInstall(['update', '--bundle', bundle, '--prefix', prefix, '--set', 'rabbitmq.port=abc']);
+  assert.equal(bad.exitCode, 1, bad.all);
+  assert.match(bad.stderr, /the installer of .* refused \(exit 2\): .*rabbitmq\.port.*; nothing was changed/);
+  assert.deepEqual(await snapshot(path.join(prefix, 'etc')), etc);
+  await assert.rejects(stat(path.join(prefix, 'var', 'lib', 'pkgmgr', 'transaction')));
+
   // remove keeps settings and data; a later install finds them.
   const secrets = await readFile(path.join(prefix, 'etc', 'canopsis-secrets.ini'), 'utf8');
   const rm = await buildInstall(['remove', '--prefix', prefix]);

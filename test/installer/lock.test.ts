@@ -49,3 +49,25 @@ test('a second run is refused naming the holder; once the holder is killed -9 th
   const again = await lockPrefix(layout);
   await again();
 });
+
+test('a holder killed -9 while its release installer runs: the lock stays until that installer is gone too', async () => {
+  const { writeFile, readFile } = await import('node:fs/promises');
+  const layout = layoutOf(path.join(dir, 'q'));
+  const sleeper = path.join(dir, 'sleeper.mjs');
+  await writeFile(sleeper, "process.stdout.write('borrowed\\n'); setInterval(() => {}, 1000);\n");
+  const lock = path.join(ROOT, 'dist', 'installer', 'apply', 'lock.js');
+  const lay = path.join(ROOT, 'dist', 'installer', 'layout.js');
+  const script = `const { lockPrefix, runBorrowing } = await import(${JSON.stringify(lock)}); const { layoutOf } = await import(${JSON.stringify(lay)});
+const l = layoutOf(${JSON.stringify(layout.prefix)}); await lockPrefix(l); await runBorrowing(l, ${JSON.stringify(sleeper)}, []);`;
+  const h = execa(process.execPath, ['--input-type=module', '-e', script], { reject: false });
+  const owner = await waitFor('the lock lent to the release installer', async () => {
+    const o = JSON.parse(await readFile(`${layout.pkgmgr}/install.lock.owner`, 'utf8')) as { borrower?: { pid: number } };
+    return o.borrower;
+  });
+  h.kill('SIGKILL');
+  await h;
+  await assert.rejects(lockPrefix(layout), /another build-install \(pid \d+\) is running/, 'the orphaned installer still writes');
+  process.kill(owner.pid, 'SIGKILL');
+  const release = await waitFor('the lock to be free once the installer is gone', () => lockPrefix(layout));
+  await release();
+});
