@@ -15,7 +15,7 @@ import { planLines, summary, summaryLines } from './report.js';
 import { runSteps, type Display } from './runner.js';
 import { parseSetOption } from './settings/load.js';
 import { PreflightError } from './errors.js';
-import { lockLent, lockPrefix } from './apply/lock.js';
+import { lockLent, withPrefixLock } from './apply/lock.js';
 import { recoverInterrupted, repairPrefix } from './bundle/transaction.js';
 import { layoutOf } from './layout.js';
 import { Supervisor } from './control/supervisor.js';
@@ -203,12 +203,9 @@ export function program(): Command {
     .option('--prefix <dir>', 'installation prefix', DEFAULT_PREFIX)
     .action(async (o: { prefix: string }) => {
       const layout = layoutOf(o.prefix);
-      const unlock = await lockPrefix(layout);
-      try {
+      await withPrefixLock(layout, async () => {
         if (!(await recoverInterrupted(layout, out))) out(`nothing to recover in ${layout.prefix}: no update was interrupted`);
-      } finally {
-        await unlock();
-      }
+      });
     });
   cli
     .command('migrate')
@@ -220,18 +217,12 @@ export function program(): Command {
     .action(async (o: { prefix: string; downTo?: string; redoAfter?: string; json?: boolean }) => {
       const layout = layoutOf(o.prefix);
       if (o.downTo || o.redoAfter) {
-        const lent = await lockLent(layout);
-        if (!lent && (await new Supervisor(layout.prefix).running())) {
+        if (!(await lockLent(layout)) && (await new Supervisor(layout.prefix).running())) {
           throw new UsageError(`the stack of ${layout.prefix} runs: stop it (hypcontrol stop) before reshaping its data by hand`);
         }
-        const unlock = lent ? undefined : await lockPrefix(layout);
-        try {
-          const ids = o.downTo ? await migrateDownTo(layout, o.downTo) : await redoStoreAfter(layout, o.redoAfter!);
-          const key = o.downTo ? 'undone' : 'redone';
-          out(o.json ? JSON.stringify({ [key]: ids }) : `${key}: ${ids.join(', ') || 'nothing'}`);
-        } finally {
-          await unlock?.();
-        }
+        const ids = await withPrefixLock(layout, () => (o.downTo ? migrateDownTo(layout, o.downTo) : redoStoreAfter(layout, o.redoAfter!)));
+        const key = o.downTo ? 'undone' : 'redone';
+        out(o.json ? JSON.stringify({ [key]: ids }) : `${key}: ${ids.join(', ') || 'nothing'}`);
         return;
       }
       const list = await pendingMigrations(layout);

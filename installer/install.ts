@@ -6,6 +6,7 @@ import { applyPolicy, plan, readDisk, targetsToRead, type ConffilePolicy, type P
 import { describeRelease, installRelease, pruneReleases, type ReleaseSource } from './apply/release.js';
 import { PreflightError } from './errors.js';
 import { lockLent, lockPrefix } from './apply/lock.js';
+import { exists } from './apply/fs.js';
 import { failpoint } from './failpoint.js';
 import { aptInstall } from './host/apt.js';
 import { gatherFacts, type HostFacts } from './host/facts.js';
@@ -91,15 +92,6 @@ export function directories(p: Prepared): Array<{ dir: string; service: boolean 
   if (p.settings.collectd.enabled) out.push({ dir: p.ctx.collectd.baseDir, service: true });
   if (p.ctx.store.embedded) out.push({ dir: path.dirname(p.ctx.store.embeddedFile), service: true });
   return out;
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function prepareWithDeps(s: InstallState): Promise<void> {

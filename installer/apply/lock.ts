@@ -65,6 +65,16 @@ const alive = async (o: Owner) => (await running(o)) || (o.borrower !== undefine
 const writeOwner = async (layout: Layout, borrower?: number) =>
   writeFile(ownerFile(layout), JSON.stringify({ pid: process.pid, start: await startOf(process.pid), ...(borrower ? { borrower: { pid: borrower, start: await startOf(borrower) } } : {}) }));
 
+/** Runs `fn` under the prefix lock, or under the one an updater lent this process. */
+export async function withPrefixLock<T>(layout: Layout, fn: () => Promise<T>): Promise<T> {
+  const unlock = (await lockLent(layout)) ? undefined : await lockPrefix(layout);
+  try {
+    return await fn();
+  } finally {
+    await unlock?.();
+  }
+}
+
 /**
  * Runs a release's installer (node script `cli`) under this holder's lock:
  * told so through the environment, and named in the owner file while it runs.

@@ -1,24 +1,14 @@
 import { createHash } from 'node:crypto';
-import { cp, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { cp, lstat, mkdir, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as tar from 'tar';
+import { filesUnder } from '../apply/fs.js';
 import { describeRelease, installRelease } from '../apply/release.js';
 import { SOURCE_ROOT } from '../render/handlebars.js';
 import { BUNDLE_MANIFEST, type BundleManifest } from './format.js';
 
 /* ./build-install bundle: everything an offline host needs, in one tarball. */
-
-async function walk(root: string, rel = ''): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of (await readdir(path.join(root, rel))).sort()) {
-    const r = path.join(rel, e);
-    const st = await lstat(path.join(root, r));
-    if (st.isDirectory()) out.push(...(await walk(root, r)));
-    else out.push(r);
-  }
-  return out;
-}
 
 export async function createBundle(outDir: string, root = SOURCE_ROOT): Promise<{ file: string; manifest: BundleManifest }> {
   const src = await describeRelease(root);
@@ -33,7 +23,7 @@ export async function createBundle(outDir: string, root = SOURCE_ROOT): Promise<
     await rm(path.join(base, src.id), { recursive: true, force: true });
     const files: BundleManifest['files'] = {};
     const links: BundleManifest['links'] = {};
-    for (const rel of await walk(base)) {
+    for (const rel of await filesUnder(base)) {
       const abs = path.join(base, rel);
       const st = await lstat(abs);
       if (st.isSymbolicLink()) links[rel] = await readlink(abs);

@@ -1,9 +1,10 @@
-import { cp, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { cp, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { lockPrefix, runBorrowing } from '../apply/lock.js';
+import { lockPrefix, runBorrowing, withPrefixLock } from '../apply/lock.js';
 import { pruneReleases } from '../apply/release.js';
+import { exists } from '../apply/fs.js';
 import { readManifest, sha256, type Manifest } from '../apply/manifest.js';
 import { InstallerError, UsageError } from '../errors.js';
 import { failpoint } from '../failpoint.js';
@@ -13,7 +14,7 @@ import { compareVersions, type BundleManifest } from './format.js';
 import { pendingMigrations, type PendingMigration } from '../migrations/run.js';
 import { openBundle } from './open.js';
 import { PIPELINE, restartAndProbe, servicesToRestart, stopPipeline } from './services.js';
-import { begin, commit, LENDING, readJournal, recoverInterrupted, rollback, type Journal } from './transaction.js';
+import { begin, commit, LENDING, releaseCli, readJournal, recoverInterrupted, rollback, type Journal } from './transaction.js';
 
 /*
  * Install or update from a bundle, status, remove and purge. The bundle's own
@@ -27,7 +28,6 @@ export class UpdateFailed extends InstallerError {
   override readonly exitCode = 9;
 }
 
-const exists = (p: string) => stat(p).then(() => true, () => false);
 
 /** Runs a control hook of a release directory (packaging/hooks/<name>). */
 async function hook(release: string, name: string, layout: Layout, env: Record<string, string>, log: (l: string) => void): Promise<void> {
@@ -51,7 +51,7 @@ interface RunLock {
  * journal and roll this update back, which is safe).
  */
 async function releaseInstaller(layout: Layout, lock: RunLock, release: { id: string; version: string }, command: string[]) {
-  const cli = path.join(layout.releases, release.id, 'dist', 'installer', 'cli.js');
+  const cli = releaseCli(layout, release.id);
   if (compareVersions(release.version, LENDING) >= 0) return runBorrowing(layout, cli, command);
   await lock.release();
   try {
@@ -252,8 +252,7 @@ async function stopAll(layout: Layout, log: (l: string) => void): Promise<void> 
 export async function remove(prefix: string, log: (l: string) => void): Promise<string[]> {
   const layout = layoutOf(prefix);
   if (!(await readManifest(layout.manifest))) throw new UsageError(`nothing installed in ${layout.prefix}`);
-  const unlock = await lockPrefix(layout);
-  try {
+  return withPrefixLock(layout, async () => {
     // What stays (etc/, var/) must be the settings and data of one version.
     await recoverInterrupted(layout, log);
     await stopAll(layout, log);
@@ -261,9 +260,7 @@ export async function remove(prefix: string, log: (l: string) => void): Promise<
     const removed = [layout.bin, path.join(layout.prefix, 'lib')];
     for (const p of removed) await rm(p, { recursive: true, force: true });
     return removed;
-  } finally {
-    await unlock();
-  }
+  });
 }
 
 /** purge: everything of ours under the prefix, after a confirmation. */

@@ -1,8 +1,9 @@
-import { lstat, mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { switchSymlink, writeAtomic } from '../apply/apply.js';
-import { lockLent, lockPrefix, runBorrowing } from '../apply/lock.js';
+import { exists, filesUnder } from '../apply/fs.js';
+import { lockLent, runBorrowing, withPrefixLock } from '../apply/lock.js';
 import { InstallerError } from '../errors.js';
 import { compareVersions } from './format.js';
 import { failpoint } from '../failpoint.js';
@@ -31,6 +32,9 @@ export interface Journal {
   started: string;
 }
 
+/** The installer of an installed release. */
+export const releaseCli = (layout: Layout, id: string) => path.join(layout.releases, id, 'dist', 'installer', 'cli.js');
+
 /** The first release whose installer runs under a lent lock and has `migrate`. */
 export const LENDING = '0.3.0';
 
@@ -39,7 +43,6 @@ const SNAPSHOT_FILES = ['manifest.json', 'migrations.json'];
 
 const txnDir = (l: Layout) => path.join(l.pkgmgr, 'transaction');
 const journalFile = (l: Layout) => path.join(txnDir(l), 'journal.json');
-const exists = (p: string) => lstat(p).then(() => true, () => false);
 
 export async function readJournal(layout: Layout): Promise<Journal | undefined> {
   try {
@@ -79,17 +82,6 @@ export async function commit(layout: Layout): Promise<void> {
   await rm(txnDir(layout), { recursive: true, force: true });
 }
 
-async function files(root: string, rel = ''): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(path.join(root, rel)).catch(() => [] as string[])) {
-    const r = path.join(rel, e);
-    const st = await lstat(path.join(root, r));
-    if (st.isDirectory()) out.push(...(await files(root, r)));
-    else out.push(r);
-  }
-  return out;
-}
-
 /** Same bytes, mode, owner and mtime (a rollback leaves the tree exactly as it was). */
 const same = async (a: string, b: string) => {
   const [x, y] = await Promise.all([readFile(a).catch(() => undefined), readFile(b).catch(() => undefined)]);
@@ -101,7 +93,7 @@ const same = async (a: string, b: string) => {
 /** Puts `from` back over `to` file by file (each a copy and a rename); returns what differed. */
 async function restore(from: string, to: string, rel: string): Promise<string[]> {
   const changed: string[] = [];
-  const want = await files(from);
+  const want = await filesUnder(from);
   for (const f of want) {
     const src = path.join(from, f);
     const dst = path.join(to, f);
@@ -113,7 +105,7 @@ async function restore(from: string, to: string, rel: string): Promise<string[]>
     changed.push(path.join(rel, f));
   }
   const keep = new Set(want);
-  for (const f of await files(to)) {
+  for (const f of await filesUnder(to)) {
     if (keep.has(f)) continue;
     await rm(path.join(to, f), { force: true });
     changed.push(path.join(rel, f));
@@ -123,7 +115,7 @@ async function restore(from: string, to: string, rel: string): Promise<string[]>
 
 /** Runs `migrate` of a release (one that has it) under this run's lock; returns the ids it reports. */
 async function migrate(layout: Layout, release: { version: string; release: string }, args: string[]): Promise<string[]> {
-  const cli = path.join(layout.releases, release.release, 'dist', 'installer', 'cli.js');
+  const cli = releaseCli(layout, release.release);
   if (compareVersions(release.version, LENDING) < 0 || !(await exists(cli))) return [];
   const r = await runBorrowing(layout, cli, ['migrate', ...args, '--json']);
   if (r.exitCode !== 0) {
@@ -174,7 +166,7 @@ export async function rollback(layout: Layout, journal: Journal, opts: { restart
   // A new release that never went live is of no use; one that did stays for a later try.
   await rm(path.join(layout.releases, `.${journal.to.release}.partial`), { recursive: true, force: true });
   // A rollback resumed after a kill cannot know what the first attempt already put back: every service restarts.
-  const reread = opts.restartAll ? (await files(layout.etc)).map((f) => path.join('etc', f)) : changed;
+  const reread = opts.restartAll ? (await filesUnder(layout.etc)).map((f) => path.join('etc', f)) : changed;
   const problem = journal.running ? await restartAndProbe(layout, servicesToRestart(reread)) : undefined;
   return { changed, undone, problem };
 }
@@ -199,21 +191,15 @@ export async function recoverInterrupted(layout: Layout, log: (line: string) => 
 }
 
 /** Leftover copies of an interrupted release placement. */
-export async function removePartials(layout: Layout): Promise<void> {
+async function removePartials(layout: Layout): Promise<void> {
   for (const e of await readdir(layout.releases).catch(() => [] as string[])) {
     if (e.startsWith('.') && e.endsWith('.partial')) await rm(path.join(layout.releases, e), { recursive: true, force: true });
   }
 }
 
-export const hasRelease = (layout: Layout, release: string) => stat(path.join(layout.releases, release, 'package.json')).then(() => true, () => false);
 
 /** For commands that do not otherwise lock early (a plain install): repairs under the lock, if there is anything to repair. */
 export async function repairPrefix(layout: Layout, log: (line: string) => void): Promise<void> {
   if (!(await readJournal(layout)) || (await lockLent(layout))) return;
-  const unlock = await lockPrefix(layout);
-  try {
-    await recoverInterrupted(layout, log);
-  } finally {
-    await unlock();
-  }
+  await withPrefixLock(layout, () => recoverInterrupted(layout, log));
 }
