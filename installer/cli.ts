@@ -15,6 +15,7 @@ import { planLines, summary, summaryLines } from './report.js';
 import { runSteps, type Display } from './runner.js';
 import { parseSetOption } from './settings/load.js';
 import { PreflightError } from './errors.js';
+import { SAFE_PATH } from './settings/fields.js';
 import { lockLent, withPrefixLock } from './apply/lock.js';
 import { recoverInterrupted, repairPrefix } from './bundle/transaction.js';
 import { layoutOf } from './layout.js';
@@ -40,9 +41,19 @@ interface CommonFlags {
 
 const collect = (v: string, prev: string[]) => prev.concat(v);
 
+/**
+ * --prefix: every rendered file names paths under it (supervisord, systemd,
+ * shell, YAML, ini), so it may only hold characters all of them carry as is.
+ */
+const prefixOption = () =>
+  new Option('--prefix <dir>', 'installation prefix').default(DEFAULT_PREFIX).argParser((v: string) => {
+    if (!SAFE_PATH.test(v)) throw new UsageError(`--prefix ${JSON.stringify(v)}: only letters, digits and _ . / + @ : - are allowed (the path is written into supervisord, systemd and shell files)`);
+    return v;
+  });
+
 function withCommon(cmd: Command): Command {
   return cmd
-    .option('--prefix <dir>', 'installation prefix', DEFAULT_PREFIX)
+    .addOption(prefixOption())
     .option('--set <section.key=value>', 'change a setting in etc/canopsis.ini (repeatable)', collect, [])
     .option('--json', 'print one JSON object instead of text')
     .addOption(new Option('--skip-check <name>', `skip a preflight check, with a warning (repeatable): ${CHECK_NAMES.join(', ')}`).argParser(collect).default([]))
@@ -133,7 +144,7 @@ async function check(flags: CommonFlags): Promise<void> {
 async function deps(flags: { forTests?: boolean; yes?: boolean }): Promise<void> {
   const facts = await gatherFacts();
   // Everything any configuration can use (tests exercise all of them).
-  const packages = [...PACKAGES.rabbitmq, ...PACKAGES.supervisord, ...PACKAGES.collectd];
+  const packages = [...PACKAGES.rabbitmq, ...PACKAGES.supervisord, ...PACKAGES.collectd, ...PACKAGES.openssl];
   if (!facts.root || !facts.debian) {
     out(`not root on Debian: make sure these are installed: ${packages.join(' ')}`);
     return;
@@ -163,6 +174,7 @@ export function program(): Command {
     .action((flags) => (flags.bundle ? fromBundle(flags, false) : install(flags)));
   withCommon(cli.command('update').description('update an installed prefix from a bundle: health-checked, rolled back when the new version does not come up'))
     .requiredOption('--bundle <file>', 'the bundle of the new version')
+    .option('-y, --yes', 'do not ask before installing Debian packages')
     .option('--allow-downgrade', 'accept a bundle older than the installed version')
     .option('--allow-irreversible', 'accept store migrations a failed update cannot undo (back up the store first)')
     .action((flags) => fromBundle(flags, true));
@@ -179,7 +191,7 @@ export function program(): Command {
   cli
     .command('status')
     .description('installed version, whether it runs, modified conffiles')
-    .option('--prefix <dir>', 'installation prefix', DEFAULT_PREFIX)
+    .addOption(prefixOption())
     .option('--json', 'print one JSON object')
     .action(async (o: { prefix: string; json?: boolean }) => {
       const s = await lifecycleStatus(o.prefix);
@@ -200,7 +212,7 @@ export function program(): Command {
   cli
     .command('recover')
     .description('roll back an update that did not finish (its run was killed); install, update and remove do it first anyway')
-    .option('--prefix <dir>', 'installation prefix', DEFAULT_PREFIX)
+    .addOption(prefixOption())
     .action(async (o: { prefix: string }) => {
       const layout = layoutOf(o.prefix);
       await withPrefixLock(layout, async () => {
@@ -210,7 +222,7 @@ export function program(): Command {
   cli
     .command('migrate')
     .description("this release's migrations on a prefix: list the pending ones, or undo those newer than a version (update and downgrade run it)")
-    .option('--prefix <dir>', 'installation prefix', DEFAULT_PREFIX)
+    .addOption(prefixOption())
     .option('--down-to <version>', 'undo the migrations newer than this version')
     .option('--redo-after <version>', 'run again the store part of the migrations newer than this version (a failed downgrade)')
     .option('--json', 'print one JSON object')
@@ -232,7 +244,7 @@ export function program(): Command {
   cli
     .command('remove')
     .description('stop the services and remove the program files; etc/ and var/ (settings, data) stay')
-    .option('--prefix <dir>', 'installation prefix', DEFAULT_PREFIX)
+    .addOption(prefixOption())
     .action(async (o: { prefix: string }) => {
       const removed = await remove(o.prefix, (l) => l.trim() && out(l.trimEnd()));
       out(`removed ${removed.join(', ')}; settings and data kept in ${o.prefix}/etc and ${o.prefix}/var`);
@@ -240,7 +252,7 @@ export function program(): Command {
   cli
     .command('purge')
     .description('remove everything under the prefix, settings and data included')
-    .option('--prefix <dir>', 'installation prefix', DEFAULT_PREFIX)
+    .addOption(prefixOption())
     .option('-y, --yes', 'confirm')
     .action(async (o: { prefix: string; yes?: boolean }) => {
       await purge(o.prefix, !!o.yes, (l) => l.trim() && out(l.trimEnd()));
@@ -260,6 +272,8 @@ export function program(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // What root creates must be readable by the service user whatever root's shell umask (027 is common).
+  process.umask(0o022);
   try {
     await program().parseAsync(argv, { from: 'user' });
     return 0;

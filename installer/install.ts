@@ -1,6 +1,6 @@
-import { chown, mkdir, readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { applyPlan, nextManifest, switchSymlink, writeAtomic, type ApplyResult, type Owners } from './apply/apply.js';
+import { applyPlan, nextManifest, ownerOf, switchSymlink, writeAtomic, type ApplyResult, type Owners } from './apply/apply.js';
 import { readManifest } from './apply/manifest.js';
 import { applyPolicy, plan, readDisk, targetsToRead, type ConffilePolicy, type PlannedFile } from './apply/plan.js';
 import { describeRelease, installRelease, pruneReleases, type ReleaseSource } from './apply/release.js';
@@ -15,8 +15,9 @@ import type { Layout } from './layout.js';
 import { missingBinaries } from './preflight/binaries.js';
 import { runChecks } from './preflight/checks.js';
 import { migrationsFile, prepare, type Prepared } from './prepare.js';
-import { migrateStore, recordApplied } from './migrations/index.js';
-import { openStore, readRuntimeConfig } from '../runtime/config/runtime.js';
+import { MIGRATIONS, recordApplied } from './migrations/index.js';
+import { storeRunner } from './migrations/store-jobs.js';
+import { ensureDir, repairOwnership, stateDirs, type ManagedDir } from './apply/dirs.js';
 import type { SetOverride } from './settings/load.js';
 import { validateTree, type ValidationReport } from './validate/index.js';
 
@@ -51,6 +52,8 @@ export interface InstallState {
   result?: ApplyResult;
   /** Everything written: files, directories, release, link, manifest. */
   writes: string[];
+  /** Entries under var/ whose owner was wrong and was given back to the service user. */
+  repaired: string[];
   /** Whether an updater lent its lock to this run (it then prunes releases itself). */
   lent?: boolean;
   /** Releases the prefix lock; the runner calls it whatever happens. */
@@ -69,30 +72,37 @@ const need = <T>(v: T | undefined, what: string): T => {
   return v;
 };
 
-/** Directories of the tree, and whether the service user owns them. */
-export function directories(p: Prepared): Array<{ dir: string; service: boolean }> {
+/**
+ * Directories of the tree with their owner and mode. Root keeps everything
+ * above the service user's own directories (var/ and var/lib included), so
+ * that the service user can neither rename nor replace the installer state
+ * in var/lib/pkgmgr, nor anything root reads.
+ */
+export function directories(p: Prepared): ManagedDir[] {
   const l = p.layout;
+  const root = (dir: string): ManagedDir => ({ dir, owner: 'root', mode: 0o755 });
+  const service = (dir: string, mode = 0o755): ManagedDir => ({ dir, owner: 'service', mode });
   const out = [
-    { dir: l.bin, service: false },
-    { dir: path.join(l.etc, 'supervisord.d'), service: false },
-    { dir: path.join(l.etc, 'engines'), service: false },
-    { dir: l.releases, service: false },
-    { dir: l.plugins, service: false },
-    { dir: l.pkgmgr, service: false },
-    { dir: l.var, service: true },
-    { dir: l.log, service: true },
-    { dir: l.engineLog, service: true },
-    { dir: l.varLib, service: true },
-    { dir: l.run, service: true },
+    root(l.bin),
+    root(path.join(l.etc, 'supervisord.d')),
+    root(path.join(l.etc, 'engines')),
+    root(l.releases),
+    root(l.plugins),
+    ...stateDirs(l),
+    service(l.log),
+    service(l.engineLog),
+    service(l.run),
   ];
-  if (p.ctx.rabbitmq.local) {
-    out.push({ dir: p.ctx.rabbitmq.logDir, service: true }, { dir: p.ctx.rabbitmq.home, service: true });
-  }
-  if (p.ctx.store.mongodbLocal) out.push({ dir: p.ctx.store.dbpathAbs, service: true });
-  if (p.settings.collectd.enabled) out.push({ dir: p.ctx.collectd.baseDir, service: true });
-  if (p.ctx.store.embedded) out.push({ dir: path.dirname(p.ctx.store.embeddedFile), service: true });
+  if (p.ctx.rabbitmq.local) out.push(service(p.ctx.rabbitmq.logDir, 0o750), service(p.ctx.rabbitmq.home, 0o750));
+  if (p.ctx.store.mongodbLocal) out.push(service(p.ctx.store.dbpathAbs, 0o750));
+  if (p.settings.collectd.enabled) out.push(service(p.ctx.collectd.baseDir, 0o750));
+  if (p.ctx.store.embedded) out.push(service(path.dirname(p.ctx.store.embeddedFile), 0o750));
   return out;
 }
+
+/** The service directories that are not inside another one: where an ownership repair starts. */
+const topServiceDirs = (dirs: ManagedDir[]) =>
+  dirs.filter((d) => d.owner === 'service').map((d) => d.dir).filter((d, _, all) => !all.some((o) => o !== d && d.startsWith(`${o}${path.sep}`)));
 
 async function prepareWithDeps(s: InstallState): Promise<void> {
   s.facts = await gatherFacts();
@@ -150,7 +160,9 @@ export function installSteps(): Step[] {
         const p = need(s.prepared, 'settings');
         const manifest = await readManifest(p.layout.manifest);
         const disk = await readDisk(p.layout.prefix, targetsToRead(p.files, manifest));
-        s.planned = await applyPolicy(plan(p.files, disk, manifest), s.opts.conffilePolicy ?? 'keep', s.opts.ask);
+        // Owners are known once the service account exists (not yet on a first install, where every file is new anyway).
+        const owners = await ownersOf(p).catch(() => undefined);
+        s.planned = await applyPolicy(plan(p.files, disk, manifest, (f) => owners && ownerOf(f, owners)), s.opts.conffilePolicy ?? 'keep', s.opts.ask);
         const n = s.planned.filter((f) => f.write).length;
         return `${n} file${n === 1 ? '' : 's'} to write`;
       },
@@ -160,10 +172,7 @@ export function installSteps(): Step[] {
       writes: true,
       run: async (s) => {
         const l = need(s.prepared, 'settings').layout;
-        if (!(await exists(l.pkgmgr))) {
-          await mkdir(l.pkgmgr, { recursive: true });
-          s.writes.push(l.pkgmgr);
-        }
+        if (!(await exists(l.pkgmgr))) s.writes.push(l.pkgmgr);
         // An updater running this installer holds the lock for it, and repairs its own run.
         if (await lockLent(l)) {
           s.lent = true;
@@ -190,13 +199,13 @@ export function installSteps(): Step[] {
         const p = need(s.prepared, 'settings');
         const r = need(s.release, 'release');
         const owners = await ownersOf(p);
-        for (const d of directories(p)) {
-          const st = await stat(d.dir).catch(() => undefined);
-          if (!st) await mkdir(d.dir, { recursive: true });
-          const want = owners && (d.service ? owners.service : owners.files);
-          const chowned = want && (!st || st.uid !== want.uid || st.gid !== want.gid);
-          if (chowned) await chown(d.dir, want.uid, want.gid);
-          if (!st || chowned) s.writes.push(d.dir);
+        const ids = owners && { root: owners.files, service: owners.service };
+        const dirs = directories(p);
+        for (const d of dirs) if (await ensureDir(p.layout.prefix, d, ids)) s.writes.push(d.dir);
+        if (owners) {
+          // Whatever root created under var/ (by an older release, or by hand) goes back to the service user.
+          for (const d of topServiceDirs(dirs)) s.repaired.push(...(await repairOwnership(d, owners.service)));
+          if (s.repaired.length) s.warnings.push(`gave ${s.repaired.length} entr${s.repaired.length === 1 ? 'y' : 'ies'} under var/ back to ${owners.service.name}: ${s.repaired.slice(0, 5).join(', ')}${s.repaired.length > 5 ? ', ...' : ''}`);
         }
         if (await installRelease(r, p.layout.releases)) s.writes.push(path.join(p.layout.releases, r.id));
         s.result = await applyPlan(p.layout.prefix, need(s.planned, 'plan'), owners);
@@ -207,14 +216,12 @@ export function installSteps(): Step[] {
         failpoint('current-switched');
         await writeManifestIfChanged(s, p.layout, owners);
         if (p.migrations.length) {
-          // Settings migrations went in with canopsis.ini; the store ones run now, then all are recorded.
-          if (p.migrations.some((m) => m.store)) {
-            const store = await openStore(await readRuntimeConfig(p.layout.prefix));
-            try {
-              await migrateStore(store, p.migrations);
-            } finally {
-              await store.close();
-            }
+          // Settings migrations went in with canopsis.ini; the store ones run now (as the service user), then all are recorded.
+          const store = p.migrations.filter((m) => m.store).map((m) => m.id);
+          if (store.length) {
+            const runner = await storeRunner(p.layout, MIGRATIONS, r.id);
+            const done = await runner({ op: 'up', ids: store, skipWhenEmpty: true });
+            if (done.empty) s.warnings.push(`store empty: migrations ${store.join(', ')} recorded as applied without running`);
             failpoint('store-migrated');
           }
           await recordApplied(migrationsFile(p.layout), p.migrationState, p.migrations);
@@ -246,5 +253,5 @@ async function writeManifestIfChanged(s: InstallState, l: Layout, owners: Owners
 }
 
 export function newState(opts: InstallOptions): InstallState {
-  return { opts, depsInstalled: [], warnings: [], accounts: [], writes: [] };
+  return { opts, depsInstalled: [], warnings: [], accounts: [], writes: [], repaired: [] };
 }

@@ -1,12 +1,14 @@
 import type { HostFacts } from './host/facts.js';
 import { layoutOf, type Layout } from './layout.js';
-import { buildContext, type RenderContext } from './render/context.js';
+import { buildContext, generatedCert, type RenderContext } from './render/context.js';
+import { generatePair, readPair } from './settings/certificate.js';
 import { createRenderer } from './render/handlebars.js';
 import { renderTree, type RenderedFile } from './render/render.js';
 import { defaultSettingsData } from './settings/default-file.js';
 import { loadSettings, type SetOverride } from './settings/load.js';
-import type { HostIdentity, Settings } from './settings/schema.js';
-import { completeSecrets, type Secrets } from './settings/secrets.js';
+import { SECRET_KEYS, type HostIdentity, type Settings } from './settings/schema.js';
+import { completeSecrets, type SecretValue, type Secrets } from './settings/secrets.js';
+import { parseIni } from './settings/ini-text.js';
 import { readSettingsText } from './settings/load.js';
 import path from 'node:path';
 import { MIGRATIONS, migrateSettings, pending, readMigrationState, type Migration, type MigrationState } from './migrations/index.js';
@@ -27,6 +29,49 @@ export interface Prepared {
   /** Migrations not yet run on this prefix (their settings part is already in `files`). */
   migrations: Migration[];
   migrationState: MigrationState;
+  /** What preparing changed on its own that the operator should hear of. */
+  notes: string[];
+}
+
+/**
+ * The generated certificate pair as settings files (kept once made), when
+ * the webserver serves HTTPS without a certificate of the operator's. Without
+ * openssl yet (a fresh host, before its packages) there is none: the
+ * dependency step installs openssl and prepares again.
+ */
+async function certificateFiles(layout: Layout, settings: Settings, facts: HostFacts): Promise<RenderedFile[]> {
+  const w = settings.webserver;
+  if (!w.tls || w.tls_cert || w.tls_key) return [];
+  const files = generatedCert(layout);
+  const pair = (await readPair(files.cert, files.key)) ?? (facts.binaries.openssl ? await generatePair(facts.binaries.openssl) : undefined);
+  if (!pair) return [];
+  return [
+    { target: path.relative(layout.prefix, files.cert), content: pair.cert, mode: 0o644, secret: false, kind: 'settings' },
+    { target: path.relative(layout.prefix, files.key), content: pair.key, mode: 0o640, secret: true, kind: 'settings' },
+  ];
+}
+
+/** Credential keys found in a canopsis.ini text (an older release kept the MongoDB URL there). */
+function secretsIn(text: string): SecretValue[] {
+  const ini = parseIni(text);
+  return SECRET_KEYS.flatMap((k) => {
+    const v = ini.get(k.section)?.[k.key];
+    return v ? [{ section: k.section, key: k.key, value: v }] : [];
+  });
+}
+
+/** The text without the credential keys. */
+function withoutSecrets(text: string): string {
+  let section = '';
+  const lines = text.split('\n');
+  return lines
+    .filter((line) => {
+      const sec = /^\s*\[([^\]]+)\]/.exec(line);
+      if (sec) section = sec[1]!.trim();
+      const key = /^\s*([^=;#\s]+)\s*=/.exec(line)?.[1];
+      return !(key && SECRET_KEYS.some((k) => k.section === section && k.key === key));
+    })
+    .join('\n');
 }
 
 export const migrationsFile = (layout: Layout) => path.join(layout.pkgmgr, 'migrations.json');
@@ -45,17 +90,31 @@ export async function prepare(prefix: string, facts: HostFacts, sets: SetOverrid
   const defaultText = await render('templates/canopsis.ini.hbs', defaultSettingsData(host));
   const migrationState = await readMigrationState(migrationsFile(layout));
   const todo = pending(MIGRATIONS, migrationState);
-  const loaded = await loadSettings({ layout, host, sets, defaultText: () => defaultText, migrate: (t) => migrateSettings(t, todo) });
+  // Credentials go to the secrets file: from --set, and out of a canopsis.ini that still holds them.
+  const isSecret = (s: SetOverride) => SECRET_KEYS.some((k) => k.section === s.section && k.key === s.key);
+  const moved = secretsIn((await readSettingsText(layout.settingsFile)) ?? '');
+  const loaded = await loadSettings({ layout, host, sets: sets.filter((s) => !isSecret(s)), defaultText: () => defaultText, migrate: (t) => withoutSecrets(migrateSettings(t, todo)) });
   const secretsOnDisk = await readSettingsText(layout.secretsFile);
-  const secrets = completeSecrets(secretsOnDisk);
+  const secrets = completeSecrets(secretsOnDisk, [...moved, ...sets.filter(isSecret).map((s) => ({ ...s, fromSet: true }))], path.relative(layout.prefix, layout.secretsFile));
   const ctx = buildContext(loaded.settings, secrets.secrets, layout, facts);
   const rendered = await renderTree(ctx, render);
   // The operator's own files are written only when new or changed by --set.
   const own: RenderedFile[] = [
     { target: SETTINGS_TARGET, content: loaded.text, mode: 0o644, secret: false, kind: 'settings' },
-    { target: SECRETS_TARGET, content: secrets.text, mode: 0o600, secret: true, kind: 'settings' },
+    { target: SECRETS_TARGET, content: secrets.text, mode: 0o640, secret: true, kind: 'settings' },
+    ...(await certificateFiles(layout, loaded.settings, facts)),
   ];
-  return { layout, facts, settings: loaded.settings, secrets: secrets.secrets, ctx, files: [...own, ...rendered], migrations: todo, migrationState };
+  return {
+    layout,
+    facts,
+    settings: loaded.settings,
+    secrets: secrets.secrets,
+    ctx,
+    files: [...own, ...rendered],
+    migrations: todo,
+    migrationState,
+    notes: moved.map((m) => `[${m.section}] ${m.key} holds credentials: moved from ${SETTINGS_TARGET} to ${SECRETS_TARGET}`),
+  };
 }
 
 /** The same tree rendered for another prefix (the validation staging copy). */

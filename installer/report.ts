@@ -1,7 +1,7 @@
 import { createTwoFilesPatch } from 'diff';
 import type { PlannedFile } from './apply/plan.js';
 import type { InstallState } from './install.js';
-import type { Secrets } from './settings/secrets.js';
+import { secretValues, type Secrets } from './settings/secrets.js';
 
 /*
  * What the operator reads at the end of a run, as lines (terminal) or as one
@@ -11,7 +11,8 @@ import type { Secrets } from './settings/secrets.js';
 export function maskSecrets(text: string, secrets: Secrets | undefined, extra: string[] = []): string {
   if (!secrets) return text;
   let out = text;
-  for (const v of [secrets.rabbitmq.password, secrets.api.authkey, ...extra]) if (v) out = out.split(v).join('********');
+  // Longest first: a URL is masked whole before the password inside it.
+  for (const v of [...secretValues(secrets), ...extra].sort((a, b) => b.length - a.length)) if (v) out = out.split(v).join('********');
   return out;
 }
 

@@ -18,10 +18,10 @@ export interface Ids {
 }
 
 export interface Owners {
-  /** Owner of program files and non-secret conffiles. */
+  /** Owner of program files and conffiles (root). */
   files: Ids & { name: string };
-  /** Owner of secret files and of var/ (the service user). */
-  service: Ids & { name: string };
+  /** The service user: owner of its directories under var/; its group reads the secret files. */
+  service: Ids & { name: string; group: string };
 }
 
 export async function writeAtomic(file: string, content: string | Buffer, mode: number, owner?: Ids): Promise<void> {
@@ -58,7 +58,9 @@ export async function switchSymlink(link: string, target: string): Promise<boole
   return true;
 }
 
-export const ownerOf = (f: RenderedFile, o: Owners) => (f.secret ? o.service : o.files);
+/** Root writes every file; a secret one is readable by the service group only (0640 root:canopsis), never writable by it. */
+export const ownerOf = (f: RenderedFile, o: Owners): Ids & { name: string } =>
+  f.secret ? { uid: o.files.uid, gid: o.service.gid, name: `${o.files.name}:${o.service.group}` } : o.files;
 
 export interface ApplyResult {
   written: string[];

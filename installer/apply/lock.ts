@@ -1,9 +1,12 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import lockfile from 'proper-lockfile';
+import { z } from 'zod';
 import { LockedError } from '../errors.js';
 import type { Layout } from '../layout.js';
+import { ensureStateDir } from './dirs.js';
 
 /*
  * One build-install at a time per prefix. proper-lockfile's directory lock
@@ -16,15 +19,13 @@ import type { Layout } from '../layout.js';
 /** The environment variable through which an updater lends its lock to the release installer it runs. */
 export const LOCK_HELD_ENV = 'CPS_PREFIX_LOCK_HELD';
 
-interface Process {
-  pid: number;
-  start?: string;
-}
-
-interface Owner extends Process {
+const processSchema = z.object({ pid: z.number().int().positive(), start: z.string().regex(/^\d+$/).optional() });
+const ownerSchema = processSchema.extend({
   /** The release installer the holder lent the lock to: the lock lives while either does. */
-  borrower?: Process;
-}
+  borrower: processSchema.optional(),
+});
+type Process = z.infer<typeof processSchema>;
+type Owner = z.infer<typeof ownerSchema>;
 
 export const lockPath = (layout: Layout) => path.join(layout.pkgmgr, 'install.lock');
 // Beside the lock, not in it: a write inside the directory changes the mtime proper-lockfile watches.
@@ -41,7 +42,8 @@ const startOf = async (pid: number) => (await procStat(pid))?.[19];
 
 async function readOwner(layout: Layout): Promise<Owner | undefined> {
   try {
-    return JSON.parse(await readFile(ownerFile(layout), 'utf8')) as Owner;
+    const parsed = ownerSchema.safeParse(JSON.parse(await readFile(ownerFile(layout), 'utf8')));
+    return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;
   }
@@ -62,8 +64,19 @@ async function running(o: Process): Promise<boolean> {
 /** A holder killed with -9 may leave its borrower running: the lock stays until both are gone. */
 const alive = async (o: Owner) => (await running(o)) || (o.borrower !== undefined && (await running(o.borrower)));
 
-const writeOwner = async (layout: Layout, borrower?: number) =>
-  writeFile(ownerFile(layout), JSON.stringify({ pid: process.pid, start: await startOf(process.pid), ...(borrower ? { borrower: { pid: borrower, start: await startOf(borrower) } } : {}) }));
+/** A new file renamed over the owner file: a link planted in its place is replaced, never followed. */
+async function writeOwner(layout: Layout, borrower?: number): Promise<void> {
+  const owner: Owner = { pid: process.pid, start: await startOf(process.pid), ...(borrower ? { borrower: { pid: borrower, start: await startOf(borrower) } } : {}) };
+  const tmp = `${ownerFile(layout)}.${process.pid}.tmp`;
+  await rm(tmp, { force: true });
+  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+  try {
+    await fh.writeFile(JSON.stringify(owner));
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, ownerFile(layout));
+}
 
 /** Runs `fn` under the prefix lock, or under the one an updater lent this process. */
 export async function withPrefixLock<T>(layout: Layout, fn: () => Promise<T>): Promise<T> {
@@ -99,7 +112,7 @@ export async function lockLent(layout: Layout): Promise<boolean> {
 
 /** Takes the prefix lock; returns its release. */
 export async function lockPrefix(layout: Layout): Promise<() => Promise<void>> {
-  await mkdir(layout.pkgmgr, { recursive: true });
+  await ensureStateDir(layout);
   const take = () => lockfile.lock(layout.pkgmgr, { lockfilePath: lockPath(layout), retries: 0, stale: 30_000 });
   let release: () => Promise<void>;
   try {

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
+import path from 'node:path';
 import { ApplyError } from '../errors.js';
+import { RELEASE_ID } from './release-id.js';
 
 /*
  * What the installer wrote last time, kept in var/lib/pkgmgr/manifest.json:
@@ -16,11 +18,14 @@ const entrySchema = z.object({
   kind: z.enum(['conffile', 'program', 'settings']),
 });
 
+/** A file we write: under etc/ or bin/, relative, normalised (a target read back becomes a path root writes or removes). */
+export const isTarget = (t: string) => /^(etc|bin)\//.test(t) && path.posix.normalize(t) === t && !t.split('/').includes('..');
+
 export const manifestSchema = z.object({
   format: z.literal(1),
-  version: z.string(),
-  release: z.string(),
-  files: z.record(z.string(), entrySchema),
+  version: z.string().regex(/^\d+\.\d+\.\d+/),
+  release: z.string().regex(RELEASE_ID, { error: 'expected a release id <version>+<8 hex digits>' }),
+  files: z.record(z.string().refine(isTarget, { error: 'expected a path under etc/ or bin/' }), entrySchema),
 });
 
 export type ManifestEntry = z.infer<typeof entrySchema>;

@@ -32,8 +32,13 @@ export type Action =
 export interface DiskFile {
   sha256: string;
   mode: number;
+  uid: number;
+  gid: number;
   content: string;
 }
+
+/** Who must own a file, when the run can give owners (root). */
+export type WantOwner = (file: RenderedFile) => { uid: number; gid: number } | undefined;
 
 export interface PlannedFile {
   target: string;
@@ -57,7 +62,7 @@ export async function readDisk(prefix: string, targets: Iterable<string>): Promi
       const file = path.join(prefix, t);
       try {
         const [content, st] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
-        out.set(t, { sha256: sha256(content), mode: st.mode & 0o7777, content });
+        out.set(t, { sha256: sha256(content), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, content });
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
         out.set(t, undefined);
@@ -67,10 +72,12 @@ export async function readDisk(prefix: string, targets: Iterable<string>): Promi
   return out;
 }
 
-export function decide(file: RenderedFile, disk: DiskFile | undefined, shipped: string | undefined): Action {
+export function decide(file: RenderedFile, disk: DiskFile | undefined, shipped: string | undefined, owner?: { uid: number; gid: number }): Action {
   const ours = sha256(file.content);
   if (!disk) return 'create';
-  if (disk.sha256 === ours) return disk.mode === file.mode ? 'unchanged' : 'chmod';
+  // A file of ours with another owner (a secret the service user could rewrite, from an older release) is taken back.
+  const sameOwner = !owner || (disk.uid === owner.uid && disk.gid === owner.gid);
+  if (disk.sha256 === ours) return disk.mode === file.mode && sameOwner ? 'unchanged' : 'chmod';
   // canopsis.ini and the secrets are the operator's: on disk they win, except
   // that a --set edit (a new text) is what the operator asked for.
   if (file.kind === 'settings') return 'update';
@@ -81,12 +88,12 @@ export function decide(file: RenderedFile, disk: DiskFile | undefined, shipped: 
   return shipped === ours ? 'keep' : 'dist';
 }
 
-export function plan(files: RenderedFile[], disk: DiskState, manifest: Manifest | undefined): PlannedFile[] {
+export function plan(files: RenderedFile[], disk: DiskState, manifest: Manifest | undefined, owner: WantOwner = () => undefined): PlannedFile[] {
   const out: PlannedFile[] = [];
   const now = new Set(files.map((f) => f.target));
   for (const file of files) {
     const d = disk.get(file.target);
-    const action = decide(file, d, manifest?.files[file.target]?.sha256);
+    const action = decide(file, d, manifest?.files[file.target]?.sha256, owner(file));
     const distCurrent = disk.get(distOf(file.target))?.sha256 === sha256(file.content);
     const write = action === 'dist' ? !distCurrent : WRITES.has(action);
     const distPending = action === 'dist' || (action === 'keep' && distCurrent);

@@ -4,7 +4,9 @@ import { execa } from 'execa';
 import { switchSymlink, writeAtomic } from '../apply/apply.js';
 import { exists, filesUnder } from '../apply/fs.js';
 import { lockLent, runBorrowing, withPrefixLock } from '../apply/lock.js';
-import { InstallerError } from '../errors.js';
+import { z } from 'zod';
+import { ApplyError, InstallerError } from '../errors.js';
+import { checkReleaseId, RELEASE_ID, releaseDir } from '../apply/release-id.js';
 import { compareVersions } from './format.js';
 import { failpoint } from '../failpoint.js';
 import type { Layout } from '../layout.js';
@@ -23,17 +25,19 @@ import { restartAndProbe, servicesToRestart, stopPipeline } from './services.js'
  * the next run.
  */
 
-export interface Journal {
-  op: 'update';
-  from: { version: string; release: string };
-  to: { version: string; release: string };
+const side = z.object({ version: z.string().regex(/^\d+\.\d+\.\d+/), release: z.string().regex(RELEASE_ID, { error: 'expected a release id <version>+<8 hex digits>' }) });
+const journalSchema = z.object({
+  op: z.literal('update'),
+  from: side,
+  to: side,
   /** Whether the stack ran when the update began (a rollback restarts it). */
-  running: boolean;
-  started: string;
-}
+  running: z.boolean(),
+  started: z.string(),
+});
+export type Journal = z.infer<typeof journalSchema>;
 
-/** The installer of an installed release. */
-export const releaseCli = (layout: Layout, id: string) => path.join(layout.releases, id, 'dist', 'installer', 'cli.js');
+/** The installer of an installed release (the id checked: it becomes a path root runs code from). */
+export const releaseCli = (layout: Layout, id: string) => path.join(layout.releases, checkReleaseId(id, 'release'), 'dist', 'installer', 'cli.js');
 
 /** The first release whose installer runs under a lent lock and has `migrate`. */
 export const LENDING = '0.3.0';
@@ -44,12 +48,33 @@ const SNAPSHOT_FILES = ['manifest.json', 'migrations.json'];
 const txnDir = (l: Layout) => path.join(l.pkgmgr, 'transaction');
 const journalFile = (l: Layout) => path.join(txnDir(l), 'journal.json');
 
+/**
+ * The journal of an update in progress, or undefined when none is. One that
+ * is not ours (unreadable, or naming a release outside releases/) stops the
+ * run: rolling back to it would run whatever it names as root.
+ */
 export async function readJournal(layout: Layout): Promise<Journal | undefined> {
+  const file = journalFile(layout);
+  let text: string;
   try {
-    return JSON.parse(await readFile(journalFile(layout), 'utf8')) as Journal;
-  } catch {
-    return undefined;
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
   }
+  const refuse = (why: string): never => {
+    throw new ApplyError(`${file}: ${why}; refused (nothing was rolled back). If no update of yours was interrupted, move ${txnDir(layout)} away and re-run`);
+  };
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    return refuse(`not valid JSON (${(e as Error).message})`);
+  }
+  const parsed = journalSchema.safeParse(data);
+  if (!parsed.success) return refuse(`not an update journal (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message})`);
+  for (const s of [parsed.data.from, parsed.data.to]) await releaseDir(layout, s.release, file);
+  return parsed.data;
 }
 
 /** Snapshot, then the journal (written last, atomically: it is the commit point of begin). */
@@ -57,7 +82,7 @@ export async function begin(layout: Layout, journal: Journal): Promise<void> {
   const dir = txnDir(layout);
   await rm(dir, { recursive: true, force: true });
   await mkdir(path.join(dir, 'pkgmgr'), { recursive: true });
-  // cp -a keeps owners and modes (secrets are 0600 and the service user's).
+  // cp -a keeps owners and modes (secrets are 0640 root:<service group>).
   for (const d of SNAPSHOT_DIRS) if (await exists(path.join(layout.prefix, d))) await execa('cp', ['-a', path.join(layout.prefix, d), path.join(dir, d)]);
   for (const f of SNAPSHOT_FILES) if (await exists(path.join(layout.pkgmgr, f))) await execa('cp', ['-a', path.join(layout.pkgmgr, f), path.join(dir, 'pkgmgr', f)]);
   failpoint('snapshot');

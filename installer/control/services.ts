@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { readFile } from 'node:fs/promises';
+import { engineBacklog } from './backlog.js';
 import { READY } from './readiness.js';
 import { Supervisor } from './supervisor.js';
 
@@ -35,7 +36,9 @@ export async function serviceState(sup: Supervisor, prefix: string, service: str
   if (down.length) return { service, running: false, ready: false, detail: down.map((p) => `${p.name} ${p.state}`).join(', ') };
   const check = READY[service];
   const why = check ? await check(prefix).catch((e: Error) => e.message) : undefined;
-  return { service, running: true, ready: !why, detail: why ?? `${names.length} process${names.length > 1 ? 'es' : ''} running` };
+  const running = `${names.length} process${names.length > 1 ? 'es' : ''} running`;
+  const backlog = service === 'amqp2engines' && !why ? await engineBacklog(prefix).catch(() => undefined) : undefined;
+  return { service, running: true, ready: !why, detail: [why ?? running, backlog].filter(Boolean).join('; ') };
 }
 
 export async function waitReady(sup: Supervisor, prefix: string, service: string, timeoutMs: number): Promise<ServiceState> {

@@ -28,6 +28,7 @@ export interface HostFacts {
     systemctl?: string;
     systemdAnalyze?: string;
     aptGet?: string;
+    openssl?: string;
   };
   collectdPluginDir: string;
   collectdTypesDb: string;
@@ -81,6 +82,7 @@ export async function gatherFacts(): Promise<HostFacts> {
     systemctl: await which('systemctl'),
     systemdAnalyze: await which('systemd-analyze'),
     aptGet: await which('apt-get'),
+    openssl: await which('openssl'),
   };
   return {
     root,

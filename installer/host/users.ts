@@ -8,14 +8,14 @@ import type { Ids } from '../apply/apply.js';
  * existing account is used as it is.
  */
 
-export async function lookupIds(user: string, group: string): Promise<(Ids & { name: string }) | undefined> {
+export async function lookupIds(user: string, group: string): Promise<(Ids & { name: string; group: string }) | undefined> {
   const u = await execa('id', ['-u', user], { reject: false });
   const g = await execa('getent', ['group', group], { reject: false });
   if (u.exitCode !== 0 || g.exitCode !== 0) return undefined;
-  return { name: user, uid: Number(u.stdout.trim()), gid: Number(g.stdout.split(':')[2]) };
+  return { name: user, group, uid: Number(u.stdout.trim()), gid: Number(g.stdout.split(':')[2]) };
 }
 
-export async function ensureServiceAccount(user: string, group: string, home: string): Promise<{ ids: Ids & { name: string }; created: string[] }> {
+export async function ensureServiceAccount(user: string, group: string, home: string): Promise<{ ids: Ids & { name: string; group: string }; created: string[] }> {
   const created: string[] = [];
   if ((await execa('getent', ['group', group], { reject: false })).exitCode !== 0) {
     const r = await execa('groupadd', ['--system', group], { reject: false, all: true });

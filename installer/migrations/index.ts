@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { ApplyError } from '../errors.js';
 import type { Store } from '../../runtime/store/types.js';
 import { writeAtomic } from '../apply/apply.js';
 import { compareVersions } from '../bundle/format.js';
@@ -12,6 +14,9 @@ import { RENAMED_KEYS } from '../settings/schema.js';
  * var/lib/pkgmgr/migrations.json. Store migrations must be idempotent: a run
  * killed half-way runs them again.
  */
+
+/** `<version>-<what>`: what a migration id looks like (checked when the record is read back). */
+export const MIGRATION_ID = /^\d+\.\d+\.\d+-[A-Za-z0-9_.-]+$/;
 
 export interface Migration {
   /** Unique and ordered: `<version>-<what>`. */
@@ -124,12 +129,26 @@ export interface MigrationState {
   applied: Record<string, string>;
 }
 
+const stateSchema = z.object({ applied: z.record(z.string().regex(MIGRATION_ID), z.string()) });
+
+/** The record of what ran; absent means nothing did. A record that is not ours stops the run: guessing would run migrations twice or never. */
 export async function readMigrationState(file: string): Promise<MigrationState> {
+  let text: string;
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as MigrationState;
-  } catch {
-    return { applied: {} };
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { applied: {} };
+    throw e;
   }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new ApplyError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  const parsed = stateSchema.safeParse(data);
+  if (!parsed.success) throw new ApplyError(`${file}: not a migration record (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message})`);
+  return parsed.data;
 }
 
 export const pending = (list: Migration[], state: MigrationState) => list.filter((m) => !(m.id in state.applied));
@@ -137,10 +156,6 @@ export const pending = (list: Migration[], state: MigrationState) => list.filter
 /** The settings text after every pending settings migration. */
 export function migrateSettings(text: string, todo: Migration[]): string {
   return todo.reduce((t, m) => (m.settings ? m.settings(t) : t), text);
-}
-
-export async function migrateStore(store: Store, todo: Migration[]): Promise<void> {
-  for (const m of todo) if (m.store) await m.store(store);
 }
 
 export async function recordApplied(file: string, state: MigrationState, done: Migration[], now = new Date()): Promise<MigrationState> {

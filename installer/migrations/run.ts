@@ -1,9 +1,9 @@
 import { readFile, stat } from 'node:fs/promises';
-import { openStore, readRuntimeConfig } from '../../runtime/config/runtime.js';
 import { writeAtomic } from '../apply/apply.js';
 import type { Layout } from '../layout.js';
 import { migrationsFile } from '../prepare.js';
 import { MIGRATIONS, newerThan, pending, readMigrationState, reversible, type Migration } from './index.js';
+import { storeRunner, type StoreRunner } from './store-jobs.js';
 
 /*
  * The migrations of this release against a prefix: what is pending (an
@@ -36,7 +36,7 @@ export async function pendingMigrations(layout: Layout, list: Migration[] = MIGR
  * it is recorded: a run killed between a store migration and its record
  * still gets undone (the undos are idempotent). Returns the recorded ids it undid.
  */
-export async function migrateDownTo(layout: Layout, version: string, list: Migration[] = MIGRATIONS): Promise<string[]> {
+export async function migrateDownTo(layout: Layout, version: string, list: Migration[] = MIGRATIONS, runner?: StoreRunner): Promise<string[]> {
   // A settings-only migration without an undo (an engine added to the chain) stays as it is, and recorded.
   const todo = newerThan(list, version).filter((m) => m.down);
   if (todo.length === 0) return [];
@@ -48,14 +48,8 @@ export async function migrateDownTo(layout: Layout, version: string, list: Migra
       await writeAtomic(layout.settingsFile, next, st.mode & 0o777, { uid: st.uid, gid: st.gid });
     }
   }
-  if (todo.some((m) => m.down?.store)) {
-    const store = await openStore(await readRuntimeConfig(layout.prefix));
-    try {
-      for (const m of todo) if (m.down?.store) await m.down.store(store);
-    } finally {
-      await store.close();
-    }
-  }
+  const down = todo.filter((m) => m.down?.store).map((m) => m.id);
+  if (down.length) await (runner ?? (await storeRunner(layout, list)))({ op: 'down', ids: down });
   const file = migrationsFile(layout);
   const state = await readMigrationState(file);
   const undone = new Set(todo.map((m) => m.id));
@@ -73,14 +67,9 @@ export async function migrateDownTo(layout: Layout, version: string, list: Migra
  * first: a failed downgrade puts the data back in this release's shape (its
  * settings come back with the snapshot). Store migrations are idempotent.
  */
-export async function redoStoreAfter(layout: Layout, version: string, list: Migration[] = MIGRATIONS): Promise<string[]> {
+export async function redoStoreAfter(layout: Layout, version: string, list: Migration[] = MIGRATIONS, runner?: StoreRunner): Promise<string[]> {
   const todo = newerThan(list, version).reverse().filter((m) => m.store);
   if (todo.length === 0) return [];
-  const store = await openStore(await readRuntimeConfig(layout.prefix));
-  try {
-    for (const m of todo) await m.store!(store);
-  } finally {
-    await store.close();
-  }
+  await (runner ?? (await storeRunner(layout, list)))({ op: 'up', ids: todo.map((m) => m.id) });
   return todo.map((m) => m.id);
 }

@@ -30,6 +30,7 @@ export const PACKAGES = {
   // amqp.so links librabbitmq; the JSON format of write_amqp needs yajl.
   collectd: ['collectd-core', 'librabbitmq4', 'libyajl2'],
   systemd: ['systemd'],
+  openssl: ['openssl'],
 } as const;
 
 export function needs(p: Prepared): Need[] {
@@ -43,6 +44,9 @@ export function needs(p: Prepared): Need[] {
     out.push({ key: 'supervisord', binary: 'supervisord', neededBy: 'canopsis.init=supervisord', packages: [...PACKAGES.supervisord] });
   } else {
     out.push({ key: 'systemctl', binary: 'systemctl', neededBy: 'canopsis.init=systemd', packages: [...PACKAGES.systemd] });
+  }
+  if (s.webserver.tls && !s.webserver.tls_cert) {
+    out.push({ key: 'openssl', binary: 'openssl', neededBy: 'webserver.tls=true without webserver.tls_cert (a self-signed certificate is made)', packages: [...PACKAGES.openssl] });
   }
   if (s.collectd.enabled) out.push({ key: 'collectd', binary: 'collectd', neededBy: 'collectd.enabled=true', packages: [...PACKAGES.collectd] });
   if (p.ctx.store.mongodbLocal) {

@@ -179,7 +179,42 @@ const reach: Check = async ({ prepared }) => {
     : [];
 };
 
-const CHECKS: Record<CheckName, Check> = { node, memory, disk, space, ports, binaries, user, prefix: async (i) => [...(await prefix(i)), ...(await reach(i))] };
+/**
+ * As root, no directory above the prefix may be writable by the service
+ * user: it could rename the prefix (or a parent) and put its own tree, with
+ * its own installer state and release, where root will look next time. A
+ * sticky directory such as /tmp is fine: nobody renames root's entries there.
+ */
+const parents: Check = async ({ prepared }) => {
+  const { facts, settings, layout } = prepared;
+  if (!facts.root || settings.canopsis.user === 'root') return [];
+  const ids = await lookupIds(settings.canopsis.user, settings.canopsis.group);
+  if (!ids) return [];
+  const open: string[] = [];
+  let child = await stat(layout.prefix).catch(() => undefined);
+  for (let dir = path.dirname(layout.prefix); ; dir = path.dirname(dir)) {
+    const st = await stat(dir).catch(() => undefined);
+    if (st) {
+      const w = st.uid === ids.uid ? st.mode & 0o200 : st.gid === ids.gid ? st.mode & 0o020 : st.mode & 0o002;
+      const sticky = (st.mode & 0o1000) !== 0 && (child === undefined || child.uid === 0);
+      if ((w && !sticky) || st.uid === ids.uid) open.push(`${dir} (owner uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8)})`);
+      child = st;
+    }
+    if (dir === path.dirname(dir)) break;
+  }
+  return open.length
+    ? [
+        {
+          check: 'prefix',
+          found: `${settings.canopsis.user} can write ${open.join(', ')}, above ${layout.prefix}`,
+          needed: 'every directory above the prefix owned by root and not writable by the service user (root trusts what is inside)',
+          fix: `chown root and chmod go-w ${open.map((b) => b.split(' ')[0]).join(' ')}, or choose another --prefix`,
+        },
+      ]
+    : [];
+};
+
+const CHECKS: Record<CheckName, Check> = { node, memory, disk, space, ports, binaries, user, prefix: async (i) => [...(await prefix(i)), ...(await reach(i)), ...(await parents(i))] };
 
 export async function runChecks(input: CheckInput, skip: ReadonlySet<string>): Promise<CheckFailure[]> {
   const results = await Promise.all(CHECK_NAMES.filter((n) => !skip.has(n)).map((n) => CHECKS[n](input)));

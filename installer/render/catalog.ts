@@ -15,7 +15,7 @@ export interface FileSpec {
   /** Template path relative to the source root. */
   template: string;
   mode: number;
-  /** Holds credentials: owned by the service user, mode 0600, never shown in diffs. */
+  /** Holds credentials: root's, readable by the service group only (0640), never shown in diffs. */
   secret: boolean;
   kind: FileKind;
   /** Extra template data (the engine of a per-engine file). */
@@ -25,7 +25,7 @@ export interface FileSpec {
 const conf = (target: string, template: string, secret = false): FileSpec => ({
   target,
   template,
-  mode: secret ? 0o600 : 0o644,
+  mode: secret ? 0o640 : 0o644,
   secret,
   kind: 'conffile',
 });

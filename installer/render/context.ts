@@ -21,6 +21,9 @@ export const EXCHANGES = {
 
 export const DROP_IN_ENGINE = 'che';
 
+/** A remote MongoDB without [store] mongodb_url in canopsis-secrets.ini: the usual local address. */
+export const DEFAULT_MONGODB_URL = 'mongodb://127.0.0.1:27017/canopsis';
+
 export interface SystemdInstance {
   /** The %i of canopsis-engine-go@%i.service, e.g. engine-che or engine-che.1 */
   instance: string;
@@ -69,6 +72,10 @@ export interface RenderContext {
     pidFile: string;
     management: boolean;
     plugins: string;
+    /** The dead-letter queues (Engine_<name>.dead, Engine_<name>.<n>.dead) the retention policy bounds. */
+    deadLetterPattern: string;
+    /** The policy's definition, absent when the operator bounds neither count nor age. */
+    deadLetterPolicy: Record<string, number | string> | undefined;
   };
   store: Settings['store'] & {
     embedded: boolean;
@@ -79,8 +86,12 @@ export interface RenderContext {
     url: string;
     mongod: string;
   };
-  collectd: Settings['collectd'] & { binary: string; pluginDir: string; typesDb: string; baseDir: string };
-  webserver: Settings['webserver'];
+  collectd: Settings['collectd'] & { binary: string; pluginDir: string; typesDb: string; baseDir: string; pidFile: string };
+  webserver: Settings['webserver'] & {
+    /** The certificate and key served with tls = true: the operator's, or the pair generated into etc/ssl/. */
+    certFile: string;
+    keyFile: string;
+  };
   engines: EngineView[];
   enginePrograms: string;
   hypcontrol: { backend: string; middleware: string; frontend: string };
@@ -92,6 +103,18 @@ export interface RenderContext {
   };
 }
 
+
+/** Where the self-signed pair of a first install lives. */
+export const generatedCert = (l: Layout) => ({ cert: path.join(l.etc, 'ssl', 'webserver.crt'), key: path.join(l.etc, 'ssl', 'webserver.key') });
+
+/** RabbitMQ policy definition bounding dead-letter queues: drop the oldest past a count, expire past an age. */
+export function deadLetterPolicy(r: Settings['retention']): Record<string, number | string> | undefined {
+  const d: Record<string, number | string> = {};
+  if (r.dead_letters_max > 0) d['max-length'] = r.dead_letters_max;
+  if (r.dead_letters_max_age > 0) d['message-ttl'] = r.dead_letters_max_age * 1000;
+  if (Object.keys(d).length === 0) return undefined;
+  return { ...d, overflow: 'drop-head' };
+}
 
 export function engineInstances(numprocs: number, name: string): SystemdInstance[] {
   return Array.from({ length: numprocs }, (_, worker) => ({
@@ -175,6 +198,8 @@ export function buildContext(settings: Settings, secrets: Secrets, layout: Layou
       pidFile: path.join(p.run, 'rabbitmq.pid'),
       management,
       plugins: [management ? 'rabbitmq_management' : '', 'rabbitmq_consistent_hash_exchange'].filter(Boolean).join(','),
+      deadLetterPattern: '^Engine_.*\\.dead$',
+      deadLetterPolicy: deadLetterPolicy(settings.retention),
     },
     store: {
       ...settings.store,
@@ -183,7 +208,7 @@ export function buildContext(settings: Settings, secrets: Secrets, layout: Layou
       mongodbLocal,
       dbpathAbs: underPrefix(p, settings.store.mongodb_dbpath),
       logFile: path.join(p.log, 'mongodb.log'),
-      url: mongodbLocal ? `mongodb://127.0.0.1:${settings.store.mongodb_port}/canopsis` : settings.store.mongodb_url,
+      url: mongodbLocal ? `mongodb://127.0.0.1:${settings.store.mongodb_port}/canopsis` : (secrets.store.mongodb_url ?? DEFAULT_MONGODB_URL),
       mongod: facts.binaries.mongod ?? '/usr/bin/mongod',
     },
     collectd: {
@@ -192,8 +217,13 @@ export function buildContext(settings: Settings, secrets: Secrets, layout: Layou
       pluginDir: facts.collectdPluginDir,
       typesDb: facts.collectdTypesDb,
       baseDir: path.join(p.varLib, 'collectd'),
+      pidFile: path.join(p.run, 'collectd.pid'),
     },
-    webserver: settings.webserver,
+    webserver: {
+      ...settings.webserver,
+      certFile: settings.webserver.tls_cert ? underPrefix(p, settings.webserver.tls_cert) : generatedCert(p).cert,
+      keyFile: settings.webserver.tls_key ? underPrefix(p, settings.webserver.tls_key) : generatedCert(p).key,
+    },
     engines,
     enginePrograms: engines.map((e) => e.program).join(','),
     hypcontrol: { backend: backend.join(' '), middleware: middleware.join(' '), frontend: 'webserver' },

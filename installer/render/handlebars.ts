@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Handlebars from 'handlebars';
+import ini from 'ini';
 
 /** The repository (or release) root: templates/ and systemd/ live there. */
 export const SOURCE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -20,6 +21,14 @@ export function createRenderer(root = SOURCE_ROOT) {
     [GENERATED, options.hash?.program ? PROGRAM : CONFFILE].map((l) => `${comment} ${l}`).join('\n'),
   );
   hb.registerHelper('json', (value: unknown) => JSON.stringify(value));
+  // Values the runtime reads back with the ini parser: quoted or escaped so that ; # = and quotes survive.
+  hb.registerHelper('ini', (value: unknown) => ini.safe(String(value)));
+  // A double-quoted string of collectd's configuration (liboconfig): backslash and quote escaped; a newline cannot be carried.
+  hb.registerHelper('quoted', (value: unknown) => {
+    const v = String(value);
+    if (/[\r\n\u0000]/.test(v)) throw new Error('a value with a line break cannot be written into a quoted configuration string');
+    return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  });
   const cache = new Map<string, HandlebarsTemplateDelegate>();
   let partialsLoaded: Promise<void> | undefined;
   // Partials are the files whose name starts with _ (systemd/_sandbox.hbs -> {{> sandbox}}).

@@ -41,6 +41,15 @@ export function crossCheck(s: Settings, file: string): SettingProblem[] {
     problems.push({ file, section: `engine:${names[0]}`, key: 'exchange', expected: `one engine to take events from the ${EVENTS_EXCHANGE} exchange (exchange = ${EVENTS_EXCHANGE} on the first engine, usually cleaner)` });
   }
 
+  const w = s.webserver;
+  if (w.tls && !w.tls_cert !== !w.tls_key) {
+    problems.push({ file, section: 'webserver', key: w.tls_cert ? 'tls_key' : 'tls_cert', found: '', expected: 'both tls_cert and tls_key, or neither (a self-signed pair is then generated)' });
+  }
+  const MiB = 2 ** 20;
+  if (s.rabbitmq.max_message_size < 2 * MiB || s.rabbitmq.max_message_size > 512 * MiB) {
+    problems.push({ file, section: 'rabbitmq', key: 'max_message_size', found: String(s.rabbitmq.max_message_size), expected: 'a size between 2MiB (an event is up to 1 MiB, plus headers) and 512MiB (RabbitMQ\'s own limit)' });
+  }
+
   const ports: Array<[string, string, number]> = [['webserver', 'port', s.webserver.port]];
   if (s.rabbitmq.mode === 'local') {
     ports.push(['rabbitmq', 'port', s.rabbitmq.port], ['rabbitmq', 'dist_port', s.rabbitmq.dist_port]);

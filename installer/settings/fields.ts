@@ -106,6 +106,26 @@ export const taskName = () =>
     .refine((v) => v === '' || TASK_NAME.test(v), expected('a dotted task name such as canopsis.cleaner.process.event_processing, or nothing'))
     .transform((v) => (v === '' ? undefined : v));
 
+/**
+ * A path rendered into supervisord, systemd, YAML, ini and shell files: only
+ * characters every one of them carries verbatim (no space, quote, %, $ or
+ * newline), so nothing rendered from it can become another directive.
+ */
+export const SAFE_PATH = /^[A-Za-z0-9_.\/+@:-]+$/;
+
+export const filePath = (what: string) =>
+  z
+    .string()
+    .trim()
+    .min(1, expected(what))
+    .regex(SAFE_PATH, expected(`${what}, of letters, digits and _ . / + @ : - only`));
+
+export const optionalPath = (what: string) =>
+  z
+    .string()
+    .trim()
+    .refine((v) => v === '' || SAFE_PATH.test(v), expected(`${what}, of letters, digits and _ . / + @ : - only`));
+
 export const hostname = () =>
   z
     .string()

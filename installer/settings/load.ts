@@ -92,6 +92,11 @@ export function validateSettingsText(text: string, file: string, host: HostIdent
     }
     for (const key of known) {
       const value = values[key] ?? '';
+      // A quoted ini value can hold a newline; every file rendered from it would get a line of the operator's choosing.
+      if (/[\u0000-\u001f\u007f]/.test(value)) {
+        problems.push({ file, section, key, found: value, expected: 'a value without control characters (no newline, tab or NUL)', fromSet: fromSet(section, key) });
+        continue;
+      }
       const parsed = (schema.shape[key] as z.ZodType).safeParse(value);
       if (parsed.success) result[key] = parsed.data;
       else problems.push({ file, section, key, found: value, expected: parsed.error.issues[0]?.message ?? 'a valid value', fromSet: fromSet(section, key) });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { bool, engineName, hostname, integer, list, oneOf, port, size, taskName, text, unixName } from './fields.js';
+import { bool, engineName, filePath, hostname, integer, list, oneOf, optionalPath, port, size, taskName, text, unixName } from './fields.js';
 
 /*
  * The schema of etc/canopsis.ini. Defaults are raw strings, merged under the
@@ -27,18 +27,21 @@ export const sectionSchemas = {
     dist_port: port(),
     management_port: integer(0, 65535),
     prefetch: integer(1, 65535),
+    max_message_size: size(),
   }),
   store: z.object({
     backend: oneOf(['embedded', 'mongodb']),
     mongodb_mode: oneOf(['local', 'remote']),
-    mongodb_url: z.string().trim().regex(/^mongodb(\+srv)?:\/\/\S+$/, { error: 'expected a URL such as mongodb://127.0.0.1:27017/canopsis' }),
     mongodb_port: port(),
-    mongodb_dbpath: text('a directory (relative to the prefix, or absolute)'),
+    mongodb_dbpath: filePath('a directory (relative to the prefix, or absolute)'),
     min_free_disk: size(),
   }),
   webserver: z.object({
     bind: hostname(),
     port: port(),
+    tls: bool(),
+    tls_cert: optionalPath('a PEM certificate file (absolute, or relative to the prefix), or nothing for the generated one'),
+    tls_key: optionalPath('a PEM private key file (absolute, or relative to the prefix), or nothing for the generated one'),
   }),
   collectd: z.object({
     enabled: bool(),
@@ -58,6 +61,13 @@ export const sectionSchemas = {
   }),
   perfdata: z.object({
     retention: integer(60, 86400 * 3650),
+  }),
+  retention: z.object({
+    event_log: integer(0, 86400 * 3650),
+    resolved_alarms: integer(0, 86400 * 3650),
+    dead_letters_max: integer(0, 100_000_000),
+    // RabbitMQ's message-ttl holds at most 2^32-1 ms.
+    dead_letters_max_age: integer(0, 4_294_967),
   }),
 } as const;
 
@@ -157,16 +167,16 @@ export function sectionDefaults(host: HostIdentity): Record<SectionName, RawSect
       dist_port: '25672',
       management_port: '15672',
       prefetch: '1000',
+      max_message_size: '4MiB',
     },
     store: {
       backend: 'embedded',
       mongodb_mode: 'local',
-      mongodb_url: 'mongodb://127.0.0.1:27017/canopsis',
       mongodb_port: '27017',
       mongodb_dbpath: 'var/lib/mongodb',
       min_free_disk: '20GiB',
     },
-    webserver: { bind: '0.0.0.0', port: '8082' },
+    webserver: { bind: '0.0.0.0', port: '8082', tls: 'true', tls_cert: '', tls_key: '' },
     collectd: { enabled: 'true', interval: '10' },
     dispatchers: { event_dispatchers: 'database' },
     // Canopsis 2.3's shipped flapping rule (10 changes in 3600 s) and stealthy window (300 s).
@@ -180,6 +190,8 @@ export function sectionDefaults(host: HostIdentity): Record<SectionName, RawSect
       snooze_default: '300',
     },
     perfdata: { retention: '604800' },
+    // 30 days of history; dead letters bounded in number and age (RabbitMQ drops the oldest).
+    retention: { event_log: '2592000', resolved_alarms: '2592000', dead_letters_max: '100000', dead_letters_max_age: '1209600' },
   };
 }
 
@@ -187,3 +199,6 @@ export const ENGINE_SECTION = /^engine:(.*)$/;
 
 /** Keys renamed by a release: an old name gets a pointer to the new one, and the release's migration renames it in canopsis.ini. */
 export const RENAMED_KEYS = [{ section: 'store', from: 'dbpath', to: 'mongodb_dbpath', version: '0.3.0' }] as const;
+
+/** Keys that hold credentials: they live in canopsis-secrets.ini; found in canopsis.ini (0.3.0 kept mongodb_url there), they are moved. */
+export const SECRET_KEYS = [{ section: 'store', key: 'mongodb_url', version: '0.4.0' }] as const;

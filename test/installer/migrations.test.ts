@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { migrateSettings, migrateStore, pending, readMigrationState, recordApplied, renameKey, type Migration } from '../../installer/migrations/index.js';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { migrateSettings, pending, readMigrationState, recordApplied, renameKey, type Migration } from '../../installer/migrations/index.js';
+import { inProcess } from '../../installer/migrations/store-jobs.js';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
 import { removeDir, tempDir } from '../helpers/index.js';
 
@@ -33,9 +35,20 @@ test('a settings rename keeps the value and comments, other sections untouched',
   assert.equal(migrateSettings(text, [RENAME]), '[rabbitmq]\n; how many unacked\nconsumer_prefetch = 50\n\n[engine:x]\nprefetch = 3\n');
 });
 
+/** A prefix whose etc/runtime.conf names an embedded store file. */
+async function storePrefix(name: string): Promise<{ prefix: string; file: string }> {
+  const prefix = path.join(dir, name);
+  const file = path.join(prefix, 'var', 'lib', 'canopsis', 'canopsis.db');
+  await mkdir(path.join(prefix, 'etc'), { recursive: true });
+  await writeFile(path.join(prefix, 'etc', 'runtime.conf'), `[store]\nbackend = embedded\nfile = ${file}\n`);
+  return { prefix, file };
+}
+
 test('migrations run once: recorded, then no longer pending; a reshaped document stays reshaped', async () => {
   const file = path.join(dir, 'migrations.json');
-  const store = new SqliteStore(path.join(dir, 'store.db'));
+  const at = await storePrefix('once');
+  const migrate = (ids: string[]) => inProcess(at.prefix, [RENAME, RESHAPE])({ op: 'up', ids });
+  const store = new SqliteStore(at.file);
   try {
     const c = store.collection<{ state: number | { val: number } }>('alarms');
     await c.put('a1', { state: 2 });
@@ -43,18 +56,42 @@ test('migrations run once: recorded, then no longer pending; a reshaped document
     let state = await readMigrationState(file);
     const todo = pending([RENAME, RESHAPE], state);
     assert.deepEqual(todo.map((m) => m.id), ['0.2.0-prefetch', '0.2.0-alarm-state']);
-    await migrateStore(store, todo);
+    assert.deepEqual((await migrate(todo.filter((m) => m.store).map((m) => m.id))).ran, ['0.2.0-alarm-state']);
     state = await recordApplied(file, state, todo, new Date('2026-11-27T00:00:00Z'));
     assert.deepEqual(await c.get('a1'), { key: 'a1', state: { val: 2 } });
     assert.deepEqual(await c.get('a2'), { key: 'a2', state: { val: 1 } });
     assert.deepEqual(pending([RENAME, RESHAPE], await readMigrationState(file)), [], 'nothing pending after the run');
     assert.equal((await readMigrationState(file)).applied['0.2.0-alarm-state'], '2026-11-27T00:00:00.000Z');
     // Idempotent if run again (a run killed before recording).
-    await migrateStore(store, [RESHAPE]);
+    await migrate([RESHAPE.id]);
     assert.deepEqual(await c.get('a1'), { key: 'a1', state: { val: 2 } });
   } finally {
     await store.close();
   }
+});
+
+test('a first install on an empty store records store migrations without running them, and creates no store file', async () => {
+  const at = await storePrefix('empty');
+  let ran = false;
+  const list: Migration[] = [{ ...RESHAPE, store: async () => void (ran = true) }];
+  const r = await inProcess(at.prefix, list)({ op: 'up', ids: [RESHAPE.id], skipWhenEmpty: true });
+  assert.deepEqual(r, { ran: [], empty: true });
+  assert.equal(ran, false);
+  await assert.rejects(stat(at.file), 'root never creates the store file (the service user could not write it)');
+  // With data in it, the same job runs.
+  const store = new SqliteStore(at.file);
+  await store.collection('entities').put('web', { type: 'component' });
+  await store.close();
+  assert.deepEqual(await inProcess(at.prefix, list)({ op: 'up', ids: [RESHAPE.id], skipWhenEmpty: true }), { ran: [RESHAPE.id], empty: false });
+  assert.equal(ran, true);
+});
+
+test('a migration record that is not ours stops the run instead of being taken as empty', async () => {
+  const file = path.join(dir, 'bad-migrations.json');
+  await writeFile(file, JSON.stringify({ applied: { '../../x': 'now' } }));
+  await assert.rejects(readMigrationState(file), /not a migration record/);
+  await writeFile(file, '{"applied":');
+  await assert.rejects(readMigrationState(file), /not valid JSON/);
 });
 
 test('an update restarts the engines and the webserver, and the broker only when its configuration changed', async () => {
@@ -113,14 +150,14 @@ test('migrate --down-to undoes what is newer than a version: the renamed key bac
   await store.close();
   await writeFile(path.join(layout.pkgmgr, 'migrations.json'), JSON.stringify({ applied: Object.fromEntries(MIGRATIONS.map((m) => [m.id, 'then'])) }));
 
-  const undone = await migrateDownTo(layout, '0.2.0');
+  const undone = await migrateDownTo(layout, '0.2.0', MIGRATIONS, inProcess(layout.prefix, MIGRATIONS));
   assert.deepEqual(undone, ['0.3.0-entity-fields', '0.3.0-store-dbpath']);
   assert.equal(await readFile(layout.settingsFile, 'utf8'), '[store]\n; where mongod keeps its files\ndbpath = /data/db\n');
   const after = new SqliteStore(path.join(layout.varLib, 'store.db'));
   assert.deepEqual(await after.collection('entities').get('web'), { key: 'web', type: 'component', name: 'web', depends: [], first_seen: 1, last_seen: 2 });
   await after.close();
   assert.deepEqual(Object.keys(JSON.parse(await readFile(path.join(layout.pkgmgr, 'migrations.json'), 'utf8')).applied), ['0.2.0-metric-engines']);
-  assert.deepEqual(await migrateDownTo(layout, '0.3.0'), [], 'nothing newer than 0.3.0');
+  assert.deepEqual(await migrateDownTo(layout, '0.3.0', MIGRATIONS, inProcess(layout.prefix, MIGRATIONS)), [], 'nothing newer than 0.3.0');
 });
 
 test('an old key name is refused with the new one named', async () => {

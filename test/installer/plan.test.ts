@@ -5,7 +5,7 @@ import { decide, plan, type DiskState } from '../../installer/apply/plan.js';
 import type { RenderedFile } from '../../installer/render/render.js';
 
 const conf = (target: string, content: string, mode = 0o644): RenderedFile => ({ target, content, mode, secret: false, kind: 'conffile' });
-const disk = (content: string, mode = 0o644) => ({ sha256: sha256(content), mode, content });
+const disk = (content: string, mode = 0o644, uid = 0, gid = 0) => ({ sha256: sha256(content), mode, uid, gid, content });
 
 test('three-way decisions on a conffile: ours then, the file now, ours now', () => {
   const v1 = 'ours v1\n';
@@ -18,6 +18,14 @@ test('three-way decisions on a conffile: ours then, the file now, ours now', () 
   assert.equal(decide(conf('f', v1), disk(edited), sha256(v1)), 'keep', 'edited, ours unchanged: kept silently');
   assert.equal(decide(conf('f', v2), disk(edited), sha256(v1)), 'dist', 'both changed: kept, ours as .dist');
   assert.equal(decide(conf('f', v2), disk(edited), undefined), 'dist', 'a file we never wrote is the operator\'s');
+});
+
+test('a file of ours with the wrong owner is taken back, content untouched', () => {
+  const secret: RenderedFile = { target: 'etc/amqp.conf', content: 'x', mode: 0o640, secret: true, kind: 'conffile' };
+  // 0.3.0 left secrets to the service user (uid 999), who could rewrite what root renders from.
+  assert.equal(decide(secret, disk('x', 0o640, 999, 999), sha256('x'), { uid: 0, gid: 999 }), 'chmod');
+  assert.equal(decide(secret, disk('x', 0o640, 0, 999), sha256('x'), { uid: 0, gid: 999 }), 'unchanged');
+  assert.equal(decide(secret, disk('x', 0o640, 999, 999), sha256('x')), 'unchanged', 'not root: owners are not ours to give');
 });
 
 test('programs are always ours; the settings file follows its new text', () => {
@@ -33,8 +41,8 @@ test('plan: a .dist already up to date is not rewritten; files we stopped shippi
   const v2 = 'v2';
   const manifest: Manifest = {
     format: 1,
-    version: '1',
-    release: '1',
+    version: '1.0.0',
+    release: '1.0.0+00000000',
     files: {
       'etc/a.conf': { sha256: sha256(v1), mode: 0o644, owner: 'root', kind: 'conffile' },
       'etc/gone.conf': { sha256: sha256(v1), mode: 0o644, owner: 'root', kind: 'conffile' },
