@@ -30,7 +30,8 @@ test('install, re-run writes nothing, an edit survives a settings change with .d
   assert.ok(r1.written > 30, `first install writes the tree (${r1.written})`);
   assert.ok(r1.validatedBy.includes('supervisord') && r1.validatedBy.includes('systemd-analyze verify'), r1.validatedBy.join());
   const secrets = await stat(path.join(prefix, 'etc/canopsis-secrets.ini'));
-  assert.equal(secrets.mode & 0o777, 0o600);
+  assert.equal(secrets.mode & 0o777, 0o640);
+  assert.equal(secrets.uid, 0, "root owns the secrets: the service user only reads them");
   assert.ok(!first.all.includes((await readFile(path.join(prefix, 'etc/canopsis-secrets.ini'), 'utf8')).match(/password = (\S+)/)![1]!), 'the password is never printed');
 
   // The release is self-contained: the installed commands run from it.

@@ -135,7 +135,8 @@ test('secrets reach only the files that need them, and the broker stores a hash'
   assert.ok(pw.length >= 24);
   const holders = p.files.filter((f) => f.content.includes(pw)).map((f) => f.target).sort();
   assert.deepEqual(holders, ['etc/amqp.conf', 'etc/canopsis-secrets.ini', 'etc/collectd.conf']);
-  for (const t of holders) assert.equal(files.get(t)!.mode, 0o600, `${t} is 0600`);
+  for (const t of holders) assert.equal(files.get(t)!.mode, 0o640, `${t} is 0640 (root's, read by the service group)`);
+  for (const t of holders) assert.ok(files.get(t)!.secret, `${t} is a secret file`);
   const defs = JSON.parse(content(files, 'etc/rabbitmq/definitions.json'));
   assert.equal(defs.users[0].name, 'cpsrabbit');
   assert.equal(defs.users[0].hashing_algorithm, 'rabbit_password_hashing_sha256');
@@ -143,4 +144,108 @@ test('secrets reach only the files that need them, and the broker stores a hash'
   assert.ok(defs.exchanges.some((x: { name: string; type: string; durable: boolean }) => x.name === 'canopsis.events' && x.type === 'topic' && x.durable));
   const amqp = ini.parse(content(files, 'etc/amqp.conf')).master;
   assert.deepEqual([amqp.host, amqp.port, amqp.userid, amqp.virtual_host, amqp.exchange_name], ['127.0.0.1', '5672', 'cpsrabbit', 'canopsis', 'canopsis.events']);
+});
+
+test('what grows is bounded: dead-letter queues by a policy, messages by a size, history by retention', async () => {
+  const { files } = await render('/nonexistent/opt/canopsis', ['retention.dead_letters_max=500', 'retention.dead_letters_max_age=3600', 'rabbitmq.max_message_size=8MiB', 'retention.event_log=86400']);
+  const defs = JSON.parse(content(files, 'etc/rabbitmq/definitions.json'));
+  assert.deepEqual(defs.policies, [
+    { vhost: 'canopsis', name: 'canopsis-dead-letters', pattern: '^Engine_.*\\.dead$', 'apply-to': 'queues', priority: 10, definition: { 'max-length': 500, 'message-ttl': 3_600_000, overflow: 'drop-head' } },
+  ]);
+  assert.ok(new RegExp(defs.policies[0].pattern).test('Engine_che.dead') && new RegExp(defs.policies[0].pattern).test('Engine_axe.1.dead'));
+  assert.ok(!new RegExp(defs.policies[0].pattern).test('Engine_che'), 'live queues are never bounded');
+  assert.match(content(files, 'etc/rabbitmq/rabbitmq.conf'), /^max_message_size = 8388608$/m);
+  assert.deepEqual({ ...ini.parse(content(files, 'etc/runtime.conf')).retention }, { event_log: '86400', resolved_alarms: '2592000' });
+  const none = await render('/nonexistent/opt/canopsis', ['retention.dead_letters_max=0', 'retention.dead_letters_max_age=0']);
+  assert.deepEqual(JSON.parse(content(none.files, 'etc/rabbitmq/definitions.json')).policies, [], 'no bound asked: no policy');
+  await assert.rejects(render('/nonexistent/opt/canopsis', ['rabbitmq.max_message_size=512KiB']), (e: Error & { details(): string[] }) => e.details().some((l) => /rabbitmq\.max_message_size: found "524288", a size between 2MiB/.test(l)));
+});
+
+test('a password with quotes, ; # and backslashes reaches amqp.conf and collectd.conf intact; a newline is refused unseen', async () => {
+  const { mkdtemp, mkdir, writeFile, rm } = await import('node:fs/promises');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cps-render-'));
+  try {
+    await mkdir(path.join(dir, 'etc'));
+    const nasty = 'pa"ss;wo#rd\\=x y';
+    await writeFile(path.join(dir, 'etc', 'canopsis-secrets.ini'), `[rabbitmq]\npassword = ${JSON.stringify(nasty)}\n\n[api]\nauthkey = 0123456789abcdef0123\n`);
+    const { p, files } = await render(dir);
+    assert.equal(p.secrets.rabbitmq.password, nasty);
+    assert.equal(ini.parse(content(files, 'etc/amqp.conf')).master.password, nasty, 'the runtime reads back exactly the password');
+    assert.match(content(files, 'etc/collectd.conf'), /^ {4}Password "pa\\"ss;wo#rd\\\\=x y"$/m);
+
+    await writeFile(path.join(dir, 'etc', 'canopsis-secrets.ini'), `[rabbitmq]\npassword = "secret1\\n  LoadPlugin exec"\n\n[api]\nauthkey = 0123456789abcdef0123\n`);
+    await assert.rejects(render(dir), (e: Error & { details(): string[] }) => {
+      const d = e.details().join('\n');
+      assert.match(d, /etc\/canopsis-secrets\.ini:rabbitmq\.password: a value without control characters/);
+      assert.doesNotMatch(d, /secret1|LoadPlugin/, 'the value is never shown');
+      return true;
+    });
+    await writeFile(path.join(dir, 'etc', 'canopsis.ini'), '[rabbitmq]\nvhost = "canopsis\\nLoadPlugin exec"\n');
+    await assert.rejects(render(dir), /canopsis\.ini:rabbitmq\.vhost: found "canopsis\\nLoadPlugin exec", a value without control characters/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the MongoDB URL is a secret: moved out of canopsis.ini, --set goes to the secrets file, runtime.conf is 0640', async () => {
+  const { mkdtemp, mkdir, writeFile, rm } = await import('node:fs/promises');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cps-render-'));
+  try {
+    await mkdir(path.join(dir, 'etc'));
+    // As 0.3.0 wrote it: the URL among the settings.
+    const { setIniValue } = await import('../../installer/settings/ini-text.js');
+    let old = content((await render(dir)).files, 'etc/canopsis.ini');
+    for (const [k, v] of [['backend', 'mongodb'], ['mongodb_mode', 'remote'], ['mongodb_url', 'mongodb://cps:hunter22@db1:27017/canopsis']]) old = setIniValue(old, 'store', k!, v!);
+    await writeFile(path.join(dir, 'etc', 'canopsis.ini'), old);
+    const { p, files } = await render(dir);
+    assert.doesNotMatch(content(files, 'etc/canopsis.ini'), /^mongodb_url|hunter22/m);
+    assert.match(content(files, 'etc/canopsis-secrets.ini'), /\[store\]\nmongodb_url = mongodb:\/\/cps:hunter22@db1:27017\/canopsis\n/);
+    assert.equal(ini.parse(content(files, 'etc/runtime.conf')).store.url, 'mongodb://cps:hunter22@db1:27017/canopsis');
+    assert.equal(files.get('etc/runtime.conf')!.mode, 0o640);
+    assert.deepEqual(p.notes, ['[store] mongodb_url holds credentials: moved from etc/canopsis.ini to etc/canopsis-secrets.ini']);
+    const { maskSecrets } = await import('../../installer/report.js');
+    assert.equal(maskSecrets('url = mongodb://cps:hunter22@db1:27017/canopsis and hunter22', p.secrets), 'url = ******** and ********');
+
+    const set = await render(dir, ['store.mongodb_url=mongodb://u:pw-9876@db2/canopsis']);
+    assert.match(content(set.files, 'etc/canopsis-secrets.ini'), /mongodb_url = mongodb:\/\/u:pw-9876@db2\/canopsis/);
+    await assert.rejects(render(dir, ['store.mongodb_url=http://db2']), /canopsis-secrets\.ini:store\.mongodb_url \(from --set\)|canopsis-secrets\.ini:store\.mongodb_url/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('HTTPS by default: a self-signed pair made once with openssl, its key 0640; tls = false renders plain HTTP', async () => {
+  const { mkdtemp, mkdir, writeFile, rm } = await import('node:fs/promises');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { X509Certificate, createPrivateKey } = await import('node:crypto');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cps-render-'));
+  try {
+    const withSsl = { ...facts, binaries: { ...facts.binaries, openssl: '/usr/bin/openssl' } };
+    const p = await prepare(dir, withSsl, []);
+    const byTarget = new Map(p.files.map((f) => [f.target, f]));
+    const cert = new X509Certificate(byTarget.get('etc/ssl/webserver.crt')!.content);
+    assert.ok(cert.checkPrivateKey(createPrivateKey(byTarget.get('etc/ssl/webserver.key')!.content)), 'the key matches');
+    assert.match(cert.subjectAltName ?? '', /DNS:localhost.*IP Address:127\.0\.0\.1/);
+    assert.equal(byTarget.get('etc/ssl/webserver.key')!.mode, 0o640);
+    assert.ok(byTarget.get('etc/ssl/webserver.key')!.secret);
+    const server = ini.parse(byTarget.get('etc/webserver.conf')!.content).server;
+    assert.deepEqual([server.tls, server.tls_cert, server.tls_key], [true, path.join(dir, 'etc/ssl/webserver.crt'), path.join(dir, 'etc/ssl/webserver.key')]);
+    // Kept once made: the pair on disk is what the next run renders.
+    await mkdir(path.join(dir, 'etc', 'ssl'), { recursive: true });
+    for (const t of ['etc/ssl/webserver.crt', 'etc/ssl/webserver.key']) await writeFile(path.join(dir, t), byTarget.get(t)!.content);
+    const again = await prepare(dir, withSsl, []);
+    assert.equal(again.files.find((f) => f.target === 'etc/ssl/webserver.key')!.content, byTarget.get('etc/ssl/webserver.key')!.content);
+
+    const plain = await prepare(dir, withSsl, [parseSetOption('webserver.tls=false')]);
+    assert.ok(!plain.files.some((f) => f.target.startsWith('etc/ssl/')));
+    assert.deepEqual(ini.parse(plain.files.find((f) => f.target === 'etc/webserver.conf')!.content).server.tls, false);
+    await assert.rejects(prepare(dir, withSsl, [parseSetOption('webserver.tls_cert=/etc/my.crt')]), /webserver\.tls_key: .*both tls_cert and tls_key, or neither/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
