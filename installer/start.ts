@@ -4,7 +4,7 @@ import { execa } from 'execa';
 import { UNIT_DIR } from './render/catalog.js';
 import type { Prepared } from './prepare.js';
 import { InstallerError } from './errors.js';
-import { apiBase } from '../runtime/config/files.js';
+import { apiClient } from '../runtime/web/client.js';
 
 /*
  * ./build-install --start: the stack under the configured init, then a
@@ -64,7 +64,10 @@ export async function startStack(p: Prepared, opts: { unitDir?: string }): Promi
     if (r.exitCode !== 0) throw new StartError(`hypcontrol start: ${r.exitCode} service(s) failed:\n${r.all}`);
   }
   const status = (await execa(bin(p, 'hypcontrol'), ['status'], { env: env(p), reject: false, all: true })).all ?? '';
-  const apiUrl = await apiBase(p.layout.prefix);
+  const api = await apiClient(p.layout.prefix).catch((e: Error) => {
+    throw new StartError(`the probe cannot reach the API: ${e.message}`);
+  });
+  const apiUrl = api.base;
 
   // The proof: an event through the whole pipeline, read back as an alarm.
   const resource = `probe-${Date.now()}`;
@@ -74,13 +77,22 @@ export async function startStack(p: Prepared, opts: { unitDir?: string }): Promi
   if (sent.exitCode !== 0) throw new StartError(`probe event not sent: ${sent.all}`);
   const deadline = Date.now() + 60_000;
   let probeAlarm: string | undefined;
-  while (!probeAlarm && Date.now() < deadline) {
-    const r = await fetch(`${apiUrl}/alarms?entity=${encodeURIComponent(`${resource}/canopsis`)}`, { headers: { 'x-canopsis-authkey': p.secrets.api.authkey } }).catch(() => undefined);
-    const body = r?.ok ? ((await r.json()) as { data: Array<{ _id: string }> }) : undefined;
-    probeAlarm = body?.data[0]?._id;
-    if (!probeAlarm) await new Promise((res) => setTimeout(res, 250));
+  let lastError = '';
+  try {
+    while (!probeAlarm && Date.now() < deadline) {
+      const r = await api.fetch(`/alarms?entity=${encodeURIComponent(`${resource}/canopsis`)}`, { headers: { 'x-canopsis-authkey': p.secrets.api.authkey } }).catch((e: Error & { cause?: Error }) => {
+        lastError = e.cause?.message ?? e.message;
+        return undefined;
+      });
+      const body = r?.ok ? ((await r.json()) as { data: Array<{ _id: string }> }) : undefined;
+      if (r && !r.ok) lastError = `${r.status} ${await r.text()}`;
+      probeAlarm = body?.data[0]?._id;
+      if (!probeAlarm) await new Promise((res) => setTimeout(res, 250));
+    }
+  } finally {
+    await api.close();
   }
-  if (!probeAlarm) throw new StartError(`the probe event did not come back as an alarm through ${apiUrl} within 60 s`);
+  if (!probeAlarm) throw new StartError(`the probe event did not come back as an alarm through ${apiUrl} within 60 s${lastError ? ` (last answer: ${lastError})` : ''}`);
   // Close it again: it resolves after the resolve delay.
   await send(0);
   return { init, notes, status, apiUrl, probeAlarm };

@@ -1,8 +1,9 @@
 import amqp from 'amqplib';
 import { engineQueue, queueCounts } from '../../runtime/amqp/topology.js';
 import { readEngines } from '../../runtime/config/engines.js';
-import { apiBase, readBrokerConfig } from '../../runtime/config/files.js';
+import { readBrokerConfig } from '../../runtime/config/files.js';
 import { openStore, readRuntimeConfig } from '../../runtime/config/runtime.js';
+import { apiClient } from '../../runtime/web/client.js';
 
 /*
  * "Ready" as an operator means it, per service: the broker accepts our
@@ -57,11 +58,21 @@ const engines: Check = async (prefix) => {
 };
 
 const webserver: Check = async (prefix) => {
+  let api;
   try {
-    const r = await fetch(`${await apiBase(prefix)}/healthcheck`, { signal: AbortSignal.timeout(5000) });
+    api = await apiClient(prefix);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  try {
+    const r = await api.fetch('/healthcheck', { signal: AbortSignal.timeout(5000) });
     return r.status === 200 ? undefined : `healthcheck answered ${r.status}: ${await r.text()}`;
   } catch (e) {
-    return `healthcheck unreachable: ${(e as Error).message}`;
+    // The reason (refused, certificate not trusted) is in fetch's cause.
+    const cause = (e as { cause?: Error }).cause;
+    return `healthcheck at ${api.base}/healthcheck unreachable: ${(e as Error).message}${cause ? `: ${cause.message}` : ''}`;
+  } finally {
+    await api.close();
   }
 };
 

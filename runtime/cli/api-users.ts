@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
 import ini from 'ini';
@@ -10,21 +10,33 @@ import { hashPassword, keyHash } from '../web/auth.js';
 /*
  * PREFIX/bin/api-users: REST API accounts in etc/api-users.ini. Passwords
  * are stored as scrypt hashes and keys as sha256; a generated secret is
- * printed once and never stored in clear. The webserver reads the file at
- * start (restart it after a change).
+ * printed once and never stored in clear. The file is 0640, root and the
+ * group of etc/canopsis-secrets.ini when run as root. The webserver reads
+ * it at start (restart it after a change).
  */
 
-async function edit(prefix: string, fn: (data: Record<string, Record<string, string>>) => void): Promise<void> {
+async function edit(prefix: string, fn: (data: Record<string, Record<string, string>>) => void | Promise<void>): Promise<void> {
   const file = path.join(prefix, 'etc', 'api-users.ini');
   const data = ini.parse(await readFile(file, 'utf8').catch(() => '')) as Record<string, Record<string, string>>;
-  fn(data);
+  await fn(data);
+  // Read by the webserver through the service group, like the secrets file; written by root only.
+  let gid: number | undefined;
+  if (process.getuid?.() === 0) {
+    const secrets = path.join(prefix, 'etc', 'canopsis-secrets.ini');
+    gid = (await stat(secrets).catch((e: NodeJS.ErrnoException) => {
+      throw new Error(`cannot tell the webserver's group from ${secrets} (${e.code ?? e.message}): ${file} not written`);
+    })).gid;
+  }
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, `; REST API accounts (bin/api-users). Hashes only.\n${ini.stringify(data, { whitespace: true })}`, { mode: 0o600 });
-  await chmod(tmp, 0o600);
-  // Readable by the webserver: the same owner as the secrets file (the service user).
-  const owner = await stat(path.join(prefix, 'etc', 'canopsis-secrets.ini')).catch(() => undefined);
-  if (owner && process.getuid?.() === 0) await chown(tmp, owner.uid, owner.gid);
-  await rename(tmp, file);
+  await writeFile(tmp, `; REST API accounts (bin/api-users). Hashes only.\n${ini.stringify(data, { whitespace: true })}`, { mode: 0o640, flag: 'wx' });
+  try {
+    if (gid !== undefined) await chown(tmp, 0, gid);
+    await chmod(tmp, 0o640); // whatever the umask took away
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
 }
 
 const readStdin = async () => {
@@ -47,8 +59,8 @@ cli
   .action(async (name: string, o: { role: string; passwordStdin?: boolean }) => {
     const password = o.passwordStdin ? await readStdin() : randomBytes(18).toString('base64url');
     if (password.length < 8) throw new Error('a password of at least 8 characters is required');
-    await edit(prefixFrom(process.env, cli.opts().prefix), (d) => {
-      d[`user:${name}`] = { role: role(o.role), password_hash: hashPassword(password) };
+    await edit(prefixFrom(process.env, cli.opts().prefix), async (d) => {
+      d[`user:${name}`] = { role: role(o.role), password_hash: await hashPassword(password) };
     });
     process.stdout.write(o.passwordStdin ? `user ${name} (${o.role}) saved\n` : `user ${name} (${o.role}) saved; password: ${password}\n`);
   });

@@ -2,8 +2,9 @@
 import path from 'node:path';
 import amqp from 'amqplib';
 import { Command } from 'commander';
-import { apiBase, prefixFrom, readBrokerConfig, readIni } from '../config/files.js';
+import { prefixFrom, readBrokerConfig, readIni } from '../config/files.js';
 import { checkEvent, routingKey } from '../event/canopsis-event.js';
+import { apiClient } from '../web/client.js';
 
 /*
  * PREFIX/bin/send-event: one event, from flags or JSON, to canopsis.events
@@ -61,13 +62,22 @@ try {
   if (!r.ok) throw new Error(`not sent: ${r.reason}`);
   if (o.api) {
     const secrets = await readIni(path.join(prefix, 'etc', 'canopsis-secrets.ini'));
-    const res = await fetch(`${await apiBase(prefix)}/event`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-canopsis-authkey': secrets.api?.authkey ?? '' },
-      body: JSON.stringify(r.event),
-    });
-    const body = (await res.json()) as { sent_events?: unknown[]; failed_events?: Array<{ error: string }> };
-    if (res.status !== 200 || !body.sent_events?.length) throw new Error(`the API refused it (${res.status}): ${body.failed_events?.[0]?.error ?? JSON.stringify(body)}`);
+    const api = await apiClient(prefix);
+    try {
+      const res = await api.fetch('/event', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-canopsis-authkey': secrets.api?.authkey ?? '' },
+        body: JSON.stringify(r.event),
+      });
+      const body = (await res.json()) as { sent_events?: unknown[]; failed_events?: Array<{ error: string }> };
+      if (res.status !== 200 || !body.sent_events?.length) throw new Error(`the API refused it (${res.status}): ${body.failed_events?.[0]?.error ?? JSON.stringify(body)}`);
+    } catch (e) {
+      // fetch says "fetch failed" and keeps the reason (refused, certificate) in its cause.
+      const cause = (e as { cause?: Error }).cause;
+      throw new Error(`${api.base}/event: ${(e as Error).message}${cause ? `: ${cause.message}` : ''}`);
+    } finally {
+      await api.close();
+    }
   } else {
     const b = await readBrokerConfig(prefix);
     const conn = await amqp.connect(b.url);

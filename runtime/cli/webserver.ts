@@ -1,11 +1,13 @@
 #!/usr/bin/env node
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { Command } from 'commander';
 import { BrokerConnection } from '../amqp/connection.js';
 import { deadQueue, declareExchanges, engineQueue, queueCounts } from '../amqp/topology.js';
 import { readEngines } from '../config/engines.js';
-import { prefixFrom, readBrokerConfig, readIni } from '../config/files.js';
+import { prefixFrom, readBrokerConfig, readWebserverConf, type WebserverConf } from '../config/files.js';
 import { openStore, readRuntimeConfig } from '../config/runtime.js';
 import { routingKey } from '../event/canopsis-event.js';
 import { createLogger } from '../log.js';
@@ -14,8 +16,9 @@ import { buildServer, type QueueStat } from '../web/server.js';
 
 /*
  * PREFIX/bin/webserver: the REST API on [server] bind:port of
- * etc/webserver.conf, publishing to the broker of etc/amqp.conf and reading
- * the store of etc/runtime.conf.
+ * etc/webserver.conf, over HTTPS with [server] tls_cert/tls_key unless
+ * tls = false, publishing to the broker of etc/amqp.conf and reading the
+ * store of etc/runtime.conf.
  */
 
 const cmd = new Command('webserver')
@@ -30,12 +33,36 @@ try {
   process.exit(code === 'commander.helpDisplayed' || code === 'commander.help' ? 0 : 2);
 }
 
+/** The certificate and key, checked here so that a bad file is named instead of an OpenSSL code. */
+async function readTls(conf: WebserverConf): Promise<{ cert: string; key: string } | undefined> {
+  if (!conf.tls) return undefined;
+  const read = async (file: string, what: string, setting: string, check: (pem: string) => unknown) => {
+    const where = `${file} ([server] ${setting} of ${conf.file})`;
+    let pem: string;
+    try {
+      pem = await readFile(file, 'utf8');
+    } catch (e) {
+      throw new Error(`cannot read the TLS ${what} ${where}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; point ${setting} at a readable PEM file, or set tls = false for plain HTTP`);
+    }
+    try {
+      check(pem);
+    } catch (e) {
+      throw new Error(`the TLS ${what} ${where} is not a PEM ${what}: ${(e as Error).message}`);
+    }
+    return pem;
+  };
+  const cert = await read(conf.tls.cert, 'certificate', 'tls_cert', (pem) => new X509Certificate(pem));
+  const key = await read(conf.tls.key, 'key', 'tls_key', (pem) => createPrivateKey(pem));
+  if (!new X509Certificate(cert).checkPrivateKey(createPrivateKey(key))) throw new Error(`the TLS key ${conf.tls.key} does not belong to the certificate ${conf.tls.cert}`);
+  return { cert, key };
+}
+
 const logger = createLogger('info', { service: 'webserver' });
 try {
   const prefix = prefixFrom(process.env, cmd.opts<{ prefix?: string }>().prefix);
-  const conf = await readIni(path.join(prefix, 'etc', 'webserver.conf'));
-  const bind = conf.server?.bind ?? '0.0.0.0';
-  const port = Number(conf.server?.port ?? 8082);
+  const conf = await readWebserverConf(prefix);
+  const { bind, port } = conf;
+  const https = await readTls(conf);
   const broker = await readBrokerConfig(prefix);
   const runtime = await readRuntimeConfig(prefix);
   const credentials = await readCredentials(path.join(prefix, 'etc', 'canopsis-secrets.ini'), path.join(prefix, 'etc', 'api-users.ini'));
@@ -79,9 +106,9 @@ try {
     return out;
   };
 
-  const app = buildServer({ store, credentials, publish, brokerReady: async () => connection.connected && ch !== undefined, queueStats });
+  const app = await buildServer({ store, credentials, publish, brokerReady: async () => connection.connected && ch !== undefined, queueStats, ...(https ? { https } : {}) });
   await app.listen({ host: bind, port });
-  logger.info({ bind, port, store: store.kind }, 'listening');
+  logger.info({ bind, port, tls: https ? conf.tls!.cert : false, store: store.kind }, 'listening');
   const stop = async () => {
     await app.close();
     await connection.close(async () => {

@@ -31,11 +31,49 @@ export function clientAddress(bind: string): string {
   return bind;
 }
 
+export interface WebserverConf {
+  file: string;
+  bind: string;
+  port: number;
+  /** Absent when the operator set tls = false: plain HTTP. */
+  tls?: { cert: string; key: string };
+}
+
+/**
+ * [server] of etc/webserver.conf. HTTPS unless the operator writes
+ * tls = false; the certificate and key default to etc/ssl/webserver.crt and
+ * .key, where the installer generates a self-signed pair on first install.
+ */
+export async function readWebserverConf(prefix: string): Promise<WebserverConf> {
+  const file = path.join(prefix, 'etc', 'webserver.conf');
+  const server = (await readIni(file)).server ?? {};
+  const port = Number(server.port ?? 8082);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(file, `[server] port: found "${server.port}", expected 0..65535`);
+  // ini turns true/false into booleans; a quoted value stays a string.
+  const tls = String(server.tls ?? 'true').toLowerCase();
+  if (tls !== 'true' && tls !== 'false') throw new ConfigError(file, `[server] tls: found "${server.tls}", expected true or false`);
+  const pathOf = (key: 'tls_cert' | 'tls_key', d: string) => {
+    const v = server[key];
+    if (v !== undefined && typeof v !== 'string') throw new ConfigError(file, `[server] ${key}: expected a file path, found "${String(v)}"`);
+    return path.resolve(prefix, v || path.join('etc', 'ssl', d));
+  };
+  return {
+    file,
+    bind: server.bind || '0.0.0.0',
+    port,
+    ...(tls === 'true' ? { tls: { cert: pathOf('tls_cert', 'webserver.crt'), key: pathOf('tls_key', 'webserver.key') } } : {}),
+  };
+}
+
+/** The origin of the REST API as a local client reaches it: https unless tls = false. */
+export function apiOrigin(conf: WebserverConf): string {
+  const host = clientAddress(conf.bind);
+  return `${conf.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${conf.port}`;
+}
+
 /** The REST API's base URL as a local client reaches it, from etc/webserver.conf. */
 export async function apiBase(prefix: string): Promise<string> {
-  const server = (await readIni(path.join(prefix, 'etc', 'webserver.conf'))).server ?? {};
-  const host = clientAddress(server.bind ?? '127.0.0.1');
-  return `http://${host.includes(':') ? `[${host}]` : host}:${server.port ?? 8082}/api/v4`;
+  return `${apiOrigin(await readWebserverConf(prefix))}/api/v4`;
 }
 
 export interface BrokerConfig {

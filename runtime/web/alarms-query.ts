@@ -45,3 +45,13 @@ export function alarmsQuery(q: Record<string, string | undefined>): AlarmsQuery 
   if (dir !== 'asc' && dir !== 'desc') throw new BadQuery(`sort: expected asc or desc, found "${q.sort}"`);
   return { filter, options: { sort: [[sortBy, dir === 'asc' ? 1 : -1]], skip: (page - 1) * limit, limit }, page, limit };
 }
+
+/**
+ * The first query parameter given more than once (?limit=1&limit=2), or
+ * undefined. Every route reads one value per name; the querystring parser
+ * makes an array of a repeated one, which no handler expects.
+ */
+export function repeatedParameter(query: unknown): string | undefined {
+  if (query === null || typeof query !== 'object') return undefined;
+  return Object.entries(query).find(([, v]) => Array.isArray(v))?.[0];
+}

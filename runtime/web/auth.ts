@@ -1,4 +1,4 @@
-import { createHash, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import ini from 'ini';
 
@@ -29,19 +29,28 @@ const same = (a: string, b: string) => {
   return x.length === y.length && timingSafeEqual(x, y);
 };
 
+// On the libuv thread pool: a login never blocks the event loop for the ~50 ms scrypt takes.
+const scryptAsync = (password: string, salt: Buffer, options: ScryptOptions) =>
+  new Promise<Buffer>((resolve, reject) => scrypt(password, salt, 32, options, (err, key) => (err ? reject(err) : resolve(key))));
+
 /** scrypt$N$r$p$salt$hash, base64 parts. */
-export function hashPassword(password: string, salt = randomBytes(16)): string {
+export async function hashPassword(password: string, salt = randomBytes(16)): Promise<string> {
   const N = 16384;
   const r = 8;
   const p = 1;
-  const hash = scryptSync(password, salt, 32, { N, r, p });
+  const hash = await scryptAsync(password, salt, { N, r, p });
   return `scrypt$${N}$${r}$${p}$${salt.toString('base64')}$${hash.toString('base64')}`;
 }
 
-export function verifyPassword(password: string, stored: string): boolean {
+export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const [algo, N, r, p, salt, hash] = stored.split('$');
   if (algo !== 'scrypt' || !salt || !hash) return false;
-  const got = scryptSync(password, Buffer.from(salt, 'base64'), 32, { N: Number(N), r: Number(r), p: Number(p) });
+  let got: Buffer;
+  try {
+    got = await scryptAsync(password, Buffer.from(salt, 'base64'), { N: Number(N), r: Number(r), p: Number(p) });
+  } catch {
+    return false; // parameters scrypt refuses (a hand-edited file): no login, not a crash
+  }
   const want = Buffer.from(hash, 'base64');
   return got.length === want.length && timingSafeEqual(got, want);
 }
@@ -70,8 +79,17 @@ export async function readCredentials(secretsFile: string, usersFile: string): P
   return { authkey, keys, users };
 }
 
+/** What a request presents: an API key, an HTTP basic login, or nothing usable. */
+export function presented(key: string | undefined, authorization: string | undefined): 'key' | 'basic' | undefined {
+  if (key) return 'key';
+  return /^Basic [A-Za-z0-9+/=]+$/.test(authorization ?? '') ? 'basic' : undefined;
+}
+
+// An unknown user costs the same scrypt as a known one: the time taken does not tell which names exist.
+let decoy: Promise<string> | undefined;
+
 /** The principal of a request, or undefined. */
-export function authenticate(c: Credentials, key: string | undefined, authorization: string | undefined): Principal | undefined {
+export async function authenticate(c: Credentials, key: string | undefined, authorization: string | undefined): Promise<Principal | undefined> {
   if (key) {
     if (same(key, c.authkey)) return { name: 'authkey', role: 'admin' };
     const h = sha256(key);
@@ -85,5 +103,6 @@ export function authenticate(c: Credentials, key: string | undefined, authorizat
   if (i < 0) return undefined;
   const name = decoded.slice(0, i);
   const user = c.users.get(name);
-  return user && verifyPassword(decoded.slice(i + 1), user.hash) ? { name, role: user.role } : undefined;
+  const ok = await verifyPassword(decoded.slice(i + 1), user?.hash ?? (await (decoy ??= hashPassword(randomBytes(16).toString('hex')))));
+  return user && ok ? { name, role: user.role } : undefined;
 }

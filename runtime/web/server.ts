@@ -1,18 +1,21 @@
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Alarm } from '../alarm/model.js';
 import { checkEvent } from '../event/canopsis-event.js';
 import { ALARMS } from '../engines/axe.js';
 import { ENTITIES, type Entity } from '../engines/che.js';
 import type { Filter, Store } from '../store/types.js';
 import type { Event } from '../tasks/types.js';
-import { alarmsQuery, BadQuery } from './alarms-query.js';
-import { authenticate, type Credentials, type Principal } from './auth.js';
+import { alarmsQuery, BadQuery, repeatedParameter } from './alarms-query.js';
+import { authenticate, presented, type Credentials, type Principal } from './auth.js';
 
 /*
  * The REST API, after Canopsis v4's routes so that its clients work.
  * Authentication is the application's: the API key (header
  * x-canopsis-authkey or ?authkey=), read-only keys, users over HTTP basic.
- * Every answer is JSON; errors never carry a stack trace.
+ * Every answer is JSON; errors never carry a stack trace. Failed logins are
+ * counted per client address: past the limit the address gets 429 for the
+ * rest of the window, and no password is checked for it meanwhile.
  */
 
 export interface QueueStat {
@@ -32,7 +35,13 @@ export interface ServerDeps {
   queueStats: () => Promise<QueueStat[]>;
   bodyLimit?: number;
   logger?: boolean | object;
+  /** PEM certificate (chain) and key: HTTPS. Absent: plain HTTP. */
+  https?: { cert: string | Buffer; key: string | Buffer };
+  /** Failed logins allowed per client address and window before 429 (default 10 per minute). */
+  authFailures?: { max: number; windowMs: number };
 }
+
+export const AUTH_FAILURES = { max: 10, windowMs: 60_000 };
 
 const PUBLIC = new Set(['/api/v4/healthcheck']);
 const ALARM_ACTIONS = ['ack', 'ackremove', 'cancel', 'uncancel', 'snooze', 'comment'] as const;
@@ -43,11 +52,16 @@ declare module 'fastify' {
   }
 }
 
+/** The label of a request in /metrics: its route pattern, never the URL a client typed (it may carry ?authkey=). */
+const routeLabel = (req: FastifyRequest) => (req.is404 || !req.routeOptions.url ? 'unmatched' : req.routeOptions.url);
+
 const pageMeta = (page: number, limit: number, total: number) => ({ page, page_count: Math.max(1, Math.ceil(total / limit)), per_page: limit, total_count: total });
 
-export function buildServer(d: ServerDeps): FastifyInstance {
-  const app = Fastify({ bodyLimit: d.bodyLimit ?? 1024 * 1024, logger: d.logger ?? false, return503OnClosing: true });
-  const counters = { requests: new Map<string, number>(), eventsSent: 0, eventsFailed: 0 };
+export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
+  const options = { bodyLimit: d.bodyLimit ?? 1024 * 1024, logger: d.logger ?? false, return503OnClosing: true };
+  // Same instance either way; only the type of the underlying server differs.
+  const app = (d.https ? Fastify({ ...options, https: d.https }) : Fastify(options)) as unknown as FastifyInstance;
+  const counters = { requests: new Map<string, { method: string; route: string; n: number }>(), eventsSent: 0, eventsFailed: 0 };
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
@@ -57,13 +71,39 @@ export function buildServer(d: ServerDeps): FastifyInstance {
   });
   app.setNotFoundHandler((_req, reply) => void reply.status(404).send({ error: 'not found' }));
 
+  // The plugin's store and window, driven by hand: only a failed login counts.
+  const limits = d.authFailures ?? AUTH_FAILURES;
+  await app.register(rateLimit, { global: false, max: limits.max, timeWindow: limits.windowMs });
+  const failures = app.createRateLimit();
+  const tooMany = (req: FastifyRequest, reply: FastifyReply, ttlSeconds: number) =>
+    reply
+      .status(429)
+      .header('retry-after', String(Math.max(1, ttlSeconds)))
+      .send({ error: `too many failed logins from ${req.ip}: retry in ${Math.max(1, ttlSeconds)} s` });
+
   app.addHook('onRequest', async (req, reply) => {
-    const route = req.routeOptions.url ?? req.url;
-    const key = (req.headers['x-canopsis-authkey'] as string | undefined) ?? (req.query as Record<string, string | undefined>)?.authkey;
-    counters.requests.set(`${req.method} ${route}`, (counters.requests.get(`${req.method} ${route}`) ?? 0) + 1);
+    const method = req.method;
+    const route = routeLabel(req);
+    const counted = counters.requests.get(`${method} ${route}`) ?? { method, route, n: 0 };
+    counted.n += 1;
+    counters.requests.set(`${method} ${route}`, counted);
+    const repeated = repeatedParameter(req.query);
+    if (repeated !== undefined) return reply.status(400).send({ error: `query parameter ${repeated} given more than once: give it once` });
     if (PUBLIC.has(route)) return;
-    const principal = authenticate(d.credentials, key, req.headers.authorization);
+    const key = (req.headers['x-canopsis-authkey'] as string | undefined) ?? (req.query as Record<string, string | undefined>)?.authkey;
+    const kind = presented(key, req.headers.authorization);
+    // A blocked address gets no password checked; an API key is still checked:
+    // a random key cannot be guessed at any rate, and our own tools keep working.
+    if (kind === 'basic') {
+      const now = await failures(req, { increment: false });
+      if (!now.isAllowed && now.isExceeded) return tooMany(req, reply, now.ttlInSeconds);
+    }
+    const principal = await authenticate(d.credentials, key, req.headers.authorization);
     if (!principal) {
+      if (kind) {
+        const after = await failures(req);
+        if (!after.isAllowed && after.isExceeded) return tooMany(req, reply, after.ttlInSeconds);
+      }
       return reply.status(401).header('www-authenticate', 'Basic realm="canopsis"').send({ error: 'authentication required: x-canopsis-authkey header, ?authkey= or HTTP basic' });
     }
     if (req.method !== 'GET' && req.method !== 'HEAD' && principal.role !== 'admin') {
@@ -179,11 +219,12 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     metric('canopsis_engine_queue_messages', 'Events waiting in the engine queue', 'gauge', stats.map((s) => [{ engine: s.engine }, s.messages]));
     metric('canopsis_engine_consumers', 'Processes consuming the engine queue', 'gauge', stats.map((s) => [{ engine: s.engine }, s.consumers]));
     metric('canopsis_engine_dead_letters', 'Events in the engine dead-letter queue', 'gauge', stats.map((s) => [{ engine: s.engine }, s.dead]));
+    metric('canopsis_engine_ready', 'Whether at least one process consumes the engine queue (1) or none (0)', 'gauge', stats.map((s) => [{ engine: s.engine }, s.consumers > 0 ? 1 : 0]));
     const alarms = d.store.collection<Alarm>(ALARMS);
     const open = await Promise.all([0, 1, 2, 3].map(async (state) => [{ state: String(state) }, await alarms.count({ resolved: null, 'state.val': state })] as [Record<string, string>, number]));
     metric('canopsis_alarms_open', 'Open alarms by state', 'gauge', open);
     metric('canopsis_api_events_total', 'Events received by POST /api/v4/event', 'counter', [[{ result: 'sent' }, counters.eventsSent], [{ result: 'failed' }, counters.eventsFailed]]);
-    metric('canopsis_api_requests_total', 'API requests by route', 'counter', [...counters.requests].map(([route, n]) => [{ route }, n]));
+    metric('canopsis_api_requests_total', 'API requests by method and route pattern (unknown URLs: route="unmatched")', 'counter', [...counters.requests.values()].map(({ method, route, n }) => [{ method, route }, n]));
     return reply.type('text/plain; version=0.0.4').send(`${lines.join('\n')}\n`);
   });
 

@@ -4,18 +4,21 @@ import { after, before, test } from 'node:test';
 import { execa, type ResultPromise } from 'execa';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
 import { hashPassword } from '../../runtime/web/auth.js';
+import { apiClient, type ApiClient } from '../../runtime/web/client.js';
+import { selfSignedCert } from '../helpers/api.js';
 import { removeDir, ROOT, tempDir, waitFor } from '../helpers/index.js';
 import { freshVhost, startEngine, stopEngine, whenConsuming, writeRuntimePrefix, type EngineProcess, type Vhost } from '../helpers/broker.js';
 
 /*
  * Check events through the real broker and engines (cleaner -> che -> axe)
- * become alarms read and acted on through the REST API, on the embedded store.
+ * become alarms read and acted on through the REST API, on the embedded store,
+ * over HTTPS with a self-signed certificate at the default etc/ssl/ paths.
  */
 
 const PORT = 5791;
 const KEY = 'test-admin-key-0123456789';
 const RO_KEY = 'test-readonly-key-0123456789';
-const API = `http://127.0.0.1:${PORT}`;
+let client: ApiClient;
 
 let vhost: Vhost;
 let dir: string;
@@ -57,10 +60,12 @@ before(async () => {
     files: {
       'etc/runtime.conf': `[store]\nbackend = embedded\nfile = ${dir}/var/lib/canopsis/canopsis.db\n\n[dispatchers]\nevent_dispatchers = database,failing\n\n[alarms]\nresolve_delay = 1\ncancel_delay = 3600\nflapping_count = 4\nflapping_window = 600\nstealthy_window = 0\nmax_steps = 50\nsnooze_default = 300\n`,
       'etc/canopsis-secrets.ini': `[rabbitmq]\npassword = guest\n\n[api]\nauthkey = ${KEY}\n`,
-      'etc/webserver.conf': `[server]\nbind = 127.0.0.1\nport = ${PORT}\n`,
-      'etc/api-users.ini': `[user:viewer]\nrole = readonly\npassword_hash = ${hashPassword('viewer-pass')}\n\n[key:dashboard]\nrole = readonly\nkey_sha256 = ${keyHash(RO_KEY)}\n`,
+      'etc/webserver.conf': `[server]\nbind = 127.0.0.1\nport = ${PORT}\ntls = true\n`,
+      'etc/api-users.ini': `[user:viewer]\nrole = readonly\npassword_hash = ${await hashPassword('viewer-pass')}\n\n[key:dashboard]\nrole = readonly\nkey_sha256 = ${keyHash(RO_KEY)}\n`,
     },
   });
+  await selfSignedCert(path.join(dir, 'etc', 'ssl'));
+  client = await apiClient(dir);
   for (const name of ['cleaner', 'che', 'axe']) {
     const p = startEngine(dir, name);
     engines.push(p);
@@ -68,19 +73,20 @@ before(async () => {
   }
   web = execa(process.execPath, [path.join(ROOT, 'dist', 'runtime', 'cli', 'webserver.js'), '--prefix', dir], { reject: false, all: true, buffer: true });
   web.all?.on('data', (d: Buffer) => (webLogs += d.toString()));
-  await waitFor('the API healthy', async () => (await fetch(`${API}/api/v4/healthcheck`).catch(() => undefined))?.status === 200, 30_000);
+  await waitFor('the API healthy', async () => (await client.fetch('/healthcheck').catch(() => undefined))?.status === 200, 30_000);
 });
 
 after(async () => {
   web?.kill('SIGTERM');
   await web;
+  await client?.close();
   await Promise.all(engines.map((p) => stopEngine(p)));
   await vhost.remove();
   await removeDir(dir);
 });
 
 const api = async (method: string, url: string, body?: unknown, headers: Record<string, string> = { 'x-canopsis-authkey': KEY }) => {
-  const r = await fetch(`${API}${url}`, { method, headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+  const r = await client.fetch(`${client.origin}${url}`, { method, headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
   const text = await r.text();
   let json: any;
   try {
@@ -165,13 +171,14 @@ test('authentication: 401 without credentials, 403 for read-only on writes, basi
 });
 
 test('/metrics is Prometheus text with per-engine queue figures', async () => {
-  const r = await fetch(`${API}/metrics`, { headers: { 'x-canopsis-authkey': KEY } });
+  const r = await client.fetch(`${client.origin}/metrics`, { headers: { 'x-canopsis-authkey': KEY } });
   assert.equal(r.status, 200);
   const text = await r.text();
   for (const line of text.trim().split('\n')) {
     assert.match(line, /^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e+]+)$/, line);
   }
   assert.match(text, /canopsis_engine_consumers\{engine="axe"\} 1/);
+  assert.match(text, /canopsis_engine_ready\{engine="axe"\} 1/);
   assert.match(text, /canopsis_alarms_open\{state="3"\} 1/);
 });
 
