@@ -5,6 +5,7 @@ import amqp from 'amqplib';
 import ini from 'ini';
 import { bundleOfCommit, currentBundle, V1_COMMIT } from '../test/helpers/bundles.js';
 import { buildInstall, removeDir, run, tempDir, waitFor } from '../test/helpers/index.js';
+import { apiFetch } from '../test/helpers/api.js';
 import { writeSection } from './report.js';
 
 /*
@@ -32,7 +33,7 @@ export async function benchUpdate(): Promise<void> {
     const url = `amqp://${m.userid}:${encodeURIComponent(m.password)}@127.0.0.1:${m.port}/${m.virtual_host}`;
     const key = ini.parse(await readFile(path.join(prefix, 'etc', 'canopsis-secrets.ini'), 'utf8')).api.authkey;
     const openAlarms = async () => {
-      const all = await fetch(`http://127.0.0.1:${BASE + 3}/api/v4/alarms?opened=true&limit=1`, { headers: { 'x-canopsis-authkey': key } });
+      const all = await apiFetch(prefix, '/alarms?opened=true&limit=1', { headers: { 'x-canopsis-authkey': key } });
       return ((await all.json()) as { meta: { total_count: number } }).meta.total_count;
     };
 

@@ -113,6 +113,7 @@ async function install(flags: CommonFlags & { start?: boolean; unitDir?: string 
     out(`Running (${started.init}):`);
     started.status.trim().split('\n').forEach((l) => out(`  ${l}`));
     out(`REST API: ${started.apiUrl} (header x-canopsis-authkey: [api] authkey of ${p.layout.secretsFile})`);
+    if (p.settings.webserver.tls) out(`Certificate: ${p.ctx.webserver.certFile}${p.settings.webserver.tls_cert ? '' : ' (self-signed: give clients it to trust, e.g. curl --cacert, or replace it with yours via webserver.tls_cert/tls_key)'}`);
     out(`Logs: ${p.layout.log}/ (engines in ${p.layout.engineLog}/)`);
     out(`Proof: a probe event went through the pipeline and came back as alarm ${started.probeAlarm}.`);
     out(`Control: ${p.layout.bin}/hypcontrol start|stop|status, ${p.layout.bin}/service NAME start|stop|status`);

@@ -35,22 +35,24 @@ export interface WebserverConf {
   file: string;
   bind: string;
   port: number;
-  /** Absent when the operator set tls = false: plain HTTP. */
+  /** Absent without tls = true: plain HTTP. */
   tls?: { cert: string; key: string };
 }
 
 /**
- * [server] of etc/webserver.conf. HTTPS unless the operator writes
- * tls = false; the certificate and key default to etc/ssl/webserver.crt and
- * .key, where the installer generates a self-signed pair on first install.
+ * [server] of etc/webserver.conf. HTTPS with tls = true (what the installer
+ * renders by default); the certificate and key default to
+ * etc/ssl/webserver.crt and .key, where the installer generates a
+ * self-signed pair.
  */
 export async function readWebserverConf(prefix: string): Promise<WebserverConf> {
   const file = path.join(prefix, 'etc', 'webserver.conf');
   const server = (await readIni(file)).server ?? {};
   const port = Number(server.port ?? 8082);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(file, `[server] port: found "${server.port}", expected 0..65535`);
-  // ini turns true/false into booleans; a quoted value stays a string.
-  const tls = String(server.tls ?? 'true').toLowerCase();
+  // ini turns true/false into booleans; a quoted value stays a string. A file without the key predates
+  // HTTPS (0.3.0's, or an operator's copy kept over ours): its webserver served plain HTTP.
+  const tls = String(server.tls ?? 'false').toLowerCase();
   if (tls !== 'true' && tls !== 'false') throw new ConfigError(file, `[server] tls: found "${server.tls}", expected true or false`);
   const pathOf = (key: 'tls_cert' | 'tls_key', d: string) => {
     const v = server[key];
@@ -65,7 +67,7 @@ export async function readWebserverConf(prefix: string): Promise<WebserverConf> 
   };
 }
 
-/** The origin of the REST API as a local client reaches it: https unless tls = false. */
+/** The origin of the REST API as a local client reaches it: https when tls = true. */
 export function apiOrigin(conf: WebserverConf): string {
   const host = clientAddress(conf.bind);
   return `${conf.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${conf.port}`;

@@ -5,6 +5,7 @@ import { after, before, test } from 'node:test';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
 import { bundleOfCommit, currentBundle, V1_COMMIT } from '../helpers/bundles.js';
 import { buildInstall, removeDir, run, snapshot, tempDir, waitFor } from '../helpers/index.js';
+import { apiFetch } from '../helpers/api.js';
 
 /*
  * The updater killed with -9 at ten points of a v1 -> v2 update (v1 is
@@ -63,7 +64,7 @@ before(async () => {
   // Through the API: the store file is the service user's, and the first to open it would own it.
   const key = (await readFile(path.join(prefix, 'etc', 'canopsis-secrets.ini'), 'utf8')).match(/authkey = (\S+)/)![1]!;
   const opened = async () => {
-    const r = await fetch(`http://127.0.0.1:${BASE + 3}/api/v4/alarms?opened=true`, { headers: { 'x-canopsis-authkey': key } });
+    const r = await apiFetch(prefix, '/alarms?opened=true', { headers: { 'x-canopsis-authkey': key } });
     return ((await r.json()) as { meta: { total_count: number } }).meta.total_count;
   };
   const start = await opened(); // the probe alarm of --start

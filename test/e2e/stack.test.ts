@@ -7,6 +7,7 @@ import ini from 'ini';
 import { readFile } from 'node:fs/promises';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
 import { CLI, removeDir, run, tempDir, waitFor } from '../helpers/index.js';
+import { apiFetch } from '../helpers/api.js';
 
 /*
  * The whole appliance with real processes: build-install into a temp prefix
@@ -36,7 +37,7 @@ const install = (...extra: string[]) => asUser(process.execPath, [CLI, '--prefix
 
 let authkey = '';
 const api = async (url: string) => {
-  const r = await fetch(`http://127.0.0.1:${BASE + 3}/api/v4${url}`, { headers: { 'x-canopsis-authkey': authkey } });
+  const r = await apiFetch(prefix, url, { headers: { 'x-canopsis-authkey': authkey } });
   return (await r.json()) as { data: Array<Record<string, unknown>>; meta: { total_count: number } };
 };
 

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { bundleOfCommit, currentBundle, V1_COMMIT } from '../helpers/bundles.js';
 import { buildInstall, run, removeDir, tempDir, waitFor } from '../helpers/index.js';
+import { apiFetch } from '../helpers/api.js';
 
 /*
  * Updates of a running appliance between two real versions: v1 is 0.2.0
@@ -31,7 +32,8 @@ interface Entity {
 }
 
 const api = async <T>(route: string): Promise<T> => {
-  const r = await fetch(`http://127.0.0.1:${BASE + 3}${route}`, { headers: { 'x-canopsis-authkey': key } });
+  // v1 serves plain HTTP, v2 HTTPS: the client reads which from the prefix's webserver.conf.
+  const r = await apiFetch(prefix, route.replace(/^\/api\/v4/, ''), { headers: { 'x-canopsis-authkey': key } });
   assert.equal(r.status, 200, route);
   return (await r.json()) as T;
 };

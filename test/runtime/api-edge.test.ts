@@ -127,7 +127,7 @@ test('send-event --api and hypcontrol\'s webserver readiness go over HTTPS trust
   // The same server, but a prefix whose tls_cert is another certificate: our tools refuse it.
   const wrong = path.join(dir, 'wrong-ca');
   const other = await selfSignedCert(path.join(wrong, 'certs'));
-  await prefixWith(wrong, `[server]\nbind = 127.0.0.1\nport = ${PORT}\ntls_cert = ${other.cert}\ntls_key = ${other.key}\n`);
+  await prefixWith(wrong, `[server]\nbind = 127.0.0.1\nport = ${PORT}\ntls = true\ntls_cert = ${other.cert}\ntls_key = ${other.key}\n`);
   const refused = await run(process.execPath, [SEND_EVENT, '--prefix', wrong, '--api', '--component', 'edge-host', '--state', '1']);
   assert.equal(refused.exitCode, 1);
   assert.match(refused.stderr, new RegExp(`send-event: https://127\\.0\\.0\\.1:${PORT}/api/v4/event: fetch failed: self[- ]signed certificate`));
@@ -230,7 +230,7 @@ test('tls = false serves plain HTTP, and the client follows it', async () => {
 test('a certificate naming another host (the operator\'s own): our tools still reach the API on 127.0.0.1, as that very certificate is pinned', async () => {
   const named = path.join(dir, 'named');
   const cert = await selfSignedCert(path.join(named, 'certs'), ['DNS:api.example.test'], 'api.example.test');
-  await prefixWith(named, `[server]\nbind = 0.0.0.0\nport = ${NAMED_PORT}\ntls_cert = ${cert.cert}\ntls_key = ${cert.key}\n`);
+  await prefixWith(named, `[server]\nbind = 0.0.0.0\nport = ${NAMED_PORT}\ntls = true\ntls_cert = ${cert.cert}\ntls_key = ${cert.key}\n`);
   const server = startWebserver(named);
   const api = await apiClient(named);
   try {
@@ -265,7 +265,7 @@ test('a missing, unreadable or mismatched certificate or key stops the webserver
     ['', new RegExp(`cannot read the TLS certificate ${bad}/etc/ssl/webserver.crt`)],
   ];
   for (const [lines, message] of cases) {
-    await prefixWith(bad, `[server]\nbind = 127.0.0.1\nport = ${PLAIN_PORT}\n${lines}\n`);
+    await prefixWith(bad, `[server]\nbind = 127.0.0.1\nport = ${PLAIN_PORT}\ntls = true\n${lines}\n`);
     const r = await run(process.execPath, [WEBSERVER, '--prefix', bad], { timeout: 30_000 });
     assert.equal(r.exitCode, 2, r.all);
     assert.match(r.stderr, message);
