@@ -1,4 +1,5 @@
-import { cp, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { chmod, cp, lchown, lstat, mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { SOURCE_ROOT } from '../render/handlebars.js';
@@ -72,9 +73,65 @@ export async function installRelease(src: ReleaseSource, releasesDir: string): P
   for (const c of [...CONTENT, ...src.packages]) {
     await cp(path.join(src.root, c), path.join(partial, c), { recursive: true, dereference: false, verbatimSymlinks: true });
   }
+  // cp keeps the checkout's modes: 0640 under `umask 027` (the service user could not read its own program), any setuid bit.
+  await settleTree(partial);
   await rm(dest, { recursive: true, force: true });
   await rename(partial, dest);
   return true;
+}
+
+/** The only modes a program tree gets: whatever it came with (a checkout, an archive) grants nothing more. */
+export function settledMode(st: { mode: number; isDirectory(): boolean }): number {
+  if (st.isDirectory()) return 0o755;
+  return st.mode & 0o111 ? 0o755 : 0o644;
+}
+
+/**
+ * Gives every entry under `root` (and `root` itself) its settled mode, and
+ * root:root ownership when running as root: setuid, setgid and sticky bits,
+ * group or world write and the owner an archive named are all dropped.
+ * Never follows a link: files and directories are changed through a
+ * descriptor opened with O_NOFOLLOW, links only lchown'ed. Anything else
+ * (a device, a fifo, a socket) is refused, naming it.
+ */
+export async function settleTree(root: string): Promise<void> {
+  const asRoot = process.getuid?.() === 0;
+  const pending = [root];
+  for (let p = pending.pop(); p !== undefined; p = pending.pop()) {
+    const st = await lstat(p);
+    if (st.isSymbolicLink()) {
+      if (asRoot && (st.uid !== 0 || st.gid !== 0)) await lchown(p, 0, 0);
+      continue;
+    }
+    if (!st.isFile() && !st.isDirectory()) throw new Error(`${p} is neither a file, a directory nor a link; refused in a release`);
+    const settled = (st.mode & 0o7777) === settledMode(st) && (!asRoot || (st.uid === 0 && st.gid === 0));
+    if (!settled) await settleOne(p, asRoot);
+    if (st.isDirectory()) for (const e of await readdir(p)) pending.push(path.join(p, e));
+  }
+}
+
+async function settleOne(p: string, asRoot: boolean): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    // An owner without read permission (mode 0200 as a normal user): change the mode by path, having just seen with lstat it is no link.
+    if ((e as NodeJS.ErrnoException).code !== 'EACCES' || asRoot) throw e;
+    const st = await lstat(p);
+    if (st.isSymbolicLink()) throw new Error(`${p} became a link while its mode was being set; refused`);
+    await chmod(p, settledMode(st));
+    return;
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() && !st.isDirectory()) throw new Error(`${p} is neither a file, a directory nor a link; refused in a release`);
+    // chown first: it clears setuid bits itself, and the chmod after decides the final mode.
+    if (asRoot && (st.uid !== 0 || st.gid !== 0)) await fh.chown(0, 0);
+    const mode = settledMode(st);
+    if ((st.mode & 0o7777) !== mode || (asRoot && (st.uid !== 0 || st.gid !== 0))) await fh.chmod(mode);
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Removes old releases, keeping `keep` of them besides the ones named (the active one, the one an update came from). */

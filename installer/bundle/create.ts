@@ -4,14 +4,23 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tar from 'tar';
 import { filesUnder } from '../apply/fs.js';
-import { describeRelease, installRelease } from '../apply/release.js';
+import { describeRelease, installRelease, settleTree } from '../apply/release.js';
 import { SOURCE_ROOT } from '../render/handlebars.js';
-import { BUNDLE_MANIFEST, type BundleManifest } from './format.js';
+import { BUNDLE_MANIFEST, BUNDLE_SIGNATURE, checkReleaseId, type BundleManifest } from './format.js';
+import { fingerprint, readSigningKey, signManifest } from './signature.js';
 
 /* ./build-install bundle: everything an offline host needs, in one tarball. */
 
-export async function createBundle(outDir: string, root = SOURCE_ROOT): Promise<{ file: string; manifest: BundleManifest }> {
+export interface CreateOptions {
+  /** An Ed25519 private key (PEM): the manifest is signed with it (MANIFEST.json.sig). */
+  signKey?: string;
+}
+
+export async function createBundle(outDir: string, root = SOURCE_ROOT, options: CreateOptions = {}): Promise<{ file: string; manifest: BundleManifest; fingerprint?: string }> {
+  // A key that cannot sign refuses before the long part.
+  const key = options.signKey === undefined ? undefined : await readSigningKey(options.signKey);
   const src = await describeRelease(root);
+  checkReleaseId(src.id, path.join(root, 'package.json'), src.version);
   const stage = await mkdtemp(path.join(os.tmpdir(), 'canopsis-bundle-'));
   try {
     const top = `canopsis-${src.version}`;
@@ -30,11 +39,14 @@ export async function createBundle(outDir: string, root = SOURCE_ROOT): Promise<
       else files[rel] = { sha256: createHash('sha256').update(await readFile(abs)).digest('hex'), size: st.size, mode: st.mode & 0o777 };
     }
     const manifest: BundleManifest = { format: 1, name: 'canopsis-appliance', version: src.version, release: src.id, created: new Date().toISOString(), files, links };
-    await writeFile(path.join(base, BUNDLE_MANIFEST), `${JSON.stringify(manifest, null, 1)}\n`);
+    const text = Buffer.from(`${JSON.stringify(manifest, null, 1)}\n`);
+    await writeFile(path.join(base, BUNDLE_MANIFEST), text);
+    if (key) await writeFile(path.join(base, BUNDLE_SIGNATURE), signManifest(text, key));
+    await settleTree(base);
     await mkdir(outDir, { recursive: true });
     const file = path.join(path.resolve(outDir), `${top}.tar.gz`);
     await tar.c({ gzip: true, file, cwd: stage, portable: true }, [top]);
-    return { file, manifest };
+    return key ? { file, manifest, fingerprint: fingerprint(key) } : { file, manifest };
   } finally {
     await rm(stage, { recursive: true, force: true });
   }

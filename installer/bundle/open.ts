@@ -1,97 +1,321 @@
-import { createHash } from 'node:crypto';
-import { lstat, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { createHash, type KeyObject } from 'node:crypto';
+import { lstat, mkdtemp, open, readFile, readlink, realpath, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import * as tar from 'tar';
-import { InstallerError } from '../errors.js';
-import { BUNDLE_MANIFEST, bundleManifest, type BundleManifest } from './format.js';
+import { filesUnder } from '../apply/fs.js';
+import { settleTree } from '../apply/release.js';
+import { BUNDLE_MANIFEST, BUNDLE_SIGNATURE, BundleError, bundleManifest, checkReleaseId, ReleaseIdError, type BundleManifest } from './format.js';
+import { checkSignature, KeyFileError, readPublicKeyFile, skippedBecause, type SignatureStatus } from './signature.js';
+
+export { BundleError } from './format.js';
 
 /*
- * Opening a bundle: every entry is inspected before anything is extracted
- * (no absolute path, no `..`, no link leaving the tree, only files,
- * directories and links), then every extracted file is checked against the
- * manifest's sha256. A refusal names the entry and leaves nothing behind.
+ * Opening a bundle, which root then runs code from. In order, and nothing
+ * of the bundle runs before the end:
+ * 1. a listing pass, writing nothing: every entry is a plain relative path
+ *    (no absolute path, no `..`, nothing under a link), a file, directory or
+ *    link, listed once; the count and the declared sizes stay under the cap;
+ *    MANIFEST.json and its signature are read into memory;
+ * 2. the signature of those manifest bytes against the trusted keys, then
+ *    the manifest (schema, release id);
+ * 3. extraction into a fresh 0700 directory, the same rules applied again
+ *    (the file could have changed since the listing), owners never taken
+ *    from the archive;
+ * 4. modes and owners set by us (settleTree), every link resolved with
+ *    realpath inside release/, every file checked against the manifest's
+ *    sha256 and every link against its target there.
+ * A refusal names the entry and leaves nothing behind.
  */
 
-export class BundleError extends InstallerError {
-  override readonly exitCode = 8;
+/** Caps on what a bundle may declare, checked before anything is written (our bundles: ~80 MB, ~6,500 entries). */
+export const MAX_BUNDLE_BYTES = 2 * 1024 ** 3;
+export const MAX_BUNDLE_ENTRIES = 200_000;
+/** The manifest is held in memory to be verified before extraction. */
+const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+
+export interface BundleLimits {
+  /** Sum of the entries' declared sizes. */
+  bytes: number;
+  entries: number;
 }
 
-function checkEntry(file: string, p: string, type: string, linkpath: string | undefined): string {
-  const name = p.replace(/\/$/, '');
-  if (path.posix.isAbsolute(p) || /^[A-Za-z]:/.test(p)) throw new BundleError(`${file}: entry ${p} has an absolute path; refused`);
-  if (name.split('/').includes('..')) throw new BundleError(`${file}: entry ${p} climbs out with ..; refused`);
-  if (!['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink'].includes(type)) throw new BundleError(`${file}: entry ${p} is a ${type}; only files, directories and symbolic links are allowed`);
-  if (type === 'SymbolicLink') {
-    const target = linkpath ?? '';
-    const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(name), target));
-    if (path.posix.isAbsolute(target) || resolved.startsWith('..') || resolved.split('/')[0] !== name.split('/')[0]) {
-      throw new BundleError(`${file}: entry ${p} links to ${target}, outside the bundle; refused`);
-    }
-  }
-  return name.split('/')[0]!;
-}
-
-async function walk(root: string, rel = ''): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(path.join(root, rel))) {
-    const r = rel ? `${rel}/${e}` : e;
-    const st = await lstat(path.join(root, r));
-    if (st.isDirectory()) out.push(...(await walk(root, r)));
-    else out.push(r);
-  }
-  return out;
+export interface OpenOptions {
+  /** Public Ed25519 keys, or PEM files holding one (readTrustedKeys reads PREFIX/etc/trusted-keys). */
+  trustedKeys: ReadonlyArray<KeyObject | string>;
+  /** Accept a bundle that is unsigned or signed by a key not trusted; the result says so. A signature that fails is refused anyway. */
+  allowUnsigned: boolean;
+  /** Defaults MAX_BUNDLE_BYTES and MAX_BUNDLE_ENTRIES; tests lower them. */
+  limits?: Partial<BundleLimits>;
 }
 
 export interface OpenedBundle {
   manifest: BundleManifest;
-  /** The extracted top directory (holds release/, hooks/, MANIFEST.json). */
+  /** The extracted top directory (holds release/, MANIFEST.json). */
   dir: string;
   /** Removes the extraction. */
   cleanup: () => Promise<void>;
+  /** verified: signed by a trusted key; untrusted and unsigned only get here with allowUnsigned. */
+  signature: SignatureStatus;
+  /** The key the bundle names as its signer. */
+  fingerprint?: string;
+  /** When not verified, why: for "the bundle's signature was not checked: <skipped>". */
+  skipped?: string;
 }
 
-export async function openBundle(file: string, workDir: string): Promise<OpenedBundle> {
-  const tops = new Set<string>();
-  // A throw inside tar's entry callback escapes as an uncaught stream error: keep the first refusal and raise it after.
+const FILE_TYPES = ['File', 'OldFile', 'ContiguousFile'];
+
+/** The normalised name of an acceptable entry. */
+function checkEntry(file: string, p: string, type: string, linkpath: string | undefined): string {
+  const name = p.replace(/\/$/, '');
+  if (path.posix.isAbsolute(p) || /^[A-Za-z]:/.test(p)) throw new BundleError(`${file}: entry ${p} has an absolute path; refused`);
+  const parts = name.split('/');
+  if (parts.includes('..')) throw new BundleError(`${file}: entry ${p} climbs out with ..; refused`);
+  if (parts.some((s) => s === '' || s === '.')) throw new BundleError(`${file}: entry ${p} is not a plain relative path (empty or . parts); refused`);
+  if (![...FILE_TYPES, 'Directory', 'SymbolicLink'].includes(type)) throw new BundleError(`${file}: entry ${p} is a ${type}; only files, directories and symbolic links are allowed`);
+  if (type === 'SymbolicLink') {
+    const target = linkpath ?? '';
+    const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(name), target));
+    if (path.posix.isAbsolute(target) || resolved.startsWith('..') || resolved.split('/')[0] !== parts[0]) {
+      throw new BundleError(`${file}: entry ${p} links to ${target}, outside the bundle; refused`);
+    }
+  }
+  return name;
+}
+
+const inUnits = (n: number): string => (n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(1)} GiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`);
+
+/** The rules every entry meets, kept across one pass over the archive. */
+class EntryRules {
+  private readonly seen = new Set<string>();
+  private readonly links = new Set<string>();
+  private bytes = 0;
+
+  constructor(
+    private readonly file: string,
+    private readonly limits: BundleLimits,
+    /** The top directory the listing found: the extraction must find the same. */
+    public top?: string,
+  ) {}
+
+  admit(p: string, type: string, linkpath: string | undefined, size: number): string {
+    const name = checkEntry(this.file, p, type, linkpath);
+    const parts = name.split('/');
+    this.top ??= parts[0];
+    if (parts[0] !== this.top) throw new BundleError(`${this.file}: expected one top directory, found ${this.top} and ${parts[0]}`);
+    if (this.seen.has(name)) throw new BundleError(`${this.file}: entry ${p} appears twice; refused`);
+    // Written through, a link would take the entry wherever it points.
+    for (let i = 1; i < parts.length; i++) {
+      const above = parts.slice(0, i).join('/');
+      if (this.links.has(above)) throw new BundleError(`${this.file}: entry ${p} lies under the link ${above}; refused`);
+    }
+    this.seen.add(name);
+    if (type === 'SymbolicLink') this.links.add(name);
+    if (this.seen.size > this.limits.entries) throw new BundleError(`${this.file}: more than ${this.limits.entries} entries, over the cap; refused before extracting anything`);
+    this.bytes += size;
+    if (this.bytes > this.limits.bytes) throw new BundleError(`${this.file}: its entries declare more than ${this.limits.bytes} bytes (${inUnits(this.limits.bytes)}), over the cap; refused before extracting anything`);
+    return name;
+  }
+}
+
+/** Streams the archive into a tar parser or unpacker; settles when it is done or has failed. */
+function feed(file: string, sink: tar.Parser, done: 'end' | 'close'): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const input = createReadStream(file);
+    const fail = (e: unknown) => {
+      input.destroy();
+      reject(e);
+    };
+    input.on('error', fail);
+    sink.on('error', fail);
+    sink.on(done, () => resolve());
+    input.pipe(sink as unknown as NodeJS.WritableStream);
+  });
+}
+
+interface Listing {
+  top: string;
+  manifest: Buffer;
+  signature?: Buffer;
+}
+
+/** Pass 1: every entry checked and counted, the manifest and its signature read; nothing written. */
+async function listBundle(file: string, limits: BundleLimits): Promise<Listing> {
+  const rules = new EntryRules(file, limits);
+  const captured = new Map<string, Buffer[]>();
+  // A throw inside tar's entry callback escapes as an uncaught stream error: keep the first refusal, abort, raise it after.
   let refusal: BundleError | undefined;
+  const parser: tar.Parser = tar.t({
+    strict: true,
+    onReadEntry: (e) => {
+      if (refusal) return;
+      try {
+        const name = rules.admit(e.path, e.type, e.linkpath, e.size ?? 0);
+        const rest = name.slice(rules.top!.length + 1);
+        if (rest !== BUNDLE_MANIFEST && rest !== BUNDLE_SIGNATURE) return;
+        if (!FILE_TYPES.includes(e.type)) throw new BundleError(`${file}: entry ${e.path} is a ${e.type}, not a file; refused`);
+        if ((e.size ?? 0) > MAX_MANIFEST_BYTES) throw new BundleError(`${file}: entry ${e.path} is ${e.size} bytes, over ${MAX_MANIFEST_BYTES}; refused`);
+        const chunks: Buffer[] = [];
+        captured.set(rest, chunks);
+        e.on('data', (c: Buffer) => chunks.push(c));
+      } catch (err) {
+        refusal = err as BundleError;
+        parser.abort(refusal);
+      }
+    },
+  }) as tar.Parser;
   try {
-    await tar.t({
-      file,
-      strict: true,
-      onReadEntry: (e) => {
-        if (refusal) return;
-        try {
-          tops.add(checkEntry(file, e.path, e.type, e.linkpath));
-        } catch (err) {
-          refusal = err as BundleError;
-        }
-      },
-    });
+    await feed(file, parser, 'end');
   } catch (e) {
     throw refusal ?? new BundleError(`${file}: not a readable bundle, corrupt or truncated (${(e as Error).message})`);
   }
   if (refusal) throw refusal;
-  if (tops.size !== 1) throw new BundleError(`${file}: expected one top directory, found ${[...tops].join(', ') || 'none'}`);
+  if (!rules.top) throw new BundleError(`${file}: expected one top directory, found none`);
+  const manifest = captured.get(BUNDLE_MANIFEST);
+  if (!manifest) throw new BundleError(`${file}: ${BUNDLE_MANIFEST} missing or invalid (no ${rules.top}/${BUNDLE_MANIFEST})`);
+  const signature = captured.get(BUNDLE_SIGNATURE);
+  return { top: rules.top, manifest: Buffer.concat(manifest), ...(signature ? { signature: Buffer.concat(signature) } : {}) };
+}
+
+function parseManifest(file: string, bytes: Buffer): BundleManifest {
+  let manifest: BundleManifest;
+  try {
+    manifest = bundleManifest.parse(JSON.parse(bytes.toString('utf8')));
+  } catch (e) {
+    throw new BundleError(`${file}: ${BUNDLE_MANIFEST} missing or invalid (${(e as Error).message.split('\n')[0]})`);
+  }
+  try {
+    checkReleaseId(manifest.release, `${file}: ${BUNDLE_MANIFEST}`, manifest.version);
+  } catch (e) {
+    if (e instanceof ReleaseIdError) throw new BundleError(e.message);
+    throw e;
+  }
+  return manifest;
+}
+
+async function keyObjects(keys: ReadonlyArray<KeyObject | string>): Promise<KeyObject[]> {
+  const out: KeyObject[] = [];
+  for (const k of keys) {
+    const key = typeof k === 'string' ? await readPublicKeyFile(k) : k;
+    if (key.type !== 'public' || key.asymmetricKeyType !== 'ed25519') throw new KeyFileError(`a trusted key must be an Ed25519 public key, got a ${key.type} ${key.asymmetricKeyType} key`);
+    out.push(key);
+  }
+  return out;
+}
+
+/** Pass 3: the same rules again while writing, owners never from the archive. */
+async function extract(file: string, into: string, limits: BundleLimits, top: string): Promise<void> {
+  const rules = new EntryRules(file, limits, top);
+  let refusal: BundleError | undefined;
+  const unpack: tar.Unpack = tar.x({
+    cwd: into,
+    strict: true,
+    preservePaths: false,
+    // node-tar keeps the archive's uid/gid by default when run as root.
+    preserveOwner: false,
+    filter: (p, e) => {
+      if (refusal) return false;
+      const entry = e as tar.ReadEntry;
+      try {
+        rules.admit(p, entry.type, entry.linkpath, entry.size ?? 0);
+        return true;
+      } catch (err) {
+        refusal = err as BundleError;
+        unpack.abort(refusal);
+        return false;
+      }
+    },
+  }) as tar.Unpack;
+  try {
+    await feed(file, unpack, 'close');
+  } catch (e) {
+    throw refusal ?? new BundleError(`${file}: cannot extract (${(e as Error).message})`);
+  }
+  if (refusal) throw refusal;
+}
+
+/** Every link, followed to its end, stays inside release/ (lexically fine is not enough: a -> ., b -> a/a/../..). */
+async function checkLinks(file: string, top: string, dir: string): Promise<void> {
+  const release = path.join(dir, 'release');
+  if (!(await lstat(release).catch(() => undefined))?.isDirectory()) throw new BundleError(`${file}: no ${top}/release directory; refused`);
+  const inside = await realpath(release);
+  for (const rel of await filesUnder(dir)) {
+    const abs = path.join(dir, rel);
+    if (!(await lstat(abs)).isSymbolicLink()) continue;
+    const target = await readlink(abs);
+    let real: string;
+    try {
+      real = await realpath(abs);
+    } catch (e) {
+      throw new BundleError(`${file}: entry ${top}/${rel} links to ${target}, which does not resolve (${(e as NodeJS.ErrnoException).code}); refused`);
+    }
+    if (real !== inside && !real.startsWith(`${inside}${path.sep}`)) {
+      throw new BundleError(`${file}: entry ${top}/${rel} links to ${target}, which resolves to ${real}, outside the release; refused`);
+    }
+  }
+}
+
+/** Pass 4: what was written is what the (verified) manifest lists, no more, no less. */
+async function checkContents(file: string, dir: string, manifest: BundleManifest): Promise<void> {
+  const present = new Set((await filesUnder(dir)).filter((f) => f !== BUNDLE_MANIFEST && f !== BUNDLE_SIGNATURE));
+  for (const [rel, want] of Object.entries(manifest.files)) {
+    if (!present.delete(rel)) throw new BundleError(`${file}: entry ${rel} listed in the manifest is missing`);
+    let fh: FileHandle;
+    try {
+      fh = await open(path.join(dir, rel), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (e) {
+      throw new BundleError(`${file}: entry ${rel} is not the file the manifest lists (${(e as NodeJS.ErrnoException).code === 'ELOOP' ? 'a link' : (e as Error).message})`);
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new BundleError(`${file}: entry ${rel} is not the file the manifest lists`);
+      const got = createHash('sha256').update(await fh.readFile()).digest('hex');
+      if (got !== want.sha256) throw new BundleError(`${file}: entry ${rel} does not match its checksum (sha256 ${got.slice(0, 12)}..., manifest ${want.sha256.slice(0, 12)}...)`);
+      // Executable or not as the manifest (signed) says, not as the archive header (unsigned) or the umask left it.
+      const mode = want.mode & 0o111 ? 0o755 : 0o644;
+      if ((st.mode & 0o7777) !== mode) await fh.chmod(mode);
+    } finally {
+      await fh.close();
+    }
+  }
+  for (const [rel, want] of Object.entries(manifest.links)) {
+    if (!present.delete(rel)) throw new BundleError(`${file}: entry ${rel} listed in the manifest is missing`);
+    const st = await lstat(path.join(dir, rel));
+    const got = st.isSymbolicLink() ? await readlink(path.join(dir, rel)) : undefined;
+    if (got !== want) throw new BundleError(`${file}: entry ${rel} ${got === undefined ? 'is not a link' : `links to ${got}`}, the manifest says a link to ${want}; refused`);
+  }
+  if (present.size) throw new BundleError(`${file}: entry ${[...present][0]} is not in the manifest`);
+}
+
+function refusalOf(file: string, skipped: string): BundleError {
+  return new BundleError(`${file}: ${skipped}; refused (trust its signer: its public key in etc/trusted-keys/ or --trusted-key FILE; or accept it unchecked with --allow-unsigned)`);
+}
+
+/**
+ * Checks, verifies and extracts a bundle under `workDir`. Without `options`
+ * (callers not yet passing trust) the signature is looked at but not
+ * required, as with allowUnsigned; every other check applies.
+ */
+export async function openBundle(file: string, workDir: string, options: OpenOptions = { trustedKeys: [], allowUnsigned: true }): Promise<OpenedBundle> {
+  const limits: BundleLimits = { bytes: options.limits?.bytes ?? MAX_BUNDLE_BYTES, entries: options.limits?.entries ?? MAX_BUNDLE_ENTRIES };
+  const trusted = await keyObjects(options.trustedKeys);
+  const listing = await listBundle(file, limits);
+  const check = checkSignature(file, listing.manifest, listing.signature, trusted);
+  const skipped = skippedBecause(check, trusted.length);
+  if (skipped && !options.allowUnsigned) throw refusalOf(file, skipped);
+  const manifest = parseManifest(file, listing.manifest);
+
   const tmp = await mkdtemp(path.join(workDir, '.bundle-'));
   const cleanup = () => rm(tmp, { recursive: true, force: true });
   try {
-    await tar.x({ file, cwd: tmp, strict: true, preservePaths: false });
-    const dir = path.join(tmp, [...tops][0]!);
-    let manifest: BundleManifest;
-    try {
-      manifest = bundleManifest.parse(JSON.parse(await readFile(path.join(dir, BUNDLE_MANIFEST), 'utf8')));
-    } catch (e) {
-      throw new BundleError(`${file}: ${BUNDLE_MANIFEST} missing or invalid (${(e as Error).message.split('\n')[0]})`);
-    }
-    const present = new Set((await walk(dir)).filter((f) => f !== BUNDLE_MANIFEST));
-    for (const [rel, want] of Object.entries(manifest.files)) {
-      if (!present.delete(rel)) throw new BundleError(`${file}: entry ${rel} listed in the manifest is missing`);
-      const got = createHash('sha256').update(await readFile(path.join(dir, rel))).digest('hex');
-      if (got !== want.sha256) throw new BundleError(`${file}: entry ${rel} does not match its checksum (sha256 ${got.slice(0, 12)}..., manifest ${want.sha256.slice(0, 12)}...)`);
-    }
-    for (const rel of Object.keys(manifest.links)) present.delete(rel);
-    if (present.size) throw new BundleError(`${file}: entry ${[...present][0]} is not in the manifest`);
-    return { manifest, dir, cleanup };
+    await extract(file, tmp, limits, listing.top);
+    const dir = path.join(tmp, listing.top);
+    await settleTree(dir);
+    await checkLinks(file, listing.top, dir);
+    // The manifest written is the one verified (the archive could have changed between the passes).
+    if (!(await readFile(path.join(dir, BUNDLE_MANIFEST))).equals(listing.manifest)) throw new BundleError(`${file}: ${BUNDLE_MANIFEST} changed while the bundle was read; refused`);
+    await checkContents(file, dir, manifest);
+    return { manifest, dir, cleanup, signature: check.signature, ...(check.fingerprint ? { fingerprint: check.fingerprint } : {}), ...(skipped ? { skipped } : {}) };
   } catch (e) {
     await cleanup();
     if (e instanceof BundleError) throw e;
