@@ -6,7 +6,8 @@ import * as tar from 'tar';
 import { filesUnder } from '../apply/fs.js';
 import { describeRelease, installRelease, settleTree } from '../apply/release.js';
 import { SOURCE_ROOT } from '../render/handlebars.js';
-import { BUNDLE_MANIFEST, BUNDLE_SIGNATURE, checkReleaseId, type BundleManifest } from './format.js';
+import { BUNDLE_MANIFEST, BUNDLE_SIGNATURE, type BundleManifest } from './format.js';
+import { checkReleaseId } from '../apply/release-id.js';
 import { fingerprint, readSigningKey, signManifest } from './signature.js';
 
 /* ./build-install bundle: everything an offline host needs, in one tarball. */

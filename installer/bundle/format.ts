@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InstallerError } from '../errors.js';
+import { VERSION } from '../apply/release-id.js';
 
 /*
  * A bundle: canopsis-<version>.tar.gz holding MANIFEST.json (version,
@@ -16,29 +17,6 @@ export const BUNDLE_SIGNATURE = 'MANIFEST.json.sig';
 /** A refused bundle: the CLI exits 8. */
 export class BundleError extends InstallerError {
   override readonly exitCode = 8;
-}
-
-/** Semantic versioning 2.0.0 without build metadata (the `+` introduces the release hash). */
-const SEMVER = '(?:0|[1-9]\\d*)\\.(?:0|[1-9]\\d*)\\.(?:0|[1-9]\\d*)(?:-[0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*)?';
-export const VERSION = new RegExp(`^${SEMVER}$`);
-/** `<version>+<first 8 hex digits of the content hash>`, as describeRelease (installer/apply/release.ts) makes it. */
-export const RELEASE_ID = new RegExp(`^(${SEMVER})\\+([0-9a-f]{8})$`);
-
-/** A release id that is not one: it names a directory root writes, runs and deletes. */
-export class ReleaseIdError extends InstallerError {}
-
-/**
- * Returns `id` when it is a release id (of `version`, when given); throws
- * ReleaseIdError naming `where` (a file, a field) otherwise. Ids read back
- * from anything root did not just compute go through here before they
- * become a path.
- */
-export function checkReleaseId(id: unknown, where: string, version?: string): string {
-  const shown = typeof id === 'string' ? JSON.stringify(id.length > 80 ? `${id.slice(0, 80)}...` : id) : String(id);
-  const m = typeof id === 'string' ? RELEASE_ID.exec(id) : null;
-  if (!m) throw new ReleaseIdError(`${where}: release id ${shown} is not <version>+<8 hex digits> (such as 0.3.0+3594e9d5); refused`);
-  if (version !== undefined && m[1] !== version) throw new ReleaseIdError(`${where}: release id ${shown} is not of version ${version}; refused`);
-  return id as string;
 }
 
 export const bundleManifest = z.object({

@@ -5,7 +5,8 @@ import path from 'node:path';
 import * as tar from 'tar';
 import { filesUnder } from '../apply/fs.js';
 import { settleTree } from '../apply/release.js';
-import { BUNDLE_MANIFEST, BUNDLE_SIGNATURE, BundleError, bundleManifest, checkReleaseId, ReleaseIdError, type BundleManifest } from './format.js';
+import { BUNDLE_MANIFEST, BUNDLE_SIGNATURE, BundleError, bundleManifest, type BundleManifest } from './format.js';
+import { checkReleaseId, ReleaseIdError } from '../apply/release-id.js';
 import { checkSignature, KeyFileError, readPublicKeyFile, skippedBecause, type SignatureStatus } from './signature.js';
 
 export { BundleError } from './format.js';
