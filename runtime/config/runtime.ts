@@ -1,20 +1,33 @@
 import path from 'node:path';
 import { DEFAULT_ALARM_SETTINGS, type AlarmSettings } from '../alarm/model.js';
 import { MongoStore } from '../store/mongodb.js';
-import { SqliteStore } from '../store/sqlite.js';
+import { DEFAULT_BUSY_TIMEOUT_MS, SqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/types.js';
 import { ConfigError } from './errors.js';
 import { readIni } from './files.js';
 
-/* etc/runtime.conf: the store, the event dispatchers, alarm and perfdata settings. */
+/* etc/runtime.conf: the store, the event dispatchers, alarm, perfdata and retention settings. */
+
+/** Seconds a record is kept; 0 keeps it forever. */
+export interface Retention {
+  /** event_log entries, by their timestamp. */
+  eventLog: number;
+  /** Resolved alarms, by when they were resolved. */
+  resolvedAlarms: number;
+}
+
+export const DEFAULT_RETENTION: Retention = { eventLog: 30 * 86400, resolvedAlarms: 30 * 86400 };
 
 export interface RuntimeConfig {
   file: string;
-  store: { backend: 'embedded'; file: string } | { backend: 'mongodb'; url: string };
+  /** busyTimeout: seconds a writer of the embedded store waits for another before the store counts as unavailable (default 10). */
+  store: { backend: 'embedded'; file: string; busyTimeout?: number } | { backend: 'mongodb'; url: string };
   dispatchers: string[];
   alertsExchange: string;
   alarms: AlarmSettings;
   perfdataRetention: number;
+  /** Always set by readRuntimeConfig; absent in a hand-made config: DEFAULT_RETENTION. */
+  retention?: Retention;
 }
 
 const num = (file: string, section: string, data: Record<string, string> | undefined, key: string, fallback: number) => {
@@ -34,8 +47,13 @@ export async function readRuntimeConfig(prefix: string): Promise<RuntimeConfig> 
   });
   const st = ini.store ?? {};
   let store: RuntimeConfig['store'];
-  if ((st.backend ?? 'embedded') === 'embedded') store = { backend: 'embedded', file: st.file || path.join(prefix, 'var', 'lib', 'canopsis', 'canopsis.db') };
-  else if (st.backend === 'mongodb') {
+  if ((st.backend ?? 'embedded') === 'embedded') {
+    store = {
+      backend: 'embedded',
+      file: st.file || path.join(prefix, 'var', 'lib', 'canopsis', 'canopsis.db'),
+      busyTimeout: num(file, 'store', st, 'busy_timeout', DEFAULT_BUSY_TIMEOUT_MS / 1000),
+    };
+  } else if (st.backend === 'mongodb') {
     if (!st.url) throw new ConfigError(file, '[store] url is missing for backend mongodb');
     store = { backend: 'mongodb', url: st.url };
   } else throw new ConfigError(file, `[store] backend: found "${st.backend}", expected embedded or mongodb`);
@@ -56,9 +74,13 @@ export async function readRuntimeConfig(prefix: string): Promise<RuntimeConfig> 
       snoozeDefault: num(file, 'alarms', a, 'snooze_default', d.snoozeDefault),
     },
     perfdataRetention: num(file, 'perfdata', ini.perfdata, 'retention', 604800),
+    retention: {
+      eventLog: num(file, 'retention', ini.retention, 'event_log', DEFAULT_RETENTION.eventLog),
+      resolvedAlarms: num(file, 'retention', ini.retention, 'resolved_alarms', DEFAULT_RETENTION.resolvedAlarms),
+    },
   };
 }
 
 export async function openStore(cfg: RuntimeConfig): Promise<Store> {
-  return cfg.store.backend === 'embedded' ? new SqliteStore(cfg.store.file) : MongoStore.connect(cfg.store.url);
+  return cfg.store.backend === 'embedded' ? new SqliteStore(cfg.store.file, { busyTimeoutMs: (cfg.store.busyTimeout ?? DEFAULT_BUSY_TIMEOUT_MS / 1000) * 1000 }) : MongoStore.connect(cfg.store.url);
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Collection } from '../store/types.js';
 import type { DispatcherPlugin } from './types.js';
 
 /* The two built-in dispatchers: `database` (on by default) and `message` (opt-in). */
@@ -9,13 +10,22 @@ export const database: DispatcherPlugin = {
   name: 'database',
   create: (ctx) => {
     // The store is opened on the first dump, not at start: engines that never report never open it.
-    let ready: Promise<import('../store/types.js').Collection<Record<string, unknown>>> | undefined;
-    const log = () =>
-      (ready ??= ctx.store().then(async (s) => {
-        const c = s.collection<Record<string, unknown>>(EVENT_LOG);
-        await c.ensureIndex(['timestamp']);
-        return c;
-      }));
+    // A failed open (the store unavailable) is not remembered: the next dump tries again.
+    let ready: Promise<Collection<Record<string, unknown>>> | undefined;
+    const log = () => {
+      if (!ready) {
+        const opening = ctx.store().then(async (s) => {
+          const c = s.collection<Record<string, unknown>>(EVENT_LOG);
+          await c.ensureIndex(['timestamp']);
+          return c;
+        });
+        ready = opening;
+        opening.catch(() => {
+          if (ready === opening) ready = undefined;
+        });
+      }
+      return ready;
+    };
     return {
       name: 'database',
       dump: async (level, action, info) => {

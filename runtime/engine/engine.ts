@@ -5,11 +5,12 @@ import { BrokerConnection } from '../amqp/connection.js';
 import { deadQueue, declareEngineQueue, declareEngineTopology, dispatcherQueue, engineQueue, partitionOf, partitionQueue, type TopologyNames } from '../amqp/topology.js';
 import type { BrokerConfig } from '../config/files.js';
 import type { EngineConfig } from '../config/engines.js';
-import { MAX_EVENT_BYTES, routingKey } from '../event/canopsis-event.js';
+import { MAX_EVENT_BYTES, parseEventBody, routingKey } from '../event/canopsis-event.js';
 import type { Logger } from '../log.js';
 import type { TaskRegistry } from '../tasks/registry.js';
 import { RejectedEvent, type BeatTask, type DispatcherTask, type EngineHandle, type Event, type EventTask } from '../tasks/types.js';
-import { outputsOf } from './outcome.js';
+import { outputsOf, type Output } from './outcome.js';
+import { backoff, BrokerUnavailable, classify, count, nextStep, RETRY_POLICY, type Attempts, type Fault } from './faults.js';
 import { openStore, type RuntimeConfig } from '../config/runtime.js';
 import type { DispatcherSet } from '../dispatch/dispatchers.js';
 import type { Store } from '../store/types.js';
@@ -19,7 +20,9 @@ import type { Store } from '../store/types.js';
  * event in arrival order, publish what it returns to the next queues with
  * publisher confirms, and ack the input only once every output is
  * confirmed. At-least-once: a crash or a lost connection before the ack
- * means the broker redelivers the input.
+ * means the broker redelivers the input. A store or broker fault pauses
+ * consumption and retries the event held until it goes through
+ * (./faults.ts decides what is retried and what is dead-lettered).
  */
 
 export interface EngineOptions {
@@ -48,14 +51,37 @@ export interface EngineStats {
   published: number;
   dropped: number;
   dead: number;
+  /** Attempts made again after a fault (transient or not). */
+  retries: number;
+  /** Episodes of a store or broker fault that paused consumption. */
+  faults: number;
   beats: number;
   jobs: number;
   /** Total task time in ms, for seconds per event. */
   busyMs: number;
 }
 
+/** Whether this process does its job now: what `hypcontrol status` and /metrics see as its queue's consumer. */
+export interface EngineReadiness {
+  /** Connected, consuming its queue (when it has one) and not paused by a fault. */
+  ready: boolean;
+  consuming: boolean;
+  /** While a store or broker fault pauses consumption: the first error of the episode and since when. */
+  fault?: { reason: string; since: string };
+}
+
+interface Consumer {
+  ch: Channel;
+  tag: string;
+}
+
+interface Message {
+  queue: string;
+  body: Buffer;
+}
+
 export class Engine {
-  readonly stats: EngineStats = { received: 0, processed: 0, published: 0, dropped: 0, dead: 0, beats: 0, jobs: 0, busyMs: 0 };
+  readonly stats: EngineStats = { received: 0, processed: 0, published: 0, dropped: 0, dead: 0, retries: 0, faults: 0, beats: 0, jobs: 0, busyMs: 0 };
   readonly handle: EngineHandle;
   private readonly names: TopologyNames;
   private readonly consume: string;
@@ -63,7 +89,6 @@ export class Engine {
   private readonly home: string;
   /** Partitioned engine (ordered by key with numprocs > 1): worker 0 routes the home queue into Engine_<name>.<n>. */
   private readonly partition?: { key: (e: Event) => string; count: number };
-  private routerTag: string | undefined;
   private readonly targets: string[];
   private readonly eventTask?: EventTask;
   private readonly beatTask?: BeatTask;
@@ -72,9 +97,26 @@ export class Engine {
   private ch: ConfirmChannel | undefined;
   private router: ConfirmChannel | undefined;
   private dch: Channel | undefined;
-  private consumerTag: string | undefined;
+  private consumer: Consumer | undefined;
+  private routerConsumer: Consumer | undefined;
+  /** Consumers are started and cancelled one change at a time, in order. */
+  private consumerSync: Promise<void> = Promise.resolve();
   private dispatcherTag: string | undefined;
   private readonly declared = new Set<string>();
+  /** Channels that closed: their unacked messages are back in the queue, whatever was holding them lets go. */
+  private readonly lost = new WeakSet<Channel>();
+  /**
+   * What is waiting for the store or the broker to answer (the event being
+   * retried, a publish the broker refused). While any is held the engine
+   * consumes nothing new.
+   */
+  private readonly holds = new Set<object>();
+  /** The current fault episode, logged once when it starts and once when the store answers again. */
+  private episode: { reason: string; since: number } | undefined;
+  /** Backoff sleeps, woken early by a stop or a lost channel. */
+  private readonly sleepers = new Set<() => void>();
+  /** A stop interrupted a retry: the events behind it are left unacked for the broker to redeliver. */
+  private abandoned = false;
   /** The chain of event handling: events are processed one after the other, in arrival order. */
   private tail: Promise<void> = Promise.resolve();
   private readonly pending = new Set<Promise<unknown>>();
@@ -112,7 +154,7 @@ export class Engine {
       state: new Map(),
       runtime: o.runtime,
       dispatch: (job) => this.dispatch(job),
-      store: () => (this.storeOpened ??= openStore(o.runtime)),
+      store: () => this.openStore(),
       report: async (level, action, info) => {
         if (this.dispatcherSet) await this.dispatcherSet.dump(level, action, info);
       },
@@ -124,6 +166,27 @@ export class Engine {
     return this.consume;
   }
 
+  get readiness(): EngineReadiness {
+    const ch = this.ch;
+    const consuming = !!ch && !this.lost.has(ch) && this.consumer?.ch === ch;
+    const faulted = this.holds.size > 0;
+    const out: EngineReadiness = { ready: this.connection.connected && !this.stopping && !faulted && (consuming || !this.eventTask), consuming };
+    if (faulted && this.episode) out.fault = { reason: this.episode.reason, since: new Date(this.episode.since).toISOString() };
+    return out;
+  }
+
+  /** The store, opened on first use; a failed open is not remembered, the next use tries again. */
+  private openStore(): Promise<Store> {
+    if (!this.storeOpened) {
+      const opening = openStore(this.o.runtime);
+      this.storeOpened = opening;
+      opening.catch(() => {
+        if (this.storeOpened === opening) this.storeOpened = undefined;
+      });
+    }
+    return this.storeOpened;
+  }
+
   /** Connects (retrying until the broker answers) and starts consuming, beating and reporting. */
   async start(): Promise<void> {
     this.dispatcherSet = await this.o.dispatchers(this);
@@ -133,9 +196,17 @@ export class Engine {
     if (every > 0) this.statsTimer = setInterval(() => void this.publishStats(every), every * 1000).unref();
   }
 
+  private watch<C extends Channel>(ch: C, what: string): C {
+    ch.on('error', (e: Error) => this.o.logger.warn({ err: e.message }, `${what} error`));
+    ch.on('close', () => {
+      this.lost.add(ch);
+      this.wakeSleepers();
+    });
+    return ch;
+  }
+
   private async setup(conn: ChannelModel): Promise<void> {
-    const ch = await conn.createConfirmChannel();
-    ch.on('error', (e: Error) => this.o.logger.warn({ err: e.message }, 'channel error'));
+    const ch = this.watch(await conn.createConfirmChannel(), 'channel');
     this.declared.clear();
     const partitions = this.partition ? Array.from({ length: this.partition.count }, (_, i) => partitionQueue(this.home, i)) : [];
     await declareEngineTopology(ch, this.names, {
@@ -145,38 +216,17 @@ export class Engine {
       dispatcher: dispatcherQueue(this.o.config.name),
     });
     for (const q of [this.home, ...this.targets, ...partitions]) this.declared.add(q);
+    if (this.eventTask) await ch.prefetch(this.o.broker.prefetch);
     this.ch = ch;
-    if (this.partition && this.o.worker === 0 && this.eventTask && !this.stopping) {
-      // One consumer reads the home queue in arrival order and sends each event to its partition:
-      // the events of one key keep their order, each partition has one process.
-      const router = await conn.createConfirmChannel();
-      router.on('error', (e: Error) => this.o.logger.warn({ err: e.message }, 'router channel error'));
+    if (this.routes && !this.stopping) {
+      const router = this.watch(await conn.createConfirmChannel(), 'router channel');
       await router.prefetch(this.o.broker.prefetch);
-      const p = this.partition;
-      const ok = await router.consume(this.home, (msg) => {
-        if (!msg) return;
-        let n = 0;
-        try {
-          n = partitionOf(p.key(JSON.parse(msg.content.toString('utf8')) as Event), p.count);
-        } catch {
-          // Unreadable: partition 0's worker dead-letters it with the reason.
-        }
-        this.track(this.publish(router, '', partitionQueue(this.home, n), msg.content, msg.properties.headers).then(() => router.ack(msg), () => undefined));
-      });
       this.router = router;
-      this.routerTag = ok.consumerTag;
     }
-    if (this.eventTask && !this.stopping) {
-      await ch.prefetch(this.o.broker.prefetch);
-      const ok = await ch.consume(this.consume, (msg) => {
-        if (msg) this.enqueue(ch, msg);
-      });
-      this.consumerTag = ok.consumerTag;
-    }
+    await this.syncConsumers();
     if (this.dispatcherTask && !this.stopping) {
       // Its own channel with prefetch 1: a job goes to a process that is free.
-      const dch = await conn.createChannel();
-      dch.on('error', (e: Error) => this.o.logger.warn({ err: e.message }, 'dispatcher channel error'));
+      const dch = this.watch(await conn.createChannel(), 'dispatcher channel');
       await dch.prefetch(1);
       const ok = await dch.consume(dispatcherQueue(this.o.config.name), (msg) => {
         if (msg) void this.runJob(dch, msg);
@@ -186,9 +236,81 @@ export class Engine {
     }
   }
 
+  /** Whether this process reads the home queue and routes it to the partitions. */
+  private get routes(): boolean {
+    return !!this.partition && this.o.worker === 0 && !!this.eventTask;
+  }
+
+  /**
+   * Brings the consumers to what they should be now: consuming unless
+   * stopping or held by a fault. Cancelling drops this queue's consumer
+   * count to 0, which is how readiness checks see a paused engine.
+   */
+  private syncConsumers(): Promise<void> {
+    this.consumerSync = this.consumerSync
+      .then(async () => {
+        const want = !this.stopping && this.holds.size === 0;
+        const ch = this.ch;
+        if (this.eventTask && ch && !this.lost.has(ch)) {
+          this.consumer = await this.toggle(this.consumer, ch, want, this.consume, (msg) => this.enqueue(ch, msg));
+        }
+        const router = this.router;
+        if (this.routes && router && !this.lost.has(router)) {
+          this.routerConsumer = await this.toggle(this.routerConsumer, router, want, this.home, (msg) => this.route(router, msg));
+        }
+      })
+      .catch((e: Error) => this.o.logger.warn({ err: e.message }, 'cannot start or cancel a consumer; the next reconnect sets it right'));
+    return this.consumerSync;
+  }
+
+  private async toggle(current: Consumer | undefined, ch: Channel, want: boolean, queue: string, onMessage: (msg: ConsumeMessage) => void): Promise<Consumer | undefined> {
+    const mine = current?.ch === ch ? current : undefined;
+    if (want && !mine) {
+      const ok = await ch.consume(queue, (msg) => {
+        if (msg) onMessage(msg);
+      });
+      return { ch, tag: ok.consumerTag };
+    }
+    if (!want && mine) {
+      await ch.cancel(mine.tag);
+      return undefined;
+    }
+    return mine;
+  }
+
+  /** One consumer reads the home queue in arrival order and sends each event to its partition: the events of one key keep their order, each partition has one process. */
+  private route(router: ConfirmChannel, msg: ConsumeMessage): void {
+    const p = this.partition!;
+    let n = 0;
+    const parsed = parseEventBody(msg.content);
+    // Unreadable or keyless: partition 0's worker dead-letters it with the reason.
+    if (parsed.ok && parsed.value !== null && typeof parsed.value === 'object') {
+      try {
+        n = partitionOf(p.key(parsed.value as Event), p.count);
+      } catch {
+        n = 0;
+      }
+    }
+    this.track(this.publishConfirmed(router, '', partitionQueue(this.home, n), msg.content, msg.properties.headers).then((sent) => sent && this.ack(router, msg)));
+  }
+
   private enqueue(ch: ConfirmChannel, msg: ConsumeMessage): void {
     this.stats.received++;
-    this.tail = this.tail.then(() => this.handleEvent(ch, msg)).catch((e: Error) => this.o.logger.error({ err: e.message }, 'event handling failed; the broker will redeliver'));
+    this.tail = this.tail
+      .then(() => this.handleMessage(ch, msg))
+      .catch((e: Error) => {
+        // handleMessage decides every outcome itself; this is the last resort for a bug in the engine:
+        // the broker dead-letters the message (x-death), so it never holds a prefetch slot.
+        this.o.logger.error({ err: e.stack ?? e.message }, 'event handling failed; the message is rejected to the dead-letter queue');
+        this.stats.dead++;
+        if (!this.lost.has(ch)) {
+          try {
+            ch.nack(msg, false, false);
+          } catch {
+            // channel gone: the broker redelivers it
+          }
+        }
+      });
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -197,63 +319,150 @@ export class Engine {
     return p;
   }
 
-  private async handleEvent(ch: ConfirmChannel, msg: ConsumeMessage): Promise<void> {
-    if (msg.content.length > MAX_EVENT_BYTES) {
-      return this.deadLetter(ch, msg, `event of ${msg.content.length} bytes exceeds the ${MAX_EVENT_BYTES}-byte event limit`);
-    }
-    let input: unknown;
+  private get taskName(): string {
+    return this.o.config.eventProcessing ?? 'event_processing';
+  }
+
+  /**
+   * One message, to one outcome: passed on, dropped or dead-lettered (then
+   * acked), or left unacked for the broker when its channel is gone or a
+   * stop interrupted a retry. A failed attempt is retried as the fault
+   * policy says (./faults.ts); a store or broker fault holds the engine.
+   */
+  private async handleMessage(ch: ConfirmChannel, msg: ConsumeMessage): Promise<void> {
+    // Its channel is gone: the broker has put it back in the queue already.
+    if (this.lost.has(ch) || this.abandoned) return;
+    const hold = {};
+    let attempts: Attempts = { transient: 0, failures: 0 };
     try {
-      input = JSON.parse(msg.content.toString('utf8'));
-    } catch (e) {
-      return this.deadLetter(ch, msg, `not JSON: ${(e as Error).message}`);
+      for (;;) {
+        let fault: Fault;
+        try {
+          await this.process(ch, msg);
+          this.release(hold);
+          this.answered();
+          return;
+        } catch (e) {
+          if (this.lost.has(ch)) return;
+          fault = classify(e);
+        }
+        attempts = count(attempts, fault);
+        const step = nextStep(fault, attempts, this.taskName);
+        if (step.action === 'dead-letter') return await this.deadLetter(ch, msg, step.reason);
+        this.stats.retries++;
+        if (step.pause) this.hold(hold, fault.message);
+        else this.o.logger.debug({ err: fault.message, attempt: attempts.failures }, `${this.taskName} failed; retrying`);
+        if (!(await this.sleep(step.afterMs, ch))) {
+          if (this.stopping) this.abandoned = true;
+          return;
+        }
+      }
+    } finally {
+      this.release(hold);
     }
+  }
+
+  /** One attempt: parse, run the task, publish what it returned. Throws what went wrong, for the fault policy. */
+  private async process(ch: ConfirmChannel, msg: ConsumeMessage): Promise<void> {
+    // Parsed on every attempt: a task that changed the event and then failed gets it afresh.
+    const parsed = parseEventBody(msg.content);
+    if (!parsed.ok) throw new RejectedEvent(parsed.reason);
+    let input = parsed.value;
     // A module reading a producer's arrays (collectd's value lists) gets them wrapped in an object.
     const wrap = this.o.registry.moduleOf(this.o.config.eventProcessing ?? '')?.wrapArray;
     if (wrap && Array.isArray(input)) input = { [wrap]: input };
     if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-      return this.deadLetter(ch, msg, `not an event object (found ${Array.isArray(input) ? 'an array' : input === null ? 'null' : typeof input})`);
+      throw new RejectedEvent(`not an event object (found ${Array.isArray(input) ? 'an array' : input === null ? 'null' : typeof input})`);
     }
     const started = performance.now();
-    let outputs;
+    let outcome;
     try {
-      const outcome = await this.eventTask!(this.handle, input as Event, { logger: this.o.logger });
-      outputs = outputsOf(outcome);
-    } catch (e) {
-      const reason = e instanceof RejectedEvent ? e.message : `${this.o.config.eventProcessing} failed: ${(e as Error).message}`;
-      return this.deadLetter(ch, msg, reason);
+      outcome = await this.eventTask!(this.handle, input as Event, { logger: this.o.logger });
     } finally {
       this.stats.busyMs += performance.now() - started;
     }
-    const messages: Array<{ queue: string; body: Buffer }> = [];
-    for (const out of outputs) {
-      const body = Buffer.from(JSON.stringify(out.event));
-      if (body.length > MAX_EVENT_BYTES) return this.deadLetter(ch, msg, `output of ${body.length} bytes exceeds the ${MAX_EVENT_BYTES}-byte event limit`);
-      let queues = this.targets;
-      if (out.engines) {
-        const bad = out.engines.filter((n) => !this.o.known.has(n));
-        if (bad.length) return this.deadLetter(ch, msg, `routed to unknown engine ${bad.join(', ')}`);
-        queues = out.engines.map(engineQueue);
-      }
-      for (const queue of queues) messages.push({ queue, body });
-    }
-    this.stats.processed++;
-    if (outputs.length === 0) this.stats.dropped++;
+    const outputs = outputsOf(outcome);
+    const messages = this.messagesOf(outputs);
     for (const m of messages) {
       if (!this.declared.has(m.queue)) {
         await declareEngineQueue(ch, this.names, m.queue);
         this.declared.add(m.queue);
       }
     }
-    const confirms = messages.map((m) => this.publish(ch, '', m.queue, m.body, msg.properties.headers));
+    this.stats.processed++;
+    if (outputs.length === 0) this.stats.dropped++;
     this.stats.published += messages.length;
     // Pipelined: the next event is processed while these confirms are on their way.
-    this.track(
-      Promise.all(confirms).then(
-        () => ch.ack(msg),
-        () => undefined, // channel gone: the input was not acked and will be redelivered
-      ),
-    );
+    this.track(this.deliver(ch, msg, messages));
     await this.backPressure();
+  }
+
+  /** The messages to publish for a task's outputs; an output that cannot be sent makes the input a bad one. */
+  private messagesOf(outputs: Output[]): Message[] {
+    const messages: Message[] = [];
+    for (const out of outputs) {
+      let text: string;
+      try {
+        text = JSON.stringify(out.event);
+      } catch (e) {
+        // RangeError on a value nested too deep, TypeError on a cycle or a BigInt.
+        throw new RejectedEvent(`the output cannot be serialised (${(e as Error).message})`);
+      }
+      const body = Buffer.from(text);
+      if (body.length > MAX_EVENT_BYTES) throw new RejectedEvent(`output of ${body.length} bytes exceeds the ${MAX_EVENT_BYTES}-byte event limit`);
+      let queues = this.targets;
+      if (out.engines) {
+        const bad = out.engines.filter((n) => !this.o.known.has(n));
+        if (bad.length) throw new RejectedEvent(`routed to unknown engine ${bad.join(', ')}`);
+        queues = out.engines.map(engineQueue);
+      }
+      for (const queue of queues) messages.push({ queue, body });
+    }
+    return messages;
+  }
+
+  /** Publishes every output, then acks the input: never before all are confirmed. */
+  private async deliver(ch: ConfirmChannel, msg: ConsumeMessage, messages: Message[]): Promise<void> {
+    const sent = await Promise.all(messages.map((m) => this.publishConfirmed(ch, '', m.queue, m.body, msg.properties.headers)));
+    if (sent.every(Boolean)) this.ack(ch, msg);
+  }
+
+  private ack(ch: Channel, msg: ConsumeMessage): void {
+    if (this.lost.has(ch)) return;
+    try {
+      ch.ack(msg);
+    } catch {
+      // channel gone: the input was not acked and will be redelivered
+    }
+  }
+
+  /**
+   * Publishes until the broker confirms. A refusal (nack) is a broker fault:
+   * retried with backoff while the engine is held. Resolves false when the
+   * channel is gone or a stop came first: the input then stays unacked.
+   * A retried publish may land after those of later events.
+   */
+  private async publishConfirmed(ch: ConfirmChannel, exchange: string, key: string, body: Buffer, headers?: Record<string, unknown>): Promise<boolean> {
+    const hold = {};
+    try {
+      for (let n = 0; ; n++) {
+        try {
+          await this.publish(ch, exchange, key, body, headers);
+          if (n > 0) {
+            this.release(hold);
+            this.answered();
+          }
+          return true;
+        } catch (e) {
+          if (this.lost.has(ch) || this.stopping) return false;
+          this.stats.retries++;
+          this.hold(hold, `the broker refused a publish to ${key || exchange}: ${(e as Error).message}`);
+          if (!(await this.sleep(backoff(RETRY_POLICY.transient, n), ch))) return false;
+        }
+      }
+    } finally {
+      this.release(hold);
+    }
   }
 
   private drainWait: Promise<unknown> | undefined;
@@ -270,6 +479,50 @@ export class Engine {
     if (this.drainWait) await this.drainWait;
   }
 
+  /** The start of a fault episode (the first hold) cancels the consumers and is logged; later holds and retries are not. */
+  private hold(token: object, reason: string): void {
+    if (this.holds.has(token)) return;
+    this.holds.add(token);
+    if (this.holds.size > 1) return;
+    if (!this.episode) {
+      this.episode = { reason, since: Date.now() };
+      this.stats.faults++;
+      this.o.logger.warn({ reason, queue: this.consume }, 'store or broker unavailable: consumption paused, retrying until it answers');
+    }
+    void this.syncConsumers();
+  }
+
+  private release(token: object): void {
+    if (!this.holds.delete(token) || this.holds.size > 0) return;
+    void this.syncConsumers();
+  }
+
+  /** Something went through: if a fault episode was open and nothing is held any more, it is over. */
+  private answered(): void {
+    if (!this.episode || this.holds.size > 0) return;
+    this.o.logger.info({ pausedMs: Date.now() - this.episode.since, retries: this.stats.retries }, 'store and broker answer again: consuming');
+    this.episode = undefined;
+  }
+
+  /** Waits, unless a stop or the loss of `ch` comes first; true when it is still worth retrying. */
+  private sleep(ms: number, ch: Channel): Promise<boolean> {
+    const worth = () => !this.stopping && !this.lost.has(ch);
+    if (!worth()) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.sleepers.delete(wake);
+        resolve(worth());
+      };
+      const timer = setTimeout(wake, ms);
+      this.sleepers.add(wake);
+    });
+  }
+
+  private wakeSleepers(): void {
+    for (const wake of [...this.sleepers]) wake();
+  }
+
   private async deadLetter(ch: ConfirmChannel, msg: ConsumeMessage, reason: string): Promise<void> {
     this.stats.dead++;
     this.o.logger.warn({ reason, queue: this.consume, bytes: msg.content.length }, 'event dead-lettered');
@@ -284,22 +537,27 @@ export class Engine {
       'x-canopsis-routing-key': msg.fields.routingKey,
       'x-canopsis-queue': this.home,
     };
-    const confirmed = this.publish(ch, this.names.deadExchange, deadQueue(this.home), msg.content, headers);
-    this.track(confirmed.then(() => ch.ack(msg), () => undefined));
+    this.track(this.publishConfirmed(ch, this.names.deadExchange, deadQueue(this.home), msg.content, headers).then((sent) => sent && this.ack(ch, msg)));
     await this.backPressure();
   }
 
   /** Publishes raw to an exchange with a confirm (for the message dispatcher). */
-  publishRaw(exchange: string, routingKey: string, body: Buffer): Promise<void> {
+  async publishRaw(exchange: string, routingKey: string, body: Buffer): Promise<void> {
     const ch = this.ch;
-    if (!ch) return Promise.reject(new Error('not connected to the broker'));
-    return this.publish(ch, exchange, routingKey, body);
+    if (!ch || this.lost.has(ch)) throw new BrokerUnavailable('not connected to the broker');
+    await this.publish(ch, exchange, routingKey, body).catch((e: Error) => {
+      throw new BrokerUnavailable(`the broker refused a publish to ${exchange}: ${e.message}`, { cause: e });
+    });
   }
 
+  /** Sends a job to Dispatcher_<name>; a broker fault throws BrokerUnavailable (a task calling it is retried). */
   async dispatch(job: unknown): Promise<void> {
+    const queue = dispatcherQueue(this.o.config.name);
     const ch = this.ch;
-    if (!ch) throw new Error('not connected to the broker');
-    await this.publish(ch, '', dispatcherQueue(this.o.config.name), Buffer.from(JSON.stringify(job ?? null)));
+    if (!ch || this.lost.has(ch)) throw new BrokerUnavailable('not connected to the broker');
+    await this.publish(ch, '', queue, Buffer.from(JSON.stringify(job ?? null))).catch((e: Error) => {
+      throw new BrokerUnavailable(`the broker refused a publish to ${queue}: ${e.message}`, { cause: e });
+    });
   }
 
   private async runJob(dch: Channel, msg: ConsumeMessage): Promise<void> {
@@ -309,7 +567,8 @@ export class Engine {
           await this.dispatcherTask!(this.handle, JSON.parse(msg.content.toString('utf8')), { logger: this.o.logger });
           this.stats.jobs++;
         } catch (e) {
-          this.o.logger.error({ err: (e as Error).message }, 'consume_dispatcher failed; job dropped');
+          // The beat that sent it sends the next one: a job is not retried here.
+          this.o.logger.error({ err: (e as Error).message, fault: classify(e).kind }, 'consume_dispatcher failed; job dropped');
         }
         try {
           dch.ack(msg);
@@ -375,7 +634,8 @@ export class Engine {
   }
 
   /**
-   * Graceful stop: stop consuming, finish the events already received,
+   * Graceful stop: stop consuming, finish the events already received
+   * (unless a store or broker fault holds them: those stay unacked),
    * wait for their confirms and acks, then close channels before the
    * connection (amqplib issue 713). Bounded by stopTimeoutMs; whatever is
    * not acked by then is redelivered by the broker.
@@ -385,10 +645,11 @@ export class Engine {
       this.stopping = true;
       clearTimeout(this.beatTimer);
       clearInterval(this.statsTimer);
+      // A retry in its backoff ends now; what it held stays unacked for the broker to redeliver.
+      this.wakeSleepers();
       const ch = this.ch;
       const dch = this.dch;
-      if (this.router && this.routerTag) await this.router.cancel(this.routerTag).catch(() => undefined);
-      if (ch && this.consumerTag) await ch.cancel(this.consumerTag).catch(() => undefined);
+      await this.syncConsumers();
       if (dch && this.dispatcherTag) await dch.cancel(this.dispatcherTag).catch(() => undefined);
       const drained = (async () => {
         await this.tail;

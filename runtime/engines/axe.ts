@@ -1,14 +1,24 @@
 import { applyEvent, ALARM_EVENT_TYPES, onBeat, REDELIVERY } from '../alarm/apply.js';
 import type { Alarm, EntityAlarms } from '../alarm/model.js';
+import { DEFAULT_RETENTION } from '../config/runtime.js';
+import { pruneEventLog } from '../dispatch/retention.js';
 import { entityId } from '../event/canopsis-event.js';
+import { NOTHING_PRUNED, pruneBefore } from '../store/prune.js';
 import type { Collection } from '../store/types.js';
-import type { EngineHandle, Event, TaskModule } from '../tasks/types.js';
+import type { EngineHandle, Event, TaskContext, TaskModule } from '../tasks/types.js';
 import { once } from '../tasks/state.js';
 
 /*
  * axe, the alarm engine. Per entity, one document (entity_alarms) holds the
  * open alarm and is changed atomically by applyEvent; every alarm, open or
  * resolved, is also kept in `alarms` under its id for the API.
+ *
+ * Retention: resolved alarms and event_log entries older than [retention]
+ * are deleted by a job on Dispatcher_axe, so once per engine type whatever
+ * numprocs is. axe owns event_log's retention too: it is the engine every
+ * chain has (the API reads its alarms), it already runs a beat, and it
+ * writes most of the log (alarm changes); a dispatcher plugin has no beat
+ * and runs in every process of every engine.
  */
 
 export const ALARMS = 'alarms';
@@ -24,13 +34,41 @@ const collections = (engine: EngineHandle): Promise<Collections> =>
     const store = await engine.store();
     const c = { entity: store.collection<EntityAlarms>(ENTITY_ALARMS), alarms: store.collection<Alarm>(ALARMS) };
     await c.entity.ensureIndex(['open']);
-    for (const f of [['entity'], ['resolved', 'opened_at'], ['opened_at'], ['state.val']]) await c.alarms.ensureIndex(f);
+    // ['resolved'] alone: retention deletes by it, oldest first.
+    for (const f of [['entity'], ['resolved'], ['resolved', 'opened_at'], ['opened_at'], ['state.val']]) await c.alarms.ensureIndex(f);
     return c;
   });
 
 /** The alarms collection follows entity_alarms: written after every modify, so a crash between the two heals on the next event. */
 async function mirror(c: Collections, a: Alarm | null | undefined): Promise<void> {
   if (a) await c.alarms.put(a.id, a);
+}
+
+/** The job on Dispatcher_axe that applies the retention settings. */
+export const RETENTION_JOB = { task: 'retention' } as const;
+/** Seconds between two retention jobs (the first is sent on worker 0's first beat). */
+export const RETENTION_EVERY = 600;
+const NEXT_RETENTION = 'axe.retention.next';
+
+/** Worker 0 sends the retention job when it is due: one sender, so one job per period for the engine type. */
+async function sendRetentionJob(engine: EngineHandle, now: number): Promise<void> {
+  if (engine.worker !== 0) return;
+  const next = (engine.state.get(NEXT_RETENTION) as number | undefined) ?? 0;
+  if (now < next) return;
+  await engine.dispatch(RETENTION_JOB);
+  engine.state.set(NEXT_RETENTION, now + RETENTION_EVERY);
+}
+
+/** Deletes a bounded amount of what is past retention; sends itself again when there is more. */
+async function applyRetention(engine: EngineHandle, ctx: TaskContext): Promise<void> {
+  const r = engine.runtime.retention ?? DEFAULT_RETENTION;
+  const now = Math.floor(Date.now() / 1000);
+  const c = await collections(engine);
+  const alarms = r.resolvedAlarms > 0 ? await pruneBefore(c.alarms, 'resolved', now - r.resolvedAlarms) : NOTHING_PRUNED;
+  const log = r.eventLog > 0 ? await pruneEventLog(await engine.store(), now - r.eventLog) : NOTHING_PRUNED;
+  if (alarms.deleted || log.deleted) ctx.logger.info({ resolved_alarms: alarms.deleted, event_log: log.deleted, more: alarms.more || log.more }, 'retention: deleted what is past its retention');
+  // The rest in a next job: the queue serves other jobs in between.
+  if (alarms.more || log.more) await engine.dispatch(RETENTION_JOB);
 }
 
 export const axe: TaskModule = {
@@ -56,9 +94,10 @@ export const axe: TaskModule = {
     }
     return event;
   },
-  beat_processing: async (engine) => {
-    const c = await collections(engine);
+  beat_processing: async (engine, ctx) => {
     const now = Math.floor(Date.now() / 1000);
+    await sendRetentionJob(engine, now).catch((e: Error) => ctx.logger.warn({ err: e.message }, 'retention job not sent; the next beat tries again'));
+    const c = await collections(engine);
     for (const open of await c.entity.find({ open: true })) {
       let resolved: Alarm | undefined;
       let changes: string[] = [];
@@ -72,5 +111,9 @@ export const axe: TaskModule = {
       await mirror(c, resolved ?? doc?.current);
       for (const change of changes) await engine.report('info', `alarm_${change}`, { timestamp: now, extra: { alarm: (resolved ?? doc?.current)?.id, entity: open.key } });
     }
+  },
+  consume_dispatcher: async (engine, job, ctx) => {
+    if ((job as { task?: unknown } | null)?.task === RETENTION_JOB.task) return applyRetention(engine, ctx);
+    ctx.logger.warn({ job }, 'axe: unknown dispatcher job, ignored');
   },
 };

@@ -13,6 +13,13 @@ export const SOURCE_TYPES = ['component', 'resource'] as const;
 
 /** Events larger than this are refused (RabbitMQ and Canopsis' store both hate huge documents). */
 export const MAX_EVENT_BYTES = 1024 * 1024;
+/**
+ * Arrays and objects nested deeper than this are refused. JSON.parse takes
+ * any depth, but JSON.stringify, structuredClone and every recursive walk
+ * throw RangeError (call stack) somewhere past a few thousand levels, so a
+ * deep body would fail wherever it goes next. Canopsis events nest 3 deep.
+ */
+export const MAX_EVENT_DEPTH = 64;
 /** AMQP short string limit. */
 export const MAX_ROUTING_KEY = 255;
 
@@ -58,6 +65,40 @@ export function checkEvent(input: unknown, now: () => number = () => Math.floor(
   if (out.state_type === undefined && e.event_type === 'check') out.state_type = 1;
   if (routingKey(out).length > MAX_ROUTING_KEY) return { ok: false, reason: `routing key longer than ${MAX_ROUTING_KEY} bytes: shorten component or resource` };
   return { ok: true, event: out };
+}
+
+/**
+ * Whether JSON text nests arrays and objects deeper than `limit`. One pass
+ * over the bytes, no recursion and no parse: brackets inside strings do not
+ * count. UTF-8 continuation bytes never equal an ASCII bracket or quote.
+ */
+export function nestedDeeperThan(text: Buffer, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: the next byte is escaped
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+export type Parsed = { ok: true; value: unknown } | { ok: false; reason: string };
+
+/** An event body off the broker, parsed within the size and depth limits; the reason says which limit or what JSON error. */
+export function parseEventBody(body: Buffer): Parsed {
+  if (body.length > MAX_EVENT_BYTES) return { ok: false, reason: `event of ${body.length} bytes exceeds the ${MAX_EVENT_BYTES}-byte event limit` };
+  if (nestedDeeperThan(body, MAX_EVENT_DEPTH)) return { ok: false, reason: `event nested too deep: more than ${MAX_EVENT_DEPTH} levels of arrays or objects` };
+  try {
+    return { ok: true, value: JSON.parse(body.toString('utf8')) };
+  } catch (e) {
+    return { ok: false, reason: `not JSON: ${(e as Error).message}` };
+  }
 }
 
 /** connector.connector_name.event_type.source_type.component[.resource] */

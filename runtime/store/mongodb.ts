@@ -1,5 +1,18 @@
-import { MongoClient, type Db, type Document, type Filter as MongoFilter, type MongoClientOptions } from 'mongodb';
-import { checkField, checkName, StoreError, type Collection, type Filter, type FindOptions, type Store, type Stored } from './types.js';
+import {
+  MongoClient,
+  MongoError,
+  MongoNetworkError,
+  MongoNotConnectedError,
+  MongoServerClosedError,
+  MongoServerError,
+  MongoServerSelectionError,
+  MongoTopologyClosedError,
+  type Db,
+  type Document,
+  type Filter as MongoFilter,
+  type MongoClientOptions,
+} from 'mongodb';
+import { checkField, checkName, StoreUnavailable, type Collection, type DeleteOptions, type Filter, type FindOptions, type Store, type Stored } from './types.js';
 
 /*
  * MongoDB through the official driver. Documents keep MongoDB's own
@@ -7,7 +20,36 @@ import { checkField, checkName, StoreError, type Collection, type Filter, type F
  * real server); `_v` versions each document so that modify is a
  * compare-and-swap retried on conflict, which works on a standalone server,
  * a replica set or a sharded cluster without transactions.
+ *
+ * A server that cannot answer now (unreachable, no primary, shutting down,
+ * out of disk) raises StoreUnavailable, which the engines retry; the
+ * driver itself reconnects.
  */
+
+// Server error codes of "try again later" (the driver's retryable-writes list, plus a full disk):
+// HostUnreachable, HostNotFound, NetworkTimeout, ShutdownInProgress, PrimarySteppedDown,
+// ExceededTimeLimit, SocketException, NotWritablePrimary, InterruptedAtShutdown,
+// InterruptedDueToReplStateChange, NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary, OutOfDiskSpace.
+const UNAVAILABLE_CODES = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 14031]);
+const UNAVAILABLE_LABELS = ['RetryableWriteError', 'TransientTransactionError', 'ResetPool', 'RetryableError', 'SystemOverloadedError'];
+
+/** Whether an error of the mongodb driver means "the server cannot answer now". */
+export function mongoUnavailable(e: unknown): boolean {
+  if (e instanceof MongoNetworkError || e instanceof MongoServerSelectionError || e instanceof MongoTopologyClosedError) return true;
+  if (e instanceof MongoNotConnectedError || e instanceof MongoServerClosedError) return true;
+  if (e instanceof MongoServerError && typeof e.code === 'number' && UNAVAILABLE_CODES.has(e.code)) return true;
+  return e instanceof MongoError && UNAVAILABLE_LABELS.some((l) => e.hasErrorLabel(l));
+}
+
+/** Runs one driver call, turning "cannot answer now" into StoreUnavailable. */
+async function guard<R>(what: string, op: () => Promise<R>): Promise<R> {
+  try {
+    return await op();
+  } catch (e) {
+    if (mongoUnavailable(e)) throw new StoreUnavailable(`MongoDB ${what}: ${(e as Error).message}`, { cause: e });
+    throw e;
+  }
+}
 
 type Raw = Document & { key: string; _v: number };
 
@@ -28,6 +70,9 @@ function toMongo(filter: Filter | undefined): MongoFilter<Document> {
 
 const MAX_CAS_RETRIES = 100;
 
+/** The requested order, then insertion order (_id) so that equal keys come back the same way each time. */
+const sortOf = (sort: FindOptions['sort']): Record<string, 1 | -1> => (sort?.length ? Object.fromEntries([...sort, ['_id', 1]]) : { _id: 1 });
+
 class MongoCollection<T extends object> implements Collection<T> {
   private indexed = false;
 
@@ -46,17 +91,23 @@ class MongoCollection<T extends object> implements Collection<T> {
   }
 
   async get(key: string) {
-    return strip<T>(await this.c.findOne({ key }));
+    return guard(`${this.name}.get`, async () => strip<T>(await this.c.findOne({ key })));
   }
 
   async put(key: string, doc: T) {
-    await this.keyIndex();
-    const { key: _k, ...rest } = doc as T & { key?: string };
-    const current = await this.c.findOne({ key });
-    await this.c.replaceOne({ key }, { ...rest, key, _v: (current?._v ?? 0) + 1 }, { upsert: true });
+    await guard(`${this.name}.put`, async () => {
+      await this.keyIndex();
+      const { key: _k, ...rest } = doc as T & { key?: string };
+      const current = await this.c.findOne({ key });
+      await this.c.replaceOne({ key }, { ...rest, key, _v: (current?._v ?? 0) + 1 }, { upsert: true });
+    });
   }
 
-  async modify(key: string, fn: (current: Stored<T> | undefined) => T | undefined) {
+  modify(key: string, fn: (current: Stored<T> | undefined) => T | undefined) {
+    return guard(`${this.name}.modify`, () => this.compareAndSwap(key, fn));
+  }
+
+  private async compareAndSwap(key: string, fn: (current: Stored<T> | undefined) => T | undefined) {
     await this.keyIndex();
     for (let attempt = 0; attempt < MAX_CAS_RETRIES; attempt++) {
       const raw = await this.c.findOne({ key });
@@ -76,28 +127,40 @@ class MongoCollection<T extends object> implements Collection<T> {
       const r = await this.c.replaceOne({ key, _v: raw._v }, { ...rest, key, _v: raw._v + 1 });
       if (r.matchedCount === 1) return { doc: { ...rest, key } as Stored<T>, changed: true };
     }
-    throw new StoreError(`${this.name}/${key}: too much contention (${MAX_CAS_RETRIES} conflicting updates)`);
+    // Passing: as many writers as this on one document at once is a burst, like SQLITE_BUSY.
+    throw new StoreUnavailable(`${this.name}/${key}: too much contention (${MAX_CAS_RETRIES} conflicting updates)`);
   }
 
   async find(filter?: Filter, options: FindOptions = {}) {
-    let cursor = this.c.find(toMongo(filter));
-    cursor = cursor.sort(options.sort?.length ? Object.fromEntries([...options.sort, ['_id', 1]]) : { _id: 1 });
-    if (options.skip) cursor = cursor.skip(options.skip);
-    if (options.limit !== undefined) cursor = cursor.limit(options.limit);
-    return (await cursor.toArray()).map((d) => strip<T>(d)!);
+    const query = toMongo(filter);
+    return guard(`${this.name}.find`, async () => {
+      let cursor = this.c.find(query);
+      cursor = cursor.sort(sortOf(options.sort));
+      if (options.skip) cursor = cursor.skip(options.skip);
+      if (options.limit !== undefined) cursor = cursor.limit(options.limit);
+      return (await cursor.toArray()).map((d) => strip<T>(d)!);
+    });
   }
 
   async count(filter?: Filter) {
-    return this.c.countDocuments(toMongo(filter));
+    const query = toMongo(filter);
+    return guard(`${this.name}.count`, () => this.c.countDocuments(query));
   }
 
-  async delete(filter: Filter) {
-    return (await this.c.deleteMany(toMongo(filter))).deletedCount;
+  async delete(filter: Filter, options: DeleteOptions = {}) {
+    const query = toMongo(filter);
+    return guard(`${this.name}.delete`, async () => {
+      if (options.limit === undefined) return (await this.c.deleteMany(query)).deletedCount;
+      // deleteMany takes no limit: the first ids in order, then those (still matching).
+      const ids = await this.c.find(query, { projection: { _id: 1 } }).sort(sortOf(options.sort)).limit(options.limit).toArray();
+      if (ids.length === 0) return 0;
+      return (await this.c.deleteMany({ $and: [query, { _id: { $in: ids.map((d) => d._id) } }] })).deletedCount;
+    });
   }
 
   async ensureIndex(fields: string[]) {
     fields.forEach(checkField);
-    await this.c.createIndex(Object.fromEntries(fields.map((f) => [f, 1])));
+    await guard(`${this.name}.ensureIndex`, () => this.c.createIndex(Object.fromEntries(fields.map((f) => [f, 1]))));
   }
 }
 
@@ -113,7 +176,8 @@ export class MongoStore implements Store {
     try {
       await client.connect();
     } catch (e) {
-      throw new StoreError(`cannot reach MongoDB at ${url.replace(/\/\/[^@/]*@/, '//***@')}: ${(e as Error).message}`);
+      // Whatever the reason (a mongod starting, a network cut, a wrong URL), no event is at fault: the engines retry until it answers.
+      throw new StoreUnavailable(`cannot reach MongoDB at ${url.replace(/\/\/[^@/]*@/, '//***@')}: ${(e as Error).message}`, { cause: e });
     }
     return new MongoStore(client, client.db(dbName));
   }
@@ -128,7 +192,7 @@ export class MongoStore implements Store {
   }
 
   async ping() {
-    await this.db.command({ ping: 1 });
+    await guard('ping', () => this.db.command({ ping: 1 }));
   }
 
   async close() {

@@ -19,6 +19,11 @@ export interface FindOptions {
   limit?: number;
 }
 
+export interface DeleteOptions {
+  sort?: FindOptions['sort'];
+  limit?: number;
+}
+
 /** A stored document always carries its key. */
 export type Stored<T> = T & { key: string };
 
@@ -35,8 +40,11 @@ export interface Collection<T extends object> {
   modify(key: string, fn: (current: Stored<T> | undefined) => T | undefined): Promise<{ doc: Stored<T> | undefined; changed: boolean }>;
   find(filter?: Filter, options?: FindOptions): Promise<Array<Stored<T>>>;
   count(filter?: Filter): Promise<number>;
-  /** Deletes matching documents; returns how many. */
-  delete(filter: Filter): Promise<number>;
+  /**
+   * Deletes matching documents; returns how many. With `limit`, only the
+   * first ones in `sort` order go: a large deletion done in bounded batches.
+   */
+  delete(filter: Filter, options?: DeleteOptions): Promise<number>;
   /** Speeds up queries on these fields (idempotent). */
   ensureIndex(fields: string[]): Promise<void>;
 }
@@ -50,6 +58,22 @@ export interface Store {
 }
 
 export class StoreError extends Error {}
+
+/**
+ * The store is there but cannot answer now: busy or locked by another
+ * writer, read-only, unopenable, out of space, unreachable. The operation
+ * did nothing (or its transaction rolled back) and may be tried again; an
+ * engine retries the event instead of dead-lettering it. `transient` is
+ * the mark the engine reads (docs/runtime.md), so that plugins can throw
+ * their own.
+ */
+export class StoreUnavailable extends StoreError {
+  readonly transient = true;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailable';
+  }
+}
 
 export const COLLECTION_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 export const FIELD_PATH = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;

@@ -66,5 +66,12 @@ export interface TaskModule {
   tasks?: Record<string, EventTask | BeatTask | DispatcherTask>;
 }
 
-/** An event that cannot be processed: dead-lettered with this reason, never retried as is. */
+/**
+ * An event that cannot be processed: dead-lettered with this reason, never
+ * retried as is. Any other error a task throws is retried a few times and
+ * then dead-lettered; one carrying `transient: true` (as the store's
+ * StoreUnavailable does, or as its `cause`) means "not the event's fault,
+ * try again later": the engine pauses and retries it until it goes through
+ * (runtime/engine/faults.ts).
+ */
 export class RejectedEvent extends Error {}

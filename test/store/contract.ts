@@ -78,6 +78,22 @@ export function storeContract(label: string, store: () => Store): void {
     assert.equal(await c.delete({ name: 'nothing' }), 0);
   });
 
+  test(`${label}: delete with a limit takes the first ones in sort order, still by the filter (a bounded batch)`, async () => {
+    const c = fresh('batch');
+    await c.ensureIndex(['ts']);
+    // Put out of order, and with documents the filter leaves alone (no ts, null ts, recent ts).
+    for (const i of [7, 2, 9, 0, 5, 3, 8, 1, 6, 4]) await c.put(`b${i}`, { name: `b${i}`, ts: 100 + i });
+    await c.put('none', { name: 'none' });
+    await c.put('recent', { name: 'recent', ts: 500 });
+    const names = async () => (await c.find({}, { sort: [['key', 1]] })).map((d) => d.name);
+    assert.equal(await c.delete({ ts: { $lt: 200 } }, { sort: [['ts', 1]], limit: 4 }), 4);
+    assert.deepEqual(await names(), ['b4', 'b5', 'b6', 'b7', 'b8', 'b9', 'none', 'recent'], 'the 4 oldest went');
+    assert.equal(await c.delete({ ts: { $lt: 200 } }, { sort: [['ts', 1]], limit: 4 }), 4);
+    assert.equal(await c.delete({ ts: { $lt: 200 } }, { sort: [['ts', 1]], limit: 4 }), 2, 'the last batch is short');
+    assert.equal(await c.delete({ ts: { $lt: 200 } }, { sort: [['ts', 1]], limit: 4 }), 0);
+    assert.deepEqual(await names(), ['none', 'recent']);
+  });
+
   test(`${label}: answers a ping`, async () => {
     await store().ping();
   });
