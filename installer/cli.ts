@@ -10,6 +10,7 @@ import { describeRelease } from './apply/release.js';
 import { prepare } from './prepare.js';
 import { startStack } from './start.js';
 import { createBundle } from './bundle/create.js';
+import { generateSigningKey } from './bundle/signature.js';
 import { installFromBundle, purge, remove, status as lifecycleStatus } from './bundle/lifecycle.js';
 import { planLines, summary, summaryLines } from './report.js';
 import { runSteps, type Display } from './runner.js';
@@ -40,6 +41,9 @@ interface CommonFlags {
 }
 
 const collect = (v: string, prev: string[]) => prev.concat(v);
+
+const trustedKeyOption = () => new Option('--trusted-key <file>', 'also trust bundles signed by this Ed25519 public key (PEM; repeatable), beside PREFIX/etc/trusted-keys/').argParser(collect).default([]);
+const UNSIGNED_HELP = 'accept a bundle that is unsigned or signed by a key not trusted here: its origin is then not checked (its checksums still are)';
 
 /**
  * --prefix: every rendered file names paths under it (supervisord, systemd,
@@ -154,9 +158,18 @@ async function deps(flags: { forTests?: boolean; yes?: boolean }): Promise<void>
   out(installed.length ? `installed ${installed.join(' ')}` : `already installed: ${packages.join(' ')}`);
 }
 
-async function fromBundle(flags: CommonFlags & { bundle: string; allowDowngrade?: boolean; allowIrreversible?: boolean; start?: boolean }, update: boolean): Promise<void> {
+async function fromBundle(flags: CommonFlags & { bundle: string; allowDowngrade?: boolean; allowIrreversible?: boolean; start?: boolean; trustedKey: string[]; allowUnsigned?: boolean }, update: boolean): Promise<void> {
   const passthrough = [...flags.set.flatMap((x) => ['--set', x]), '--conffile-policy', flags.conffilePolicy === 'ask' ? 'keep' : flags.conffilePolicy, ...flags.skipCheck.flatMap((x) => ['--skip-check', x]), ...(flags.installDeps ? [] : ['--no-install-deps']), ...(flags.start ? ['--start'] : [])];
-  const r = await installFromBundle({ prefix: flags.prefix, bundle: flags.bundle, allowDowngrade: !!flags.allowDowngrade, allowIrreversible: !!flags.allowIrreversible, passthrough, update, log: flags.json ? () => undefined : (l) => l.trim() && out(l.trimEnd()) });
+  const r = await installFromBundle({
+    prefix: flags.prefix,
+    bundle: flags.bundle,
+    allowDowngrade: !!flags.allowDowngrade,
+    allowIrreversible: !!flags.allowIrreversible,
+    passthrough,
+    update,
+    trustedKeys: flags.trustedKey,
+    allowUnsigned: !!flags.allowUnsigned,
+    log: flags.json ? () => undefined : (l) => l.trim() && out(l.trimEnd()) });
   if (flags.json) out(JSON.stringify({ ok: true, ...r }));
   else out(r.from ? `updated ${flags.prefix} from ${r.from} to ${r.version} (${r.release})` : `installed ${r.version} (${r.release}) in ${flags.prefix} from ${flags.bundle}`);
 }
@@ -172,22 +185,37 @@ export function program(): Command {
     .option('--unit-dir <dir>', 'with init = systemd: install the units here instead of /etc/systemd/system (no daemon-reload)')
     .option('--bundle <file>', 'install from a bundle (./build-install bundle), no network needed')
     .option('--allow-downgrade', 'accept a bundle older than the installed version')
+    .addOption(trustedKeyOption())
+    .option('--allow-unsigned', UNSIGNED_HELP)
     .action((flags) => (flags.bundle ? fromBundle(flags, false) : install(flags)));
   withCommon(cli.command('update').description('update an installed prefix from a bundle: health-checked, rolled back when the new version does not come up'))
     .requiredOption('--bundle <file>', 'the bundle of the new version')
     .option('-y, --yes', 'do not ask before installing Debian packages')
     .option('--allow-downgrade', 'accept a bundle older than the installed version')
     .option('--allow-irreversible', 'accept store migrations a failed update cannot undo (back up the store first)')
+    .addOption(trustedKeyOption())
+    .option('--allow-unsigned', UNSIGNED_HELP)
     .action((flags) => fromBundle(flags, true));
   cli
     .command('bundle')
     .description('write a self-contained versioned bundle (tar.gz): runtime, production dependencies, templates, installer, hooks, manifest')
     .option('--out <dir>', 'where to write it', '.')
+    .option('--sign-key <file>', 'sign it with this Ed25519 private key (./build-install keygen makes one)')
+    .option('--json', 'print one JSON object')
+    .action(async (o: { out: string; signKey?: string; json?: boolean }) => {
+      const { file, manifest, fingerprint } = await createBundle(o.out, undefined, o.signKey ? { signKey: o.signKey } : {});
+      if (o.json) out(JSON.stringify({ ok: true, file, version: manifest.version, release: manifest.release, files: Object.keys(manifest.files).length, ...(fingerprint ? { fingerprint } : {}) }));
+      else out(`${file}: Canopsis ${manifest.version} (${manifest.release}), ${Object.keys(manifest.files).length} files, ${fingerprint ? `signed by ${fingerprint}` : 'unsigned (hosts will refuse it without --allow-unsigned)'}`);
+    });
+  cli
+    .command('keygen')
+    .description('make an Ed25519 key pair to sign bundles: the private key stays with you, the public one goes to PREFIX/etc/trusted-keys/ of each host')
+    .option('--out <dir>', 'where to write bundle-signing.key (0600) and bundle-signing.pub.pem', '.')
     .option('--json', 'print one JSON object')
     .action(async (o: { out: string; json?: boolean }) => {
-      const { file, manifest } = await createBundle(o.out);
-      if (o.json) out(JSON.stringify({ ok: true, file, version: manifest.version, release: manifest.release, files: Object.keys(manifest.files).length }));
-      else out(`${file}: Canopsis ${manifest.version} (${manifest.release}), ${Object.keys(manifest.files).length} files`);
+      const k = await generateSigningKey(o.out);
+      if (o.json) out(JSON.stringify({ ok: true, ...k }));
+      else out(`private key ${k.privateKey} (keep it secret), public key ${k.publicKey} (${k.fingerprint}): copy it into PREFIX/etc/trusted-keys/ on each host`);
     });
   cli
     .command('status')

@@ -13,6 +13,7 @@ import { Supervisor } from '../control/supervisor.js';
 import { compareVersions, type BundleManifest } from './format.js';
 import { pendingMigrations, type PendingMigration } from '../migrations/run.js';
 import { openBundle } from './open.js';
+import { readPublicKeyFile, readTrustedKeys } from './signature.js';
 import { PIPELINE, restartAndProbe, servicesToRestart, stopPipeline } from './services.js';
 import { begin, commit, LENDING, releaseCli, readJournal, recoverInterrupted, rollback, type Journal } from './transaction.js';
 
@@ -90,7 +91,20 @@ export interface BundleRunOptions {
   allowIrreversible: boolean;
   passthrough: string[];
   update: boolean;
+  /** Public key files trusted for this run, beside PREFIX/etc/trusted-keys/. */
+  trustedKeys: string[];
+  /** Accept a bundle whose signature is missing or not trusted (what is skipped is said). */
+  allowUnsigned: boolean;
   log: (line: string) => void;
+}
+
+/** Root runs the code of the bundle it opens: its signer must be trusted, or the operator said to skip that. */
+async function openTrusted(o: BundleRunOptions, layout: Layout) {
+  const trustedKeys = [...(await readTrustedKeys(path.join(layout.etc, 'trusted-keys'))), ...(await Promise.all(o.trustedKeys.map(readPublicKeyFile)))];
+  const opened = await openBundle(o.bundle, os.tmpdir(), { trustedKeys, allowUnsigned: o.allowUnsigned });
+  if (opened.skipped) o.log(`warning: the bundle's signature was not checked (--allow-unsigned): ${opened.skipped}`);
+  else o.log(`${o.bundle}: signed by ${opened.fingerprint}, a trusted key`);
+  return opened;
 }
 
 export async function installFromBundle(o: BundleRunOptions): Promise<{ version: string; release: string; from?: string }> {
@@ -116,7 +130,7 @@ export async function installFromBundle(o: BundleRunOptions): Promise<{ version:
 async function runBundle(o: BundleRunOptions, layout: Layout, lock: RunLock): Promise<{ version: string; release: string; from?: string }> {
   const installed = await readManifest(layout.manifest);
   if (o.update && !installed) throw new UsageError(`nothing installed in ${layout.prefix} to update; use install --bundle`);
-  const opened = await openBundle(o.bundle, os.tmpdir());
+  const opened = await openTrusted(o, layout);
   try {
     const m = opened.manifest;
     if (installed && compareVersions(m.version, installed.version) < 0 && !o.allowDowngrade) {

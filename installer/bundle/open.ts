@@ -297,7 +297,7 @@ function refusalOf(file: string, skipped: string): BundleError {
  * (callers not yet passing trust) the signature is looked at but not
  * required, as with allowUnsigned; every other check applies.
  */
-export async function openBundle(file: string, workDir: string, options: OpenOptions = { trustedKeys: [], allowUnsigned: true }): Promise<OpenedBundle> {
+export async function openBundle(file: string, workDir: string, options: OpenOptions): Promise<OpenedBundle> {
   const limits: BundleLimits = { bytes: options.limits?.bytes ?? MAX_BUNDLE_BYTES, entries: options.limits?.entries ?? MAX_BUNDLE_ENTRIES };
   const trusted = await keyObjects(options.trustedKeys);
   const listing = await listBundle(file, limits);

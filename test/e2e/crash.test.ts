@@ -3,7 +3,7 @@ import { appendFile, readdir, readFile, readlink, stat } from 'node:fs/promises'
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
-import { bundleOfCommit, currentBundle, V1_COMMIT } from '../helpers/bundles.js';
+import { bundleOfCommit, currentBundle, trustIn, V1_COMMIT } from '../helpers/bundles.js';
 import { buildInstall, removeDir, run, snapshot, tempDir, waitFor } from '../helpers/index.js';
 import { apiFetch } from '../helpers/api.js';
 
@@ -57,9 +57,12 @@ before(async () => {
   prefix = path.join(dir, 'canopsis');
   golden = path.join(dir, 'golden');
   v1 = await bundleOfCommit(V1_COMMIT);
-  ({ file: v2, release: v2Release } = await currentBundle(dir));
-  const install = await buildInstall(['install', '--bundle', v1, '--prefix', prefix, ...SETS, '--start']);
+  let publicKey: string;
+  ({ file: v2, release: v2Release, publicKey } = await currentBundle(dir));
+  // v1 is built from its commit, unsigned; v2 is signed, and its signer trusted on the host.
+  const install = await buildInstall(['install', '--bundle', v1, '--prefix', prefix, ...SETS, '--start', '--allow-unsigned']);
   assert.equal(install.exitCode, 0, install.all);
+  await trustIn(prefix, publicKey);
   v1Release = path.basename(await readlink(path.join(prefix, 'lib', 'canopsis', 'current')));
   // Through the API: the store file is the service user's, and the first to open it would own it.
   const key = (await readFile(path.join(prefix, 'etc', 'canopsis-secrets.ini'), 'utf8')).match(/authkey = (\S+)/)![1]!;
@@ -109,7 +112,7 @@ async function assertOnV1(running: boolean): Promise<void> {
 async function assertOnV2(running: boolean): Promise<void> {
   assert.equal(await readlink(path.join(prefix, 'lib', 'canopsis', 'current')), path.join('releases', v2Release));
   const status = JSON.parse((await buildInstall(['status', '--prefix', prefix, '--json'])).stdout);
-  assert.equal(status.version, '0.3.0');
+  assert.equal(status.version, '0.4.0');
   assert.equal(status.interrupted, undefined, 'no interrupted update left');
   assert.deepEqual(status.pendingMigrations, []);
   assert.deepEqual(status.modifiedConffiles, ['etc/webserver.conf']);
@@ -183,7 +186,7 @@ for (const c of CASES) {
     assert.equal(status.interrupted !== undefined, c.journal, 'status tells of the interrupted update');
     const recovered = await buildInstall(['recover', '--prefix', prefix]);
     assert.equal(recovered.exitCode, 0, recovered.all);
-    assert.match(recovered.stdout, c.journal ? /an update from 0\.2\.0 to 0\.3\.0 begun .* did not finish: rolling back to 0\.2\.0\n.*rolled back to 0\.2\.0/ : /nothing to recover/);
+    assert.match(recovered.stdout, c.journal ? /an update from 0\.2\.0 to 0\.4\.0 begun .* did not finish: rolling back to 0\.2\.0\n.*rolled back to 0\.2\.0/ : /nothing to recover/);
     await assertOnV1(c.running);
     const next = await buildInstall(['update', '--bundle', v2, '--prefix', prefix]);
     assert.equal(next.exitCode, 0, next.all);

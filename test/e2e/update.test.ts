@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import { appendFile, readFile, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { bundleOfCommit, currentBundle, V1_COMMIT } from '../helpers/bundles.js';
+import { bundleOfCommit, currentBundle, trustIn, V1_COMMIT } from '../helpers/bundles.js';
 import { buildInstall, run, removeDir, tempDir, waitFor } from '../helpers/index.js';
 import { apiFetch } from '../helpers/api.js';
 
 /*
  * Updates of a running appliance between two real versions: v1 is 0.2.0
- * built from its commit, v2 the tree under test (0.3.0, which renames
- * store.dbpath and reshapes stored entities). A v2 that does not come up is
+ * built from its commit, v2 the tree under test (0.4.0, whose 0.3.0 migrations rename
+ * store.dbpath and reshape stored entities). A v2 that does not come up is
  * rolled back, data included; a good v2 keeps edits and alarms.
  */
 
@@ -21,6 +21,7 @@ let prefix: string;
 let v1: string;
 let v2: string;
 let key: string;
+let publicKey: string;
 const env = () => ({ CPS_PREFIX: prefix });
 
 interface Entity {
@@ -46,7 +47,7 @@ before(async () => {
   dir = await tempDir('update');
   prefix = path.join(dir, 'canopsis');
   v1 = await bundleOfCommit(V1_COMMIT);
-  v2 = (await currentBundle(dir)).file;
+  ({ file: v2, publicKey } = await currentBundle(dir));
 });
 
 after(async () => {
@@ -67,10 +68,12 @@ top = members[0].name.split('/')[0]
 rel = 'release/dist/runtime/cli/engine-launcher.js'
 data[top + '/' + rel] = b'process.stderr.write("v2 engine refuses to start\\\\n"); process.exit(1);\\n' + data[top + '/' + rel]
 man = json.loads(data[top + '/MANIFEST.json'])
-man['release'] = man['version'] + '+broken'
+man['release'] = man['version'] + '+0badc0de'
 man['files'][rel]['sha256'] = hashlib.sha256(data[top + '/' + rel]).hexdigest(); man['files'][rel]['size'] = len(data[top + '/' + rel])
 data[top + '/MANIFEST.json'] = json.dumps(man).encode()
 for m in members:
+    if m.name.endswith('MANIFEST.json.sig'):
+        continue
     if m.isfile():
         m.size = len(data[m.name]); dst.addfile(m, io.BytesIO(data[m.name]))
     else:
@@ -83,8 +86,10 @@ dst.close()
 }
 
 test('v1 installed and running; an update to a v2 whose engines exit is rolled back, data and settings included, and v1 runs again', async () => {
-  const install = await buildInstall(['install', '--bundle', v1, '--prefix', prefix, ...SETS, '--start']);
+  // v1 is built from its commit, unsigned; v2 is signed, and its signer trusted on the host.
+  const install = await buildInstall(['install', '--bundle', v1, '--prefix', prefix, ...SETS, '--start', '--allow-unsigned']);
   assert.equal(install.exitCode, 0, install.all);
+  await trustIn(prefix, publicKey);
   key = (await readFile(path.join(prefix, 'etc', 'canopsis-secrets.ini'), 'utf8')).match(/authkey = (\S+)/)![1]!;
   const release1 = await readlink(path.join(prefix, 'lib', 'canopsis', 'current'));
   assert.match(release1, /^releases\/0\.2\.0\+[0-9a-f]{8}$/);
@@ -96,12 +101,13 @@ test('v1 installed and running; an update to a v2 whose engines exit is rolled b
   const seen = await waitFor('the v1 entity', () => entity('before-update'));
   assert.equal(typeof seen.first_seen, 'number', 'v1 stores first_seen');
 
-  const update = await buildInstall(['update', '--bundle', await brokenV2(), '--prefix', prefix], { env: { ...process.env, CPS_SERVICE_TIMEOUT: '20' } });
+  // Rebuilt by hand, it carries no signature: the operator accepts it as such.
+  const update = await buildInstall(['update', '--bundle', await brokenV2(), '--prefix', prefix, '--allow-unsigned'], { env: { ...process.env, CPS_SERVICE_TIMEOUT: '20' } });
   assert.equal(update.exitCode, 9, update.all);
   assert.match(update.stdout, /migrations to run: 0\.3\.0-store-dbpath, 0\.3\.0-entity-fields/);
   assert.match(
     update.stderr,
-    /update to 0\.3\.0 failed \(health check: service amqp2engines restart: .*\); rolled back to 0\.2\.0 \(0\.2\.0\+[0-9a-f]{8}\), migrations undone: 0\.3\.0-entity-fields, 0\.3\.0-store-dbpath, running again/,
+    /update to 0\.4\.0 failed \(health check: service amqp2engines restart: .*\); rolled back to 0\.2\.0 \(0\.2\.0\+[0-9a-f]{8}\), migrations undone: 0\.3\.0-entity-fields, 0\.3\.0-store-dbpath, running again/,
   );
   assert.equal(await readlink(path.join(prefix, 'lib', 'canopsis', 'current')), release1, 'current points at v1 again');
   assert.match(await settingsText(), /\ndbpath = var\/lib\/mongodb\n/, 'the renamed key is back');
@@ -127,7 +133,7 @@ test('v1 -> v2: the setting renamed and the entities reshaped once, the edit kep
   const up = await buildInstall(['update', '--bundle', v2, '--prefix', prefix]);
   assert.equal(up.exitCode, 0, up.all);
   assert.match(up.stdout, /stopping amqp2engines, webserver while stored data is migrated/);
-  assert.match(up.stdout, /updated .* from 0\.2\.0 to 0\.3\.0/);
+  assert.match(up.stdout, /updated .* from 0\.2\.0 to 0\.4\.0/);
   const text = await settingsText();
   assert.match(text, /\nmongodb_dbpath = var\/lib\/mongodb\n/);
   assert.doesNotMatch(text, /\ndbpath =/);
@@ -148,7 +154,7 @@ test('v1 -> v2: the setting renamed and the entities reshaped once, the edit kep
   assert.equal(again.exitCode, 0, again.all);
   assert.deepEqual(await migrationRecord(), record, 'each migration ran once');
   const status = await buildInstall(['status', '--prefix', prefix]);
-  assert.match(status.stdout, /Canopsis 0\.3\.0 .*running/);
+  assert.match(status.stdout, /Canopsis 0\.4\.0 .*running/);
   assert.match(status.stdout, /pending migrations: none/);
   assert.match(status.stdout, /modified conffiles: etc\/webserver\.conf/);
 });

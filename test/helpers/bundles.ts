@@ -48,9 +48,18 @@ export async function bundleOfCommit(commit: string): Promise<string> {
   }
 }
 
-/** The bundle of the tree under test, and its release id. */
-export async function currentBundle(out: string): Promise<{ file: string; release: string }> {
-  const b = await buildInstall(['bundle', '--out', out, '--json']);
+/** The bundle of the tree under test signed as a release team would, its release id and the public key that verifies it. */
+export async function currentBundle(out: string): Promise<{ file: string; release: string; publicKey: string }> {
+  const keys = path.join(out, 'signing-keys');
+  const k = await buildInstall(['keygen', '--out', keys, '--json']);
+  if (k.exitCode !== 0 && !/exists/.test(k.all)) throw new Error(`keygen: ${k.all}`);
+  const b = await buildInstall(['bundle', '--out', out, '--sign-key', path.join(keys, 'bundle-signing.key'), '--json']);
   if (b.exitCode !== 0) throw new Error(`bundle: ${b.all}`);
-  return JSON.parse(b.stdout) as { file: string; release: string };
+  return { ...(JSON.parse(b.stdout) as { file: string; release: string }), publicKey: path.join(keys, 'bundle-signing.pub.pem') };
+}
+
+/** What an operator does once per host: the release team's public key in PREFIX/etc/trusted-keys/. */
+export async function trustIn(prefix: string, publicKey: string): Promise<void> {
+  await mkdir(path.join(prefix, 'etc', 'trusted-keys'), { recursive: true });
+  await copyFile(publicKey, path.join(prefix, 'etc', 'trusted-keys', path.basename(publicKey)));
 }

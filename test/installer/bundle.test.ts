@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFile, stat, truncate, writeFile, appendFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, stat, truncate, writeFile, appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { readFileSync } from 'node:fs';
@@ -12,16 +12,31 @@ import { ROOT, buildInstall, isolatedPorts, removeDir, run, snapshot, tempDir } 
 
 let dir: string;
 let bundle: string;
+let unsigned: string;
+let publicKey: string;
 const PORTS = isolatedPorts(5850);
 const VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const V = VERSION.replace(/\./g, '\\.');
 
 before(async () => {
   dir = await tempDir('bundle');
-  const r = await buildInstall(['bundle', '--out', dir, '--json']);
+  const k = await buildInstall(['keygen', '--out', path.join(dir, 'keys'), '--json']);
+  assert.equal(k.exitCode, 0, k.all);
+  publicKey = JSON.parse(k.stdout).publicKey;
+  const r = await buildInstall(['bundle', '--out', dir, '--sign-key', JSON.parse(k.stdout).privateKey, '--json']);
   assert.equal(r.exitCode, 0, r.all);
+  assert.equal(JSON.parse(r.stdout).fingerprint, JSON.parse(k.stdout).fingerprint);
   bundle = JSON.parse(r.stdout).file;
+  const u = await buildInstall(['bundle', '--out', path.join(dir, 'unsigned'), '--json']);
+  assert.equal(u.exitCode, 0, u.all);
+  unsigned = JSON.parse(u.stdout).file;
 });
+
+/** What an operator does once per host: the signer's public key in etc/trusted-keys/. */
+async function trust(prefix: string): Promise<void> {
+  await mkdir(path.join(prefix, 'etc', 'trusted-keys'), { recursive: true });
+  await copyFile(publicKey, path.join(prefix, 'etc', 'trusted-keys', 'release-team.pem'));
+}
 after(async () => {
   await removeDir(dir);
 });
@@ -48,10 +63,27 @@ for m in src.getmembers():
     add(m, src.extractfile(m).read() if m.isfile() else None)
 `;
 
+test('a bundle is installed only when its signer is trusted, or the operator says to skip that', async () => {
+  const prefix = path.join(dir, 'trust');
+  const refused = await buildInstall(['install', '--bundle', unsigned, '--prefix', prefix, ...PORTS]);
+  assert.equal(refused.exitCode, 8, refused.all);
+  assert.match(refused.stderr, /unsigned.*refused \(trust its signer: its public key in etc\/trusted-keys\/ or --trusted-key FILE; or accept it unchecked with --allow-unsigned\)/);
+  const untrusted = await buildInstall(['install', '--bundle', bundle, '--prefix', prefix, ...PORTS]);
+  assert.equal(untrusted.exitCode, 8, untrusted.all);
+  assert.match(untrusted.stderr, /sha256:[0-9a-f]{64}/, 'the signer is named');
+  await assert.rejects(stat(path.join(prefix, 'lib')), 'nothing of it was placed');
+  const skipped = await buildInstall(['install', '--bundle', unsigned, '--prefix', prefix, ...PORTS, '--allow-unsigned']);
+  assert.equal(skipped.exitCode, 0, skipped.all);
+  assert.match(skipped.stdout, /warning: the bundle's signature was not checked \(--allow-unsigned\)/);
+  await buildInstall(['purge', '--prefix', prefix, '--yes']);
+});
+
 test('install from a bundle, status, an edited conffile listed', async () => {
   const prefix = path.join(dir, 'p');
-  const r = await buildInstall(['install', '--bundle', bundle, '--prefix', prefix, ...PORTS]);
+  const r = await buildInstall(['install', '--bundle', bundle, '--prefix', prefix, ...PORTS, '--trusted-key', publicKey]);
   assert.equal(r.exitCode, 0, r.all);
+  assert.match(r.stdout, /signed by sha256:[0-9a-f]{64}, a trusted key/);
+  await trust(prefix);
   assert.match(r.stdout, new RegExp(`installed ${V} \\(${V}\\+[0-9a-f]{8}\\)`));
   await appendFile(path.join(prefix, 'etc', 'webserver.conf'), '; edited\n');
   const s = await buildInstall(['status', '--prefix', prefix, '--json']);
@@ -86,6 +118,7 @@ test('install from a bundle, status, an edited conffile listed', async () => {
   assert.equal(await readFile(path.join(prefix, 'etc', 'canopsis-secrets.ini'), 'utf8'), secrets);
   await stat(path.join(prefix, 'var', 'lib', 'pkgmgr', 'manifest.json'));
   const again = await buildInstall(['install', '--bundle', bundle, '--prefix', prefix, ...PORTS]);
+  assert.match(again.stdout, /a trusted key/, 'etc/trusted-keys/ survived remove');
   assert.equal(again.exitCode, 0, again.all);
   assert.equal(await readFile(path.join(prefix, 'etc', 'canopsis-secrets.ini'), 'utf8'), secrets, 'the credentials survived');
   assert.match(await readFile(path.join(prefix, 'etc', 'webserver.conf'), 'utf8'), /; edited/);
@@ -121,6 +154,7 @@ for m in src.getmembers():
 test('corrupt, truncated and path-escaping bundles are refused, naming the entry; nothing changes', async () => {
   const prefix = path.join(dir, 'victim');
   assert.equal((await buildInstall(['--prefix', prefix, ...PORTS])).exitCode, 0);
+  await trust(prefix);
   const before = await snapshot(prefix);
   for (const [name, script, reason] of HOSTILE) {
     let file: string;
