@@ -1,7 +1,7 @@
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Alarm } from '../alarm/model.js';
-import { checkEvent } from '../event/canopsis-event.js';
+import { checkEvent, MAX_EVENT_DEPTH, nestedDeeperThan } from '../event/canopsis-event.js';
 import { ALARMS } from '../engines/axe.js';
 import { ENTITIES, type Entity } from '../engines/che.js';
 import type { Filter, Store } from '../store/types.js';
@@ -70,6 +70,18 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
     void reply.status(status).send({ error: message });
   });
   app.setNotFoundHandler((_req, reply) => void reply.status(404).send({ error: 'not found' }));
+
+  // A body nested deeper than an event may be is refused before parsing: it could not be serialised to the
+  // broker (JSON.stringify overflows its stack) and would end as a 500. Fastify's own parser does the rest.
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (nestedDeeperThan(Buffer.from(body as string), MAX_EVENT_DEPTH + 1)) {
+      done(Object.assign(new Error(`body nested too deep: an event has at most ${MAX_EVENT_DEPTH} levels of arrays or objects`), { statusCode: 400 }), undefined);
+      return;
+    }
+    json(req, body as string, done);
+  });
 
   // The plugin's store and window, driven by hand: only a failed login counts.
   const limits = d.authFailures ?? AUTH_FAILURES;

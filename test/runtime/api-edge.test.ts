@@ -153,6 +153,18 @@ test('a repeated query parameter is a 400 naming it, on every route', async () =
   }
 });
 
+test('a body nested too deep to be an event is a 400 saying so, never a 500; a plain event still goes through', async () => {
+  const post = (body: string) => client.fetch('/event', { method: 'POST', headers: { 'x-canopsis-authkey': KEY, 'content-type': 'application/json' }, body });
+  const deep = `{"connector":"c","connector_name":"n","event_type":"check","source_type":"component","component":"x","state":1,"extra":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+  const r = await post(deep);
+  assert.equal(r.status, 400);
+  assert.match(((await r.json()) as { error: string }).error, /body nested too deep: an event has at most 64 levels/);
+  const proto = await post('{"__proto__":{"admin":true}}');
+  assert.equal(proto.status, 400, 'fastify\'s own checks still apply');
+  const ok = await post(JSON.stringify({ connector: 'c', connector_name: 'n', event_type: 'check', source_type: 'component', component: 'deep-ok', state: 1 }));
+  assert.equal(ok.status, 200, await ok.text());
+});
+
 test('/metrics labels requests by route pattern: no URL, no query string, every unknown URL under route="unmatched"; engines ready or not', async () => {
   const metrics = async () => (await client.fetch(`${client.origin}/metrics`, { headers: { 'x-canopsis-authkey': KEY } })).text();
   const unmatched = (text: string) => Number(/canopsis_api_requests_total\{method="GET",route="unmatched"\} (\d+)/.exec(text)?.[1] ?? 0);
