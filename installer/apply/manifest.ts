@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import path from 'node:path';
-import { ApplyError } from '../errors.js';
+import { readStateFile } from './state-file.js';
 import { RELEASE_ID } from './release-id.js';
 
 /*
@@ -33,23 +32,6 @@ export type Manifest = z.infer<typeof manifestSchema>;
 
 export const sha256 = (content: string | Buffer) => createHash('sha256').update(content).digest('hex');
 
-export async function readManifest(file: string): Promise<Manifest | undefined> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (e) {
-    throw new ApplyError(`${file}: not valid JSON (${(e as Error).message}); move it away to treat every file as the operator's`);
-  }
-  const parsed = manifestSchema.safeParse(data);
-  if (!parsed.success) {
-    throw new ApplyError(`${file}: not an installer manifest (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message})`);
-  }
-  return parsed.data;
+export function readManifest(file: string): Promise<Manifest | undefined> {
+  return readStateFile(file, manifestSchema, 'an installer manifest', "; move it away to treat every file as the operator's");
 }

@@ -5,7 +5,8 @@ import { switchSymlink, writeAtomic } from '../apply/apply.js';
 import { exists, filesUnder } from '../apply/fs.js';
 import { lockLent, runBorrowing, withPrefixLock } from '../apply/lock.js';
 import { z } from 'zod';
-import { ApplyError, InstallerError } from '../errors.js';
+import { InstallerError } from '../errors.js';
+import { readStateFile } from '../apply/state-file.js';
 import { checkReleaseId, RELEASE_ID, releaseDir } from '../apply/release-id.js';
 import { compareVersions } from './format.js';
 import { failpoint } from '../failpoint.js';
@@ -55,26 +56,10 @@ const journalFile = (l: Layout) => path.join(txnDir(l), 'journal.json');
  */
 export async function readJournal(layout: Layout): Promise<Journal | undefined> {
   const file = journalFile(layout);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-  const refuse = (why: string): never => {
-    throw new ApplyError(`${file}: ${why}; refused (nothing was rolled back). If no update of yours was interrupted, move ${txnDir(layout)} away and re-run`);
-  };
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (e) {
-    return refuse(`not valid JSON (${(e as Error).message})`);
-  }
-  const parsed = journalSchema.safeParse(data);
-  if (!parsed.success) return refuse(`not an update journal (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message})`);
-  for (const s of [parsed.data.from, parsed.data.to]) await releaseDir(layout, s.release, file);
-  return parsed.data;
+  const hint = `; refused (nothing was rolled back). If no update of yours was interrupted, move ${txnDir(layout)} away and re-run`;
+  const journal = await readStateFile(file, journalSchema, 'an update journal', hint);
+  if (journal) for (const s of [journal.from, journal.to]) await releaseDir(layout, s.release, file);
+  return journal;
 }
 
 /** Snapshot, then the journal (written last, atomically: it is the commit point of begin). */

@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { ApplyError } from '../errors.js';
+import { readStateFile } from '../apply/state-file.js';
 import type { Store } from '../../runtime/store/types.js';
 import { writeAtomic } from '../apply/apply.js';
 import { compareVersions } from '../bundle/format.js';
@@ -133,22 +132,7 @@ const stateSchema = z.object({ applied: z.record(z.string().regex(MIGRATION_ID),
 
 /** The record of what ran; absent means nothing did. A record that is not ours stops the run: guessing would run migrations twice or never. */
 export async function readMigrationState(file: string): Promise<MigrationState> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { applied: {} };
-    throw e;
-  }
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (e) {
-    throw new ApplyError(`${file}: not valid JSON (${(e as Error).message})`);
-  }
-  const parsed = stateSchema.safeParse(data);
-  if (!parsed.success) throw new ApplyError(`${file}: not a migration record (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message})`);
-  return parsed.data;
+  return (await readStateFile(file, stateSchema, 'a migration record')) ?? { applied: {} };
 }
 
 export const pending = (list: Migration[], state: MigrationState) => list.filter((m) => !(m.id in state.applied));

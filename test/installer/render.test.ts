@@ -5,6 +5,19 @@ import { parse as parseYaml } from 'yaml';
 import type { HostFacts } from '../../installer/host/facts.js';
 import { prepare } from '../../installer/prepare.js';
 import { parseSetOption } from '../../installer/settings/load.js';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+/** A prefix that exists, for what rendering reads from disk (an operator's secrets, a kept certificate). */
+async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cps-render-'));
+  try {
+    await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
 
 /*
  * Rendering is a pure function of settings and host facts: these tests pin
@@ -162,11 +175,7 @@ test('what grows is bounded: dead-letter queues by a policy, messages by a size,
 });
 
 test('a password with quotes, ; # and backslashes reaches amqp.conf and collectd.conf intact; a newline is refused unseen', async () => {
-  const { mkdtemp, mkdir, writeFile, rm } = await import('node:fs/promises');
-  const os = await import('node:os');
-  const path = await import('node:path');
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'cps-render-'));
-  try {
+  await inTempDir(async (dir) => {
     await mkdir(path.join(dir, 'etc'));
     const nasty = 'pa"ss;wo#rd\\=x y';
     await writeFile(path.join(dir, 'etc', 'canopsis-secrets.ini'), `[rabbitmq]\npassword = ${JSON.stringify(nasty)}\n\n[api]\nauthkey = 0123456789abcdef0123\n`);
@@ -184,17 +193,11 @@ test('a password with quotes, ; # and backslashes reaches amqp.conf and collectd
     });
     await writeFile(path.join(dir, 'etc', 'canopsis.ini'), '[rabbitmq]\nvhost = "canopsis\\nLoadPlugin exec"\n');
     await assert.rejects(render(dir), /canopsis\.ini:rabbitmq\.vhost: found "canopsis\\nLoadPlugin exec", a value without control characters/);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('the MongoDB URL is a secret: moved out of canopsis.ini, --set goes to the secrets file, runtime.conf is 0640', async () => {
-  const { mkdtemp, mkdir, writeFile, rm } = await import('node:fs/promises');
-  const os = await import('node:os');
-  const path = await import('node:path');
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'cps-render-'));
-  try {
+  await inTempDir(async (dir) => {
     await mkdir(path.join(dir, 'etc'));
     // As 0.3.0 wrote it: the URL among the settings.
     const { setIniValue } = await import('../../installer/settings/ini-text.js');
@@ -213,18 +216,12 @@ test('the MongoDB URL is a secret: moved out of canopsis.ini, --set goes to the 
     const set = await render(dir, ['store.mongodb_url=mongodb://u:pw-9876@db2/canopsis']);
     assert.match(content(set.files, 'etc/canopsis-secrets.ini'), /mongodb_url = mongodb:\/\/u:pw-9876@db2\/canopsis/);
     await assert.rejects(render(dir, ['store.mongodb_url=http://db2']), /canopsis-secrets\.ini:store\.mongodb_url \(from --set\)|canopsis-secrets\.ini:store\.mongodb_url/);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('HTTPS by default: a self-signed pair made once with openssl, its key 0640; tls = false renders plain HTTP', async () => {
-  const { mkdtemp, mkdir, writeFile, rm } = await import('node:fs/promises');
-  const os = await import('node:os');
-  const path = await import('node:path');
   const { X509Certificate, createPrivateKey } = await import('node:crypto');
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'cps-render-'));
-  try {
+  await inTempDir(async (dir) => {
     const withSsl = { ...facts, binaries: { ...facts.binaries, openssl: '/usr/bin/openssl' } };
     const p = await prepare(dir, withSsl, []);
     const byTarget = new Map(p.files.map((f) => [f.target, f]));
@@ -245,7 +242,5 @@ test('HTTPS by default: a self-signed pair made once with openssl, its key 0640;
     assert.ok(!plain.files.some((f) => f.target.startsWith('etc/ssl/')));
     assert.deepEqual(ini.parse(plain.files.find((f) => f.target === 'etc/webserver.conf')!.content).server.tls, false);
     await assert.rejects(prepare(dir, withSsl, [parseSetOption('webserver.tls_cert=/etc/my.crt')]), /webserver\.tls_key: .*both tls_cert and tls_key, or neither/);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
