@@ -17,6 +17,7 @@ import { runSteps, type Display } from './runner.js';
 import { parseSetOption } from './settings/load.js';
 import { PreflightError } from './errors.js';
 import { SAFE_PATH } from './settings/fields.js';
+import { secretSetsFromEnv } from './settings/secret-sets.js';
 import { lockLent, withPrefixLock } from './apply/lock.js';
 import { recoverInterrupted, repairPrefix } from './bundle/transaction.js';
 import { layoutOf } from './layout.js';
@@ -71,7 +72,7 @@ function options(flags: CommonFlags, dryRun: boolean): InstallOptions {
   }
   return {
     prefix: flags.prefix,
-    sets: flags.set.map(parseSetOption),
+    sets: [...flags.set, ...secretSetsFromEnv()].map(parseSetOption),
     skipChecks: new Set(flags.skipCheck),
     installDeps: flags.installDeps,
     dryRun,

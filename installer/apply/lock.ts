@@ -92,8 +92,8 @@ export async function withPrefixLock<T>(layout: Layout, fn: () => Promise<T>): P
  * Runs a release's installer (node script `cli`) under this holder's lock:
  * told so through the environment, and named in the owner file while it runs.
  */
-export async function runBorrowing(layout: Layout, cli: string, args: string[]) {
-  const child = execa(process.execPath, [cli, ...args, '--prefix', layout.prefix], { env: { [LOCK_HELD_ENV]: String(process.pid) }, reject: false, all: true });
+export async function runBorrowing(layout: Layout, cli: string, args: string[], env: Record<string, string> = {}) {
+  const child = execa(process.execPath, [cli, ...args, '--prefix', layout.prefix], { env: { ...env, [LOCK_HELD_ENV]: String(process.pid) }, reject: false, all: true });
   if (child.pid) await writeOwner(layout, child.pid);
   try {
     return await child;

@@ -13,6 +13,7 @@ import { Supervisor } from '../control/supervisor.js';
 import { compareVersions, type BundleManifest } from './format.js';
 import { pendingMigrations, type PendingMigration } from '../migrations/run.js';
 import { openBundle } from './open.js';
+import { SECRET_SETS_ENV, SECRET_SETS_SINCE, splitSecretSets } from '../settings/secret-sets.js';
 import { readPublicKeyFile, readTrustedKeys } from './signature.js';
 import { PIPELINE, restartAndProbe, servicesToRestart, stopPipeline } from './services.js';
 import { begin, commit, LENDING, releaseCli, readJournal, recoverInterrupted, rollback, type Journal } from './transaction.js';
@@ -53,6 +54,11 @@ interface RunLock {
  */
 async function releaseInstaller(layout: Layout, lock: RunLock, release: { id: string; version: string }, command: string[]) {
   const cli = releaseCli(layout, release.id);
+  // Credentials set with --set go through the environment (readable by root alone), never in a command line.
+  if (compareVersions(release.version, SECRET_SETS_SINCE) >= 0) {
+    const [args, secret] = splitSecretSets(command);
+    return runBorrowing(layout, cli, args, secret.length ? { [SECRET_SETS_ENV]: JSON.stringify(secret) } : {});
+  }
   if (compareVersions(release.version, LENDING) >= 0) return runBorrowing(layout, cli, command);
   await lock.release();
   try {

@@ -158,7 +158,8 @@ describe('the local RabbitMQ node started as supervisord would start it', { skip
     // The node runs as canopsis: the prefix's parents must be traversable by it.
     await chmod(dir, 0o755);
     prefix = path.join(dir, 'canopsis');
-    const r = await buildInstall(['--prefix', prefix, ...isolatedPorts(BASE)]);
+    // Small bounds, so that the node shows them.
+    const r = await buildInstall(['--prefix', prefix, ...isolatedPorts(BASE), '--set', 'retention.dead_letters_max=3', '--set', 'rabbitmq.max_message_size=2MiB']);
     assert.equal(r.exitCode, 0, r.all);
 
     program = await rabbitmqProgram(prefix);
@@ -289,6 +290,30 @@ describe('the local RabbitMQ node started as supervisord would start it', { skip
 
   it('has no guest user (guest/guest is refused even from the loopback)', async () => {
     await assert.rejects(connect('guest', 'guest', '/'), /ACCESS.REFUSED/);
+  });
+
+  it('bounds what grows: a dead-letter queue keeps its newest 3 (the policy of definitions.json), a message over max_message_size is refused', async () => {
+    const policies = await rabbitmqctl('-q', 'list_policies', '-p', master.virtual_host);
+    assert.match(policies.stdout, /canopsis-dead-letters/, policies.all);
+    const ch = await conn!.createConfirmChannel();
+    ch.on('error', () => undefined);
+    await ch.assertQueue('Engine_bounded.dead', { durable: true });
+    await ch.assertQueue('Engine_bounded', { durable: true });
+    for (let i = 0; i < 5; i++) {
+      ch.sendToQueue('Engine_bounded.dead', Buffer.from(`dead ${i}`), { persistent: true });
+      ch.sendToQueue('Engine_bounded', Buffer.from(`live ${i}`), { persistent: true });
+    }
+    await ch.waitForConfirms();
+    assert.equal((await ch.checkQueue('Engine_bounded.dead')).messageCount, 3, 'the oldest dead letters were dropped');
+    assert.equal((await ch.checkQueue('Engine_bounded')).messageCount, 5, 'a live engine queue is never bounded');
+    const first = await ch.get('Engine_bounded.dead', { noAck: true });
+    assert.equal(first && first.content.toString(), 'dead 2');
+    await ch.close();
+
+    const big = await conn!.createConfirmChannel();
+    const closed = new Promise<Error | undefined>((resolve) => big.once('error', resolve));
+    big.sendToQueue('Engine_bounded', Buffer.alloc(3 * 2 ** 20, 1), { persistent: true });
+    assert.match(String(((await closed) as Error)?.message), /PRECONDITION.FAILED.*message size 3145728 is larger than configured max size 2097152/);
   });
 
   it(`stops cleanly on supervisord's stopsignal and frees its port`, async () => {

@@ -83,3 +83,13 @@ test('setIniValue keeps comments and other keys, adds missing sections and keys'
   assert.match(setIniValue(text, 'a', 'z', '3'), /\[a\][\s\S]*z = 3/);
   assert.match(setIniValue(text, 'engine:new', 'next', ''), /\[engine:new\]\nnext = \n?$/);
 });
+
+test('an updater passes a credential --set in the environment of the release installer, never on its command line', async () => {
+  const { splitSecretSets, secretSetsFromEnv, SECRET_SETS_ENV } = await import('../../installer/settings/secret-sets.js');
+  const [args, secret] = splitSecretSets(['install', '--set', 'store.mongodb_url=mongodb://u:pw@db1/canopsis', '--set', 'rabbitmq.port=5673', '--json']);
+  assert.deepEqual(args, ['install', '--set', 'rabbitmq.port=5673', '--json']);
+  assert.deepEqual(secret, ['store.mongodb_url=mongodb://u:pw@db1/canopsis']);
+  assert.deepEqual(secretSetsFromEnv({ [SECRET_SETS_ENV]: JSON.stringify(secret) }), secret);
+  // The channel carries credentials only: anything else there is refused.
+  assert.throws(() => secretSetsFromEnv({ [SECRET_SETS_ENV]: JSON.stringify(['canopsis.user=root']) }), /expected a JSON list of section\.key=value for store\.mongodb_url/);
+});
