@@ -83,6 +83,9 @@ export function directories(p: Prepared): ManagedDir[] {
   const root = (dir: string): ManagedDir => ({ dir, owner: 'root', mode: 0o755 });
   const service = (dir: string, mode = 0o755): ManagedDir => ({ dir, owner: 'service', mode });
   const out = [
+    root(l.etc),
+    root(path.join(l.prefix, 'lib')),
+    root(l.lib),
     root(l.bin),
     root(path.join(l.etc, 'supervisord.d')),
     root(path.join(l.etc, 'engines')),

@@ -110,7 +110,9 @@ export async function repairOwnership(dir: string, owner: Ids, shown = dir): Pro
       const p = `${base}/${name}`;
       const st = await lstat(p).catch(() => undefined);
       if (!st) continue;
-      if (st.uid !== owner.uid || st.gid !== owner.gid) {
+      // A file with another name elsewhere (a hard link the service user made to a file of root's) is not given away.
+      const linked = !st.isDirectory() && st.nlink > 1 && st.uid !== owner.uid;
+      if (!linked && (st.uid !== owner.uid || st.gid !== owner.gid)) {
         await lchown(p, owner.uid, owner.gid);
         changed.push(path.join(shown, name));
       }
@@ -129,6 +131,33 @@ export function stateDirs(layout: Layout): ManagedDir[] {
     { dir: layout.varLib, owner: 'root', mode: 0o755 },
     { dir: layout.pkgmgr, owner: 'root', mode: 0o755 },
   ];
+}
+
+/**
+ * Every directory below `dir` must be root's and writable by root alone, and
+ * nothing there a link: then nobody but root put anything there (files keep
+ * the owners cp -a gave them, those of the live tree when it was copied).
+ * A release before 0.4.0 left var/lib to the service user, who could have
+ * replaced var/lib/pkgmgr with a tree of its own; what root is about to act
+ * on (an update's snapshot, which a rollback copies over etc/ and bin/)
+ * must not come from there.
+ */
+export async function assertRootTree(dir: string, why: string): Promise<void> {
+  const visit = async (p: string): Promise<void> => {
+    const st = await lstat(p);
+    const bad = st.isSymbolicLink()
+      ? 'is a symbolic link'
+      : !st.isDirectory()
+        ? undefined
+        : st.uid !== 0
+          ? `belongs to uid ${st.uid}`
+          : st.mode & 0o022
+            ? `is writable by others (mode ${(st.mode & 0o7777).toString(8)})`
+            : undefined;
+    if (bad) throw new ApplyError(`${p} ${bad}: ${why}`);
+    if (st.isDirectory()) for (const e of await readdir(p)) await visit(path.join(p, e));
+  };
+  if (process.getuid?.() === 0) await visit(dir);
 }
 
 /** Makes the installer state directory safe to use (as root: root-owned up to the prefix, no links). */

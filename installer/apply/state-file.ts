@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { z } from 'zod';
 import { ApplyError } from '../errors.js';
 
@@ -9,14 +10,30 @@ import { ApplyError } from '../errors.js';
  * taken for absent or trusted as it is.
  */
 
-/** The file's data, undefined when it does not exist; `hint` ends the message of a refusal (what the operator can do). */
+/**
+ * The file's data, undefined when it does not exist; `hint` ends the message
+ * of a refusal (what the operator can do). As root, a file root did not
+ * write (another owner, writable by others, a link) is refused too.
+ */
 export async function readStateFile<T>(file: string, schema: z.ZodType<T>, what: string, hint = ''): Promise<T | undefined> {
+  let fh;
+  try {
+    fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') throw new ApplyError(`${file} is a symbolic link, not ${what}${hint}`);
+    throw e;
+  }
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
+    const st = await fh.stat();
+    if (process.getuid?.() === 0 && (st.uid !== 0 || st.mode & 0o022)) {
+      throw new ApplyError(`${file} ${st.uid !== 0 ? `belongs to uid ${st.uid}` : `is writable by others (mode ${(st.mode & 0o7777).toString(8)})`}: the installer's state must be root's alone${hint}`);
+    }
+    text = await fh.readFile('utf8');
+  } finally {
+    await fh.close();
   }
   let data: unknown;
   try {

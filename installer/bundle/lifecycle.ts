@@ -289,5 +289,8 @@ export async function purge(prefix: string, confirmed: boolean, log: (l: string)
   if (!confirmed) throw new UsageError(`purge deletes ${layout.prefix} entirely (settings, credentials, data): add --yes to confirm`);
   await stopAll(layout, log);
   if (await exists(layout.current)) await hook(layout.current, 'purge', layout, {}, log);
-  await rm(layout.prefix, { recursive: true, force: true });
+  // GNU rm walks by descriptor and never follows a link swapped in while it runs (var/ holds the service user's
+  // directories, and a process of it may outlive the stop); Node's recursive rm resolves each path again.
+  const r = await execa('rm', ['-rf', '--one-file-system', '--', layout.prefix], { reject: false, all: true });
+  if (r.exitCode !== 0) throw new InstallerError(`rm -rf ${layout.prefix} failed: ${r.all?.trim()}`);
 }

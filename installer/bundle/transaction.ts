@@ -7,6 +7,7 @@ import { lockLent, runBorrowing, withPrefixLock } from '../apply/lock.js';
 import { z } from 'zod';
 import { InstallerError } from '../errors.js';
 import { readStateFile } from '../apply/state-file.js';
+import { assertRootTree } from '../apply/dirs.js';
 import { checkReleaseId, RELEASE_ID, releaseDir } from '../apply/release-id.js';
 import { compareVersions } from './format.js';
 import { failpoint } from '../failpoint.js';
@@ -58,7 +59,10 @@ export async function readJournal(layout: Layout): Promise<Journal | undefined> 
   const file = journalFile(layout);
   const hint = `; refused (nothing was rolled back). If no update of yours was interrupted, move ${txnDir(layout)} away and re-run`;
   const journal = await readStateFile(file, journalSchema, 'an update journal', hint);
-  if (journal) for (const s of [journal.from, journal.to]) await releaseDir(layout, s.release, file);
+  if (!journal) return undefined;
+  for (const s of [journal.from, journal.to]) await releaseDir(layout, s.release, file);
+  // A rollback copies the snapshot back over etc/ and bin/, which root then runs: all of it must be root's.
+  await assertRootTree(txnDir(layout), `the update snapshot must be root's alone to be rolled back (one left by a release before 0.4.0, whose var/lib the service user could write, is not trusted)${hint}`);
   return journal;
 }
 

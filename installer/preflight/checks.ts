@@ -180,10 +180,11 @@ const reach: Check = async ({ prepared }) => {
 };
 
 /**
- * As root, no directory above the prefix may be writable by the service
- * user: it could rename the prefix (or a parent) and put its own tree, with
- * its own installer state and release, where root will look next time. A
- * sticky directory such as /tmp is fine: nobody renames root's entries there.
+ * As root, neither the prefix nor any directory above it may be writable by
+ * the service user: it could rename etc/, bin/, the prefix or a parent and
+ * put its own tree, with its own installer state and release, where root
+ * will look next time. A sticky directory above the prefix (/tmp) is fine:
+ * nobody renames root's entries there.
  */
 const parents: Check = async ({ prepared }) => {
   const { facts, settings, layout } = prepared;
@@ -191,12 +192,13 @@ const parents: Check = async ({ prepared }) => {
   const ids = await lookupIds(settings.canopsis.user, settings.canopsis.group);
   if (!ids) return [];
   const open: string[] = [];
-  let child = await stat(layout.prefix).catch(() => undefined);
-  for (let dir = path.dirname(layout.prefix); ; dir = path.dirname(dir)) {
+  // The prefix itself first: the service user must not be able to rename etc/ or bin/ in it either.
+  let child: Awaited<ReturnType<typeof stat>> | undefined;
+  for (let dir = layout.prefix; ; dir = path.dirname(dir)) {
     const st = await stat(dir).catch(() => undefined);
     if (st) {
       const w = st.uid === ids.uid ? st.mode & 0o200 : st.gid === ids.gid ? st.mode & 0o020 : st.mode & 0o002;
-      const sticky = (st.mode & 0o1000) !== 0 && (child === undefined || child.uid === 0);
+      const sticky = dir !== layout.prefix && (st.mode & 0o1000) !== 0 && (child === undefined || child.uid === 0);
       if ((w && !sticky) || st.uid === ids.uid) open.push(`${dir} (owner uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8)})`);
       child = st;
     }
@@ -206,8 +208,8 @@ const parents: Check = async ({ prepared }) => {
     ? [
         {
           check: 'prefix',
-          found: `${settings.canopsis.user} can write ${open.join(', ')}, above ${layout.prefix}`,
-          needed: 'every directory above the prefix owned by root and not writable by the service user (root trusts what is inside)',
+          found: `${settings.canopsis.user} can write ${open.join(', ')}, the prefix ${layout.prefix} or above it`,
+          needed: 'the prefix and every directory above it owned by root and not writable by the service user (root trusts what is inside)',
           fix: `chown root and chmod go-w ${open.map((b) => b.split(' ')[0]).join(' ')}, or choose another --prefix`,
         },
       ]

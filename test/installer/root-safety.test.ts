@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, chown, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { buildInstall, isolatedPorts, removeDir, run, tempDir } from '../helpers/index.js';
@@ -19,6 +19,7 @@ let gid: number;
 
 const asService = (args: string[]) => run('setpriv', ['--reuid', USER, '--regid', USER, '--init-groups', ...args]);
 const install = (prefix: string, ...extra: string[]) => buildInstall(['--prefix', prefix, '--no-install-deps', ...PORTS, ...extra]);
+const currentRelease = async (prefix: string) => path.basename(await readlink(path.join(prefix, 'lib/canopsis/current')));
 const owner = async (p: string) => {
   const st = await stat(p);
   return `${st.uid === 0 ? 'root' : st.uid === uid ? USER : st.uid}:${st.gid === 0 ? 'root' : st.gid === gid ? USER : st.gid} ${(st.mode & 0o7777).toString(8)}`;
@@ -87,11 +88,29 @@ test('a journal the service user planted (as 0.3.0 let it) naming a release outs
 
   const r = await buildInstall(['recover', '--prefix', prefix]);
   assert.equal(r.exitCode, 6, r.all);
-  assert.match(r.stderr, /transaction\/journal\.json: not an update journal \(from\.release: expected a release id <version>\+<8 hex digits>\); refused \(nothing was rolled back\)/);
+  assert.match(r.stderr, new RegExp(`transaction/journal\\.json belongs to uid ${uid}: the installer's state must be root's alone; refused \\(nothing was rolled back\\)`));
   await assert.rejects(stat(marker), 'the planted installer never ran');
   // The run took the state back before reading it: the service user cannot plant a second time.
   assert.equal(await owner(path.join(prefix, 'var/lib/pkgmgr')), 'root:root 755');
   assert.equal(await owner(path.join(prefix, 'var/lib')), 'root:root 755');
+
+  // Had it been root's, the journal would still be refused on what it names.
+  await run('chown', ['-R', 'root:root', path.join(prefix, 'var/lib/pkgmgr/transaction')]);
+  const named = await buildInstall(['recover', '--prefix', prefix]);
+  assert.equal(named.exitCode, 6, named.all);
+  assert.match(named.stderr, /transaction\/journal\.json: not an update journal \(from\.release: expected a release id <version>\+<8 hex digits>\); refused/);
+  // And a snapshot whose directories the service user made is never copied back over etc/ and bin/.
+  await writeFile(
+    path.join(prefix, 'var/lib/pkgmgr/transaction/journal.json'),
+    JSON.stringify({ op: 'update', from: { version: '0.4.0', release: await currentRelease(prefix) }, to: { version: '0.4.0', release: await currentRelease(prefix) }, running: false, started: 'now' }),
+  );
+  await mkdir(path.join(prefix, 'var/lib/pkgmgr/transaction/bin'), { recursive: true });
+  await writeFile(path.join(prefix, 'var/lib/pkgmgr/transaction/bin/service'), '#!/bin/sh\ntouch /tmp/never\n', { mode: 0o755 });
+  await chown(path.join(prefix, 'var/lib/pkgmgr/transaction/bin'), uid, gid);
+  const snap = await buildInstall(['recover', '--prefix', prefix]);
+  assert.equal(snap.exitCode, 6, snap.all);
+  assert.match(snap.stderr, new RegExp(`transaction/bin belongs to uid ${uid}: the update snapshot must be root's alone to be rolled back`));
+  assert.doesNotMatch(await readFile(path.join(prefix, 'bin/service'), 'utf8'), /never/, 'bin/ was not touched');
 
   // A well-formed id whose directory is a link out of releases/ is refused too.
   await rm(path.join(prefix, 'var/lib/pkgmgr/transaction'), { recursive: true });
@@ -152,6 +171,22 @@ test('secret files an older release gave the service user are taken back; the lo
   assert.equal(r.exitCode, 0, r.all);
   for (const f of ['etc/canopsis-secrets.ini', 'etc/amqp.conf']) assert.equal(await owner(path.join(prefix, f)), `root:${USER} 640`, f);
   assert.equal(await readFile(bait, 'utf8'), 'untouched\n');
+});
+
+test('a prefix the service user can write is refused; so is a link planted as supervisord\'s socket', async () => {
+  const prefix = path.join(dir, 'writable');
+  assert.equal((await install(prefix)).exitCode, 0);
+  await chown(prefix, uid, gid);
+  const r = await install(prefix);
+  assert.equal(r.exitCode, 3, r.all);
+  assert.match(r.stderr, new RegExp(`prefix: found canopsis can write ${prefix} \\(owner uid ${uid}, mode 755\\), the prefix`));
+  await chown(prefix, 0, 0);
+
+  const planted = await asService(['ln', '-s', '/run/some-other.sock', path.join(prefix, 'var/run/supervisor.sock')]);
+  assert.equal(planted.exitCode, 0, planted.all);
+  const status = await run(path.join(prefix, 'bin/hypcontrol'), ['status'], { env: { CPS_PREFIX: prefix } });
+  assert.equal(status.exitCode, 125, status.all);
+  assert.match(status.stderr, /var\/run\/supervisor\.sock is not supervisord's socket \(it is a symbolic link\)/);
 });
 
 test('an unsafe --prefix is refused before anything is written', async () => {
