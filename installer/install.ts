@@ -54,6 +54,8 @@ export interface InstallState {
   writes: string[];
   /** Entries under var/ whose owner was wrong and was given back to the service user. */
   repaired: string[];
+  /** What the run did on its own that the operator should hear of (not a problem). */
+  notes: string[];
   /** Whether an updater lent its lock to this run (it then prunes releases itself). */
   lent?: boolean;
   /** Releases the prefix lock; the runner calls it whatever happens. */
@@ -224,7 +226,7 @@ export function installSteps(): Step[] {
           if (store.length) {
             const runner = await storeRunner(p.layout, MIGRATIONS, r.id);
             const done = await runner({ op: 'up', ids: store, skipWhenEmpty: true });
-            if (done.empty) s.warnings.push(`store empty: migrations ${store.join(', ')} recorded as applied without running`);
+            if (done.empty) s.notes.push(`the store is empty: migrations ${store.join(', ')} recorded as applied, nothing to reshape`);
             failpoint('store-migrated');
           }
           await recordApplied(migrationsFile(p.layout), p.migrationState, p.migrations);
@@ -256,5 +258,5 @@ async function writeManifestIfChanged(s: InstallState, l: Layout, owners: Owners
 }
 
 export function newState(opts: InstallOptions): InstallState {
-  return { opts, depsInstalled: [], warnings: [], accounts: [], writes: [], repaired: [] };
+  return { opts, depsInstalled: [], warnings: [], accounts: [], writes: [], repaired: [], notes: [] };
 }

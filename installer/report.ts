@@ -69,6 +69,7 @@ export interface Summary {
   packagesInstalled: string[];
   accountsCreated: string[];
   warnings: string[];
+  notes: string[];
   validatedBy: string[];
   runAs: string;
 }
@@ -88,6 +89,7 @@ export function summary(s: InstallState): Summary {
     packagesInstalled: s.depsInstalled,
     accountsCreated: s.accounts,
     warnings: s.warnings,
+    notes: [...p.notes, ...s.notes],
     validatedBy: s.validation?.checked.map((c) => c.program) ?? [],
     runAs: p.settings.canopsis.user,
   };
@@ -109,6 +111,7 @@ export function summaryLines(s: InstallState): string[] {
   if (m.orphans.length) lines.push(`No longer generated but edited, left in place: ${m.orphans.join(', ')}`);
   if (!p.facts.root) lines.push(`Not root: the services will run as ${p.facts.user}.`);
   lines.push(`Settings: ${p.layout.settingsFile} (credentials in ${p.layout.secretsFile}).`);
+  for (const n of m.notes) lines.push(`note: ${n}`);
   for (const w of m.warnings) lines.push(`warning: ${w}`);
   return lines;
 }
