@@ -21,7 +21,9 @@ before(async () => {
     const server = new CongoServer({ host: '127.0.0.1', port: 0 });
     await server.start();
     const { port } = ((server as unknown as { server: Server }).server.address() as AddressInfo);
-    url = `mongodb://127.0.0.1:${port}/?directConnection=true`;
+    // Polled heartbeats: CongoDB mishandles the driver's streaming hello (moreToCome), and a failed
+    // heartbeat clears the pool under whatever operations are in flight.
+    url = `mongodb://127.0.0.1:${port}/?directConnection=true&serverMonitoringMode=poll`;
     stopServer = () => server.stop();
   }
   store = await MongoStore.connect(url, `canopsis_test_${process.pid}_${Date.now()}`);

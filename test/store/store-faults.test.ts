@@ -122,7 +122,7 @@ test('MongoDB: an unreachable server is StoreUnavailable; a server that stops an
     return { server, port: ((server as unknown as { server: Server }).server.address() as AddressInfo).port };
   };
   let { server, port } = await listen(0);
-  const url = `mongodb://127.0.0.1:${port}/?directConnection=true`;
+  const url = `mongodb://127.0.0.1:${port}/?directConnection=true&serverMonitoringMode=poll`;
   const store = await MongoStore.connect(url, `faults_${process.pid}`, { serverSelectionTimeoutMS: 500 });
   try {
     const c = store.collection<{ n: number }>('things');
