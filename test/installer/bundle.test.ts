@@ -103,7 +103,8 @@ test('install from a bundle, status, an edited conffile listed', async () => {
 
   // A new version that refuses the settings refuses before writing: the prefix is as it was, no journal left.
   const etc = await snapshot(path.join(prefix, 'etc'));
-  const bad = await buildInstall(['update', '--bundle', bundle, '--prefix', prefix, '--set', 'rabbitmq.port=abc']);
+  // --yes as with install (0.3.0 answered "unknown option").
+  const bad = await buildInstall(['update', '--bundle', bundle, '--prefix', prefix, '--yes', '--set', 'rabbitmq.port=abc']);
   assert.equal(bad.exitCode, 1, bad.all);
   assert.match(bad.stderr, /the installer of .* refused \(exit 2\): .*rabbitmq\.port.*; nothing was changed/);
   assert.deepEqual(await snapshot(path.join(prefix, 'etc')), etc);
