@@ -18,6 +18,7 @@ import { migrationsFile, prepare, type Prepared } from './prepare.js';
 import { MIGRATIONS, recordApplied } from './migrations/index.js';
 import { storeRunner } from './migrations/store-jobs.js';
 import { ensureDir, repairOwnership, stateDirs, type ManagedDir } from './apply/dirs.js';
+import { checkRuntime } from './apply/runtime.js';
 import type { SetOverride } from './settings/load.js';
 import { validateTree, type ValidationReport } from './validate/index.js';
 
@@ -213,6 +214,8 @@ export function installSteps(): Step[] {
           if (s.repaired.length) s.warnings.push(`gave ${s.repaired.length} entr${s.repaired.length === 1 ? 'y' : 'ies'} under var/ back to ${owners.service.name}: ${s.repaired.slice(0, 5).join(', ')}${s.repaired.length > 5 ? ', ...' : ''}`);
         }
         if (await installRelease(r, p.layout.releases)) s.writes.push(path.join(p.layout.releases, r.id));
+        // Before anything names it: its Node runs here and its native modules load with that Node.
+        await checkRuntime(path.join(p.layout.releases, r.id));
         s.result = await applyPlan(p.layout.prefix, need(s.planned, 'plan'), owners);
         s.writes.push(...s.result.written, ...s.result.dist, ...s.result.removed);
         failpoint('files-written');

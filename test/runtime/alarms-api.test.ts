@@ -193,5 +193,5 @@ test('alarm changes reach the database dispatcher; a failing dispatcher is logge
   }
   const axe = engines[2]!;
   assert.match(axe.logs(), /"dispatcher":"failing".*"msg":"event dispatcher failed"/);
-  assert.equal(axe.exitCode, null);
+  assert.equal(axe.nodeChildProcess.exitCode, null);
 });

@@ -104,7 +104,7 @@ test('malformed events are dead-lettered with their reason and the engines keep 
   const bloatReasons = byEngine.bloat!.reasons.map((r) => r.reason).join('\n');
   assert.match(bloatReasons, /output of \d+ bytes exceeds the 1048576-byte event limit/);
   assert.match(bloatReasons, /test\.bloat\.event_processing failed: boom on hostX/);
-  assert.ok(cleaner.exitCode === null && bloat.exitCode === null, 'both engines still run');
+  assert.ok(cleaner.nodeChildProcess.exitCode === null && bloat.nodeChildProcess.exitCode === null, 'both engines still run');
 
   // Looking does not consume.
   const again = await deadLetters('list', 'cleaner', '--json');

@@ -121,7 +121,7 @@ test('the broker closes the engine connections mid-stream: they reconnect, nothi
   await publishEvents(vhost.url, Array.from({ length: N }, (_, i) => checkEvent(offset + i)));
   const all = () => [...sink.messages, ...again.messages];
   await waitFor(`all ${N} events at the end`, async () => accounting(all(), N, offset).distinct === N, 120_000);
-  assert.ok(cleaner.exitCode === null && relay.exitCode === null, 'the engines are still running');
+  assert.ok(cleaner.nodeChildProcess.exitCode === null && relay.nodeChildProcess.exitCode === null, 'the engines are still running');
   await again.stop();
   await stopEngine(relay);
   await stopEngine(cleaner);

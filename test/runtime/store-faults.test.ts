@@ -78,7 +78,7 @@ async function lockStore(holdMs: number): Promise<{ proc: Locker }> {
   let out = '';
   p.all?.on('data', (d: Buffer) => (out += d.toString()));
   await waitFor('the store locked by another process', async () => {
-    if (p.exitCode !== null && p.exitCode !== undefined) throw new Error(`locker exited: ${out}`);
+    if (p.nodeChildProcess.exitCode !== null && p.nodeChildProcess.exitCode !== undefined) throw new Error(`locker exited: ${out}`);
     return out.includes('locked');
   }, 30_000, 20);
   return { proc: p };
@@ -142,7 +142,7 @@ test('the store locked by another process for 5 s in the middle of 5,000 events:
     assert.ok(atLock < N, `locked mid-stream (${atLock} of ${N} alarms)`);
     // Paused: nobody consumes che's and axe's queues while the store is locked.
     await waitFor('che and axe paused (0 consumers)', async () => (await counts('Engine_che')).consumers === 0 && (await counts('Engine_axe')).consumers === 0, 4500, 50);
-    assert.equal(locker.exitCode, null, 'the paused engines were seen while the lock was still held');
+    assert.equal(locker.nodeChildProcess.exitCode, null, 'the paused engines were seen while the lock was still held');
     const released = await locker;
     assert.match(String(released.all), /released/);
     await waitFor('che and axe consuming again', async () => (await counts('Engine_che')).consumers === 1 && (await counts('Engine_axe')).consumers === 1, 30_000, 50);
