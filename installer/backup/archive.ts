@@ -129,7 +129,7 @@ function feed(file: string, sink: tar.Parser | tar.Unpack, done: 'end' | 'close'
 
 const damaged = (file: string, rules: EntryRules, e: unknown) =>
   new BackupRefused(
-    `${file}: truncated or corrupt (${(e as Error).message})${rules.last ? ` at or after entry ${rules.last}` : ' before its first entry'}; refused, nothing was changed`,
+    `${file}: truncated or corrupt (${(e as Error).message})${rules.last ? ` at or after entry ${rules.last}` : ''}; refused, nothing was changed`,
   );
 
 /** Pass 1: names, types and sizes checked, the manifest read; nothing written. */

@@ -240,7 +240,7 @@ async function update(o: BundleRunOptions, layout: Layout, lock: RunLock, instal
  * etc/ comes first (online, before anything is stopped or journaled), unless
  * the operator said --skip-backup, which is then said back with what it skips.
  */
-async function backupBeforeMigrations(o: BundleRunOptions, layout: Layout, todo: PendingMigration[], newRelease: string): Promise<void> {
+export async function backupBeforeMigrations(o: BundleRunOptions, layout: Layout, todo: PendingMigration[], newRelease: string): Promise<void> {
   const store = todo.filter((x) => x.store).map((x) => x.id);
   if (o.skipBackup) {
     o.log(
