@@ -220,7 +220,8 @@ export function program(): Command {
       const layout = layoutOf(o.prefix);
       const r = await withPrefixLock(layout, () => createBackup(layout, { out: o.out, log: o.json ? () => undefined : out }));
       if (o.json) {
-        out(JSON.stringify({ ok: true, file: r.file, bytes: r.bytes, seconds: r.seconds, version: r.manifest.version, store: r.manifest.store, deleted: r.deleted }));
+        const storeBytes = r.manifest.store.file ? (r.manifest.files[r.manifest.store.file]?.size ?? 0) : 0;
+        out(JSON.stringify({ ok: true, file: r.file, bytes: r.bytes, seconds: r.seconds, version: r.manifest.version, store: r.manifest.store, storeBytes, deleted: r.deleted }));
         return;
       }
       out(describeBackup(r));

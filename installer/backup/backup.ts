@@ -45,7 +45,7 @@ export interface BackupOptions {
   /** Directory of the archive (created 0700 when missing); PREFIX/var/backups by default. */
   out?: string;
   log: (line: string) => void;
-  /** More releases whose store-copy script may do the copy (an update's new one). */
+  /** Releases whose store-copy script may do the copy when the installed one has none (an update's new one). */
   releases?: string[];
   now?: () => Date;
 }
@@ -153,7 +153,7 @@ export async function createBackup(layout: Layout, o: BackupOptions): Promise<Ba
     await mkdir(path.join(base, 'pkgmgr'), { mode: 0o700 });
     await copyFile(layout.manifest, path.join(base, 'pkgmgr', 'manifest.json'));
     files['pkgmgr/manifest.json'] = await entryOf(path.join(base, 'pkgmgr', 'manifest.json'), 0o644);
-    const store = await copyStoreOut(layout, base, [...(o.releases ?? []), installed.release]);
+    const store = await copyStoreOut(layout, base, [installed.release, ...(o.releases ?? [])]);
     if (store.file) files[store.file] = await entryOf(path.join(base, store.file));
     const manifest: BackupManifest = {
       format: 1,

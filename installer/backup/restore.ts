@@ -84,6 +84,9 @@ async function backupInstallManifest(o: OpenedBackup, file: string): Promise<str
 
 /** The refusals that need nothing but the manifest: run before anything is extracted. */
 export function acceptBackup(file: string, m: BackupManifest, installedVersion: string): void {
+  if (m.store.file ? !m.files[m.store.file] : m.store.backend === 'mongodb') {
+    throw new BackupRefused(`${file}: its manifest names ${m.store.file ? `the store copy ${m.store.file} without listing that file` : 'a MongoDB store without its dump'}; refused`);
+  }
   if (compareVersions(m.version, installedVersion) > 0) {
     throw new BackupRefused(`${file} is a backup of Canopsis ${m.version}, newer than the installed ${installedVersion}: its data may have a shape this version cannot read; install ${m.version} or later first, then restore`);
   }

@@ -2,7 +2,6 @@ import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type Options } from 'execa';
 import { z } from 'zod';
-import { describeRelease } from '../apply/release.js';
 import { checkReleaseId } from '../apply/release-id.js';
 import { InstallerError } from '../errors.js';
 import { lookupIds } from '../host/users.js';
@@ -27,13 +26,13 @@ const reportSchema = z.object({ present: z.boolean(), bytes: z.number().int().no
 /**
  * The store-copy script, from a release installed in the prefix (the
  * service user reads lib/, not a checkout under /root): the running code
- * when it is one, else the first of the running code's release and
- * `releases` (an update's new release, the installed one) that has it.
+ * when it is one, else the first of `releases` (the installed one, then an
+ * update's new one when the installed release predates backups) that has it.
  */
 export async function copyScript(layout: Layout, releases: string[]): Promise<string> {
   const here = path.relative(layout.releases, SOURCE_ROOT);
   if (!here.startsWith('..') && !path.isAbsolute(here)) return path.join(SOURCE_ROOT, SCRIPT);
-  const ids = [(await describeRelease()).id, ...releases];
+  const ids = [...new Set(releases)];
   for (const id of ids) {
     const script = path.join(layout.releases, checkReleaseId(id, 'release'), SCRIPT);
     if (await access(script).then(() => true, () => false)) return script;

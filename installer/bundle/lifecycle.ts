@@ -252,7 +252,7 @@ export async function backupBeforeMigrations(o: BundleRunOptions, layout: Layout
   }
   if (!store.length) return;
   o.log(`backing up the store and etc/ before the store migrations ${store.join(', ')} (--skip-backup to skip)`);
-  // The copy is made by the new release when the installed one cannot (a release before backups).
+  // The copy is made by the installed release, or by the new one when the installed one predates backups.
   const r = await createBackup(layout, { log: o.log, releases: [newRelease] });
   o.log(`backup: ${describeBackup(r)}${r.deleted.length ? `; ${r.deleted.length} older removed` : ''}`);
 }
