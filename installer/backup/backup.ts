@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { copyFile, lstat, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { readRuntimeConfig } from '../../runtime/config/runtime.js';
@@ -72,6 +72,13 @@ async function backupDir(layout: Layout, dir: string): Promise<void> {
   else if (!st.isDirectory()) throw new UsageError(`--out ${dir}: not a directory`);
 }
 
+/** What a killed backup or restore left in a backup directory (the caller holds the prefix lock: none runs now). */
+export async function removeLeftovers(dir: string): Promise<void> {
+  for (const n of await readdir(dir).catch(() => [] as string[])) {
+    if (/^\.(staging|restore)-/.test(n) || /^\.canopsis-backup-.*\.partial$/.test(n)) await rm(path.join(dir, n), { recursive: true, force: true });
+  }
+}
+
 /** Copies etc/ (regular files only; root's tree) into the stage, with what a restore needs to give each its owner back. */
 async function copyEtc(layout: Layout, base: string, serviceGid: number | undefined): Promise<Record<string, BackupFileEntry>> {
   const files: Record<string, BackupFileEntry> = {};
@@ -137,6 +144,7 @@ export async function createBackup(layout: Layout, o: BackupOptions): Promise<Ba
   const keep = await readKeep(layout);
   const dir = path.resolve(o.out ?? defaultBackupDir(layout));
   await backupDir(layout, dir);
+  await removeLeftovers(dir);
   const account = await serviceAccount(layout);
   const serviceGid = (await lookupIds(account.user, account.group))?.gid;
   const record = await readMigrationState(migrationsFile(layout));

@@ -20,7 +20,7 @@ import { serviceAccount } from '../migrations/store-jobs.js';
 import { migrationsFile } from '../prepare.js';
 import { StartError } from '../start.js';
 import { openBackup, type BackupLimits, type OpenedBackup } from './archive.js';
-import { defaultBackupDir } from './backup.js';
+import { defaultBackupDir, removeLeftovers } from './backup.js';
 import { BackupRefused, type BackupManifest } from './format.js';
 import { mongoTool, restoreMongo } from './mongo.js';
 import { copyStore } from './store-copy.js';
@@ -180,6 +180,7 @@ export async function restoreBackup(prefix: string, o: RestoreOptions): Promise<
     const work = defaultBackupDir(layout);
     const root = process.getuid?.() === 0 ? { uid: 0, gid: 0 } : undefined;
     await ensureDir(layout.prefix, { dir: work, owner: 'root', mode: 0o700 }, root && { root, service: root });
+    await removeLeftovers(work);
     const opened = await openBackup(file, work, (m) => acceptBackup(file, m, installed.version), o.limits);
     try {
       const m = opened.manifest;

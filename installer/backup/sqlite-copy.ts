@@ -1,5 +1,5 @@
 import { constants, createReadStream, createWriteStream } from 'node:fs';
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import Database from 'better-sqlite3';
@@ -106,6 +106,11 @@ export async function restoreSqlite(storeFile: string, inFd: number | undefined)
   }
 }
 
+/** Temp copies a killed run left beside the store (one copy runs at a time: the installer holds the prefix lock). */
+async function removeLeftovers(dir: string): Promise<void> {
+  for (const n of await readdir(dir).catch(() => [] as string[])) if (/^\.(backup|restore)-\d+-\d+\.db(-wal|-shm|-journal)?$/.test(n)) await rm(path.join(dir, n), { force: true });
+}
+
 export type CopyOp = 'backup' | 'restore' | 'clear';
 export const COPY_OPS: readonly string[] = ['backup', 'restore', 'clear'];
 
@@ -114,6 +119,7 @@ export async function runCopyOp(prefix: string, op: string, fd: number | undefin
   const cfg = await readRuntimeConfig(prefix);
   if (cfg.store.backend !== 'embedded') throw new Error(`the store of ${prefix} is ${cfg.store.backend}, not the embedded one`);
   const busy = (cfg.store.busyTimeout ?? DEFAULT_BUSY_TIMEOUT_MS / 1000) * 1000;
+  await removeLeftovers(path.dirname(cfg.store.file));
   if ((op === 'backup' || op === 'restore') && fd === undefined) throw new Error(`${op} needs a file descriptor`);
   if (op === 'backup') return backupSqlite(cfg.store.file, fd!, busy);
   if (op === 'restore') return restoreSqlite(cfg.store.file, fd);
