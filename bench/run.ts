@@ -1,4 +1,5 @@
 import { benchAlarms } from './alarms.js';
+import { benchBackup } from './backup.js';
 import { benchPipeline } from './pipeline.js';
 import { benchUpdate } from './update.js';
 
@@ -7,3 +8,4 @@ const only = process.argv[2];
 if (!only || only === 'pipeline') await benchPipeline();
 if (!only || only === 'alarms') await benchAlarms();
 if (!only || only === 'update') await benchUpdate();
+if (!only || only === 'backup') await benchBackup();

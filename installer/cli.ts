@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { InstallerError, UsageError } from './errors.js';
 import { aptInstall } from './host/apt.js';
@@ -23,6 +24,8 @@ import { recoverInterrupted, repairPrefix } from './bundle/transaction.js';
 import { layoutOf } from './layout.js';
 import { Supervisor } from './control/supervisor.js';
 import { migrateDownTo, pendingMigrations, redoStoreAfter } from './migrations/run.js';
+import { createBackup, describeBackup } from './backup/backup.js';
+import { restoreBackup } from './backup/restore.js';
 
 /*
  * The command line: parses options, runs the steps, turns typed errors into
@@ -159,7 +162,7 @@ async function deps(flags: { forTests?: boolean; yes?: boolean }): Promise<void>
   out(installed.length ? `installed ${installed.join(' ')}` : `already installed: ${packages.join(' ')}`);
 }
 
-async function fromBundle(flags: CommonFlags & { bundle: string; allowDowngrade?: boolean; allowIrreversible?: boolean; start?: boolean; trustedKey: string[]; allowUnsigned?: boolean }, update: boolean): Promise<void> {
+async function fromBundle(flags: CommonFlags & { bundle: string; allowDowngrade?: boolean; allowIrreversible?: boolean; start?: boolean; trustedKey: string[]; allowUnsigned?: boolean; skipBackup?: boolean }, update: boolean): Promise<void> {
   const passthrough = [...flags.set.flatMap((x) => ['--set', x]), '--conffile-policy', flags.conffilePolicy === 'ask' ? 'keep' : flags.conffilePolicy, ...flags.skipCheck.flatMap((x) => ['--skip-check', x]), ...(flags.installDeps ? [] : ['--no-install-deps']), ...(flags.start ? ['--start'] : [])];
   const r = await installFromBundle({
     prefix: flags.prefix,
@@ -170,9 +173,18 @@ async function fromBundle(flags: CommonFlags & { bundle: string; allowDowngrade?
     update,
     trustedKeys: flags.trustedKey,
     allowUnsigned: !!flags.allowUnsigned,
+    skipBackup: !!flags.skipBackup,
     log: flags.json ? () => undefined : (l) => l.trim() && out(l.trimEnd()) });
   if (flags.json) out(JSON.stringify({ ok: true, ...r }));
   else out(r.from ? `updated ${flags.prefix} from ${r.from} to ${r.version} (${r.release})` : `installed ${r.version} (${r.release}) in ${flags.prefix} from ${flags.bundle}`);
+}
+
+/** 95 -> "2 min", 7200 -> "2 h", in the largest unit that fits. */
+function ago(seconds: number): string {
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172800) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86400)} days`;
 }
 
 export function program(): Command {
@@ -194,9 +206,39 @@ export function program(): Command {
     .option('-y, --yes', 'do not ask before installing Debian packages')
     .option('--allow-downgrade', 'accept a bundle older than the installed version')
     .option('--allow-irreversible', 'accept store migrations a failed update cannot undo (back up the store first)')
+    .option('--skip-backup', 'do not back up the store and etc/ before store migrations (the output says what was skipped)')
     .addOption(trustedKeyOption())
     .option('--allow-unsigned', UNSIGNED_HELP)
     .action((flags) => fromBundle(flags, true));
+  cli
+    .command('backup')
+    .description('an online copy of the store (the stack keeps running) and etc/ (secrets included) into one 0600 archive; keeps the last [backup] keep')
+    .addOption(prefixOption())
+    .option('--out <dir>', 'where to write it (default PREFIX/var/backups, root\'s, 0700)')
+    .option('--json', 'print one JSON object')
+    .action(async (o: { prefix: string; out?: string; json?: boolean }) => {
+      const layout = layoutOf(o.prefix);
+      const r = await withPrefixLock(layout, () => createBackup(layout, { out: o.out, log: o.json ? () => undefined : out }));
+      if (o.json) {
+        const storeBytes = r.manifest.store.file ? (r.manifest.files[r.manifest.store.file]?.size ?? 0) : 0;
+        out(JSON.stringify({ ok: true, file: r.file, bytes: r.bytes, seconds: r.seconds, version: r.manifest.version, store: r.manifest.store, storeBytes, deleted: r.deleted }));
+        return;
+      }
+      out(describeBackup(r));
+      if (r.deleted.length) out(`removed ${r.deleted.length} older backup${r.deleted.length === 1 ? '' : 's'} ([backup] keep): ${r.deleted.map((f) => path.basename(f)).join(', ')}`);
+    });
+  cli
+    .command('restore')
+    .description('put a backup back: verified first; the store, etc/ and the migration record replaced, migrated to the installed version, started and probed')
+    .argument('<file>', 'a backup archive (./build-install backup)')
+    .addOption(prefixOption())
+    .option('-y, --yes', 'confirm: the store and etc/ of the prefix are replaced')
+    .option('--json', 'print one JSON object')
+    .action(async (file: string, o: { prefix: string; yes?: boolean; json?: boolean }) => {
+      const r = await restoreBackup(o.prefix, { file, confirmed: !!o.yes, log: o.json ? () => undefined : (l) => l.trim() && out(l.trimEnd()) });
+      if (o.json) out(JSON.stringify({ ok: true, ...r }));
+      else out(`restored ${o.prefix} from the backup of ${r.backup.version} made ${r.backup.created}${r.migrated.length ? `, migrated to ${r.installed}` : ''}; running and probed`);
+    });
   cli
     .command('bundle')
     .description('write a self-contained versioned bundle (tar.gz): runtime, production dependencies, templates, installer, hooks, manifest')
@@ -237,6 +279,8 @@ export function program(): Command {
       out(s.pendingMigrations.length ? `pending migrations: ${s.pendingMigrations.join('; ')}` : 'pending migrations: none');
       out(s.modifiedConffiles.length ? `modified conffiles: ${s.modifiedConffiles.join(', ')}` : 'modified conffiles: none');
       if (s.pendingDist.length) out(`new versions waiting to be merged: ${s.pendingDist.join(', ')}`);
+      const b = s.lastBackup;
+      out(b ? `last backup: ${b.file} (Canopsis ${b.version}, ${ago(b.ageSeconds)} ago${b.present ? '' : ', the archive is no longer there'})` : 'last backup: none (./build-install backup)');
       if (s.interrupted) out(`interrupted: the update from ${s.interrupted.from.version} to ${s.interrupted.to.version} begun ${s.interrupted.started} did not finish; the next install, update or remove rolls it back`);
     });
   cli

@@ -18,6 +18,7 @@ import { SECRET_SETS_ENV, SECRET_SETS_SINCE, splitSecretSets } from '../settings
 import { readPublicKeyFile, readTrustedKeys } from './signature.js';
 import { PIPELINE, restartAndProbe, servicesToRestart, stopPipeline } from './services.js';
 import { begin, commit, LENDING, releaseCli, readJournal, recoverInterrupted, rollback, type Journal } from './transaction.js';
+import { createBackup, describeBackup, lastBackup, type LastBackup } from '../backup/backup.js';
 
 /*
  * Install or update from a bundle, status, remove and purge. The bundle's own
@@ -102,6 +103,8 @@ export interface BundleRunOptions {
   trustedKeys: string[];
   /** Accept a bundle whose signature is missing or not trusted (what is skipped is said). */
   allowUnsigned: boolean;
+  /** No backup before store migrations (what is skipped is said). */
+  skipBackup?: boolean;
   log: (line: string) => void;
 }
 
@@ -182,6 +185,7 @@ async function update(o: BundleRunOptions, layout: Layout, lock: RunLock, instal
     // Stopping, restarting and health-checking go through supervisord; units started by systemd would keep old code writing.
     throw new UsageError('the stack runs under systemd (canopsis.target is active): stop it (systemctl stop canopsis.target), update, then start it again');
   }
+  await backupBeforeMigrations(o, layout, todo, m.release);
   const journal: Journal = { op: 'update', from: { version: installed.version, release: installed.release }, to: { version: m.version, release: m.release }, running, started: new Date().toISOString() };
   await begin(layout, journal);
   failpoint('journal');
@@ -232,6 +236,28 @@ async function update(o: BundleRunOptions, layout: Layout, lock: RunLock, instal
   await hook(path.join(layout.releases, m.release), 'postupdate', layout, env, o.log);
 }
 
+/**
+ * Store migrations reshape the data in place: a backup of the store and
+ * etc/ comes first (online, before anything is stopped or journaled), unless
+ * the operator said --skip-backup, which is then said back with what it skips.
+ */
+export async function backupBeforeMigrations(o: BundleRunOptions, layout: Layout, todo: PendingMigration[], newRelease: string): Promise<void> {
+  const store = todo.filter((x) => x.store).map((x) => x.id);
+  if (o.skipBackup) {
+    o.log(
+      store.length
+        ? `warning: --skip-backup: no backup of the store and etc/ before the store migrations ${store.join(', ')}; if they fail in a way the rollback cannot undo, that data is lost`
+        : '--skip-backup: nothing skipped (this update has no store migration, so no backup was due)',
+    );
+    return;
+  }
+  if (!store.length) return;
+  o.log(`backing up the store and etc/ before the store migrations ${store.join(', ')} (--skip-backup to skip)`);
+  // The copy is made by the installed release, or by the new one when the installed one predates backups.
+  const r = await createBackup(layout, { log: o.log, releases: [newRelease] });
+  o.log(`backup: ${describeBackup(r)}${r.deleted.length ? `; ${r.deleted.length} older removed` : ''}`);
+}
+
 export interface Status {
   prefix: string;
   installed: boolean;
@@ -244,6 +270,8 @@ export interface Status {
   pendingMigrations: string[];
   /** An update whose run was killed: the next install, update or remove rolls it back. */
   interrupted?: Journal;
+  /** The last backup of this prefix, its age in seconds, and whether its archive is still there. */
+  lastBackup?: LastBackup & { present: boolean; ageSeconds: number };
 }
 
 export async function status(prefix: string): Promise<Status> {
@@ -259,7 +287,19 @@ export async function status(prefix: string): Promise<Status> {
     if (text && sha256(text) !== e.sha256) modified.push(target);
     if (await exists(path.join(layout.prefix, `${target}.dist`))) waiting.push(`${target}.dist`);
   }
-  return { prefix: layout.prefix, installed: true, version: m.version, release: m.release, running: await new Supervisor(layout.prefix).running(), modifiedConffiles: modified, pendingDist: waiting, pendingMigrations: todo, interrupted: await readJournal(layout) };
+  const last = await lastBackup(layout);
+  return {
+    prefix: layout.prefix,
+    installed: true,
+    version: m.version,
+    release: m.release,
+    running: await new Supervisor(layout.prefix).running(),
+    modifiedConffiles: modified,
+    pendingDist: waiting,
+    pendingMigrations: todo,
+    interrupted: await readJournal(layout),
+    ...(last ? { lastBackup: { ...last, ageSeconds: Math.max(0, Math.round((Date.now() - Date.parse(last.created)) / 1000)) } } : {}),
+  };
 }
 
 async function stopAll(layout: Layout, log: (l: string) => void): Promise<void> {

@@ -69,6 +69,10 @@ export const sectionSchemas = {
     // RabbitMQ's message-ttl holds at most 2^32-1 ms.
     dead_letters_max_age: integer(0, 4_294_967),
   }),
+  backup: z.object({
+    // ./build-install backup and the backup before an update keep this many archives in their directory.
+    keep: integer(1, 1000),
+  }),
 } as const;
 
 export const engineSchema = z.object({
@@ -192,6 +196,7 @@ export function sectionDefaults(host: HostIdentity): Record<SectionName, RawSect
     perfdata: { retention: '604800' },
     // 30 days of history; dead letters bounded in number and age (RabbitMQ drops the oldest).
     retention: { event_log: '2592000', resolved_alarms: '2592000', dead_letters_max: '100000', dead_letters_max_age: '1209600' },
+    backup: { keep: '5' },
   };
 }
 

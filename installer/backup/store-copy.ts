@@ -1,0 +1,73 @@
+import { access } from 'node:fs/promises';
+import path from 'node:path';
+import { execa, type Options } from 'execa';
+import { z } from 'zod';
+import { checkReleaseId } from '../apply/release-id.js';
+import { InstallerError } from '../errors.js';
+import { lookupIds } from '../host/users.js';
+import type { Layout } from '../layout.js';
+import { serviceAccount } from '../migrations/store-jobs.js';
+import { SOURCE_ROOT } from '../render/handlebars.js';
+import { runCopyOp, type CopyOp, type CopyReport } from './sqlite-copy.js';
+
+/*
+ * The embedded store copied out or back as the service user. As root, the
+ * work runs in a child process of an installed release with the service
+ * user's uid and gid: root opens the archive side (a file in its own 0700
+ * directory) and hands the descriptor over as the child's stdout or stdin,
+ * so it never opens a path the service user could swap for a link. Not as
+ * root (or with a root service account), the installer does it itself.
+ */
+
+const SCRIPT = path.join('dist', 'installer', 'backup', 'store-copy-task.js');
+
+const reportSchema = z.object({ present: z.boolean(), bytes: z.number().int().nonnegative(), entities: z.number().int().nonnegative(), alarms: z.number().int().nonnegative() });
+
+/**
+ * The store-copy script, from a release installed in the prefix (the
+ * service user reads lib/, not a checkout under /root): the running code
+ * when it is one, else the first of `releases` (the installed one, then an
+ * update's new one when the installed release predates backups) that has it.
+ */
+export async function copyScript(layout: Layout, releases: string[]): Promise<string> {
+  const here = path.relative(layout.releases, SOURCE_ROOT);
+  if (!here.startsWith('..') && !path.isAbsolute(here)) return path.join(SOURCE_ROOT, SCRIPT);
+  const ids = [...new Set(releases)];
+  for (const id of ids) {
+    const script = path.join(layout.releases, checkReleaseId(id, 'release'), SCRIPT);
+    if (await access(script).then(() => true, () => false)) return script;
+  }
+  throw new InstallerError(`the store is copied by an installed release running as the service user, and none of ${ids.join(', ')} in ${layout.releases} can: install this version first (./build-install install)`);
+}
+
+/**
+ * Runs one copy operation on the embedded store of `layout`: `fd` is the
+ * archive side (written by backup, read by restore), opened by the caller.
+ */
+export async function copyStore(layout: Layout, op: CopyOp, fd: number | undefined, releases: string[] = []): Promise<CopyReport> {
+  const account = process.getuid?.() === 0 ? await serviceAccount(layout) : undefined;
+  if (!account || account.user === 'root') return runCopyOp(layout.prefix, op, fd);
+  const ids = await lookupIds(account.user, account.group);
+  if (!ids) throw new InstallerError(`service account ${account.user}:${account.group} missing: run ./build-install install to create it`);
+  const script = await copyScript(layout, releases);
+  const r = await execa(process.execPath, [script, op], {
+    env: { CPS_PREFIX: layout.prefix, HOME: layout.prefix },
+    extendEnv: false,
+    uid: ids.uid,
+    gid: ids.gid,
+    cwd: layout.prefix,
+    stdio: [op === 'restore' ? fd! : 'ignore', op === 'backup' ? fd! : 'ignore', 'pipe', 'pipe'],
+    reject: false,
+  } as Options);
+  const fd3 = String((r.stdio as unknown[])[3] ?? '');
+  if (r.exitCode !== 0) throw new InstallerError(`copying the store (${op}) as ${account.user} failed (exit ${r.exitCode}): ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}`);
+  let answer: unknown;
+  try {
+    answer = JSON.parse(fd3.trim());
+  } catch {
+    answer = undefined;
+  }
+  const parsed = reportSchema.safeParse(answer);
+  if (!parsed.success) throw new InstallerError(`copying the store (${op}) as ${account.user} answered something unexpected: ${fd3.slice(0, 200)}`);
+  return parsed.data;
+}
