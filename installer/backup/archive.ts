@@ -4,6 +4,7 @@ import { mkdtemp, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
+import { extractAdmitted, feed } from '../apply/tar-stream.js';
 import { BACKUP_MANIFEST, BackupRefused, backupManifest, type BackupManifest } from './format.js';
 
 /*
@@ -112,21 +113,6 @@ class EntryRules {
   }
 }
 
-/** Streams the archive into a tar parser or unpacker; settles when it is done or has failed. */
-function feed(file: string, sink: tar.Parser | tar.Unpack, done: 'end' | 'close'): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const input = createReadStream(file);
-    const fail = (e: unknown) => {
-      input.destroy();
-      reject(e);
-    };
-    input.on('error', fail);
-    sink.on('error', fail);
-    sink.on(done, () => resolve());
-    input.pipe(sink as unknown as NodeJS.WritableStream);
-  });
-}
-
 const damaged = (file: string, rules: EntryRules, e: unknown) =>
   new BackupRefused(
     `${file}: truncated or corrupt (${(e as Error).message})${rules.last ? ` at or after entry ${rules.last}` : ''}; refused, nothing was changed`,
@@ -187,34 +173,8 @@ async function listBackup(file: string, limits: BackupLimits): Promise<{ top: st
 /** Pass 2: the same rules while writing into `into`, owners never from the archive. */
 async function extract(file: string, into: string, limits: BackupLimits, manifest: BackupManifest): Promise<void> {
   const rules = new EntryRules(file, limits, manifest);
-  let refusal: BackupRefused | undefined;
-  const unpack: tar.Unpack = tar.x({
-    cwd: into,
-    strict: true,
-    preservePaths: false,
-    preserveOwner: false,
-    // Files root reads next: private to it whatever the archive's modes.
-    dmode: 0o700,
-    fmode: 0o600,
-    filter: (p, e) => {
-      if (refusal) return false;
-      const entry = e as tar.ReadEntry;
-      try {
-        rules.admit(p, entry.type, entry.size ?? 0);
-        return true;
-      } catch (err) {
-        refusal = err as BackupRefused;
-        unpack.abort(refusal);
-        return false;
-      }
-    },
-  }) as tar.Unpack;
-  try {
-    await feed(file, unpack, 'close');
-  } catch (e) {
-    throw refusal ?? damaged(file, rules, e);
-  }
-  if (refusal) throw refusal;
+  // Files root reads next: private to it whatever the archive's modes.
+  await extractAdmitted(file, into, (p, e) => rules.admit(p, e.type, e.size ?? 0), (e) => damaged(file, rules, e), { dmode: 0o700, fmode: 0o600 });
   rules.complete();
 }
 

@@ -7,6 +7,7 @@ import { InstallerError } from '../errors.js';
 import { lookupIds } from '../host/users.js';
 import type { Layout } from '../layout.js';
 import { serviceAccount } from '../migrations/store-jobs.js';
+import { nodeFor } from '../apply/runtime.js';
 import { SOURCE_ROOT } from '../render/handlebars.js';
 import { runCopyOp, type CopyOp, type CopyReport } from './sqlite-copy.js';
 
@@ -50,7 +51,8 @@ export async function copyStore(layout: Layout, op: CopyOp, fd: number | undefin
   const ids = await lookupIds(account.user, account.group);
   if (!ids) throw new InstallerError(`service account ${account.user}:${account.group} missing: run ./build-install install to create it`);
   const script = await copyScript(layout, releases);
-  const r = await execa(process.execPath, [script, op], {
+  // The release's own Node (script is <release>/dist/installer/backup/store-copy-task.js).
+  const r = await execa(await nodeFor(path.resolve(script, '..', '..', '..', '..')), [script, op], {
     env: { CPS_PREFIX: layout.prefix, HOME: layout.prefix },
     extendEnv: false,
     uid: ids.uid,

@@ -1,8 +1,9 @@
-import { constants, createReadStream } from 'node:fs';
+import { constants } from 'node:fs';
 import { createHash, type KeyObject } from 'node:crypto';
 import { lstat, mkdtemp, open, readFile, readlink, realpath, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import * as tar from 'tar';
+import { extractAdmitted, feed } from '../apply/tar-stream.js';
 import { filesUnder } from '../apply/fs.js';
 import { settleTree } from '../apply/release.js';
 import { BUNDLE_MANIFEST, BUNDLE_SIGNATURE, BundleError, bundleManifest, type BundleManifest } from './format.js';
@@ -119,20 +120,6 @@ class EntryRules {
   }
 }
 
-/** Streams the archive into a tar parser or unpacker; settles when it is done or has failed. */
-function feed(file: string, sink: tar.Parser, done: 'end' | 'close'): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const input = createReadStream(file);
-    const fail = (e: unknown) => {
-      input.destroy();
-      reject(e);
-    };
-    input.on('error', fail);
-    sink.on('error', fail);
-    sink.on(done, () => resolve());
-    input.pipe(sink as unknown as NodeJS.WritableStream);
-  });
-}
 
 interface Listing {
   top: string;
@@ -207,32 +194,7 @@ async function keyObjects(keys: ReadonlyArray<KeyObject | string>): Promise<KeyO
 /** Pass 3: the same rules again while writing, owners never from the archive. */
 async function extract(file: string, into: string, limits: BundleLimits, top: string): Promise<void> {
   const rules = new EntryRules(file, limits, top);
-  let refusal: BundleError | undefined;
-  const unpack: tar.Unpack = tar.x({
-    cwd: into,
-    strict: true,
-    preservePaths: false,
-    // node-tar keeps the archive's uid/gid by default when run as root.
-    preserveOwner: false,
-    filter: (p, e) => {
-      if (refusal) return false;
-      const entry = e as tar.ReadEntry;
-      try {
-        rules.admit(p, entry.type, entry.linkpath, entry.size ?? 0);
-        return true;
-      } catch (err) {
-        refusal = err as BundleError;
-        unpack.abort(refusal);
-        return false;
-      }
-    },
-  }) as tar.Unpack;
-  try {
-    await feed(file, unpack, 'close');
-  } catch (e) {
-    throw refusal ?? new BundleError(`${file}: cannot extract (${(e as Error).message})`);
-  }
-  if (refusal) throw refusal;
+  await extractAdmitted(file, into, (p, e) => void rules.admit(p, e.type, e.linkpath, e.size ?? 0), (e) => new BundleError(`${file}: cannot extract (${(e as Error).message})`));
 }
 
 /** Every link, followed to its end, stays inside release/ (lexically fine is not enough: a -> ., b -> a/a/../..). */
