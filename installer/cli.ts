@@ -5,7 +5,7 @@ import { InstallerError, UsageError } from './errors.js';
 import { aptInstall } from './host/apt.js';
 import { gatherFacts } from './host/facts.js';
 import { installSteps, newState, type InstallOptions } from './install.js';
-import { PACKAGES } from './preflight/binaries.js';
+import { allPackages } from './preflight/binaries.js';
 import { CHECK_NAMES, runChecks } from './preflight/checks.js';
 import { describeRelease } from './apply/release.js';
 import { prepare } from './prepare.js';
@@ -153,7 +153,7 @@ async function check(flags: CommonFlags): Promise<void> {
 async function deps(flags: { forTests?: boolean; yes?: boolean }): Promise<void> {
   const facts = await gatherFacts();
   // Everything any configuration can use (tests exercise all of them).
-  const packages = [...PACKAGES.rabbitmq, ...PACKAGES.supervisord, ...PACKAGES.collectd, ...PACKAGES.openssl];
+  const packages = allPackages();
   if (!facts.root || !facts.debian) {
     out(`not root on Debian: make sure these are installed: ${packages.join(' ')}`);
     return;

@@ -1,3 +1,5 @@
+import { EXIT } from '../runtime/contract/exit-codes.js';
+
 /*
  * Typed failures of the installer. Modules throw these; only the CLI turns
  * them into exit codes and one-line reasons.
@@ -5,7 +7,7 @@
 
 export class InstallerError extends Error {
   /** Process exit code the CLI uses for this kind of failure. */
-  readonly exitCode: number = 1;
+  readonly exitCode: number = EXIT.failed;
   /** Lines of detail printed under the one-line reason. */
   details(): string[] {
     return [];
@@ -28,7 +30,7 @@ export function formatProblem(p: SettingProblem): string {
 }
 
 export class SettingsError extends InstallerError {
-  override readonly exitCode = 2;
+  override readonly exitCode = EXIT.usage;
   constructor(readonly problems: SettingProblem[]) {
     super(
       problems.length === 1
@@ -42,7 +44,7 @@ export class SettingsError extends InstallerError {
 }
 
 export class UsageError extends InstallerError {
-  override readonly exitCode = 2;
+  override readonly exitCode = EXIT.usage;
 }
 
 export interface CheckFailure {
@@ -53,7 +55,7 @@ export interface CheckFailure {
 }
 
 export class PreflightError extends InstallerError {
-  override readonly exitCode = 3;
+  override readonly exitCode = EXIT.preflight;
   constructor(readonly failures: CheckFailure[]) {
     super(
       `preflight failed (${failures.map((f) => f.check).join(', ')}); nothing was written`,
@@ -71,7 +73,7 @@ export interface RejectedFile {
 }
 
 export class ValidationError extends InstallerError {
-  override readonly exitCode = 4;
+  override readonly exitCode = EXIT.validation;
   constructor(readonly rejected: RejectedFile[]) {
     super(
       `${rejected.map((r) => `${r.file} rejected by ${r.program}`).join('; ')}; the installed tree was not changed`,
@@ -83,9 +85,44 @@ export class ValidationError extends InstallerError {
 }
 
 export class LockedError extends InstallerError {
-  override readonly exitCode = 5;
+  override readonly exitCode = EXIT.locked;
 }
 
 export class ApplyError extends InstallerError {
-  override readonly exitCode = 6;
+  override readonly exitCode = EXIT.apply;
+}
+
+/** The bundle cannot be used: corrupt, unsigned, not this product's. */
+export class BundleError extends InstallerError {
+  override readonly exitCode = EXIT.bundle;
+}
+
+/** The stack did not come up, or the probe event did not become an alarm. */
+export class StartError extends InstallerError {
+  override readonly exitCode = EXIT.start;
+}
+
+/** An update failed; the message says whether the old release runs again. */
+export class UpdateFailed extends InstallerError {
+  override readonly exitCode = EXIT.update;
+}
+
+/** A key file that cannot be used as it is: the operator fixes it. */
+export class KeyFileError extends InstallerError {
+  override readonly exitCode = EXIT.usage;
+}
+
+/** A Debian package the appliance needs could not be installed: like a failed preflight. */
+export class DependencyError extends InstallerError {
+  override readonly exitCode = EXIT.preflight;
+}
+
+/** A backup refused on restore (untrusted, damaged, newer than what is installed). */
+export class BackupRefused extends InstallerError {
+  override readonly exitCode = EXIT.bundle;
+}
+
+/** A program the store's backend needs to be copied is missing (mongodump, mongorestore): like a failed preflight. */
+export class MissingTool extends InstallerError {
+  override readonly exitCode = EXIT.preflight;
 }

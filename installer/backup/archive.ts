@@ -5,7 +5,8 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
 import { extractAdmitted, feed } from '../apply/tar-stream.js';
-import { BACKUP_MANIFEST, BackupRefused, backupManifest, type BackupManifest } from './format.js';
+import { BackupRefused } from '../errors.js';
+import { BACKUP_MANIFEST, backupManifest, type BackupManifest } from './format.js';
 
 /*
  * The archive of a backup, written and read back. Reading treats it as

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { InstallerError } from '../errors.js';
 import { RELEASE_ID, VERSION } from '../apply/release-id.js';
 import { MIGRATION_ID } from '../migrations/index.js';
 
@@ -15,16 +14,6 @@ import { MIGRATION_ID } from '../migrations/index.js';
 
 export const BACKUP_MANIFEST = 'MANIFEST.json';
 export const BACKUP_NAME = 'canopsis-backup';
-
-/** A backup refused on restore (untrusted, damaged, newer than what is installed): the CLI exits 8. */
-export class BackupRefused extends InstallerError {
-  override readonly exitCode = 8;
-}
-
-/** A program the store's backend needs to be copied is missing (mongodump, mongorestore): exit 3, like a failed preflight. */
-export class MissingTool extends InstallerError {
-  override readonly exitCode = 3;
-}
 
 /** A path inside the backup: relative, normalised, one of the parts a backup holds. */
 export const isBackupPath = (p: string) =>

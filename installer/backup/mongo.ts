@@ -3,7 +3,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { InstallerError } from '../errors.js';
 import { which } from '../host/which.js';
-import { MissingTool } from './format.js';
+import { MissingTool } from '../errors.js';
 
 /*
  * A MongoDB store goes through MongoDB's own tools: mongodump --archive

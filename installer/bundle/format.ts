@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { InstallerError } from '../errors.js';
 import { VERSION } from '../apply/release-id.js';
 
 /*
@@ -13,11 +12,6 @@ import { VERSION } from '../apply/release-id.js';
 export const BUNDLE_MANIFEST = 'MANIFEST.json';
 /** Beside the manifest and not listed in it: it signs the manifest's exact bytes. */
 export const BUNDLE_SIGNATURE = 'MANIFEST.json.sig';
-
-/** A refused bundle: the CLI exits 8. */
-export class BundleError extends InstallerError {
-  override readonly exitCode = 8;
-}
 
 export const bundleManifest = z.object({
   format: z.literal(1),

@@ -6,7 +6,8 @@ import { lockPrefix, runBorrowing, withPrefixLock } from '../apply/lock.js';
 import { pruneReleases } from '../apply/release.js';
 import { exists } from '../apply/fs.js';
 import { readManifest, sha256, type Manifest } from '../apply/manifest.js';
-import { InstallerError, UsageError } from '../errors.js';
+import { InstallerError, UpdateFailed, UsageError } from '../errors.js';
+import { refusedBeforeWriting } from '../../runtime/contract/exit-codes.js';
 import { failpoint } from '../failpoint.js';
 import { layoutOf, type Layout } from '../layout.js';
 import { Supervisor } from '../control/supervisor.js';
@@ -16,7 +17,8 @@ import { openBundle } from './open.js';
 import { nodeFor } from '../apply/runtime.js';
 import { SECRET_SETS_ENV, SECRET_SETS_SINCE, splitSecretSets } from '../settings/secret-sets.js';
 import { readPublicKeyFile, readTrustedKeys } from './signature.js';
-import { PIPELINE, restartAndProbe, servicesToRestart, stopPipeline } from './services.js';
+import { PIPELINE, restartFor } from '../services/index.js';
+import { restartAndProbe, stopPipeline } from './services.js';
 import { begin, commit, LENDING, releaseCli, readJournal, recoverInterrupted, rollback, type Journal } from './transaction.js';
 import { createBackup, describeBackup, lastBackup, type LastBackup } from '../backup/backup.js';
 
@@ -27,10 +29,6 @@ import { createBackup, describeBackup, lastBackup, type LastBackup } from '../ba
  * update of a running stack checks health and goes back to the old release
  * when the new one does not come up.
  */
-
-export class UpdateFailed extends InstallerError {
-  override readonly exitCode = 9;
-}
 
 
 /** Runs a control hook of a release directory (packaging/hooks/<name>). */
@@ -216,7 +214,7 @@ async function update(o: BundleRunOptions, layout: Layout, lock: RunLock, instal
   const r = await releaseInstaller(layout, lock, target, ['install', ...o.passthrough, '--json']);
   const why = `(exit ${r.exitCode}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`;
   // Settings, preflight and validation refuse before the installer writes anything (exit 2, 3, 4).
-  if ([2, 3, 4].includes(r.exitCode ?? -1) && !downgrade) {
+  if (refusedBeforeWriting(r.exitCode) && !downgrade) {
     await commit(layout);
     const problem = stopped ? await restartAndProbe(layout, PIPELINE) : undefined;
     throw new InstallerError(`the installer of ${m.version} refused ${why}; nothing was changed${stopped ? (problem ? `, and ${problem}` : '; the engines and the webserver run again') : ''}`);
@@ -225,7 +223,7 @@ async function update(o: BundleRunOptions, layout: Layout, lock: RunLock, instal
   const summary = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { writes?: string[]; dist?: string[] };
   o.log(`${m.release}: ${summary.writes?.length ?? 0} files written${summary.dist?.length ? `; your edits kept, new versions in ${summary.dist.join(', ')}` : ''}`);
   if (running) {
-    const services = servicesToRestart(summary.writes ?? []);
+    const services = restartFor(summary.writes ?? []);
     o.log(`restarting ${services.join(', ')}`);
     const problem = await restartAndProbe(layout, services);
     if (problem) await undo(`health check: ${problem}`);

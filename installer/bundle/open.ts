@@ -6,11 +6,12 @@ import * as tar from 'tar';
 import { extractAdmitted, feed } from '../apply/tar-stream.js';
 import { filesUnder } from '../apply/fs.js';
 import { settleTree } from '../apply/release.js';
-import { BUNDLE_MANIFEST, BUNDLE_SIGNATURE, BundleError, bundleManifest, type BundleManifest } from './format.js';
+import { BUNDLE_MANIFEST, BUNDLE_SIGNATURE, bundleManifest, type BundleManifest } from './format.js';
 import { checkReleaseId, ReleaseIdError } from '../apply/release-id.js';
-import { checkSignature, KeyFileError, readPublicKeyFile, skippedBecause, type SignatureStatus } from './signature.js';
+import { checkSignature, readPublicKeyFile, skippedBecause, type SignatureStatus } from './signature.js';
 
-export { BundleError } from './format.js';
+import { BundleError, KeyFileError } from '../errors.js';
+export { BundleError } from '../errors.js';
 
 /*
  * Opening a bundle, which root then runs code from. In order, and nothing

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type { Layout } from '../layout.js';
 import { failpoint } from '../failpoint.js';
+import { PIPELINE, restartFor } from '../services/index.js';
 
 /*
  * What an update (or its rollback) does to running services: restart what
@@ -9,23 +10,10 @@ import { failpoint } from '../failpoint.js';
  * pipeline with a probe event through the API.
  */
 
-/** What runs the release's own code: stopped while store data is reshaped. */
-export const PIPELINE = ['amqp2engines', 'webserver'];
-
-/**
- * The services an update must restart: the engines and the webserver run the
- * release's code; the broker, MongoDB and collectd only when their rendered
- * configuration changed (the broker keeps queueing events meanwhile).
+/*
+ * Which services an update restarts comes from the service modules
+ * (services/index.ts: restartFor, PIPELINE).
  */
-export function servicesToRestart(written: string[]): string[] {
-  const touched = (re: RegExp) => written.some((w) => re.test(w));
-  return [
-    touched(/etc\/rabbitmq\/|supervisord\.d\/rabbitmq-server\.conf/) ? 'rabbitmq-server' : '',
-    touched(/etc\/mongodb\.conf|supervisord\.d\/mongodb\.conf/) ? 'mongodb' : '',
-    touched(/etc\/collectd\.conf|supervisord\.d\/collectd\.conf/) ? 'collectd' : '',
-    ...PIPELINE,
-  ].filter(Boolean);
-}
 
 const service = (layout: Layout, name: string, action: string) =>
   execa(path.join(layout.bin, 'service'), [name, action], { env: { CPS_PREFIX: layout.prefix }, reject: false, all: true });
@@ -35,7 +23,7 @@ export async function stopPipeline(layout: Layout): Promise<void> {
 }
 
 /** Restarts `services` in order and sends a probe event; returns what went wrong, if anything. */
-export async function restartAndProbe(layout: Layout, services: string[]): Promise<string | undefined> {
+export async function restartAndProbe(layout: Layout, services: readonly string[]): Promise<string | undefined> {
   for (const name of services) {
     const r = await service(layout, name, 'restart');
     if (r.exitCode !== 0) return `service ${name} restart: ${r.all?.trim().split('\n').slice(-3).join(' | ')}`;

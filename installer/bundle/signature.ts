@@ -3,8 +3,8 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sig
 import { lstat, mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { InstallerError } from '../errors.js';
-import { BUNDLE_MANIFEST, BUNDLE_SIGNATURE, BundleError } from './format.js';
+import { BundleError, KeyFileError } from '../errors.js';
+import { BUNDLE_MANIFEST, BUNDLE_SIGNATURE } from './format.js';
 
 /*
  * Who made a bundle. `bundle --sign-key FILE` signs the exact bytes of
@@ -14,11 +14,6 @@ import { BUNDLE_MANIFEST, BUNDLE_SIGNATURE, BundleError } from './format.js';
  * named with --trusted-key), which is why a key file anyone but root could
  * write is refused rather than read.
  */
-
-/** A key file that cannot be used as it is: the operator fixes it (exit 2). */
-export class KeyFileError extends InstallerError {
-  override readonly exitCode = 2;
-}
 
 /** MANIFEST.json.sig */
 const signatureFile = z.object({

@@ -12,7 +12,8 @@ import { checkReleaseId, RELEASE_ID, releaseDir } from '../apply/release-id.js';
 import { compareVersions } from './format.js';
 import { failpoint } from '../failpoint.js';
 import type { Layout } from '../layout.js';
-import { restartAndProbe, servicesToRestart, stopPipeline } from './services.js';
+import { restartFor } from '../services/index.js';
+import { restartAndProbe, stopPipeline } from './services.js';
 
 /*
  * An update as a transaction. Before it changes anything, the updater copies
@@ -181,7 +182,7 @@ export async function rollback(layout: Layout, journal: Journal, opts: { restart
   await rm(path.join(layout.releases, `.${journal.to.release}.partial`), { recursive: true, force: true });
   // A rollback resumed after a kill cannot know what the first attempt already put back: every service restarts.
   const reread = opts.restartAll ? (await filesUnder(layout.etc)).map((f) => path.join('etc', f)) : changed;
-  const problem = journal.running ? await restartAndProbe(layout, servicesToRestart(reread)) : undefined;
+  const problem = journal.running ? await restartAndProbe(layout, restartFor(reread)) : undefined;
   return { changed, undone, problem };
 }
 

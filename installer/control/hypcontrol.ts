@@ -1,5 +1,7 @@
 #!/usr/bin/env node
+import { Argument, Command } from 'commander';
 import { prefixFrom } from '../../runtime/config/files.js';
+import { EXIT } from '../../runtime/contract/exit-codes.js';
 import { readTiers, serviceState, startService, stopService, type ServiceState, type Tiers } from './services.js';
 import { Supervisor } from './supervisor.js';
 
@@ -11,14 +13,25 @@ import { Supervisor } from './supervisor.js';
  */
 
 const ORDER: Array<keyof Tiers> = ['BACKEND', 'MIDDLEWARE', 'FRONTEND'];
-const action = process.argv[2];
+/** The exit code when hypcontrol itself fails, above any count of failed services. */
+const BROKEN = 125;
+
+const cmd = new Command('hypcontrol')
+  .description('Start, stop, restart or show every service of etc/hypcontrol.conf, tier by tier.')
+  .addArgument(new Argument('<action>').choices(['start', 'stop', 'restart', 'status']))
+  .addHelpText('after', `\nExit code: the number of services that failed (each named), ${BROKEN} when hypcontrol itself fails, 2 for usage.`)
+  .exitOverride();
+
+try {
+  cmd.parse(process.argv.slice(2), { from: 'user' });
+} catch (e) {
+  const code = (e as { code?: string }).code;
+  process.exit(code === 'commander.helpDisplayed' || code === 'commander.help' ? EXIT.ok : EXIT.usage);
+}
+
+const action = cmd.processedArgs[0] as string;
 const timeoutMs = Number(process.env.CPS_SERVICE_TIMEOUT ?? 180) * 1000;
 const out = (s: string) => process.stdout.write(`${s}\n`);
-
-if (!action || action === '--help' || action === '-h') {
-  out('usage: hypcontrol start|stop|restart|status');
-  process.exit(action ? 0 : 2);
-}
 
 const sup = new Supervisor(prefixFrom());
 const tiers = await readTiers(sup.prefix);
@@ -59,21 +72,21 @@ async function status(): Promise<ServiceState[]> {
   return results.map(([, r]) => r).filter((r) => !r.ready);
 }
 
+const ACTIONS: Record<string, () => Promise<ServiceState[]>> = {
+  start,
+  stop,
+  status,
+  restart: async () => {
+    const failed = await stop();
+    return failed.length ? failed : start();
+  },
+};
+
 try {
-  let failed: ServiceState[];
-  if (action === 'start') failed = await start();
-  else if (action === 'stop') failed = await stop();
-  else if (action === 'restart') {
-    failed = await stop();
-    if (!failed.length) failed = await start();
-  } else if (action === 'status') failed = await status();
-  else {
-    process.stderr.write('usage: hypcontrol start|stop|restart|status\n');
-    process.exit(2);
-  }
+  const failed = await ACTIONS[action]!();
   if (failed.length) out(`${failed.length} service${failed.length > 1 ? 's' : ''} failed: ${failed.map((f) => f.service).join(', ')}`);
-  process.exit(Math.min(failed.length, 125));
+  process.exit(Math.min(failed.length, BROKEN));
 } catch (e) {
   process.stderr.write(`hypcontrol ${action}: ${(e as Error).message}\n`);
-  process.exit(125);
+  process.exit(BROKEN);
 }

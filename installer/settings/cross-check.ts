@@ -1,5 +1,7 @@
 import type { SettingProblem } from '../errors.js';
 import type { Settings } from './schema.js';
+import { EXCHANGES } from '../../runtime/contract/names.js';
+import { portsOf } from '../services/index.js';
 
 /*
  * Rules that span keys: the engine chain must be a graph of known engines
@@ -7,7 +9,7 @@ import type { Settings } from './schema.js';
  * that will listen must not share a port.
  */
 
-export const EVENTS_EXCHANGE = 'canopsis.events';
+export const EVENTS_EXCHANGE = EXCHANGES.events;
 
 export function crossCheck(s: Settings, file: string): SettingProblem[] {
   const problems: SettingProblem[] = [];
@@ -50,16 +52,12 @@ export function crossCheck(s: Settings, file: string): SettingProblem[] {
     problems.push({ file, section: 'rabbitmq', key: 'max_message_size', found: String(s.rabbitmq.max_message_size), expected: 'a size between 2MiB (an event is up to 1 MiB, plus headers) and 512MiB (RabbitMQ\'s own limit)' });
   }
 
-  const ports: Array<[string, string, number]> = [['webserver', 'port', s.webserver.port]];
-  if (s.rabbitmq.mode === 'local') {
-    ports.push(['rabbitmq', 'port', s.rabbitmq.port], ['rabbitmq', 'dist_port', s.rabbitmq.dist_port]);
-    if (s.rabbitmq.management_port > 0) ports.push(['rabbitmq', 'management_port', s.rabbitmq.management_port]);
-  }
-  if (s.store.backend === 'mongodb' && s.store.mongodb_mode === 'local') ports.push(['store', 'mongodb_port', s.store.mongodb_port]);
+  const ports = portsOf(s);
   for (let i = 0; i < ports.length; i++) {
     for (let j = 0; j < i; j++) {
-      if (ports[i]![2] === ports[j]![2]) {
-        problems.push({ file, section: ports[i]![0], key: ports[i]![1], found: String(ports[i]![2]), expected: `a port not already used by ${ports[j]![0]}.${ports[j]![1]}` });
+      if (ports[i]!.port === ports[j]!.port) {
+        const [section, key] = ports[i]!.setting;
+        problems.push({ file, section, key, found: String(ports[i]!.port), expected: `a port not already used by ${ports[j]!.setting.join('.')}` });
       }
     }
   }

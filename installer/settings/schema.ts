@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { bool, engineName, filePath, hostname, integer, list, oneOf, optionalPath, port, size, taskName, text, unixName } from './fields.js';
+import { DEFAULT_VHOST, EXCHANGES } from '../../runtime/contract/names.js';
 
 /*
  * The schema of etc/canopsis.ini. Defaults are raw strings, merged under the
@@ -121,7 +122,7 @@ export const DEFAULT_ENGINES: Array<[string, RawSection]> = [
     {
       event_processing: 'canopsis.cleaner.process.event_processing',
       next: 'event_filter',
-      exchange: 'canopsis.events',
+      exchange: EXCHANGES.events,
     },
   ],
   [
@@ -149,7 +150,7 @@ export const DEFAULT_ENGINES: Array<[string, RawSection]> = [
     },
   ],
   // Host metrics from collectd's amqp plugin, as perf events into the chain.
-  ['collectdgw', { event_processing: 'canopsis.collectdgw.process.event_processing', exchange: 'canopsis.collectd', next: 'che' }],
+  ['collectdgw', { event_processing: 'canopsis.collectdgw.process.event_processing', exchange: EXCHANGES.collectd, next: 'che' }],
 ];
 
 export function sectionDefaults(host: HostIdentity): Record<SectionName, RawSection> {
@@ -166,7 +167,7 @@ export function sectionDefaults(host: HostIdentity): Record<SectionName, RawSect
       host: '127.0.0.1',
       port: '5672',
       node_name: 'canopsis@localhost',
-      vhost: 'canopsis',
+      vhost: DEFAULT_VHOST,
       user: 'cpsrabbit',
       dist_port: '25672',
       management_port: '15672',

@@ -5,10 +5,9 @@ import type { Channel, ChannelModel } from 'amqplib';
  * idempotent, so every process re-applies its part after each (re)connect.
  */
 
-export const engineQueue = (name: string) => `Engine_${name}`;
-export const dispatcherQueue = (name: string) => `Dispatcher_${name}`;
-export const deadQueue = (queue: string) => `${queue}.dead`;
-export const partitionQueue = (queue: string, n: number) => `${queue}.${n}`;
+// The names are the contract's (the installer renders them too).
+import { deadQueue } from '../contract/names.js';
+export { deadQueue, dispatcherQueue, engineQueue, partitionQueue } from '../contract/names.js';
 
 /** A stable partition of a key (FNV-1a): the same entity always lands on the same process. */
 export function partitionOf(key: string, count: number): number {

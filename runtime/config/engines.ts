@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { ConfigError } from './errors.js';
 import { readIni } from './files.js';
+import { layoutOf } from '../contract/layout.js';
 
 /* The [engine:NAME] sections of etc/amqp2engines.conf, as the runtime uses them. */
 
@@ -40,7 +41,7 @@ export function parseEngines(file: string, data: Record<string, Record<string, s
 }
 
 export async function readEngines(prefix: string): Promise<{ file: string; engines: Map<string, EngineConfig> }> {
-  const file = path.join(prefix, 'etc', 'amqp2engines.conf');
+  const file = layoutOf(prefix).files.amqp2engines;
   return { file, engines: parseEngines(file, await readIni(file)) };
 }
 

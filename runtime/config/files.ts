@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import ini from 'ini';
 import { ConfigError } from './errors.js';
+import { layoutOf } from '../contract/layout.js';
+import { EXCHANGES } from '../contract/names.js';
 
 /*
  * The runtime's view of the installed tree: the prefix comes from
@@ -46,7 +48,7 @@ export interface WebserverConf {
  * self-signed pair.
  */
 export async function readWebserverConf(prefix: string): Promise<WebserverConf> {
-  const file = path.join(prefix, 'etc', 'webserver.conf');
+  const file = layoutOf(prefix).files.webserver;
   const server = (await readIni(file)).server ?? {};
   const port = Number(server.port ?? 8082);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(file, `[server] port: found "${server.port}", expected 0..65535`);
@@ -89,7 +91,7 @@ export interface BrokerConfig {
 }
 
 export async function readBrokerConfig(prefix: string): Promise<BrokerConfig> {
-  const file = path.join(prefix, 'etc', 'amqp.conf');
+  const file = layoutOf(prefix).files.amqp;
   const m = (await readIni(file)).master;
   if (!m) throw new ConfigError(file, 'no [master] section');
   for (const k of ['host', 'port', 'userid', 'password', 'virtual_host']) {
@@ -104,8 +106,8 @@ export async function readBrokerConfig(prefix: string): Promise<BrokerConfig> {
     url: `amqp://${encodeURIComponent(m.userid!)}:${encodeURIComponent(m.password!)}@${host}:${port}/${encodeURIComponent(m.virtual_host!)}`,
     where: `amqp://${m.userid}@${host}:${port}/${m.virtual_host}`,
     vhost: m.virtual_host!,
-    exchange: m.exchange_name || 'canopsis.events',
-    deadLetterExchange: m.dead_letter_exchange || 'canopsis.dead',
+    exchange: m.exchange_name || EXCHANGES.events,
+    deadLetterExchange: m.dead_letter_exchange || EXCHANGES.dead,
     prefetch,
   };
 }

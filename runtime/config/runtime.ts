@@ -5,6 +5,8 @@ import { DEFAULT_BUSY_TIMEOUT_MS, SqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/types.js';
 import { ConfigError } from './errors.js';
 import { readIni } from './files.js';
+import { layoutOf } from '../contract/layout.js';
+import { EXCHANGES } from '../contract/names.js';
 
 /* etc/runtime.conf: the store, the event dispatchers, alarm, perfdata and retention settings. */
 
@@ -39,7 +41,8 @@ const num = (file: string, section: string, data: Record<string, string> | undef
 };
 
 export async function readRuntimeConfig(prefix: string): Promise<RuntimeConfig> {
-  const file = path.join(prefix, 'etc', 'runtime.conf');
+  const layout = layoutOf(prefix);
+  const file = layout.files.runtime;
   // Absent (a bare runtime prefix): the defaults, embedded store under var/lib.
   const ini = await readIni(file).catch((e: unknown) => {
     if (e instanceof ConfigError && /ENOENT/.test(e.message)) return {} as Record<string, Record<string, string>>;
@@ -50,7 +53,7 @@ export async function readRuntimeConfig(prefix: string): Promise<RuntimeConfig> 
   if ((st.backend ?? 'embedded') === 'embedded') {
     store = {
       backend: 'embedded',
-      file: st.file || path.join(prefix, 'var', 'lib', 'canopsis', 'canopsis.db'),
+      file: st.file || layout.storeFile,
       busyTimeout: num(file, 'store', st, 'busy_timeout', DEFAULT_BUSY_TIMEOUT_MS / 1000),
     };
   } else if (st.backend === 'mongodb') {
@@ -63,7 +66,7 @@ export async function readRuntimeConfig(prefix: string): Promise<RuntimeConfig> 
     file,
     store,
     dispatchers: (ini.dispatchers?.event_dispatchers ?? 'database').split(',').map((x) => x.trim()).filter(Boolean),
-    alertsExchange: ini.dispatchers?.alerts_exchange || 'canopsis.alerts',
+    alertsExchange: ini.dispatchers?.alerts_exchange || EXCHANGES.alerts,
     alarms: {
       resolveDelay: num(file, 'alarms', a, 'resolve_delay', d.resolveDelay),
       cancelDelay: num(file, 'alarms', a, 'cancel_delay', d.cancelDelay),

@@ -622,7 +622,7 @@ export class Engine {
       event_type: 'perf',
       source_type: 'resource',
       component: os.hostname(),
-      resource: `Engine_${this.o.config.name}.${this.o.worker}`,
+      resource: partitionQueue(engineQueue(this.o.config.name), this.o.worker),
       timestamp: Math.floor(Date.now() / 1000),
       perf_data_array: [
         { metric: 'cps_evt_per_sec', value: n / seconds, unit: 'evt', type: 'GAUGE' },

@@ -8,9 +8,10 @@ import * as tar from 'tar';
 import { installRelease } from '../../installer/apply/release.js';
 import { createBundle } from '../../installer/bundle/create.js';
 import { checkReleaseId, RELEASE_ID, ReleaseIdError } from '../../installer/apply/release-id.js';
-import { BundleError, type BundleManifest } from '../../installer/bundle/format.js';
+import { type BundleManifest } from '../../installer/bundle/format.js';
+import { BundleError, KeyFileError } from '../../installer/errors.js';
 import { MAX_BUNDLE_BYTES, MAX_BUNDLE_ENTRIES, openBundle, type OpenOptions } from '../../installer/bundle/open.js';
-import { fingerprint, generateSigningKey, KeyFileError, readPublicKeyFile, readSigningKey, readTrustedKeys, signManifest } from '../../installer/bundle/signature.js';
+import { fingerprint, generateSigningKey, readPublicKeyFile, readSigningKey, readTrustedKeys, signManifest } from '../../installer/bundle/signature.js';
 import { ROOT, removeDir, tempDir } from '../helpers/index.js';
 
 /*

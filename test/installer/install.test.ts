@@ -35,11 +35,17 @@ test('install, re-run writes nothing, an edit survives a settings change with .d
   assert.ok(!first.all.includes((await readFile(path.join(prefix, 'etc/canopsis-secrets.ini'), 'utf8')).match(/password = (\S+)/)![1]!), 'the password is never printed');
 
   // The release is self-contained: the installed commands run from it.
-  for (const command of ['engine-launcher', 'dead-letters']) {
+  for (const command of ['engine-launcher', 'dead-letters', 'service', 'hypcontrol']) {
     const help = await run(path.join(prefix, 'bin', command), ['--help']);
     assert.equal(help.exitCode, 0, help.all);
     assert.match(help.stdout, new RegExp(`Usage: ${command}`));
   }
+  // service and hypcontrol refuse an unknown action by name, with the usage exit code.
+  const badAction = await run(path.join(prefix, 'bin', 'service'), ['webserver', 'reload']);
+  assert.equal(badAction.exitCode, 2, badAction.all);
+  assert.match(badAction.stderr, /'reload' is invalid for argument 'action'.*start, stop, restart, status/);
+  const noAction = await run(path.join(prefix, 'bin', 'hypcontrol'), []);
+  assert.equal(noAction.exitCode, 2, noAction.all);
   const launch = await run(path.join(prefix, 'bin', 'engine-che'), ['--help']);
   assert.match(launch.stdout, /-publishQueue/);
 

@@ -95,7 +95,7 @@ test('a migration record that is not ours stops the run instead of being taken a
 });
 
 test('an update restarts the engines and the webserver, and the broker only when its configuration changed', async () => {
-  const { servicesToRestart } = await import('../../installer/bundle/services.js');
+  const { restartFor: servicesToRestart } = await import('../../installer/services/index.js');
   assert.deepEqual(servicesToRestart(['/p/lib/canopsis/releases/0.2.0+x', 'bin/engine-che']), ['amqp2engines', 'webserver']);
   assert.deepEqual(servicesToRestart(['etc/rabbitmq/rabbitmq.conf', 'etc/collectd.conf']), ['rabbitmq-server', 'collectd', 'amqp2engines', 'webserver']);
 });

@@ -1,0 +1,56 @@
+import path from 'node:path';
+import { stateDirs, type ManagedDir } from '../apply/dirs.js';
+import { conf, program, UNIT_DIR, type FileSpec } from '../render/file-spec.js';
+import type { RenderContext } from '../render/context.js';
+import type { Settings } from '../settings/schema.js';
+import type { Need } from './types.js';
+
+/*
+ * What every appliance has whichever services run: the process supervisor
+ * and its main file, the commands of bin/, the runtime's own settings and
+ * the directories of the tree.
+ */
+
+export function platformFiles(ctx: RenderContext): FileSpec[] {
+  return [
+    conf('etc/supervisord.conf', 'templates/supervisord.conf.hbs'),
+    conf('etc/hypcontrol.conf', 'templates/hypcontrol.conf.hbs'),
+    conf('etc/go-engines-vars.conf', 'templates/go-engines-vars.conf.hbs'),
+    conf(`${UNIT_DIR}/canopsis.target`, 'systemd/canopsis.target.hbs'),
+    // The broker and the store as the engines and the webserver reach them (credentials inside).
+    conf('etc/amqp.conf', 'templates/amqp.conf.hbs', true),
+    conf('etc/runtime.conf', 'templates/runtime.conf.hbs', true),
+    ...Object.entries(ctx.runtime).map(([command, script]) => program(`bin/${command}`, 'templates/bin/node-command.hbs', { script })),
+  ];
+}
+
+/**
+ * Directories with their owner and mode. Root keeps everything above the
+ * service user's own directories (var/ and var/lib included), so that the
+ * service user can neither rename nor replace the installer state in
+ * var/lib/pkgmgr, nor anything root reads.
+ */
+export function platformDirectories(ctx: RenderContext): ManagedDir[] {
+  const root = (dir: string): ManagedDir => ({ dir, owner: 'root', mode: 0o755 });
+  const service = (dir: string, mode = 0o755): ManagedDir => ({ dir, owner: 'service', mode });
+  const lib = path.dirname(ctx.paths.current);
+  return [
+    root(ctx.paths.etc),
+    root(path.dirname(lib)),
+    root(lib),
+    root(ctx.paths.bin),
+    root(path.join(ctx.paths.etc, 'supervisord.d')),
+    root(path.join(lib, 'releases')),
+    root(ctx.paths.plugins),
+    ...stateDirs(ctx.layout),
+    service(ctx.paths.log),
+    service(ctx.paths.run),
+    ...(ctx.store.embedded ? [service(path.dirname(ctx.store.embeddedFile), 0o750)] : []),
+  ];
+}
+
+export function platformNeeds(s: Settings): Need[] {
+  return s.canopsis.init === 'supervisord'
+    ? [{ key: 'supervisord', binary: 'supervisord', neededBy: 'canopsis.init=supervisord', packages: ['supervisor'] }]
+    : [{ key: 'systemctl', binary: 'systemctl', neededBy: 'canopsis.init=systemd', packages: ['systemd'] }];
+}
