@@ -65,7 +65,7 @@ export async function rawRound(url: string): Promise<number> {
   const queues = ['raw_in', 'raw_1', 'raw_2', 'raw_out'];
   const relays = [0, 1, 2].map((i) => execa(process.execPath, [path.join(ROOT, 'dist', 'bench', 'raw-relay.js'), url, queues[i]!, queues[i + 1]!, String(PREFETCH)], { reject: false, all: true, buffer: true }));
   let logs = relays.map(() => '');
-  relays.forEach((r, i) => r.all?.on('data', (d: Buffer) => (logs[i] += d.toString())));
+  for (const [i, r] of relays.entries()) r.all?.on('data', (d: Buffer) => (logs[i] += d.toString()));
   await waitFor('raw relays consuming', async () => logs.every((l) => l.includes('consuming')), 20_000);
   const conn = await amqp.connect(url);
   const ch = await conn.createChannel();

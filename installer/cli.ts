@@ -114,12 +114,12 @@ async function install(flags: CommonFlags & { start?: boolean; unitDir?: string 
     out(JSON.stringify({ ...summary(state), ...(started ? { started } : {}) }));
     return;
   }
-  summaryLines(state).forEach((l) => out(l));
+  for (const l of summaryLines(state)) out(l);
   if (started) {
     const p = state.prepared!;
-    started.notes.forEach((n) => out(`note: ${n}`));
+    for (const n of started.notes) out(`note: ${n}`);
     out(`Running (${started.init}):`);
-    started.status.trim().split('\n').forEach((l) => out(`  ${l}`));
+    for (const l of started.status.trim().split('\n')) out(`  ${l}`);
     out(`REST API: ${started.apiUrl} (header x-canopsis-authkey: [api] authkey of ${p.layout.secretsFile})`);
     if (p.settings.webserver.tls) out(`Certificate: ${p.ctx.webserver.certFile}${p.settings.webserver.tls_cert ? '' : ' (self-signed: give clients it to trust, e.g. curl --cacert, or replace it with yours via webserver.tls_cert/tls_key)'}`);
     out(`Logs: ${p.layout.log}/ (engines in ${p.layout.engineLog}/)`);
@@ -134,8 +134,8 @@ async function planCommand(flags: CommonFlags & { diff: boolean }): Promise<void
   if (flags.json) {
     out(JSON.stringify({ ok: true, files: (state.planned ?? []).map((p) => ({ target: p.target, action: p.action, write: p.write })) }));
   } else {
-    planLines(state, flags.diff).forEach((l) => out(l));
-    state.warnings.forEach((w) => out(`warning: ${w}`));
+    for (const l of planLines(state, flags.diff)) out(l);
+    for (const w of state.warnings) out(`warning: ${w}`);
   }
 }
 
@@ -150,7 +150,7 @@ async function check(flags: CommonFlags): Promise<void> {
   else out(`preflight passed for ${p.layout.prefix}${opts.skipChecks.size ? ` (skipped: ${[...opts.skipChecks].join(', ')})` : ''}`);
 }
 
-async function deps(flags: { forTests?: boolean; yes?: boolean }): Promise<void> {
+async function deps(_flags: { forTests?: boolean; yes?: boolean }): Promise<void> {
   const facts = await gatherFacts();
   // Everything any configuration can use (tests exercise all of them).
   const packages = allPackages();
@@ -313,7 +313,7 @@ export function program(): Command {
       }
       const list = await pendingMigrations(layout);
       if (o.json) out(JSON.stringify({ pending: list }));
-      else list.forEach((m) => out(`${m.id}${m.reversible ? '' : ' (irreversible)'}: ${m.description}`));
+      else for (const m of list) out(`${m.id}${m.reversible ? '' : ' (irreversible)'}: ${m.description}`);
     });
   cli
     .command('remove')

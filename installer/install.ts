@@ -66,7 +66,7 @@ export interface InstallState {
 
 export interface Step {
   title: string;
-  run: (s: InstallState) => Promise<string | void>;
+  run: (s: InstallState) => Promise<string | undefined>;
   /** Skipped in dry runs (plan). */
   writes?: boolean;
 }

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { lchown, lstat, mkdir, open, readdir, readlink, realpath } from 'node:fs/promises';
+import { type FileHandle, lchown, lstat, mkdir, open, readdir, readlink, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplyError } from '../errors.js';
 import type { Layout } from '../layout.js';
@@ -60,7 +60,7 @@ export async function ensureDir(prefix: string, d: ManagedDir, ids: { root: Ids;
   await assertNoLinks(prefix, d.dir);
   const created = (await mkdir(d.dir, { recursive: true, mode: d.mode })) !== undefined;
   const want = await canonical(d.dir);
-  let fh;
+  let fh: FileHandle;
   try {
     fh = await open(d.dir, DIR_FLAGS);
   } catch (e) {
@@ -95,7 +95,7 @@ export async function ensureDir(prefix: string, d: ManagedDir, ids: { root: Ids;
  * directory. Returns the paths it changed.
  */
 export async function repairOwnership(dir: string, owner: Ids, shown = dir): Promise<string[]> {
-  let fh;
+  let fh: FileHandle;
   try {
     fh = await open(dir, DIR_FLAGS);
   } catch (e) {

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import type { z } from 'zod';
 import { ApplyError } from '../errors.js';
 
@@ -16,7 +16,7 @@ import { ApplyError } from '../errors.js';
  * write (another owner, writable by others, a link) is refused too.
  */
 export async function readStateFile<T>(file: string, schema: z.ZodType<T>, what: string, hint = ''): Promise<T | undefined> {
-  let fh;
+  let fh: FileHandle;
   try {
     fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (e) {

@@ -1,6 +1,6 @@
 import { constants, createReadStream, createWriteStream } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { mkdtemp, open, rename, rm } from 'node:fs/promises';
+import { mkdtemp, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
@@ -183,7 +183,7 @@ async function extract(file: string, into: string, limits: BackupLimits, manifes
 async function verify(file: string, dir: string, top: string, manifest: BackupManifest, raw: Buffer): Promise<void> {
   for (const [rel, want] of Object.entries(manifest.files)) {
     const abs = path.join(dir, rel);
-    let fh;
+    let fh: FileHandle;
     try {
       fh = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (e) {

@@ -116,7 +116,7 @@ async function copyStoreOut(layout: Layout, base: string, releases: string[]): P
   }
   const rel = 'store/canopsis.db';
   const fh = await open(path.join(base, rel), constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  let report;
+  let report: Awaited<ReturnType<typeof copyStore>>;
   try {
     report = await copyStore(layout, 'backup', fh.fd, releases);
     await fh.sync();

@@ -17,6 +17,7 @@ export const BACKUP_NAME = 'canopsis-backup';
 
 /** A path inside the backup: relative, normalised, one of the parts a backup holds. */
 export const isBackupPath = (p: string) =>
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   /^(etc|pkgmgr|store)\/[^/]/.test(p) && !p.split('/').some((s) => s === '' || s === '.' || s === '..') && !/[\u0000-\u001f\u007f\\]/.test(p);
 
 const fileEntry = z.object({

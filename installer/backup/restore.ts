@@ -21,7 +21,7 @@ import { serviceAccount } from '../migrations/store-jobs.js';
 import { migrationsFile } from '../prepare.js';
 import { openBackup, type BackupLimits, type OpenedBackup } from './archive.js';
 import { defaultBackupDir, removeLeftovers } from './backup.js';
-import { type BackupManifest } from './format.js';
+import type { BackupManifest } from './format.js';
 import { mongoTool, restoreMongo } from './mongo.js';
 import { copyStore } from './store-copy.js';
 
@@ -71,7 +71,7 @@ async function systemdRuns(): Promise<boolean> {
 async function backupInstallManifest(o: OpenedBackup, file: string): Promise<string> {
   const text = await readFile(path.join(o.dir, 'pkgmgr', 'manifest.json'), 'utf8').catch(() => undefined);
   if (text === undefined) throw new BackupRefused(`${file}: pkgmgr/manifest.json missing; refused`);
-  let parsed;
+  let parsed: ReturnType<typeof manifestSchema.safeParse>;
   try {
     parsed = manifestSchema.safeParse(JSON.parse(text));
   } catch (e) {

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type { Layout } from '../layout.js';
 import { failpoint } from '../failpoint.js';
-import { PIPELINE, restartFor } from '../services/index.js';
+import { PIPELINE, } from '../services/index.js';
 
 /*
  * What an update (or its rollback) does to running services: restart what

@@ -1,8 +1,8 @@
-import path from 'node:path';
+
 import { readFile } from 'node:fs/promises';
 import { engineBacklog } from './backlog.js';
 import { READY } from './readiness.js';
-import { Supervisor } from './supervisor.js';
+import type { Supervisor } from './supervisor.js';
 import { layoutOf } from '../../runtime/contract/layout.js';
 
 /*

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
-import path from 'node:path';
 import { execa } from 'execa';
 import { layoutOf } from '../../runtime/contract/layout.js';
 

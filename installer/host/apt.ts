@@ -11,6 +11,7 @@ import { DependencyError } from '../errors.js';
 const POLICY = '/usr/sbin/policy-rc.d';
 
 export async function dpkgInstalled(pkg: string): Promise<boolean> {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax
   const r = await execa('dpkg-query', ['-W', '-f', '${Status}', pkg], { reject: false });
   return r.exitCode === 0 && r.stdout.includes('install ok installed');
 }

@@ -4,7 +4,6 @@ import { underPrefix, type Layout } from '../layout.js';
 import type { Secrets } from '../settings/secrets.js';
 import { rabbitmqPasswordHash } from '../settings/secrets.js';
 import type { EngineSettings, Settings } from '../settings/schema.js';
-import { EVENTS_EXCHANGE } from '../settings/cross-check.js';
 import { clientAddress } from '../../runtime/config/files.js';
 import { EMBEDDED_NODE } from '../apply/runtime.js';
 import { engineQueue, EXCHANGES } from '../../runtime/contract/names.js';

@@ -26,6 +26,7 @@ export function createRenderer(root = SOURCE_ROOT) {
   // A double-quoted string of collectd's configuration (liboconfig): backslash and quote escaped; a newline cannot be carried.
   hb.registerHelper('quoted', (value: unknown) => {
     const v = String(value);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
     if (/[\r\n\u0000]/.test(v)) throw new Error('a value with a line break cannot be written into a quoted configuration string');
     return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
   });

@@ -39,7 +39,7 @@ export const engines: ServiceModule = {
   ready: async (prefix) => {
     const b = await readBrokerConfig(prefix);
     const { engines: list } = await readEngines(prefix);
-    let conn;
+    let conn: amqp.ChannelModel;
     try {
       conn = await amqp.connect(b.url);
     } catch (e) {

@@ -22,7 +22,7 @@ export const webserver: ServiceModule = {
   units: () => ['canopsis-webserver.service'],
   // Its healthcheck answers 200, over HTTPS trusting the configured certificate.
   ready: async (prefix) => {
-    let api;
+    let api: Awaited<ReturnType<typeof apiClient>>;
     try {
       api = await apiClient(prefix);
     } catch (e) {

@@ -111,7 +111,7 @@ export const taskName = () =>
  * characters every one of them carries verbatim (no space, quote, %, $ or
  * newline), so nothing rendered from it can become another directive.
  */
-export const SAFE_PATH = /^[A-Za-z0-9_.\/+@:-]+$/;
+export const SAFE_PATH = /^[A-Za-z0-9_./+@:-]+$/;
 
 export const filePath = (what: string) =>
   z

@@ -93,6 +93,7 @@ export function validateSettingsText(text: string, file: string, host: HostIdent
     for (const key of known) {
       const value = values[key] ?? '';
       // A quoted ini value can hold a newline; every file rendered from it would get a line of the operator's choosing.
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
       if (/[\u0000-\u001f\u007f]/.test(value)) {
         problems.push({ file, section, key, found: value, expected: 'a value without control characters (no newline, tab or NUL)', fromSet: fromSet(section, key) });
         continue;

@@ -1,4 +1,4 @@
-import path from 'node:path';
+
 import { ConfigError } from './errors.js';
 import { readIni } from './files.js';
 import { layoutOf } from '../contract/layout.js';

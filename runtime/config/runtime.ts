@@ -1,4 +1,4 @@
-import path from 'node:path';
+
 import { DEFAULT_ALARM_SETTINGS, type AlarmSettings } from '../alarm/model.js';
 import { MongoStore } from '../store/mongodb.js';
 import { DEFAULT_BUSY_TIMEOUT_MS, SqliteStore } from '../store/sqlite.js';

@@ -375,7 +375,7 @@ export class Engine {
       throw new RejectedEvent(`not an event object (found ${Array.isArray(input) ? 'an array' : input === null ? 'null' : typeof input})`);
     }
     const started = performance.now();
-    let outcome;
+    let outcome: Awaited<ReturnType<EventTask>>;
     try {
       outcome = await this.eventTask!(this.handle, input as Event, { logger: this.o.logger });
     } finally {

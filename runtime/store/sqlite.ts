@@ -53,7 +53,8 @@ function where(filter: Filter | undefined): { sql: string; params: unknown[] } {
   for (const [field, cond] of Object.entries(filter ?? {})) {
     // The path is inlined (checked by checkField): SQLite only uses an expression
     // index when the query's expression is the same text, literal included.
-    const col = field === 'key' ? 'key' : (checkField(field), `json_extract(doc, '${jsonPath(field)}')`);
+    if (field !== 'key') checkField(field);
+    const col = field === 'key' ? 'key' : `json_extract(doc, '${jsonPath(field)}')`;
     const colParams: unknown[] = [];
     const c = cond as Condition;
     if (c === null) {

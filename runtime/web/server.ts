@@ -155,7 +155,7 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
   });
 
   app.get('/api/v4/alarms', async (req, reply) => {
-    let q;
+    let q: ReturnType<typeof alarmsQuery>;
     try {
       q = alarmsQuery(req.query as Record<string, string | undefined>);
     } catch (e) {

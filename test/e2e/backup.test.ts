@@ -53,7 +53,7 @@ async function ids(route: 'alarms' | 'entities'): Promise<Set<string>> {
   const out = new Set<string>();
   for (let page = 1; ; page++) {
     const r = await get<{ data: Array<{ _id: string }>; meta: { page_count: number } }>(`/${route}?limit=10000&page=${page}`);
-    r.data.forEach((d) => out.add(d._id));
+    for (const d of r.data) out.add(d._id);
     if (page >= r.meta.page_count) return out;
   }
 }

@@ -8,7 +8,7 @@ import * as tar from 'tar';
 import { installRelease } from '../../installer/apply/release.js';
 import { createBundle } from '../../installer/bundle/create.js';
 import { checkReleaseId, RELEASE_ID, ReleaseIdError } from '../../installer/apply/release-id.js';
-import { type BundleManifest } from '../../installer/bundle/format.js';
+import type { BundleManifest } from '../../installer/bundle/format.js';
 import { BundleError, KeyFileError } from '../../installer/errors.js';
 import { MAX_BUNDLE_BYTES, MAX_BUNDLE_ENTRIES, openBundle, type OpenOptions } from '../../installer/bundle/open.js';
 import { fingerprint, generateSigningKey, readPublicKeyFile, readSigningKey, readTrustedKeys, signManifest } from '../../installer/bundle/signature.js';
@@ -180,7 +180,7 @@ test('an unsigned bundle is refused; with allowUnsigned it opens and says the si
 
 test('a bundle signed by a key not trusted is refused, naming the key it found', async () => {
   const other = await readSigningKey(stranger.privateKey);
-  const file = await variant('untrusted.tar', (rest, data) => (rest === 'MANIFEST.json.sig' ? Buffer.from(signManifest(entries.find((e) => e.path === `${TOP()}/MANIFEST.json`)!.data!, other)) : undefined));
+  const file = await variant('untrusted.tar', (rest, _data) => (rest === 'MANIFEST.json.sig' ? Buffer.from(signManifest(entries.find((e) => e.path === `${TOP()}/MANIFEST.json`)!.data!, other)) : undefined));
   const work = await workDir('untrusted');
   assert.notEqual(stranger.fingerprint, signer.fingerprint);
   await refused(openBundle(file, work, trust()), new RegExp(`signed by ${stranger.fingerprint}, which is not among the 1 trusted key; refused`));

@@ -73,7 +73,11 @@ test('migrations run once: recorded, then no longer pending; a reshaped document
 test('a first install on an empty store records store migrations without running them, and creates no store file', async () => {
   const at = await storePrefix('empty');
   let ran = false;
-  const list: Migration[] = [{ ...RESHAPE, store: async () => void (ran = true) }];
+  const list: Migration[] = [{ ...RESHAPE, store: async () => {
+        ran = true;
+      },
+    },
+  ];
   const r = await inProcess(at.prefix, list)({ op: 'up', ids: [RESHAPE.id], skipWhenEmpty: true });
   assert.deepEqual(r, { ran: [], empty: true });
   assert.equal(ran, false);

@@ -307,7 +307,8 @@ describe('the local RabbitMQ node started as supervisord would start it', { skip
     assert.equal((await ch.checkQueue('Engine_bounded.dead')).messageCount, 3, 'the oldest dead letters were dropped');
     assert.equal((await ch.checkQueue('Engine_bounded')).messageCount, 5, 'a live engine queue is never bounded');
     const first = await ch.get('Engine_bounded.dead', { noAck: true });
-    assert.equal(first && first.content.toString(), 'dead 2');
+    assert.ok(first, 'a dead letter is there');
+    assert.equal(first.content.toString(), 'dead 2');
     await ch.close();
 
     const big = await conn!.createConfirmChannel();

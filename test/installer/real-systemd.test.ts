@@ -50,7 +50,10 @@ async function systemdTest(unitDir: string, unit: string): Promise<Map<string, s
   let current: string[] | undefined;
   for (const line of r.stdout.split('\n')) {
     const head = /^\t-> Unit (.+):$/.exec(line);
-    if (head) sections.set(head[1]!, (current = []));
+    if (head) {
+      current = [];
+      sections.set(head[1]!, current);
+    }
     else if (current && line.startsWith('\t\t')) current.push(line.slice(2));
   }
   assert.ok(sections.has(unit), `systemd --test did not dump ${unit}; it dumped ${sections.size} units:\n${r.all.slice(0, 2000)}`);

@@ -88,6 +88,7 @@ after(async () => {
 const api = async (method: string, url: string, body?: unknown, headers: Record<string, string> = { 'x-canopsis-authkey': KEY }) => {
   const r = await client.fetch(`${client.origin}${url}`, { method, headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
   const text = await r.text();
+  // biome-ignore lint/suspicious/noExplicitAny: the tests read whatever JSON the API answers
   let json: any;
   try {
     json = JSON.parse(text);

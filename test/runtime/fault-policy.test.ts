@@ -102,7 +102,10 @@ test('nextStep: dead-letter bad input, retry transient faults forever with a cap
   assert.equal(delays.at(-1), RETRY_POLICY.transient.maxMs);
 
   let b: Attempts = { transient: 0, failures: 0 };
-  const steps = [1, 2, 3].map(() => nextStep(bug, (b = count(b, bug)), task));
+  const steps = [1, 2, 3].map(() => {
+    b = count(b, bug);
+    return nextStep(bug, b, task);
+  });
   assert.deepEqual(steps.slice(0, 2), [
     { action: 'retry', afterMs: 100, pause: false },
     { action: 'retry', afterMs: 200, pause: false },

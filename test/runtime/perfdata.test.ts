@@ -431,7 +431,7 @@ test('perfdata: samples stored per entity, metric and timestamp; latest kept; ev
   assert.equal(engine.reports[0]?.action, 'perfdata_skipped');
   assert.equal(engine.reports[0]?.level, 'warning');
   assert.match(String(engine.reports[0]?.info?.reason), /2 items skipped \(first: value is U/);
-  assert.deepEqual((engine.reports[0]?.info?.extra as { skipped: unknown[] }).skipped, [
+  assert.deepEqual((engine.reports[0]!.info!.extra as { skipped: unknown[] }).skipped, [
     { item: 'inodes=U', reason: 'value is U (undefined)' },
     { item: 'bad', reason: "no '=' (expected label=value)" },
   ]);

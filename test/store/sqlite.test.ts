@@ -35,7 +35,7 @@ test('embedded: two processes modifying one document lose nothing, and kill -9 k
   const file = path.join(dir, 'var', 'lib', 'shared.db');
   const writers = [0, 1].map(() => execa(process.execPath, ['--input-type=module', '-e', WRITER], { reject: false, buffer: true, all: true, env: { STORE_FILE: file } }));
   const outs = ['', ''];
-  writers.forEach((w, i) => w.stdout?.on('data', (d: Buffer) => (outs[i] += d.toString())));
+  for (const [i, w] of writers.entries()) w.stdout?.on('data', (d: Buffer) => (outs[i] += d.toString()));
   await waitFor('both writers committing', async () => outs.every((o) => o.split('\n').length > 200), 30_000, 20);
   for (const w of writers) w.kill('SIGKILL');
   await Promise.all(writers);
