@@ -15,10 +15,12 @@ import { MIGRATION_ID } from '../migrations/index.js';
 export const BACKUP_MANIFEST = 'MANIFEST.json';
 export const BACKUP_NAME = 'canopsis-backup';
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+const UNSAFE_CHARS = /[\u0000-\u001f\u007f\\]/;
+
 /** A path inside the backup: relative, normalised, one of the parts a backup holds. */
 export const isBackupPath = (p: string) =>
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-  /^(etc|pkgmgr|store)\/[^/]/.test(p) && !p.split('/').some((s) => s === '' || s === '.' || s === '..') && !/[\u0000-\u001f\u007f\\]/.test(p);
+  /^(etc|pkgmgr|store)\/[^/]/.test(p) && !p.split('/').some((s) => s === '' || s === '.' || s === '..') && !UNSAFE_CHARS.test(p);
 
 const fileEntry = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
