@@ -3,8 +3,8 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type { Alarm } from '../runtime/alarm/model.js';
 import { SqliteStore } from '../runtime/store/sqlite.js';
-import { removeDir, ROOT, tempDir, waitFor } from '../test/helpers/index.js';
 import { freshVhost, writeRuntimePrefix } from '../test/helpers/broker.js';
+import { ROOT, removeDir, tempDir, waitFor } from '../test/helpers/index.js';
 import { chainRound, median, rawRound } from './pipeline.js';
 import { writeSection } from './report.js';
 
@@ -40,9 +40,23 @@ async function apiRate(dir: string): Promise<{ rps: number; p50: number; p99: nu
   for (let i = 0; i < 10_000; i++) {
     const t = 1_700_000_000 + i;
     await alarms.put(`r${i}/c${i % 100}:${t}:1`, {
-      id: `r${i}/c${i % 100}:${t}:1`, entity: `r${i}/c${i % 100}`, connector: 'nagios', connector_name: 'n1', component: `c${i % 100}`, resource: `r${i}`,
-      opened_at: t, last_update: t, last_event: t, events_count: 1, output: 'x', state: { val: 1 + (i % 3), t, locked: false }, status: { val: 1, t },
-      state_changes: [t], non_ok_since: t, steps: [], resolved: i % 4 === 0 ? t + 60 : null,
+      id: `r${i}/c${i % 100}:${t}:1`,
+      entity: `r${i}/c${i % 100}`,
+      connector: 'nagios',
+      connector_name: 'n1',
+      component: `c${i % 100}`,
+      resource: `r${i}`,
+      opened_at: t,
+      last_update: t,
+      last_event: t,
+      events_count: 1,
+      output: 'x',
+      state: { val: 1 + (i % 3), t, locked: false },
+      status: { val: 1, t },
+      state_changes: [t],
+      non_ok_since: t,
+      steps: [],
+      resolved: i % 4 === 0 ? t + 60 : null,
     });
   }
   await store.close();
@@ -57,7 +71,13 @@ async function apiRate(dir: string): Promise<{ rps: number; p50: number; p99: nu
   });
   const web = execa(process.execPath, [path.join(ROOT, 'dist', 'runtime', 'cli', 'webserver.js'), '--prefix', dir], { reject: false });
   try {
-    await waitFor('the API', async () => (await fetch(`http://127.0.0.1:${PORT}/api/v4/alarms?limit=1`, { headers: { 'x-canopsis-authkey': KEY } }).catch(() => undefined))?.status === 200, 30_000);
+    await waitFor(
+      'the API',
+      async () =>
+        (await fetch(`http://127.0.0.1:${PORT}/api/v4/alarms?limit=1`, { headers: { 'x-canopsis-authkey': KEY } }).catch(() => undefined))
+          ?.status === 200,
+      30_000,
+    );
     const latencies: number[] = [];
     const until = performance.now() + 5000;
     let n = 0;
@@ -66,14 +86,20 @@ async function apiRate(dir: string): Promise<{ rps: number; p50: number; p99: nu
         while (performance.now() < until) {
           const page = 1 + (n++ % 150);
           const t = performance.now();
-          const r = await fetch(`http://127.0.0.1:${PORT}/api/v4/alarms?opened=true&limit=50&page=${page}&sort_by=opened_at&sort=desc`, { headers: { 'x-canopsis-authkey': KEY } });
+          const r = await fetch(`http://127.0.0.1:${PORT}/api/v4/alarms?opened=true&limit=50&page=${page}&sort_by=opened_at&sort=desc`, {
+            headers: { 'x-canopsis-authkey': KEY },
+          });
           await r.arrayBuffer();
           latencies.push(performance.now() - t);
         }
       }),
     );
     latencies.sort((a, b) => a - b);
-    return { rps: latencies.length / 5, p50: latencies[Math.floor(latencies.length / 2)]!, p99: latencies[Math.floor(latencies.length * 0.99)]! };
+    return {
+      rps: latencies.length / 5,
+      p50: latencies[Math.floor(latencies.length / 2)]!,
+      p99: latencies[Math.floor(latencies.length * 0.99)]!,
+    };
   } finally {
     web.kill('SIGTERM');
     await web;
@@ -87,7 +113,9 @@ export async function benchAlarms(): Promise<void> {
     await writeRuntimePrefix(dir, {
       vhost: vhost.name,
       engines: CONF,
-      files: { 'etc/runtime.conf': `[store]\nbackend = embedded\nfile = ${dir}/var/lib/canopsis/canopsis.db\n\n[dispatchers]\nevent_dispatchers = database\n` },
+      files: {
+        'etc/runtime.conf': `[store]\nbackend = embedded\nfile = ${dir}/var/lib/canopsis/canopsis.db\n\n[dispatchers]\nevent_dispatchers = database\n`,
+      },
     });
     const raw: number[] = [];
     const ours: number[] = [];
@@ -100,7 +128,9 @@ export async function benchAlarms(): Promise<void> {
       ours.push(o.rate);
       ratios.push(o.rate / r);
       rss = o.rssMiB;
-      console.log(`round ${i + 1}: raw ${r.toFixed(0)} ev/s, cleaner->che->axe ${o.rate.toFixed(0)} ev/s, ratio ${(o.rate / r).toFixed(2)}`);
+      console.log(
+        `round ${i + 1}: raw ${r.toFixed(0)} ev/s, cleaner->che->axe ${o.rate.toFixed(0)} ev/s, ratio ${(o.rate / r).toFixed(2)}`,
+      );
     }
     const api = await apiRate(path.join(dir, 'api'));
     console.log(`GET /api/v4/alarms: ${api.rps.toFixed(0)} req/s, p50 ${api.p50.toFixed(1)} ms, p99 ${api.p99.toFixed(1)} ms`);

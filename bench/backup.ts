@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import amqp from 'amqplib';
 import ini from 'ini';
-import { apiClient, type ApiClient } from '../runtime/web/client.js';
+import { type ApiClient, apiClient } from '../runtime/web/client.js';
 import { authkeyOf } from '../test/helpers/api.js';
 import { buildInstall, isolatedPorts, removeDir, run, tempDir, waitFor } from '../test/helpers/index.js';
 import { writeSection } from './report.js';
@@ -64,7 +64,14 @@ export async function benchBackup(): Promise<void> {
   const prefix = path.join(dir, 'canopsis');
   let api: ApiClient | undefined;
   try {
-    const inst = await buildInstall(['install', '--prefix', prefix, '--yes', '--start', ...isolatedPorts(BASE, `cpsbenchbk${BASE}@localhost`)]);
+    const inst = await buildInstall([
+      'install',
+      '--prefix',
+      prefix,
+      '--yes',
+      '--start',
+      ...isolatedPorts(BASE, `cpsbenchbk${BASE}@localhost`),
+    ]);
     if (inst.exitCode !== 0) throw new Error(inst.all);
     const key = await authkeyOf(prefix);
     api = await apiClient(prefix);
@@ -73,11 +80,22 @@ export async function benchBackup(): Promise<void> {
       return ((await r.json()) as { meta: { total_count: number } }).meta.total_count;
     };
     const m = ini.parse(await readFile(path.join(prefix, 'etc', 'amqp.conf'), 'utf8')).master as Record<string, string>;
-    const conn = await amqp.connect(`amqp://${encodeURIComponent(m.userid!)}:${encodeURIComponent(m.password!)}@127.0.0.1:${m.port}/${encodeURIComponent(m.virtual_host!)}`);
+    const conn = await amqp.connect(
+      `amqp://${encodeURIComponent(m.userid!)}:${encodeURIComponent(m.password!)}@127.0.0.1:${m.port}/${encodeURIComponent(m.virtual_host!)}`,
+    );
     const ch = await conn.createConfirmChannel();
     const publish = async (tag: string, n: number) => {
       for (let i = 0; i < n; i++) {
-        const event = { connector: 'bench', connector_name: 'backup', event_type: 'check', source_type: 'resource', component: tag, resource: `r${i}`, state: 2, output: 'disk /var is 97% full' };
+        const event = {
+          connector: 'bench',
+          connector_name: 'backup',
+          event_type: 'check',
+          source_type: 'resource',
+          component: tag,
+          resource: `r${i}`,
+          state: 2,
+          output: 'disk /var is 97% full',
+        };
         ch.publish('canopsis.events', 'bench', Buffer.from(JSON.stringify(event)), { persistent: true });
         if (i % 500 === 499) await ch.waitForConfirms();
       }

@@ -3,8 +3,16 @@ import os from 'node:os';
 import path from 'node:path';
 import amqp from 'amqplib';
 import { execa } from 'execa';
+import {
+  checkEvent,
+  type EngineProcess,
+  freshVhost,
+  startEngine,
+  stopEngine,
+  whenConsuming,
+  writeRuntimePrefix,
+} from '../test/helpers/broker.js';
 import { ROOT, removeDir, tempDir, waitFor } from '../test/helpers/index.js';
-import { checkEvent, freshVhost, startEngine, stopEngine, whenConsuming, writeRuntimePrefix, type EngineProcess } from '../test/helpers/broker.js';
 import { writeSection } from './report.js';
 
 /*
@@ -63,7 +71,13 @@ export async function publishAndDrain(url: string, exchange: string, key: string
 
 export async function rawRound(url: string): Promise<number> {
   const queues = ['raw_in', 'raw_1', 'raw_2', 'raw_out'];
-  const relays = [0, 1, 2].map((i) => execa(process.execPath, [path.join(ROOT, 'dist', 'bench', 'raw-relay.js'), url, queues[i]!, queues[i + 1]!, String(PREFETCH)], { reject: false, all: true, buffer: true }));
+  const relays = [0, 1, 2].map((i) =>
+    execa(process.execPath, [path.join(ROOT, 'dist', 'bench', 'raw-relay.js'), url, queues[i]!, queues[i + 1]!, String(PREFETCH)], {
+      reject: false,
+      all: true,
+      buffer: true,
+    }),
+  );
   let logs = relays.map(() => '');
   for (const [i, r] of relays.entries()) r.all?.on('data', (d: Buffer) => (logs[i] += d.toString()));
   await waitFor('raw relays consuming', async () => logs.every((l) => l.includes('consuming')), 20_000);
@@ -90,7 +104,10 @@ export async function chainRound(dir: string, url: string, names: string[]): Pro
   for (const e of engines) await whenConsuming(e);
   const conn = await amqp.connect(url);
   const ch = await conn.createChannel();
-  await ch.assertQueue('Engine_sink', { durable: true, arguments: { 'x-dead-letter-exchange': 'canopsis.dead', 'x-dead-letter-routing-key': 'Engine_sink.dead' } });
+  await ch.assertQueue('Engine_sink', {
+    durable: true,
+    arguments: { 'x-dead-letter-exchange': 'canopsis.dead', 'x-dead-letter-routing-key': 'Engine_sink.dead' },
+  });
   await ch.close();
   await conn.close();
   const rate = await publishAndDrain(url, 'canopsis.events', 'nagios.nagios1.check.resource.host', 'Engine_sink');

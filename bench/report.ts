@@ -8,7 +8,9 @@ import { ROOT } from '../test/helpers/index.js';
  */
 export async function writeSection(id: string, markdown: string): Promise<void> {
   const file = path.join(ROOT, 'docs', 'BENCHMARKS.md');
-  const text = await readFile(file, 'utf8').catch(() => '# Benchmarks\n\nWritten by `npm run bench`; each section by its benchmark under bench/.\n');
+  const text = await readFile(file, 'utf8').catch(
+    () => '# Benchmarks\n\nWritten by `npm run bench`; each section by its benchmark under bench/.\n',
+  );
   const begin = `<!-- bench:${id} -->`;
   const end = `<!-- /bench:${id} -->`;
   const block = `${begin}\n${markdown.trim()}\n${end}`;

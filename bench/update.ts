@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import amqp from 'amqplib';
 import ini from 'ini';
+import { apiFetch } from '../test/helpers/api.js';
 import { bundleOfCommit, currentBundle, trustIn, V1_COMMIT } from '../test/helpers/bundles.js';
 import { buildInstall, removeDir, run, tempDir, waitFor } from '../test/helpers/index.js';
-import { apiFetch } from '../test/helpers/api.js';
 import { writeSection } from './report.js';
 
 /*
@@ -19,7 +19,13 @@ import { writeSection } from './report.js';
 const PRELOAD = 3_000;
 
 const BASE = 5880;
-const SETS = [`rabbitmq.port=${BASE}`, `rabbitmq.dist_port=${BASE + 1}`, `rabbitmq.management_port=${BASE + 2}`, `webserver.port=${BASE + 3}`, `rabbitmq.node_name=cpsbench${BASE}@localhost`].flatMap((s) => ['--set', s]);
+const SETS = [
+  `rabbitmq.port=${BASE}`,
+  `rabbitmq.dist_port=${BASE + 1}`,
+  `rabbitmq.management_port=${BASE + 2}`,
+  `webserver.port=${BASE + 3}`,
+  `rabbitmq.node_name=cpsbench${BASE}@localhost`,
+].flatMap((s) => ['--set', s]);
 
 export async function benchUpdate(): Promise<void> {
   const dir = await tempDir('bench-update');
@@ -44,9 +50,19 @@ export async function benchUpdate(): Promise<void> {
     const watch = await conn.createChannel();
     let sent = 0;
     let stop = false;
-    const event = (resource: string) => ({ connector: 'bench', connector_name: 'update', event_type: 'check', source_type: 'resource', component: 'upd', resource, state: 1, output: 'x' });
+    const event = (resource: string) => ({
+      connector: 'bench',
+      connector_name: 'update',
+      event_type: 'check',
+      source_type: 'resource',
+      component: 'upd',
+      resource,
+      state: 1,
+      output: 'x',
+    });
     // Entities for v2's migration to reshape.
-    for (let i = 0; i < PRELOAD; i++) pub.publish('canopsis.events', 'bench', Buffer.from(JSON.stringify(event(`pre${i}`))), { persistent: true });
+    for (let i = 0; i < PRELOAD; i++)
+      pub.publish('canopsis.events', 'bench', Buffer.from(JSON.stringify(event(`pre${i}`))), { persistent: true });
     await pub.waitForConfirms();
     await waitFor('the preloaded events as alarms', async () => (await openAlarms()) >= PRELOAD, 120_000, 500);
     const base = await openAlarms();
@@ -81,10 +97,15 @@ export async function benchUpdate(): Promise<void> {
     await publisher;
     await watcher;
     if (up.exitCode !== 0) throw new Error(up.all);
-    const total = await waitFor('every event as an alarm', async () => {
-      const n = (await openAlarms()) - base;
-      return n >= sent ? n : undefined;
-    }, 120_000, 500);
+    const total = await waitFor(
+      'every event as an alarm',
+      async () => {
+        const n = (await openAlarms()) - base;
+        return n >= sent ? n : undefined;
+      },
+      120_000,
+      500,
+    );
 
     t = performance.now();
     const same = await buildInstall(['update', '--bundle', v2, '--prefix', prefix]);

@@ -1,31 +1,30 @@
 #!/usr/bin/env node
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { InstallerError, UsageError } from './errors.js';
-import { aptInstall } from './host/apt.js';
-import { gatherFacts } from './host/facts.js';
-import { installSteps, newState, type InstallOptions } from './install.js';
-import { allPackages } from './preflight/binaries.js';
-import { CHECK_NAMES, runChecks } from './preflight/checks.js';
-import { describeRelease } from './apply/release.js';
-import { prepare } from './prepare.js';
-import { startStack } from './start.js';
-import { createBundle } from './bundle/create.js';
-import { generateSigningKey } from './bundle/signature.js';
-import { installFromBundle, purge, remove, status as lifecycleStatus } from './bundle/lifecycle.js';
-import { planLines, summary, summaryLines } from './report.js';
-import { runSteps, type Display } from './runner.js';
-import { parseSetOption } from './settings/load.js';
-import { PreflightError } from './errors.js';
-import { SAFE_PATH } from './settings/fields.js';
-import { secretSetsFromEnv } from './settings/secret-sets.js';
 import { lockLent, withPrefixLock } from './apply/lock.js';
-import { recoverInterrupted, repairPrefix } from './bundle/transaction.js';
-import { layoutOf } from './layout.js';
-import { Supervisor } from './control/supervisor.js';
-import { migrateDownTo, pendingMigrations, redoStoreAfter } from './migrations/run.js';
+import { describeRelease } from './apply/release.js';
 import { createBackup, describeBackup } from './backup/backup.js';
 import { restoreBackup } from './backup/restore.js';
+import { createBundle } from './bundle/create.js';
+import { installFromBundle, status as lifecycleStatus, purge, remove } from './bundle/lifecycle.js';
+import { generateSigningKey } from './bundle/signature.js';
+import { recoverInterrupted, repairPrefix } from './bundle/transaction.js';
+import { Supervisor } from './control/supervisor.js';
+import { InstallerError, PreflightError, UsageError } from './errors.js';
+import { aptInstall } from './host/apt.js';
+import { gatherFacts } from './host/facts.js';
+import { type InstallOptions, installSteps, newState } from './install.js';
+import { layoutOf } from './layout.js';
+import { migrateDownTo, pendingMigrations, redoStoreAfter } from './migrations/run.js';
+import { allPackages } from './preflight/binaries.js';
+import { CHECK_NAMES, runChecks } from './preflight/checks.js';
+import { prepare } from './prepare.js';
+import { planLines, summary, summaryLines } from './report.js';
+import { type Display, runSteps } from './runner.js';
+import { SAFE_PATH } from './settings/fields.js';
+import { parseSetOption } from './settings/load.js';
+import { secretSetsFromEnv } from './settings/secret-sets.js';
+import { startStack } from './start.js';
 
 /*
  * The command line: parses options, runs the steps, turns typed errors into
@@ -46,8 +45,15 @@ interface CommonFlags {
 
 const collect = (v: string, prev: string[]) => prev.concat(v);
 
-const trustedKeyOption = () => new Option('--trusted-key <file>', 'also trust bundles signed by this Ed25519 public key (PEM; repeatable), beside PREFIX/etc/trusted-keys/').argParser(collect).default([]);
-const UNSIGNED_HELP = 'accept a bundle that is unsigned or signed by a key not trusted here: its origin is then not checked (its checksums still are)';
+const trustedKeyOption = () =>
+  new Option(
+    '--trusted-key <file>',
+    'also trust bundles signed by this Ed25519 public key (PEM; repeatable), beside PREFIX/etc/trusted-keys/',
+  )
+    .argParser(collect)
+    .default([]);
+const UNSIGNED_HELP =
+  'accept a bundle that is unsigned or signed by a key not trusted here: its origin is then not checked (its checksums still are)';
 
 /**
  * --prefix: every rendered file names paths under it (supervisord, systemd,
@@ -55,7 +61,10 @@ const UNSIGNED_HELP = 'accept a bundle that is unsigned or signed by a key not t
  */
 const prefixOption = () =>
   new Option('--prefix <dir>', 'installation prefix').default(DEFAULT_PREFIX).argParser((v: string) => {
-    if (!SAFE_PATH.test(v)) throw new UsageError(`--prefix ${JSON.stringify(v)}: only letters, digits and _ . / + @ : - are allowed (the path is written into supervisord, systemd and shell files)`);
+    if (!SAFE_PATH.test(v))
+      throw new UsageError(
+        `--prefix ${JSON.stringify(v)}: only letters, digits and _ . / + @ : - are allowed (the path is written into supervisord, systemd and shell files)`,
+      );
     return v;
   });
 
@@ -64,14 +73,26 @@ function withCommon(cmd: Command): Command {
     .addOption(prefixOption())
     .option('--set <section.key=value>', 'change a setting in etc/canopsis.ini (repeatable)', collect, [])
     .option('--json', 'print one JSON object instead of text')
-    .addOption(new Option('--skip-check <name>', `skip a preflight check, with a warning (repeatable): ${CHECK_NAMES.join(', ')}`).argParser(collect).default([]))
+    .addOption(
+      new Option('--skip-check <name>', `skip a preflight check, with a warning (repeatable): ${CHECK_NAMES.join(', ')}`)
+        .argParser(collect)
+        .default([]),
+    )
     .option('--no-install-deps', 'do not apt-get install missing Debian packages; fail preflight instead')
-    .addOption(new Option('--conffile-policy <policy>', 'conffiles you edited that we changed too: keep yours (ours as .dist), replace (yours as .operator), ask').choices(['keep', 'replace', 'ask']).default('keep'));
+    .addOption(
+      new Option(
+        '--conffile-policy <policy>',
+        'conffiles you edited that we changed too: keep yours (ours as .dist), replace (yours as .operator), ask',
+      )
+        .choices(['keep', 'replace', 'ask'])
+        .default('keep'),
+    );
 }
 
 function options(flags: CommonFlags, dryRun: boolean): InstallOptions {
   for (const c of flags.skipCheck) {
-    if (!(CHECK_NAMES as readonly string[]).includes(c)) throw new UsageError(`--skip-check ${c}: unknown check; known: ${CHECK_NAMES.join(', ')}`);
+    if (!(CHECK_NAMES as readonly string[]).includes(c))
+      throw new UsageError(`--skip-check ${c}: unknown check; known: ${CHECK_NAMES.join(', ')}`);
   }
   return {
     prefix: flags.prefix,
@@ -85,11 +106,14 @@ function options(flags: CommonFlags, dryRun: boolean): InstallOptions {
 }
 
 async function askOnTerminal(target: string): Promise<'keep' | 'replace'> {
-  if (!process.stdin.isTTY) throw new UsageError(`--conffile-policy ask needs a terminal (${target} was edited and changed by us); use keep or replace`);
+  if (!process.stdin.isTTY)
+    throw new UsageError(`--conffile-policy ask needs a terminal (${target} was edited and changed by us); use keep or replace`);
   const rl = (await import('node:readline/promises')).createInterface({ input: process.stdin, output: process.stderr });
   try {
     for (;;) {
-      const a = (await rl.question(`${target}: you edited it and the new version changes it too. Keep yours [k] or take ours [r]? `)).trim().toLowerCase();
+      const a = (await rl.question(`${target}: you edited it and the new version changes it too. Keep yours [k] or take ours [r]? `))
+        .trim()
+        .toLowerCase();
       if (a === 'k' || a === '') return 'keep';
       if (a === 'r') return 'replace';
     }
@@ -121,7 +145,10 @@ async function install(flags: CommonFlags & { start?: boolean; unitDir?: string 
     out(`Running (${started.init}):`);
     for (const l of started.status.trim().split('\n')) out(`  ${l}`);
     out(`REST API: ${started.apiUrl} (header x-canopsis-authkey: [api] authkey of ${p.layout.secretsFile})`);
-    if (p.settings.webserver.tls) out(`Certificate: ${p.ctx.webserver.certFile}${p.settings.webserver.tls_cert ? '' : ' (self-signed: give clients it to trust, e.g. curl --cacert, or replace it with yours via webserver.tls_cert/tls_key)'}`);
+    if (p.settings.webserver.tls)
+      out(
+        `Certificate: ${p.ctx.webserver.certFile}${p.settings.webserver.tls_cert ? '' : ' (self-signed: give clients it to trust, e.g. curl --cacert, or replace it with yours via webserver.tls_cert/tls_key)'}`,
+      );
     out(`Logs: ${p.layout.log}/ (engines in ${p.layout.engineLog}/)`);
     out(`Proof: a probe event went through the pipeline and came back as alarm ${started.probeAlarm}.`);
     out(`Control: ${p.layout.bin}/hypcontrol start|stop|status, ${p.layout.bin}/service NAME start|stop|status`);
@@ -162,8 +189,26 @@ async function deps(_flags: { forTests?: boolean; yes?: boolean }): Promise<void
   out(installed.length ? `installed ${installed.join(' ')}` : `already installed: ${packages.join(' ')}`);
 }
 
-async function fromBundle(flags: CommonFlags & { bundle: string; allowDowngrade?: boolean; allowIrreversible?: boolean; start?: boolean; trustedKey: string[]; allowUnsigned?: boolean; skipBackup?: boolean }, update: boolean): Promise<void> {
-  const passthrough = [...flags.set.flatMap((x) => ['--set', x]), '--conffile-policy', flags.conffilePolicy === 'ask' ? 'keep' : flags.conffilePolicy, ...flags.skipCheck.flatMap((x) => ['--skip-check', x]), ...(flags.installDeps ? [] : ['--no-install-deps']), ...(flags.start ? ['--start'] : [])];
+async function fromBundle(
+  flags: CommonFlags & {
+    bundle: string;
+    allowDowngrade?: boolean;
+    allowIrreversible?: boolean;
+    start?: boolean;
+    trustedKey: string[];
+    allowUnsigned?: boolean;
+    skipBackup?: boolean;
+  },
+  update: boolean,
+): Promise<void> {
+  const passthrough = [
+    ...flags.set.flatMap((x) => ['--set', x]),
+    '--conffile-policy',
+    flags.conffilePolicy === 'ask' ? 'keep' : flags.conffilePolicy,
+    ...flags.skipCheck.flatMap((x) => ['--skip-check', x]),
+    ...(flags.installDeps ? [] : ['--no-install-deps']),
+    ...(flags.start ? ['--start'] : []),
+  ];
   const r = await installFromBundle({
     prefix: flags.prefix,
     bundle: flags.bundle,
@@ -174,9 +219,15 @@ async function fromBundle(flags: CommonFlags & { bundle: string; allowDowngrade?
     trustedKeys: flags.trustedKey,
     allowUnsigned: !!flags.allowUnsigned,
     skipBackup: !!flags.skipBackup,
-    log: flags.json ? () => undefined : (l) => l.trim() && out(l.trimEnd()) });
+    log: flags.json ? () => undefined : (l) => l.trim() && out(l.trimEnd()),
+  });
   if (flags.json) out(JSON.stringify({ ok: true, ...r }));
-  else out(r.from ? `updated ${flags.prefix} from ${r.from} to ${r.version} (${r.release})` : `installed ${r.version} (${r.release}) in ${flags.prefix} from ${flags.bundle}`);
+  else
+    out(
+      r.from
+        ? `updated ${flags.prefix} from ${r.from} to ${r.version} (${r.release})`
+        : `installed ${r.version} (${r.release}) in ${flags.prefix} from ${flags.bundle}`,
+    );
 }
 
 /** 95 -> "2 min", 7200 -> "2 h", in the largest unit that fits. */
@@ -192,7 +243,11 @@ export function program(): Command {
     .description('Install, check and plan a Canopsis appliance under a prefix.')
     .showHelpAfterError()
     .exitOverride();
-  withCommon(cli.command('install', { isDefault: true }).description('check the host, render every configuration and install the tree (the default)'))
+  withCommon(
+    cli
+      .command('install', { isDefault: true })
+      .description('check the host, render every configuration and install the tree (the default)'),
+  )
     .option('-y, --yes', 'do not ask before installing Debian packages')
     .option('--start', 'start the stack afterwards and prove it with an event read back as an alarm')
     .option('--unit-dir <dir>', 'with init = systemd: install the units here instead of /etc/systemd/system (no daemon-reload)')
@@ -201,7 +256,11 @@ export function program(): Command {
     .addOption(trustedKeyOption())
     .option('--allow-unsigned', UNSIGNED_HELP)
     .action((flags) => (flags.bundle ? fromBundle(flags, false) : install(flags)));
-  withCommon(cli.command('update').description('update an installed prefix from a bundle: health-checked, rolled back when the new version does not come up'))
+  withCommon(
+    cli
+      .command('update')
+      .description('update an installed prefix from a bundle: health-checked, rolled back when the new version does not come up'),
+  )
     .requiredOption('--bundle <file>', 'the bundle of the new version')
     .option('-y, --yes', 'do not ask before installing Debian packages')
     .option('--allow-downgrade', 'accept a bundle older than the installed version')
@@ -212,53 +271,98 @@ export function program(): Command {
     .action((flags) => fromBundle(flags, true));
   cli
     .command('backup')
-    .description('an online copy of the store (the stack keeps running) and etc/ (secrets included) into one 0600 archive; keeps the last [backup] keep')
+    .description(
+      'an online copy of the store (the stack keeps running) and etc/ (secrets included) into one 0600 archive; keeps the last [backup] keep',
+    )
     .addOption(prefixOption())
-    .option('--out <dir>', 'where to write it (default PREFIX/var/backups, root\'s, 0700)')
+    .option('--out <dir>', "where to write it (default PREFIX/var/backups, root's, 0700)")
     .option('--json', 'print one JSON object')
     .action(async (o: { prefix: string; out?: string; json?: boolean }) => {
       const layout = layoutOf(o.prefix);
       const r = await withPrefixLock(layout, () => createBackup(layout, { out: o.out, log: o.json ? () => undefined : out }));
       if (o.json) {
         const storeBytes = r.manifest.store.file ? (r.manifest.files[r.manifest.store.file]?.size ?? 0) : 0;
-        out(JSON.stringify({ ok: true, file: r.file, bytes: r.bytes, seconds: r.seconds, version: r.manifest.version, store: r.manifest.store, storeBytes, deleted: r.deleted }));
+        out(
+          JSON.stringify({
+            ok: true,
+            file: r.file,
+            bytes: r.bytes,
+            seconds: r.seconds,
+            version: r.manifest.version,
+            store: r.manifest.store,
+            storeBytes,
+            deleted: r.deleted,
+          }),
+        );
         return;
       }
       out(describeBackup(r));
-      if (r.deleted.length) out(`removed ${r.deleted.length} older backup${r.deleted.length === 1 ? '' : 's'} ([backup] keep): ${r.deleted.map((f) => path.basename(f)).join(', ')}`);
+      if (r.deleted.length)
+        out(
+          `removed ${r.deleted.length} older backup${r.deleted.length === 1 ? '' : 's'} ([backup] keep): ${r.deleted.map((f) => path.basename(f)).join(', ')}`,
+        );
     });
   cli
     .command('restore')
-    .description('put a backup back: verified first; the store, etc/ and the migration record replaced, migrated to the installed version, started and probed')
+    .description(
+      'put a backup back: verified first; the store, etc/ and the migration record replaced, migrated to the installed version, started and probed',
+    )
     .argument('<file>', 'a backup archive (./build-install backup)')
     .addOption(prefixOption())
     .option('-y, --yes', 'confirm: the store and etc/ of the prefix are replaced')
     .option('--json', 'print one JSON object')
     .action(async (file: string, o: { prefix: string; yes?: boolean; json?: boolean }) => {
-      const r = await restoreBackup(o.prefix, { file, confirmed: !!o.yes, log: o.json ? () => undefined : (l) => l.trim() && out(l.trimEnd()) });
+      const r = await restoreBackup(o.prefix, {
+        file,
+        confirmed: !!o.yes,
+        log: o.json ? () => undefined : (l) => l.trim() && out(l.trimEnd()),
+      });
       if (o.json) out(JSON.stringify({ ok: true, ...r }));
-      else out(`restored ${o.prefix} from the backup of ${r.backup.version} made ${r.backup.created}${r.migrated.length ? `, migrated to ${r.installed}` : ''}; running and probed`);
+      else
+        out(
+          `restored ${o.prefix} from the backup of ${r.backup.version} made ${r.backup.created}${r.migrated.length ? `, migrated to ${r.installed}` : ''}; running and probed`,
+        );
     });
   cli
     .command('bundle')
-    .description('write a self-contained versioned bundle (tar.gz): runtime, production dependencies, templates, installer, hooks, manifest')
+    .description(
+      'write a self-contained versioned bundle (tar.gz): runtime, production dependencies, templates, installer, hooks, manifest',
+    )
     .option('--out <dir>', 'where to write it', '.')
     .option('--sign-key <file>', 'sign it with this Ed25519 private key (./build-install keygen makes one)')
     .option('--json', 'print one JSON object')
     .action(async (o: { out: string; signKey?: string; json?: boolean }) => {
       const { file, manifest, fingerprint } = await createBundle(o.out, undefined, o.signKey ? { signKey: o.signKey } : {});
-      if (o.json) out(JSON.stringify({ ok: true, file, version: manifest.version, release: manifest.release, files: Object.keys(manifest.files).length, ...(fingerprint ? { fingerprint } : {}) }));
-      else out(`${file}: Canopsis ${manifest.version} (${manifest.release}), ${Object.keys(manifest.files).length} files, ${fingerprint ? `signed by ${fingerprint}` : 'unsigned (hosts will refuse it without --allow-unsigned)'}`);
+      if (o.json)
+        out(
+          JSON.stringify({
+            ok: true,
+            file,
+            version: manifest.version,
+            release: manifest.release,
+            files: Object.keys(manifest.files).length,
+            ...(fingerprint ? { fingerprint } : {}),
+          }),
+        );
+      else
+        out(
+          `${file}: Canopsis ${manifest.version} (${manifest.release}), ${Object.keys(manifest.files).length} files, ${fingerprint ? `signed by ${fingerprint}` : 'unsigned (hosts will refuse it without --allow-unsigned)'}`,
+        );
     });
   cli
     .command('keygen')
-    .description('make an Ed25519 key pair to sign bundles: the private key stays with you, the public one goes to PREFIX/etc/trusted-keys/ of each host')
+    .description(
+      'make an Ed25519 key pair to sign bundles: the private key stays with you, the public one goes to PREFIX/etc/trusted-keys/ of each host',
+    )
     .option('--out <dir>', 'where to write bundle-signing.key (0600) and bundle-signing.pub.pem', '.')
     .option('--json', 'print one JSON object')
     .action(async (o: { out: string; json?: boolean }) => {
       const k = await generateSigningKey(o.out);
       if (o.json) out(JSON.stringify({ ok: true, ...k }));
-      else out(`private key ${k.privateKey} (keep it secret), public key ${k.publicKey} (${k.fingerprint}): copy it into PREFIX/etc/trusted-keys/ on each host`);
+      else
+        out(
+          `private key ${k.privateKey} (keep it secret), public key ${k.publicKey} (${k.fingerprint}): copy it into PREFIX/etc/trusted-keys/ on each host`,
+        );
     });
   cli
     .command('status')
@@ -280,8 +384,15 @@ export function program(): Command {
       out(s.modifiedConffiles.length ? `modified conffiles: ${s.modifiedConffiles.join(', ')}` : 'modified conffiles: none');
       if (s.pendingDist.length) out(`new versions waiting to be merged: ${s.pendingDist.join(', ')}`);
       const b = s.lastBackup;
-      out(b ? `last backup: ${b.file} (Canopsis ${b.version}, ${ago(b.ageSeconds)} ago${b.present ? '' : ', the archive is no longer there'})` : 'last backup: none (./build-install backup)');
-      if (s.interrupted) out(`interrupted: the update from ${s.interrupted.from.version} to ${s.interrupted.to.version} begun ${s.interrupted.started} did not finish; the next install, update or remove rolls it back`);
+      out(
+        b
+          ? `last backup: ${b.file} (Canopsis ${b.version}, ${ago(b.ageSeconds)} ago${b.present ? '' : ', the archive is no longer there'})`
+          : 'last backup: none (./build-install backup)',
+      );
+      if (s.interrupted)
+        out(
+          `interrupted: the update from ${s.interrupted.from.version} to ${s.interrupted.to.version} begun ${s.interrupted.started} did not finish; the next install, update or remove rolls it back`,
+        );
     });
   cli
     .command('recover')
@@ -295,7 +406,9 @@ export function program(): Command {
     });
   cli
     .command('migrate')
-    .description("this release's migrations on a prefix: list the pending ones, or undo those newer than a version (update and downgrade run it)")
+    .description(
+      "this release's migrations on a prefix: list the pending ones, or undo those newer than a version (update and downgrade run it)",
+    )
     .addOption(prefixOption())
     .option('--down-to <version>', 'undo the migrations newer than this version')
     .option('--redo-after <version>', 'run again the store part of the migrations newer than this version (a failed downgrade)')

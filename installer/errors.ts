@@ -57,9 +57,7 @@ export interface CheckFailure {
 export class PreflightError extends InstallerError {
   override readonly exitCode = EXIT.preflight;
   constructor(readonly failures: CheckFailure[]) {
-    super(
-      `preflight failed (${failures.map((f) => f.check).join(', ')}); nothing was written`,
-    );
+    super(`preflight failed (${failures.map((f) => f.check).join(', ')}); nothing was written`);
   }
   override details(): string[] {
     return this.failures.map((f) => `${f.check}: found ${f.found}; needs ${f.needed}; fix: ${f.fix}`);
@@ -75,9 +73,7 @@ export interface RejectedFile {
 export class ValidationError extends InstallerError {
   override readonly exitCode = EXIT.validation;
   constructor(readonly rejected: RejectedFile[]) {
-    super(
-      `${rejected.map((r) => `${r.file} rejected by ${r.program}`).join('; ')}; the installed tree was not changed`,
-    );
+    super(`${rejected.map((r) => `${r.file} rejected by ${r.program}`).join('; ')}; the installed tree was not changed`);
   }
   override details(): string[] {
     return this.rejected.flatMap((r) => [`${r.file} (${r.program}):`, ...r.message.split('\n').map((l) => `  ${l}`)]);

@@ -1,27 +1,27 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { applyPlan, nextManifest, ownerOf, switchSymlink, writeAtomic, type ApplyResult, type Owners } from './apply/apply.js';
-import { readManifest } from './apply/manifest.js';
-import { applyPolicy, plan, readDisk, targetsToRead, type ConffilePolicy, type PlannedFile } from './apply/plan.js';
-import { describeRelease, installRelease, pruneReleases, type ReleaseSource } from './apply/release.js';
-import { PreflightError } from './errors.js';
-import { lockLent, lockPrefix } from './apply/lock.js';
+import { type ApplyResult, applyPlan, nextManifest, type Owners, ownerOf, switchSymlink, writeAtomic } from './apply/apply.js';
+import { ensureDir, type ManagedDir, repairOwnership } from './apply/dirs.js';
 import { exists } from './apply/fs.js';
+import { lockLent, lockPrefix } from './apply/lock.js';
+import { readManifest } from './apply/manifest.js';
+import { applyPolicy, type ConffilePolicy, type PlannedFile, plan, readDisk, targetsToRead } from './apply/plan.js';
+import { describeRelease, installRelease, pruneReleases, type ReleaseSource } from './apply/release.js';
+import { checkRuntime } from './apply/runtime.js';
+import { PreflightError } from './errors.js';
 import { failpoint } from './failpoint.js';
 import { aptInstall } from './host/apt.js';
 import { gatherFacts, type HostFacts } from './host/facts.js';
 import { ensureServiceAccount, lookupIds } from './host/users.js';
 import type { Layout } from './layout.js';
-import { missingBinaries } from './preflight/binaries.js';
-import { runChecks } from './preflight/checks.js';
-import { migrationsFile, prepare, type Prepared } from './prepare.js';
 import { MIGRATIONS, recordApplied } from './migrations/index.js';
 import { storeRunner } from './migrations/store-jobs.js';
-import { ensureDir, repairOwnership, type ManagedDir } from './apply/dirs.js';
+import { missingBinaries } from './preflight/binaries.js';
+import { runChecks } from './preflight/checks.js';
+import { migrationsFile, type Prepared, prepare } from './prepare.js';
 import { directoriesOf } from './services/index.js';
-import { checkRuntime } from './apply/runtime.js';
 import type { SetOverride } from './settings/load.js';
-import { validateTree, type ValidationReport } from './validate/index.js';
+import { type ValidationReport, validateTree } from './validate/index.js';
 
 /*
  * The install as a list of steps over one state object: settings -> plan ->
@@ -81,7 +81,10 @@ export const directories = (p: Prepared): ManagedDir[] => directoriesOf(p.ctx);
 
 /** The service directories that are not inside another one: where an ownership repair starts. */
 const topServiceDirs = (dirs: ManagedDir[]) =>
-  dirs.filter((d) => d.owner === 'service').map((d) => d.dir).filter((d, _, all) => !all.some((o) => o !== d && d.startsWith(`${o}${path.sep}`)));
+  dirs
+    .filter((d) => d.owner === 'service')
+    .map((d) => d.dir)
+    .filter((d, _, all) => !all.some((o) => o !== d && d.startsWith(`${o}${path.sep}`)));
 
 async function prepareWithDeps(s: InstallState): Promise<void> {
   s.facts = await gatherFacts();
@@ -141,7 +144,11 @@ export function installSteps(): Step[] {
         const disk = await readDisk(p.layout.prefix, targetsToRead(p.files, manifest));
         // Owners are known once the service account exists (not yet on a first install, where every file is new anyway).
         const owners = await ownersOf(p).catch(() => undefined);
-        s.planned = await applyPolicy(plan(p.files, disk, manifest, (f) => owners && ownerOf(f, owners)), s.opts.conffilePolicy ?? 'keep', s.opts.ask);
+        s.planned = await applyPolicy(
+          plan(p.files, disk, manifest, (f) => owners && ownerOf(f, owners)),
+          s.opts.conffilePolicy ?? 'keep',
+          s.opts.ask,
+        );
         const n = s.planned.filter((f) => f.write).length;
         return `${n} file${n === 1 ? '' : 's'} to write`;
       },
@@ -184,7 +191,10 @@ export function installSteps(): Step[] {
         if (owners) {
           // Whatever root created under var/ (by an older release, or by hand) goes back to the service user.
           for (const d of topServiceDirs(dirs)) s.repaired.push(...(await repairOwnership(d, owners.service)));
-          if (s.repaired.length) s.warnings.push(`gave ${s.repaired.length} entr${s.repaired.length === 1 ? 'y' : 'ies'} under var/ back to ${owners.service.name}: ${s.repaired.slice(0, 5).join(', ')}${s.repaired.length > 5 ? ', ...' : ''}`);
+          if (s.repaired.length)
+            s.warnings.push(
+              `gave ${s.repaired.length} entr${s.repaired.length === 1 ? 'y' : 'ies'} under var/ back to ${owners.service.name}: ${s.repaired.slice(0, 5).join(', ')}${s.repaired.length > 5 ? ', ...' : ''}`,
+            );
         }
         if (await installRelease(r, p.layout.releases)) s.writes.push(path.join(p.layout.releases, r.id));
         // Before anything names it: its Node runs here and its native modules load with that Node.

@@ -1,17 +1,16 @@
-import type { HostFacts } from './host/facts.js';
-import { layoutOf, type Layout } from './layout.js';
-import { buildContext, generatedCert, type RenderContext } from './render/context.js';
-import { generatePair, readPair } from './settings/certificate.js';
-import { createRenderer } from './render/handlebars.js';
-import { renderTree, type RenderedFile } from './render/render.js';
-import { defaultSettingsData } from './settings/default-file.js';
-import { loadSettings, type SetOverride } from './settings/load.js';
-import { SECRET_KEYS, type HostIdentity, type Settings } from './settings/schema.js';
-import { completeSecrets, type SecretValue, type Secrets } from './settings/secrets.js';
-import { parseIni } from './settings/ini-text.js';
-import { readSettingsText } from './settings/load.js';
 import path from 'node:path';
-import { MIGRATIONS, migrateSettings, pending, readMigrationState, type Migration, type MigrationState } from './migrations/index.js';
+import type { HostFacts } from './host/facts.js';
+import { type Layout, layoutOf } from './layout.js';
+import { MIGRATIONS, type Migration, type MigrationState, migrateSettings, pending, readMigrationState } from './migrations/index.js';
+import { buildContext, generatedCert, type RenderContext } from './render/context.js';
+import { createRenderer } from './render/handlebars.js';
+import { type RenderedFile, renderTree } from './render/render.js';
+import { generatePair, readPair } from './settings/certificate.js';
+import { defaultSettingsData } from './settings/default-file.js';
+import { parseIni } from './settings/ini-text.js';
+import { loadSettings, readSettingsText, type SetOverride } from './settings/load.js';
+import { type HostIdentity, SECRET_KEYS, type Settings } from './settings/schema.js';
+import { completeSecrets, type Secrets, type SecretValue } from './settings/secrets.js';
 
 /*
  * settings -> context -> rendered files: everything the installer would
@@ -93,9 +92,19 @@ export async function prepare(prefix: string, facts: HostFacts, sets: SetOverrid
   // Credentials go to the secrets file: from --set, and out of a canopsis.ini that still holds them.
   const isSecret = (s: SetOverride) => SECRET_KEYS.some((k) => k.section === s.section && k.key === s.key);
   const moved = secretsIn((await readSettingsText(layout.settingsFile)) ?? '');
-  const loaded = await loadSettings({ layout, host, sets: sets.filter((s) => !isSecret(s)), defaultText: () => defaultText, migrate: (t) => withoutSecrets(migrateSettings(t, todo)) });
+  const loaded = await loadSettings({
+    layout,
+    host,
+    sets: sets.filter((s) => !isSecret(s)),
+    defaultText: () => defaultText,
+    migrate: (t) => withoutSecrets(migrateSettings(t, todo)),
+  });
   const secretsOnDisk = await readSettingsText(layout.secretsFile);
-  const secrets = completeSecrets(secretsOnDisk, [...moved, ...sets.filter(isSecret).map((s) => ({ ...s, fromSet: true }))], path.relative(layout.prefix, layout.secretsFile));
+  const secrets = completeSecrets(
+    secretsOnDisk,
+    [...moved, ...sets.filter(isSecret).map((s) => ({ ...s, fromSet: true }))],
+    path.relative(layout.prefix, layout.secretsFile),
+  );
   const ctx = buildContext(loaded.settings, secrets.secrets, layout, facts);
   const rendered = await renderTree(ctx, render);
   // The operator's own files are written only when new or changed by --set.

@@ -1,7 +1,7 @@
 import { createTwoFilesPatch } from 'diff';
 import type { PlannedFile } from './apply/plan.js';
 import type { InstallState } from './install.js';
-import { secretValues, type Secrets } from './settings/secrets.js';
+import { type Secrets, secretValues } from './settings/secrets.js';
 
 /*
  * What the operator reads at the end of a run, as lines (terminal) or as one
@@ -50,7 +50,13 @@ export function planLines(state: InstallState, withDiffs: boolean): string[] {
             : '';
     lines.push(`${label}${p.target}${note}`);
     if (withDiffs && (p.action === 'update' || p.action === 'dist' || p.action === 'replace') && p.file?.kind !== 'program') {
-      lines.push(...diffOf(p, secrets, hash ? [hash] : []).trimEnd().split('\n').slice(2).map((l) => `    ${l}`));
+      lines.push(
+        ...diffOf(p, secrets, hash ? [hash] : [])
+          .trimEnd()
+          .split('\n')
+          .slice(2)
+          .map((l) => `    ${l}`),
+      );
     }
   }
   if (lines.length === 0) lines.push('nothing to change');
@@ -107,7 +113,8 @@ export function summaryLines(s: InstallState): string[] {
     lines.push('Your edits were kept; the new versions are beside them, to merge by hand:');
     lines.push(...m.dist.map((d) => `  ${d}`));
   }
-  if (m.replaced.length) lines.push(`Replaced your edits (--conffile-policy replace), yours kept as <file>.operator: ${m.replaced.join(', ')}`);
+  if (m.replaced.length)
+    lines.push(`Replaced your edits (--conffile-policy replace), yours kept as <file>.operator: ${m.replaced.join(', ')}`);
   if (m.orphans.length) lines.push(`No longer generated but edited, left in place: ${m.orphans.join(', ')}`);
   if (!p.facts.root) lines.push(`Not root: the services will run as ${p.facts.user}.`);
   lines.push(`Settings: ${p.layout.settingsFile} (credentials in ${p.layout.secretsFile}).`);

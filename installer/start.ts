@@ -1,10 +1,10 @@
 import { cp, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { UNIT_DIR } from './render/catalog.js';
-import type { Prepared } from './prepare.js';
-import { StartError } from './errors.js';
 import { apiClient } from '../runtime/web/client.js';
+import { StartError } from './errors.js';
+import type { Prepared } from './prepare.js';
+import { UNIT_DIR } from './render/catalog.js';
 
 /*
  * ./build-install --start: the stack under the configured init, then a
@@ -68,7 +68,24 @@ export async function startStack(p: Prepared, opts: { unitDir?: string }): Promi
   // The proof: an event through the whole pipeline, read back as an alarm.
   const resource = `probe-${Date.now()}`;
   const send = (state: number) =>
-    execa(bin(p, 'send-event'), ['--connector', 'build-install', '--connector-name', 'probe', '--component', 'canopsis', '--resource', resource, '--state', String(state), '--output', 'build-install --start probe'], { env: env(p), reject: false, all: true });
+    execa(
+      bin(p, 'send-event'),
+      [
+        '--connector',
+        'build-install',
+        '--connector-name',
+        'probe',
+        '--component',
+        'canopsis',
+        '--resource',
+        resource,
+        '--state',
+        String(state),
+        '--output',
+        'build-install --start probe',
+      ],
+      { env: env(p), reject: false, all: true },
+    );
   const sent = await send(2);
   if (sent.exitCode !== 0) throw new StartError(`probe event not sent: ${sent.all}`);
   const deadline = Date.now() + 60_000;
@@ -76,10 +93,12 @@ export async function startStack(p: Prepared, opts: { unitDir?: string }): Promi
   let lastError = '';
   try {
     while (!probeAlarm && Date.now() < deadline) {
-      const r = await api.fetch(`/alarms?entity=${encodeURIComponent(`${resource}/canopsis`)}`, { headers: { 'x-canopsis-authkey': p.secrets.api.authkey } }).catch((e: Error & { cause?: Error }) => {
-        lastError = e.cause?.message ?? e.message;
-        return undefined;
-      });
+      const r = await api
+        .fetch(`/alarms?entity=${encodeURIComponent(`${resource}/canopsis`)}`, { headers: { 'x-canopsis-authkey': p.secrets.api.authkey } })
+        .catch((e: Error & { cause?: Error }) => {
+          lastError = e.cause?.message ?? e.message;
+          return undefined;
+        });
       const body = r?.ok ? ((await r.json()) as { data: Array<{ _id: string }> }) : undefined;
       if (r && !r.ok) lastError = `${r.status} ${await r.text()}`;
       probeAlarm = body?.data[0]?._id;
@@ -88,7 +107,10 @@ export async function startStack(p: Prepared, opts: { unitDir?: string }): Promi
   } finally {
     await api.close();
   }
-  if (!probeAlarm) throw new StartError(`the probe event did not come back as an alarm through ${apiUrl} within 60 s${lastError ? ` (last answer: ${lastError})` : ''}`);
+  if (!probeAlarm)
+    throw new StartError(
+      `the probe event did not come back as an alarm through ${apiUrl} within 60 s${lastError ? ` (last answer: ${lastError})` : ''}`,
+    );
   // Close it again: it resolves after the resolve delay.
   await send(0);
   return { init, notes, status, apiUrl, probeAlarm };

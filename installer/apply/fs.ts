@@ -3,7 +3,11 @@ import path from 'node:path';
 
 /* Small questions about the tree, asked in several places. */
 
-export const exists = (p: string): Promise<boolean> => stat(p).then(() => true, () => false);
+export const exists = (p: string): Promise<boolean> =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 /** Every non-directory under `root`, relative, sorted; none when `root` is absent. */
 export async function filesUnder(root: string, rel = ''): Promise<string[]> {

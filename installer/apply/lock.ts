@@ -67,7 +67,11 @@ const alive = async (o: Owner) => (await running(o)) || (o.borrower !== undefine
 
 /** A new file renamed over the owner file: a link planted in its place is replaced, never followed. */
 async function writeOwner(layout: Layout, borrower?: number): Promise<void> {
-  const owner: Owner = { pid: process.pid, start: await startOf(process.pid), ...(borrower ? { borrower: { pid: borrower, start: await startOf(borrower) } } : {}) };
+  const owner: Owner = {
+    pid: process.pid,
+    start: await startOf(process.pid),
+    ...(borrower ? { borrower: { pid: borrower, start: await startOf(borrower) } } : {}),
+  };
   const tmp = `${ownerFile(layout)}.${process.pid}.tmp`;
   await rm(tmp, { force: true });
   const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
@@ -96,7 +100,11 @@ export async function withPrefixLock<T>(layout: Layout, fn: () => Promise<T>): P
 export async function runBorrowing(layout: Layout, cli: string, args: string[], env: Record<string, string> = {}) {
   // A release's installer runs on that release's own Node (cli is <release>/dist/installer/cli.js).
   const node = await nodeFor(path.resolve(cli, '..', '..', '..'));
-  const child = execa(node, [cli, ...args, '--prefix', layout.prefix], { env: { ...env, [LOCK_HELD_ENV]: String(process.pid) }, reject: false, all: true });
+  const child = execa(node, [cli, ...args, '--prefix', layout.prefix], {
+    env: { ...env, [LOCK_HELD_ENV]: String(process.pid) },
+    reject: false,
+    all: true,
+  });
   if (child.pid) await writeOwner(layout, child.pid);
   try {
     return await child;
@@ -126,14 +134,18 @@ export async function lockPrefix(layout: Layout): Promise<() => Promise<void>> {
     // (A holder in that window while a dead holder's owner file is still there looks dead: a run started
     // in the same millisecond could take its lock, and proper-lockfile then stops the first as compromised.)
     if (!owner || (await alive(owner))) {
-      throw new LockedError(`another build-install${owner ? ` (pid ${owner.pid})` : ''} is running on ${layout.prefix} (lock ${lockPath(layout)}); wait for it to finish`);
+      throw new LockedError(
+        `another build-install${owner ? ` (pid ${owner.pid})` : ''} is running on ${layout.prefix} (lock ${lockPath(layout)}); wait for it to finish`,
+      );
     }
     // The holder died without releasing: the lock is ours, and its unfinished work is repaired next.
     await rm(lockPath(layout), { recursive: true, force: true });
     try {
       release = await take();
     } catch {
-      throw new LockedError(`another build-install is running on ${layout.prefix} (lock ${lockPath(layout)}); wait for it to finish`, { cause: e });
+      throw new LockedError(`another build-install is running on ${layout.prefix} (lock ${lockPath(layout)}); wait for it to finish`, {
+        cause: e,
+      });
     }
   }
   await writeOwner(layout);

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
 import path from 'node:path';
-import { readStateFile } from './state-file.js';
+import { z } from 'zod';
 import { RELEASE_ID } from './release-id.js';
+import { readStateFile } from './state-file.js';
 
 /*
  * What the installer wrote last time, kept in var/lib/pkgmgr/manifest.json:

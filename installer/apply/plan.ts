@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { RenderedFile } from '../render/render.js';
-import { sha256, type Manifest } from './manifest.js';
+import { type Manifest, sha256 } from './manifest.js';
 
 /*
  * The plan: what apply would do to each file, decided from three versions of
@@ -72,7 +72,12 @@ export async function readDisk(prefix: string, targets: Iterable<string>): Promi
   return out;
 }
 
-export function decide(file: RenderedFile, disk: DiskFile | undefined, shipped: string | undefined, owner?: { uid: number; gid: number }): Action {
+export function decide(
+  file: RenderedFile,
+  disk: DiskFile | undefined,
+  shipped: string | undefined,
+  owner?: { uid: number; gid: number },
+): Action {
   const ours = sha256(file.content);
   if (!disk) return 'create';
   // A file of ours with another owner (a secret the service user could rewrite, from an older release) is taken back.
@@ -88,7 +93,12 @@ export function decide(file: RenderedFile, disk: DiskFile | undefined, shipped: 
   return shipped === ours ? 'keep' : 'dist';
 }
 
-export function plan(files: RenderedFile[], disk: DiskState, manifest: Manifest | undefined, owner: WantOwner = () => undefined): PlannedFile[] {
+export function plan(
+  files: RenderedFile[],
+  disk: DiskState,
+  manifest: Manifest | undefined,
+  owner: WantOwner = () => undefined,
+): PlannedFile[] {
   const out: PlannedFile[] = [];
   const now = new Set(files.map((f) => f.target));
   for (const file of files) {
@@ -121,7 +131,11 @@ export type ConffilePolicy = 'keep' | 'replace' | 'ask';
  * as .dist, the default), replace them (theirs saved as .operator), or ask
  * per file.
  */
-export async function applyPolicy(planned: PlannedFile[], policy: ConffilePolicy, ask?: (target: string) => Promise<'keep' | 'replace'>): Promise<PlannedFile[]> {
+export async function applyPolicy(
+  planned: PlannedFile[],
+  policy: ConffilePolicy,
+  ask?: (target: string) => Promise<'keep' | 'replace'>,
+): Promise<PlannedFile[]> {
   const out: PlannedFile[] = [];
   for (const p of planned) {
     if (p.action !== 'dist' || policy === 'keep') {

@@ -28,7 +28,8 @@ export function checkReleaseId(id: unknown, where: string, version?: string): st
   const shown = typeof id === 'string' ? JSON.stringify(id.length > 80 ? `${id.slice(0, 80)}...` : id) : String(id);
   const m = typeof id === 'string' ? RELEASE_ID.exec(id) : null;
   if (!m) throw new ReleaseIdError(`${where}: release id ${shown} is not <version>+<8 hex digits> (such as 0.3.0+3594e9d5); refused`);
-  if (version !== undefined && m[1] !== version) throw new ReleaseIdError(`${where}: release id ${shown} is not of version ${version}; refused`);
+  if (version !== undefined && m[1] !== version)
+    throw new ReleaseIdError(`${where}: release id ${shown} is not of version ${version}; refused`);
   return id as string;
 }
 
@@ -38,6 +39,7 @@ export async function releaseDir(layout: Layout, id: unknown, where: string): Pr
   const real = await realpath(dir).catch(() => undefined);
   if (real === undefined) return dir;
   const base = await realpath(layout.releases);
-  if (path.dirname(real) !== base) throw new ApplyError(`${where}: release ${String(id)} resolves to ${real}, outside ${layout.releases}; refused`);
+  if (path.dirname(real) !== base)
+    throw new ApplyError(`${where}: release ${String(id)} resolves to ${real}, outside ${layout.releases}; refused`);
   return dir;
 }

@@ -1,6 +1,6 @@
-import { constants } from 'node:fs';
-import { chmod, cp, lchown, lstat, mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { chmod, cp, type FileHandle, lchown, lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { SOURCE_ROOT } from '../render/handlebars.js';
 
@@ -46,7 +46,12 @@ export async function describeRelease(root = SOURCE_ROOT): Promise<ReleaseSource
   const files: Array<{ rel: string; size: number; abs: string }> = [];
   for (const c of CONTENT) await walk(root, c, files);
   const hash = createHash('sha256');
-  for (const f of files) hash.update(f.rel).update('\0').update(await readFile(f.abs)).update('\0');
+  for (const f of files)
+    hash
+      .update(f.rel)
+      .update('\0')
+      .update(await readFile(f.abs))
+      .update('\0');
   const packages = productionPackages(lock);
   let bytes = files.reduce((n, f) => n + f.size, 0);
   for (const p of packages) {
@@ -138,7 +143,10 @@ async function settleOne(p: string, asRoot: boolean): Promise<void> {
 export async function pruneReleases(releasesDir: string, protect: string[], keep = 2): Promise<string[]> {
   const entries = (await readdir(releasesDir).catch(() => [] as string[])).filter((e) => !e.startsWith('.') && !protect.includes(e));
   const withTimes = await Promise.all(entries.map(async (e) => ({ e, t: (await stat(path.join(releasesDir, e))).mtimeMs })));
-  const old = withTimes.sort((a, b) => b.t - a.t).slice(keep).map((x) => x.e);
+  const old = withTimes
+    .sort((a, b) => b.t - a.t)
+    .slice(keep)
+    .map((x) => x.e);
   for (const e of old) await rm(path.join(releasesDir, e), { recursive: true, force: true });
   return old;
 }

@@ -25,7 +25,13 @@ export const embeddedNodeOf = (releaseDir: string) => path.join(releaseDir, EMBE
  */
 export async function nodeFor(releaseDir: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   const embedded = embeddedNodeOf(releaseDir);
-  if (await access(embedded).then(() => true, () => false)) return embedded;
+  if (
+    await access(embedded).then(
+      () => true,
+      () => false,
+    )
+  )
+    return embedded;
   return hostNode(env);
 }
 
@@ -34,7 +40,13 @@ export async function hostNode(env: NodeJS.ProcessEnv = process.env): Promise<st
   for (const dir of (env.PATH ?? '').split(path.delimiter)) {
     if (!dir || dir.split(path.sep).includes('node_modules')) continue;
     const candidate = path.join(dir, 'node');
-    if (await access(candidate).then(() => true, () => false)) return candidate;
+    if (
+      await access(candidate).then(
+        () => true,
+        () => false,
+      )
+    )
+      return candidate;
   }
   return '/usr/bin/node';
 }
@@ -76,7 +88,8 @@ export async function checkRuntime(releaseDir: string): Promise<{ node: string; 
   const st = await stat(node).catch(() => undefined);
   if (!st) throw new ApplyError(`${releaseDir}: no embedded Node (${EMBEDDED_NODE} missing); the release is incomplete`);
   const version = await execa(node, ['--version'], { reject: false, all: true });
-  if (version.exitCode !== 0) throw new ApplyError(`${node} does not run here: ${(version.all ?? '').trim().split('\n').slice(-2).join(' | ')}`);
+  if (version.exitCode !== 0)
+    throw new ApplyError(`${node} does not run here: ${(version.all ?? '').trim().split('\n').slice(-2).join(' | ')}`);
   const native = await nativePackages(path.join(releaseDir, 'node_modules'));
   for (const name of native) {
     const pkg = JSON.parse(await readFile(path.join(releaseDir, 'node_modules', name, 'package.json'), 'utf8')) as { version?: string };
@@ -84,7 +97,9 @@ export async function checkRuntime(releaseDir: string): Promise<{ node: string; 
     const r = await execa(node, ['-e', code], { cwd: releaseDir, reject: false, all: true, env: { NODE_PATH: '' } });
     if (r.exitCode !== 0) {
       const why = (r.all ?? '').split('\n').find((l) => /Error/.test(l)) ?? (r.all ?? '').trim().split('\n').at(-1);
-      throw new ApplyError(`the native module ${name}@${pkg.version} of ${releaseDir} does not load with its embedded Node ${version.stdout.trim()}: ${why}`);
+      throw new ApplyError(
+        `the native module ${name}@${pkg.version} of ${releaseDir} does not load with its embedded Node ${version.stdout.trim()}: ${why}`,
+      );
     }
   }
   return { node, version: version.stdout.trim(), native };

@@ -29,7 +29,9 @@ export async function readStateFile<T>(file: string, schema: z.ZodType<T>, what:
   try {
     const st = await fh.stat();
     if (process.getuid?.() === 0 && (st.uid !== 0 || st.mode & 0o022)) {
-      throw new ApplyError(`${file} ${st.uid !== 0 ? `belongs to uid ${st.uid}` : `is writable by others (mode ${(st.mode & 0o7777).toString(8)})`}: the installer's state must be root's alone${hint}`);
+      throw new ApplyError(
+        `${file} ${st.uid !== 0 ? `belongs to uid ${st.uid}` : `is writable by others (mode ${(st.mode & 0o7777).toString(8)})`}: the installer's state must be root's alone${hint}`,
+      );
     }
     text = await fh.readFile('utf8');
   } finally {
@@ -42,6 +44,7 @@ export async function readStateFile<T>(file: string, schema: z.ZodType<T>, what:
     throw new ApplyError(`${file}: not valid JSON (${(e as Error).message})${hint}`);
   }
   const parsed = schema.safeParse(data);
-  if (!parsed.success) throw new ApplyError(`${file}: not ${what} (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message})${hint}`);
+  if (!parsed.success)
+    throw new ApplyError(`${file}: not ${what} (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message})${hint}`);
   return parsed.data;
 }

@@ -1,12 +1,12 @@
-import { constants, createReadStream, createWriteStream } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { mkdtemp, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { type FileHandle, mkdtemp, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
 import { extractAdmitted, feed } from '../apply/tar-stream.js';
 import { BackupRefused } from '../errors.js';
-import { BACKUP_MANIFEST, backupManifest, type BackupManifest } from './format.js';
+import { BACKUP_MANIFEST, type BackupManifest, backupManifest } from './format.js';
 
 /*
  * The archive of a backup, written and read back. Reading treats it as
@@ -88,15 +88,20 @@ class EntryRules {
     const parts = name.split('/');
     if (parts.includes('..')) throw refuse('climbs out with ..');
     if (parts.some((s) => s === '' || s === '.')) throw refuse('is not a plain relative path (empty or . parts)');
-    if (type === 'SymbolicLink' || type === 'Link') throw refuse(`is a ${type === 'Link' ? 'hard' : 'symbolic'} link (a backup holds files and directories only)`);
+    if (type === 'SymbolicLink' || type === 'Link')
+      throw refuse(`is a ${type === 'Link' ? 'hard' : 'symbolic'} link (a backup holds files and directories only)`);
     if (![...FILE_TYPES, 'Directory'].includes(type)) throw refuse(`is a ${type} (a backup holds files and directories only)`);
     this.top ??= parts[0];
     if (parts[0] !== this.top) throw refuse(`is outside the top directory ${this.top}`);
     if (this.seen.has(name)) throw refuse('appears twice');
     this.seen.add(name);
-    if (this.seen.size > this.limits.entries) throw new BackupRefused(`${this.file}: more than ${this.limits.entries} entries, over the cap; refused before extracting anything`);
+    if (this.seen.size > this.limits.entries)
+      throw new BackupRefused(`${this.file}: more than ${this.limits.entries} entries, over the cap; refused before extracting anything`);
     this.bytes += size;
-    if (this.bytes > this.limits.bytes) throw new BackupRefused(`${this.file}: its entries declare more than ${this.limits.bytes} bytes, over the cap; refused before extracting anything`);
+    if (this.bytes > this.limits.bytes)
+      throw new BackupRefused(
+        `${this.file}: its entries declare more than ${this.limits.bytes} bytes, over the cap; refused before extracting anything`,
+      );
     const rel = parts.slice(1).join('/');
     if (this.manifest && FILE_TYPES.includes(type) && rel !== BACKUP_MANIFEST) {
       const want = this.manifest.files[rel];
@@ -109,7 +114,10 @@ class EntryRules {
   /** Every file of the manifest was in the archive. */
   complete(): void {
     for (const rel of Object.keys(this.manifest?.files ?? {})) {
-      if (!this.seen.has(`${this.top}/${rel}`)) throw new BackupRefused(`${this.file}: entry ${this.top}/${rel} named in its manifest is missing (a truncated archive?); refused, nothing was changed`);
+      if (!this.seen.has(`${this.top}/${rel}`))
+        throw new BackupRefused(
+          `${this.file}: entry ${this.top}/${rel} named in its manifest is missing (a truncated archive?); refused, nothing was changed`,
+        );
     }
   }
 }
@@ -137,7 +145,8 @@ async function listBackup(file: string, limits: BackupLimits): Promise<{ top: st
           files.push({ rel, size: e.size ?? 0, name: e.path });
           return;
         }
-        if ((e.size ?? 0) > MAX_MANIFEST_BYTES) throw new BackupRefused(`${file}: entry ${e.path} is ${e.size} bytes, over ${MAX_MANIFEST_BYTES}; refused`);
+        if ((e.size ?? 0) > MAX_MANIFEST_BYTES)
+          throw new BackupRefused(`${file}: entry ${e.path} is ${e.size} bytes, over ${MAX_MANIFEST_BYTES}; refused`);
         const chunks: Buffer[] = [];
         e.on('data', (c: Buffer) => chunks.push(c));
         e.on('end', () => {
@@ -161,7 +170,9 @@ async function listBackup(file: string, limits: BackupLimits): Promise<{ top: st
     manifest = backupManifest.parse(JSON.parse(raw.toString('utf8')));
   } catch (e) {
     const issue = (e as { issues?: Array<{ path: PropertyKey[]; message: string }> }).issues?.[0];
-    throw new BackupRefused(`${file}: ${rules.top}/${BACKUP_MANIFEST} is not a backup manifest (${issue ? `${issue.path.join('.')}: ${issue.message}` : (e as Error).message}); refused`);
+    throw new BackupRefused(
+      `${file}: ${rules.top}/${BACKUP_MANIFEST} is not a backup manifest (${issue ? `${issue.path.join('.')}: ${issue.message}` : (e as Error).message}); refused`,
+    );
   }
   // The same names and sizes, now against the manifest (read after some of them).
   const check = new EntryRules(file, limits, manifest);
@@ -175,7 +186,13 @@ async function listBackup(file: string, limits: BackupLimits): Promise<{ top: st
 async function extract(file: string, into: string, limits: BackupLimits, manifest: BackupManifest): Promise<void> {
   const rules = new EntryRules(file, limits, manifest);
   // Files root reads next: private to it whatever the archive's modes.
-  await extractAdmitted(file, into, (p, e) => rules.admit(p, e.type, e.size ?? 0), (e) => damaged(file, rules, e), { dmode: 0o700, fmode: 0o600 });
+  await extractAdmitted(
+    file,
+    into,
+    (p, e) => rules.admit(p, e.type, e.size ?? 0),
+    (e) => damaged(file, rules, e),
+    { dmode: 0o700, fmode: 0o600 },
+  );
   rules.complete();
 }
 
@@ -187,21 +204,27 @@ async function verify(file: string, dir: string, top: string, manifest: BackupMa
     try {
       fh = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (e) {
-      throw new BackupRefused(`${file}: entry ${top}/${rel} could not be read back (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); refused`);
+      throw new BackupRefused(
+        `${file}: entry ${top}/${rel} could not be read back (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); refused`,
+      );
     }
     try {
       if (!(await fh.stat()).isFile()) throw new BackupRefused(`${file}: entry ${top}/${rel} is not a regular file; refused`);
       const h = createHash('sha256');
       await pipeline(fh.createReadStream({ autoClose: false }), h);
       const got = h.digest('hex');
-      if (got !== want.sha256) throw new BackupRefused(`${file}: entry ${top}/${rel} does not match its checksum (sha256 ${got.slice(0, 12)}..., manifest ${want.sha256.slice(0, 12)}...): the archive was changed or damaged; refused, nothing was changed`);
+      if (got !== want.sha256)
+        throw new BackupRefused(
+          `${file}: entry ${top}/${rel} does not match its checksum (sha256 ${got.slice(0, 12)}..., manifest ${want.sha256.slice(0, 12)}...): the archive was changed or damaged; refused, nothing was changed`,
+        );
     } finally {
       await fh.close();
     }
   }
   const written = await open(path.join(dir, BACKUP_MANIFEST), constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
-    if (!(await written.readFile()).equals(raw)) throw new BackupRefused(`${file}: ${top}/${BACKUP_MANIFEST} changed while the archive was read; refused`);
+    if (!(await written.readFile()).equals(raw))
+      throw new BackupRefused(`${file}: ${top}/${BACKUP_MANIFEST} changed while the archive was read; refused`);
   } finally {
     await written.close();
   }
@@ -219,7 +242,12 @@ export interface OpenedBackup {
  * `workDir` (root's, 0700). `accept` runs on the manifest before anything
  * is extracted (the version check).
  */
-export async function openBackup(file: string, workDir: string, accept: (m: BackupManifest) => void = () => undefined, limits: Partial<BackupLimits> = {}): Promise<OpenedBackup> {
+export async function openBackup(
+  file: string,
+  workDir: string,
+  accept: (m: BackupManifest) => void = () => undefined,
+  limits: Partial<BackupLimits> = {},
+): Promise<OpenedBackup> {
   const caps = { bytes: limits.bytes ?? MAX_BACKUP_BYTES, entries: limits.entries ?? MAX_BACKUP_ENTRIES };
   const st = await open(file, constants.O_RDONLY).then(
     async (fh) => {

@@ -7,8 +7,8 @@ import { writeAtomic } from '../apply/apply.js';
 import { ensureDir } from '../apply/dirs.js';
 import { filesUnder } from '../apply/fs.js';
 import { readManifest, sha256 } from '../apply/manifest.js';
-import { readStateFile } from '../apply/state-file.js';
 import { RELEASE_ID, VERSION } from '../apply/release-id.js';
+import { readStateFile } from '../apply/state-file.js';
 import { InstallerError, UsageError } from '../errors.js';
 import { lookupIds } from '../host/users.js';
 import type { Layout } from '../layout.js';
@@ -75,7 +75,8 @@ async function backupDir(layout: Layout, dir: string): Promise<void> {
 /** What a killed backup or restore left in a backup directory (the caller holds the prefix lock: none runs now). */
 export async function removeLeftovers(dir: string): Promise<void> {
   for (const n of await readdir(dir).catch(() => [] as string[])) {
-    if (/^\.(staging|restore)-/.test(n) || /^\.canopsis-backup-.*\.partial$/.test(n)) await rm(path.join(dir, n), { recursive: true, force: true });
+    if (/^\.(staging|restore)-/.test(n) || /^\.canopsis-backup-.*\.partial$/.test(n))
+      await rm(path.join(dir, n), { recursive: true, force: true });
   }
 }
 
@@ -150,7 +151,13 @@ export async function createBackup(layout: Layout, o: BackupOptions): Promise<Ba
   const record = await readMigrationState(migrationsFile(layout));
   let created = (o.now ?? (() => new Date()))();
   // Two backups within one second: the later one takes the next free second (names sort as times).
-  while (await lstat(path.join(dir, archiveName(installed.version, created))).then(() => true, () => false)) created = new Date(created.getTime() + 1000);
+  while (
+    await lstat(path.join(dir, archiveName(installed.version, created))).then(
+      () => true,
+      () => false,
+    )
+  )
+    created = new Date(created.getTime() + 1000);
   const name = archiveName(installed.version, created);
   const top = name.replace(/\.tar\.gz$/, '');
   const stage = await mkdtemp(path.join(dir, '.staging-'));
@@ -177,7 +184,11 @@ export async function createBackup(layout: Layout, o: BackupOptions): Promise<Ba
     await writeFile(path.join(base, BACKUP_MANIFEST), `${JSON.stringify(manifest, null, 1)}\n`, { mode: 0o600 });
     const file = path.join(dir, name);
     const bytes = await writeArchive(stage, top, Object.keys(files).sort(), file);
-    await writeAtomic(lastFile(layout), `${JSON.stringify({ file, version: installed.version, release: installed.release, created: manifest.created, bytes } satisfies LastBackup, null, 2)}\n`, 0o644);
+    await writeAtomic(
+      lastFile(layout),
+      `${JSON.stringify({ file, version: installed.version, release: installed.release, created: manifest.created, bytes } satisfies LastBackup, null, 2)}\n`,
+      0o644,
+    );
     // Only once the new one is safely written.
     const deleted = (await pruneBackups(dir, keep)).filter((f) => f !== file);
     return { file, bytes, manifest, deleted, seconds: (performance.now() - t0) / 1000 };
@@ -196,6 +207,7 @@ export async function lastBackup(layout: Layout): Promise<(LastBackup & { presen
 /** One line on a backup: where, of what, how big, what its store held. */
 export function describeBackup(r: BackupResult): string {
   const s = r.manifest.store;
-  const held = s.backend === 'embedded' ? (s.file ? `${s.entities} entities, ${s.alarms} alarms` : 'an empty store') : 'a mongodump archive';
+  const held =
+    s.backend === 'embedded' ? (s.file ? `${s.entities} entities, ${s.alarms} alarms` : 'an empty store') : 'a mongodump archive';
   return `${r.file}: Canopsis ${r.manifest.version}, etc/ and ${held}, ${(r.bytes / 1024 ** 2).toFixed(1)} MiB in ${r.seconds.toFixed(1)} s`;
 }

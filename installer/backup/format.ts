@@ -41,7 +41,10 @@ export const backupManifest = z.object({
   store: z.object({
     backend: z.enum(['embedded', 'mongodb']),
     /** The copy in the backup; absent when the embedded store had no file yet (nothing ever stored). */
-    file: z.string().refine((p) => p.startsWith('store/') && isBackupPath(p)).optional(),
+    file: z
+      .string()
+      .refine((p) => p.startsWith('store/') && isBackupPath(p))
+      .optional(),
     /** What the copy held, as counted by the process that made it (informational). */
     entities: z.number().int().nonnegative().optional(),
     alarms: z.number().int().nonnegative().optional(),
@@ -54,7 +57,11 @@ export type BackupManifest = z.infer<typeof backupManifest>;
 export type BackupFileEntry = z.infer<typeof fileEntry>;
 
 /** 2026-11-30T16:51:02.123Z -> 20261130T165102Z: sorts as the time does, and is a valid file name everywhere. */
-export const stamp = (d: Date) => d.toISOString().replace(/\.\d+Z$/, 'Z').replace(/[-:]/g, '');
+export const stamp = (d: Date) =>
+  d
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replace(/[-:]/g, '');
 
 export const archiveName = (version: string, created: Date) => `${BACKUP_NAME}-${version}-${stamp(created)}.tar.gz`;
 

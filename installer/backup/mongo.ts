@@ -1,9 +1,8 @@
 import { open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { InstallerError } from '../errors.js';
+import { InstallerError, MissingTool } from '../errors.js';
 import { which } from '../host/which.js';
-import { MissingTool } from '../errors.js';
 
 /*
  * A MongoDB store goes through MongoDB's own tools: mongodump --archive
@@ -12,11 +11,13 @@ import { MissingTool } from '../errors.js';
  * never in a command line that ps shows to every user.
  */
 
-const HOW_TO_GET = "MongoDB's database tools are not in Debian: install the mongodb-database-tools package from MongoDB's own apt repository (or their tarball) so that it is on PATH, then run this again";
+const HOW_TO_GET =
+  "MongoDB's database tools are not in Debian: install the mongodb-database-tools package from MongoDB's own apt repository (or their tarball) so that it is on PATH, then run this again";
 
 export async function mongoTool(name: 'mongodump' | 'mongorestore', why: string): Promise<string> {
   const found = await which(name);
-  if (!found) throw new MissingTool(`${why}: the store is MongoDB and ${name} is not installed (not on PATH, /usr/sbin or /sbin). ${HOW_TO_GET}`);
+  if (!found)
+    throw new MissingTool(`${why}: the store is MongoDB and ${name} is not installed (not on PATH, /usr/sbin or /sbin). ${HOW_TO_GET}`);
   return found;
 }
 
@@ -32,7 +33,14 @@ async function withUrl(workDir: string, url: string, tool: string, args: string[
   }
   try {
     const r = await execa(tool, [`--config=${config}`, ...args], { reject: false, all: true });
-    if (r.exitCode !== 0) throw new InstallerError(`${path.basename(tool)} failed (exit ${r.exitCode}): ${String(r.all ?? '').trim().split('\n').slice(-3).join(' | ')}`);
+    if (r.exitCode !== 0)
+      throw new InstallerError(
+        `${path.basename(tool)} failed (exit ${r.exitCode}): ${String(r.all ?? '')
+          .trim()
+          .split('\n')
+          .slice(-3)
+          .join(' | ')}`,
+      );
   } finally {
     await rm(config, { force: true });
   }

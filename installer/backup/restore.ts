@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { lstat, open, readFile, readdir, rm, rmdir } from 'node:fs/promises';
+import { lstat, open, readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { readRuntimeConfig } from '../../runtime/config/runtime.js';
@@ -10,16 +10,16 @@ import { runBorrowing, withPrefixLock } from '../apply/lock.js';
 import { manifestSchema, readManifest } from '../apply/manifest.js';
 import { compareVersions } from '../bundle/format.js';
 import { restartAndProbe, stopPipeline } from '../bundle/services.js';
-import { PIPELINE, restartFor } from '../services/index.js';
 import { recoverInterrupted, releaseCli } from '../bundle/transaction.js';
 import { Supervisor } from '../control/supervisor.js';
 import { ApplyError, BackupRefused, StartError, UsageError } from '../errors.js';
 import { lookupIds } from '../host/users.js';
-import { layoutOf, type Layout } from '../layout.js';
+import { type Layout, layoutOf } from '../layout.js';
 import { readMigrationState } from '../migrations/index.js';
 import { serviceAccount } from '../migrations/store-jobs.js';
 import { migrationsFile } from '../prepare.js';
-import { openBackup, type BackupLimits, type OpenedBackup } from './archive.js';
+import { PIPELINE, restartFor } from '../services/index.js';
+import { type BackupLimits, type OpenedBackup, openBackup } from './archive.js';
 import { defaultBackupDir, removeLeftovers } from './backup.js';
 import type { BackupManifest } from './format.js';
 import { mongoTool, restoreMongo } from './mongo.js';
@@ -77,18 +77,28 @@ async function backupInstallManifest(o: OpenedBackup, file: string): Promise<str
   } catch (e) {
     throw new BackupRefused(`${file}: pkgmgr/manifest.json is not JSON (${(e as Error).message}); refused`);
   }
-  if (!parsed.success) throw new BackupRefused(`${file}: pkgmgr/manifest.json is not an installer manifest (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}); refused`);
-  if (parsed.data.version !== o.manifest.version) throw new BackupRefused(`${file}: pkgmgr/manifest.json is of version ${parsed.data.version}, the backup of ${o.manifest.version}; refused`);
+  if (!parsed.success)
+    throw new BackupRefused(
+      `${file}: pkgmgr/manifest.json is not an installer manifest (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}); refused`,
+    );
+  if (parsed.data.version !== o.manifest.version)
+    throw new BackupRefused(
+      `${file}: pkgmgr/manifest.json is of version ${parsed.data.version}, the backup of ${o.manifest.version}; refused`,
+    );
   return text;
 }
 
 /** The refusals that need nothing but the manifest: run before anything is extracted. */
 export function acceptBackup(file: string, m: BackupManifest, installedVersion: string): void {
   if (m.store.file ? !m.files[m.store.file] : m.store.backend === 'mongodb') {
-    throw new BackupRefused(`${file}: its manifest names ${m.store.file ? `the store copy ${m.store.file} without listing that file` : 'a MongoDB store without its dump'}; refused`);
+    throw new BackupRefused(
+      `${file}: its manifest names ${m.store.file ? `the store copy ${m.store.file} without listing that file` : 'a MongoDB store without its dump'}; refused`,
+    );
   }
   if (compareVersions(m.version, installedVersion) > 0) {
-    throw new BackupRefused(`${file} is a backup of Canopsis ${m.version}, newer than the installed ${installedVersion}: its data may have a shape this version cannot read; install ${m.version} or later first, then restore`);
+    throw new BackupRefused(
+      `${file} is a backup of Canopsis ${m.version}, newer than the installed ${installedVersion}: its data may have a shape this version cannot read; install ${m.version} or later first, then restore`,
+    );
   }
 }
 
@@ -137,7 +147,11 @@ async function putEtcBack(layout: Layout, o: OpenedBackup): Promise<string[]> {
     const content = await readFile(path.join(o.dir, rel));
     const owner = process.getuid?.() === 0 ? { uid: 0, gid: e.group === 'service' && ids ? ids.gid : 0 } : undefined;
     const st = await lstat(target).catch(() => undefined);
-    const same = st?.isFile() && (st.mode & 0o777) === e.mode && (!owner || (st.uid === owner.uid && st.gid === owner.gid)) && (await readFile(target)).equals(content);
+    const same =
+      st?.isFile() &&
+      (st.mode & 0o777) === e.mode &&
+      (!owner || (st.uid === owner.uid && st.gid === owner.gid)) &&
+      (await readFile(target)).equals(content);
     if (same) continue;
     await writeAtomic(target, content, e.mode, owner);
     changed.push(rel);
@@ -165,7 +179,12 @@ async function startAndProbe(layout: Layout, services: string[], log: (l: string
   }
   log('starting the stack (hypcontrol start)');
   const r = await execa(path.join(layout.bin, 'hypcontrol'), ['start'], { env: { CPS_PREFIX: layout.prefix }, reject: false, all: true });
-  if (r.exitCode !== 0) return `hypcontrol start: ${r.exitCode} service(s) failed: ${String(r.all ?? '').trim().split('\n').slice(-5).join(' | ')}`;
+  if (r.exitCode !== 0)
+    return `hypcontrol start: ${r.exitCode} service(s) failed: ${String(r.all ?? '')
+      .trim()
+      .split('\n')
+      .slice(-5)
+      .join(' | ')}`;
   return restartAndProbe(layout, []);
 }
 
@@ -176,7 +195,10 @@ export async function restoreBackup(prefix: string, o: RestoreOptions): Promise<
     // etc/ and the store must go back over the files of one version, not a half-done update.
     await recoverInterrupted(layout, o.log);
     const installed = await readManifest(layout.manifest);
-    if (!installed) throw new UsageError(`nothing installed in ${layout.prefix}: install the same or a newer version first (./build-install install), then restore`);
+    if (!installed)
+      throw new UsageError(
+        `nothing installed in ${layout.prefix}: install the same or a newer version first (./build-install install), then restore`,
+      );
     const work = defaultBackupDir(layout);
     const root = process.getuid?.() === 0 ? { uid: 0, gid: 0 } : undefined;
     await ensureDir(layout.prefix, { dir: work, owner: 'root', mode: 0o700 }, root && { root, service: root });
@@ -187,12 +209,20 @@ export async function restoreBackup(prefix: string, o: RestoreOptions): Promise<
       const installManifest = await backupInstallManifest(opened, file);
       const cfg = await readRuntimeConfig(layout.prefix);
       if (cfg.store.backend !== m.store.backend) {
-        throw new UsageError(`${file} holds a ${m.store.backend} store and ${layout.prefix} uses ${cfg.store.backend}: set the same backend first (./build-install --set store.backend=${m.store.backend}), then restore`);
+        throw new UsageError(
+          `${file} holds a ${m.store.backend} store and ${layout.prefix} uses ${cfg.store.backend}: set the same backend first (./build-install --set store.backend=${m.store.backend}), then restore`,
+        );
       }
       if (m.store.backend === 'mongodb') await mongoTool('mongorestore', 'cannot restore the store');
       const what = `${file}: Canopsis ${m.version} backed up ${m.created} from ${m.prefix}`;
-      if (!o.confirmed) throw new UsageError(`${what}; restoring replaces the store and etc/ of ${layout.prefix} (the services are stopped meanwhile): add --yes to go ahead`);
-      if (await systemdRuns()) throw new UsageError('the stack runs under systemd (canopsis.target is active): stop it (systemctl stop canopsis.target), restore, then start it again');
+      if (!o.confirmed)
+        throw new UsageError(
+          `${what}; restoring replaces the store and etc/ of ${layout.prefix} (the services are stopped meanwhile): add --yes to go ahead`,
+        );
+      if (await systemdRuns())
+        throw new UsageError(
+          'the stack runs under systemd (canopsis.target is active): stop it (systemctl stop canopsis.target), restore, then start it again',
+        );
       o.log(`${what}; verified (${Object.keys(m.files).length} files)`);
       if (await new Supervisor(layout.prefix).running()) {
         o.log(`stopping ${PIPELINE.join(', ')} while the store is put back`);
@@ -203,7 +233,9 @@ export async function restoreBackup(prefix: string, o: RestoreOptions): Promise<
       const etcChanged = await putEtcBack(layout, opened);
       await writeAtomic(layout.manifest, installManifest, 0o644);
       await writeAtomic(migrationsFile(layout), `${JSON.stringify({ applied: m.migrations.applied }, null, 2)}\n`, 0o644);
-      o.log(`etc/ put back (${etcChanged.length} files changed), migration record of ${m.version}; running the installer of ${installed.release}`);
+      o.log(
+        `etc/ put back (${etcChanged.length} files changed), migration record of ${m.version}; running the installer of ${installed.release}`,
+      );
       const r = await runBorrowing(layout, releaseCli(layout, installed.release), ['install', '--json']);
       if (r.exitCode !== 0) {
         throw new ApplyError(
@@ -217,7 +249,14 @@ export async function restoreBackup(prefix: string, o: RestoreOptions): Promise<
       const services = restartFor([...(summary.writes ?? []), ...etcChanged]);
       const problem = await startAndProbe(layout, services, o.log);
       if (problem) throw new StartError(`the backup is restored, but the stack does not come up: ${problem}`);
-      return { backup: { version: m.version, created: m.created, prefix: m.prefix }, installed: installed.version, migrated, etcChanged, ...counts, restarted: services };
+      return {
+        backup: { version: m.version, created: m.created, prefix: m.prefix },
+        installed: installed.version,
+        migrated,
+        etcChanged,
+        ...counts,
+        restarted: services,
+      };
     } finally {
       await opened.cleanup();
     }

@@ -1,4 +1,4 @@
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { SettingsError } from '../errors.js';
 import type { Layout } from '../layout.js';
@@ -27,7 +27,15 @@ export async function readKeep(layout: Layout): Promise<number> {
   const value = found ?? sectionDefaults({ root: true, user: 'root', group: 'root' }).backup.keep!;
   const parsed = sectionSchemas.backup.shape.keep.safeParse(value);
   if (!parsed.success) {
-    throw new SettingsError([{ file: layout.settingsFile, section: 'backup', key: 'keep', found: value, expected: parsed.error.issues[0]?.message ?? 'a number of backups to keep' }]);
+    throw new SettingsError([
+      {
+        file: layout.settingsFile,
+        section: 'backup',
+        key: 'keep',
+        found: value,
+        expected: parsed.error.issues[0]?.message ?? 'a number of backups to keep',
+      },
+    ]);
   }
   return parsed.data;
 }

@@ -4,9 +4,9 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import Database from 'better-sqlite3';
 import { readRuntimeConfig } from '../../runtime/config/runtime.js';
-import { DEFAULT_BUSY_TIMEOUT_MS } from '../../runtime/store/sqlite.js';
 import { ALARMS } from '../../runtime/engines/axe.js';
 import { ENTITIES } from '../../runtime/engines/che.js';
+import { DEFAULT_BUSY_TIMEOUT_MS } from '../../runtime/store/sqlite.js';
 
 /*
  * Copying the embedded store out and back, done by the service user (a
@@ -108,7 +108,8 @@ export async function restoreSqlite(storeFile: string, inFd: number | undefined)
 
 /** Temp copies a killed run left beside the store (one copy runs at a time: the installer holds the prefix lock). */
 async function removeLeftovers(dir: string): Promise<void> {
-  for (const n of await readdir(dir).catch(() => [] as string[])) if (/^\.(backup|restore)-\d+-\d+\.db(-wal|-shm|-journal)?$/.test(n)) await rm(path.join(dir, n), { force: true });
+  for (const n of await readdir(dir).catch(() => [] as string[]))
+    if (/^\.(backup|restore)-\d+-\d+\.db(-wal|-shm|-journal)?$/.test(n)) await rm(path.join(dir, n), { force: true });
 }
 
 export type CopyOp = 'backup' | 'restore' | 'clear';

@@ -3,13 +3,13 @@ import path from 'node:path';
 import { execa, type Options } from 'execa';
 import { z } from 'zod';
 import { checkReleaseId } from '../apply/release-id.js';
+import { nodeFor } from '../apply/runtime.js';
 import { InstallerError } from '../errors.js';
 import { lookupIds } from '../host/users.js';
 import type { Layout } from '../layout.js';
 import { serviceAccount } from '../migrations/store-jobs.js';
-import { nodeFor } from '../apply/runtime.js';
 import { SOURCE_ROOT } from '../render/handlebars.js';
-import { runCopyOp, type CopyOp, type CopyReport } from './sqlite-copy.js';
+import { type CopyOp, type CopyReport, runCopyOp } from './sqlite-copy.js';
 
 /*
  * The embedded store copied out or back as the service user. As root, the
@@ -22,7 +22,12 @@ import { runCopyOp, type CopyOp, type CopyReport } from './sqlite-copy.js';
 
 const SCRIPT = path.join('dist', 'installer', 'backup', 'store-copy-task.js');
 
-const reportSchema = z.object({ present: z.boolean(), bytes: z.number().int().nonnegative(), entities: z.number().int().nonnegative(), alarms: z.number().int().nonnegative() });
+const reportSchema = z.object({
+  present: z.boolean(),
+  bytes: z.number().int().nonnegative(),
+  entities: z.number().int().nonnegative(),
+  alarms: z.number().int().nonnegative(),
+});
 
 /**
  * The store-copy script, from a release installed in the prefix (the
@@ -36,9 +41,17 @@ export async function copyScript(layout: Layout, releases: string[]): Promise<st
   const ids = [...new Set(releases)];
   for (const id of ids) {
     const script = path.join(layout.releases, checkReleaseId(id, 'release'), SCRIPT);
-    if (await access(script).then(() => true, () => false)) return script;
+    if (
+      await access(script).then(
+        () => true,
+        () => false,
+      )
+    )
+      return script;
   }
-  throw new InstallerError(`the store is copied by an installed release running as the service user, and none of ${ids.join(', ')} in ${layout.releases} can: install this version first (./build-install install)`);
+  throw new InstallerError(
+    `the store is copied by an installed release running as the service user, and none of ${ids.join(', ')} in ${layout.releases} can: install this version first (./build-install install)`,
+  );
 }
 
 /**
@@ -62,7 +75,10 @@ export async function copyStore(layout: Layout, op: CopyOp, fd: number | undefin
     reject: false,
   } as Options);
   const fd3 = String((r.stdio as unknown[])[3] ?? '');
-  if (r.exitCode !== 0) throw new InstallerError(`copying the store (${op}) as ${account.user} failed (exit ${r.exitCode}): ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}`);
+  if (r.exitCode !== 0)
+    throw new InstallerError(
+      `copying the store (${op}) as ${account.user} failed (exit ${r.exitCode}): ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}`,
+    );
   let answer: unknown;
   try {
     answer = JSON.parse(fd3.trim());
@@ -70,6 +86,7 @@ export async function copyStore(layout: Layout, op: CopyOp, fd: number | undefin
     answer = undefined;
   }
   const parsed = reportSchema.safeParse(answer);
-  if (!parsed.success) throw new InstallerError(`copying the store (${op}) as ${account.user} answered something unexpected: ${fd3.slice(0, 200)}`);
+  if (!parsed.success)
+    throw new InstallerError(`copying the store (${op}) as ${account.user} answered something unexpected: ${fd3.slice(0, 200)}`);
   return parsed.data;
 }

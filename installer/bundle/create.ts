@@ -5,9 +5,9 @@ import path from 'node:path';
 import * as tar from 'tar';
 import { filesUnder } from '../apply/fs.js';
 import { describeRelease, installRelease, settleTree } from '../apply/release.js';
+import { checkReleaseId } from '../apply/release-id.js';
 import { SOURCE_ROOT } from '../render/handlebars.js';
 import { BUNDLE_MANIFEST, BUNDLE_SIGNATURE, type BundleManifest } from './format.js';
-import { checkReleaseId } from '../apply/release-id.js';
 import { fingerprint, readSigningKey, signManifest } from './signature.js';
 
 /* ./build-install bundle: everything an offline host needs, in one tarball. */
@@ -17,7 +17,11 @@ export interface CreateOptions {
   signKey?: string;
 }
 
-export async function createBundle(outDir: string, root = SOURCE_ROOT, options: CreateOptions = {}): Promise<{ file: string; manifest: BundleManifest; fingerprint?: string }> {
+export async function createBundle(
+  outDir: string,
+  root = SOURCE_ROOT,
+  options: CreateOptions = {},
+): Promise<{ file: string; manifest: BundleManifest; fingerprint?: string }> {
   // A key that cannot sign refuses before the long part.
   const key = options.signKey === undefined ? undefined : await readSigningKey(options.signKey);
   const src = await describeRelease(root);
@@ -37,9 +41,24 @@ export async function createBundle(outDir: string, root = SOURCE_ROOT, options: 
       const abs = path.join(base, rel);
       const st = await lstat(abs);
       if (st.isSymbolicLink()) links[rel] = await readlink(abs);
-      else files[rel] = { sha256: createHash('sha256').update(await readFile(abs)).digest('hex'), size: st.size, mode: st.mode & 0o777 };
+      else
+        files[rel] = {
+          sha256: createHash('sha256')
+            .update(await readFile(abs))
+            .digest('hex'),
+          size: st.size,
+          mode: st.mode & 0o777,
+        };
     }
-    const manifest: BundleManifest = { format: 1, name: 'canopsis-appliance', version: src.version, release: src.id, created: new Date().toISOString(), files, links };
+    const manifest: BundleManifest = {
+      format: 1,
+      name: 'canopsis-appliance',
+      version: src.version,
+      release: src.id,
+      created: new Date().toISOString(),
+      files,
+      links,
+    };
     const text = Buffer.from(`${JSON.stringify(manifest, null, 1)}\n`);
     await writeFile(path.join(base, BUNDLE_MANIFEST), text);
     if (key) await writeFile(path.join(base, BUNDLE_SIGNATURE), signManifest(text, key));

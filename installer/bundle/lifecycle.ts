@@ -2,25 +2,25 @@ import { cp, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { lockPrefix, runBorrowing, withPrefixLock } from '../apply/lock.js';
-import { pruneReleases } from '../apply/release.js';
-import { exists } from '../apply/fs.js';
-import { readManifest, sha256, type Manifest } from '../apply/manifest.js';
-import { InstallerError, UpdateFailed, UsageError } from '../errors.js';
 import { refusedBeforeWriting } from '../../runtime/contract/exit-codes.js';
-import { failpoint } from '../failpoint.js';
-import { layoutOf, type Layout } from '../layout.js';
-import { Supervisor } from '../control/supervisor.js';
-import { compareVersions, type BundleManifest } from './format.js';
-import { pendingMigrations, type PendingMigration } from '../migrations/run.js';
-import { openBundle } from './open.js';
+import { exists } from '../apply/fs.js';
+import { lockPrefix, runBorrowing, withPrefixLock } from '../apply/lock.js';
+import { type Manifest, readManifest, sha256 } from '../apply/manifest.js';
+import { pruneReleases } from '../apply/release.js';
 import { nodeFor } from '../apply/runtime.js';
-import { SECRET_SETS_ENV, SECRET_SETS_SINCE, splitSecretSets } from '../settings/secret-sets.js';
-import { readPublicKeyFile, readTrustedKeys } from './signature.js';
+import { createBackup, describeBackup, type LastBackup, lastBackup } from '../backup/backup.js';
+import { Supervisor } from '../control/supervisor.js';
+import { InstallerError, UpdateFailed, UsageError } from '../errors.js';
+import { failpoint } from '../failpoint.js';
+import { type Layout, layoutOf } from '../layout.js';
+import { type PendingMigration, pendingMigrations } from '../migrations/run.js';
 import { PIPELINE, restartFor } from '../services/index.js';
+import { SECRET_SETS_ENV, SECRET_SETS_SINCE, splitSecretSets } from '../settings/secret-sets.js';
+import { type BundleManifest, compareVersions } from './format.js';
+import { openBundle } from './open.js';
 import { restartAndProbe, stopPipeline } from './services.js';
-import { begin, commit, LENDING, releaseCli, readJournal, recoverInterrupted, rollback, type Journal } from './transaction.js';
-import { createBackup, describeBackup, lastBackup, type LastBackup } from '../backup/backup.js';
+import { readPublicKeyFile, readTrustedKeys } from './signature.js';
+import { begin, commit, type Journal, LENDING, readJournal, recoverInterrupted, releaseCli, rollback } from './transaction.js';
 
 /*
  * Install or update from a bundle, status, remove and purge. The bundle's own
@@ -29,7 +29,6 @@ import { createBackup, describeBackup, lastBackup, type LastBackup } from '../ba
  * update of a running stack checks health and goes back to the old release
  * when the new one does not come up.
  */
-
 
 /** Runs a control hook of a release directory (packaging/hooks/<name>). */
 async function hook(release: string, name: string, layout: Layout, env: Record<string, string>, log: (l: string) => void): Promise<void> {
@@ -62,7 +61,10 @@ async function releaseInstaller(layout: Layout, lock: RunLock, release: { id: st
   if (compareVersions(release.version, LENDING) >= 0) return runBorrowing(layout, cli, command);
   await lock.release();
   try {
-    return await execa(await nodeFor(path.join(layout.releases, release.id)), [cli, ...command, '--prefix', layout.prefix], { reject: false, all: true });
+    return await execa(await nodeFor(path.join(layout.releases, release.id)), [cli, ...command, '--prefix', layout.prefix], {
+      reject: false,
+      all: true,
+    });
   } finally {
     await lock.take();
   }
@@ -108,7 +110,10 @@ export interface BundleRunOptions {
 
 /** Root runs the code of the bundle it opens: its signer must be trusted, or the operator said to skip that. */
 async function openTrusted(o: BundleRunOptions, layout: Layout) {
-  const trustedKeys = [...(await readTrustedKeys(path.join(layout.etc, 'trusted-keys'))), ...(await Promise.all(o.trustedKeys.map(readPublicKeyFile)))];
+  const trustedKeys = [
+    ...(await readTrustedKeys(path.join(layout.etc, 'trusted-keys'))),
+    ...(await Promise.all(o.trustedKeys.map(readPublicKeyFile))),
+  ];
   const opened = await openBundle(o.bundle, os.tmpdir(), { trustedKeys, allowUnsigned: o.allowUnsigned });
   if (opened.skipped) o.log(`warning: the bundle's signature was not checked (--allow-unsigned): ${opened.skipped}`);
   else o.log(`${o.bundle}: signed by ${opened.fingerprint}, a trusted key`);
@@ -142,7 +147,9 @@ async function runBundle(o: BundleRunOptions, layout: Layout, lock: RunLock): Pr
   try {
     const m = opened.manifest;
     if (installed && compareVersions(m.version, installed.version) < 0 && !o.allowDowngrade) {
-      throw new UsageError(`${o.bundle} is version ${m.version}, older than the installed ${installed.version}: downgrade refused without --allow-downgrade`);
+      throw new UsageError(
+        `${o.bundle} is version ${m.version}, older than the installed ${installed.version}: downgrade refused without --allow-downgrade`,
+      );
     }
     const env = { CPS_OLD_VERSION: installed?.version ?? '', CPS_NEW_VERSION: m.version };
     await hook(path.join(opened.dir, 'release'), installed ? 'preupdate' : 'preinst', layout, env, o.log);
@@ -161,7 +168,14 @@ async function runBundle(o: BundleRunOptions, layout: Layout, lock: RunLock): Pr
   }
 }
 
-async function update(o: BundleRunOptions, layout: Layout, lock: RunLock, installed: Manifest, m: BundleManifest, env: Record<string, string>): Promise<void> {
+async function update(
+  o: BundleRunOptions,
+  layout: Layout,
+  lock: RunLock,
+  installed: Manifest,
+  m: BundleManifest,
+  env: Record<string, string>,
+): Promise<void> {
   const target = { id: m.release, version: m.version };
   const current = { id: installed.release, version: installed.version };
   // The new release says what it will migrate here; data it cannot put back is refused before anything changes.
@@ -181,10 +195,18 @@ async function update(o: BundleRunOptions, layout: Layout, lock: RunLock, instal
   const running = await new Supervisor(layout.prefix).running();
   if (await systemdRuns()) {
     // Stopping, restarting and health-checking go through supervisord; units started by systemd would keep old code writing.
-    throw new UsageError('the stack runs under systemd (canopsis.target is active): stop it (systemctl stop canopsis.target), update, then start it again');
+    throw new UsageError(
+      'the stack runs under systemd (canopsis.target is active): stop it (systemctl stop canopsis.target), update, then start it again',
+    );
   }
   await backupBeforeMigrations(o, layout, todo, m.release);
-  const journal: Journal = { op: 'update', from: { version: installed.version, release: installed.release }, to: { version: m.version, release: m.release }, running, started: new Date().toISOString() };
+  const journal: Journal = {
+    op: 'update',
+    from: { version: installed.version, release: installed.release },
+    to: { version: m.version, release: m.release },
+    running,
+    started: new Date().toISOString(),
+  };
   await begin(layout, journal);
   failpoint('journal');
   const undo = async (why: string): Promise<never> => {
@@ -217,11 +239,15 @@ async function update(o: BundleRunOptions, layout: Layout, lock: RunLock, instal
   if (refusedBeforeWriting(r.exitCode) && !downgrade) {
     await commit(layout);
     const problem = stopped ? await restartAndProbe(layout, PIPELINE) : undefined;
-    throw new InstallerError(`the installer of ${m.version} refused ${why}; nothing was changed${stopped ? (problem ? `, and ${problem}` : '; the engines and the webserver run again') : ''}`);
+    throw new InstallerError(
+      `the installer of ${m.version} refused ${why}; nothing was changed${stopped ? (problem ? `, and ${problem}` : '; the engines and the webserver run again') : ''}`,
+    );
   }
   if (r.exitCode !== 0) await undo(`its installer failed ${why}`);
   const summary = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { writes?: string[]; dist?: string[] };
-  o.log(`${m.release}: ${summary.writes?.length ?? 0} files written${summary.dist?.length ? `; your edits kept, new versions in ${summary.dist.join(', ')}` : ''}`);
+  o.log(
+    `${m.release}: ${summary.writes?.length ?? 0} files written${summary.dist?.length ? `; your edits kept, new versions in ${summary.dist.join(', ')}` : ''}`,
+  );
   if (running) {
     const services = restartFor(summary.writes ?? []);
     o.log(`restarting ${services.join(', ')}`);
@@ -239,7 +265,12 @@ async function update(o: BundleRunOptions, layout: Layout, lock: RunLock, instal
  * etc/ comes first (online, before anything is stopped or journaled), unless
  * the operator said --skip-backup, which is then said back with what it skips.
  */
-export async function backupBeforeMigrations(o: BundleRunOptions, layout: Layout, todo: PendingMigration[], newRelease: string): Promise<void> {
+export async function backupBeforeMigrations(
+  o: BundleRunOptions,
+  layout: Layout,
+  todo: PendingMigration[],
+  newRelease: string,
+): Promise<void> {
   const store = todo.filter((x) => x.store).map((x) => x.id);
   if (o.skipBackup) {
     o.log(

@@ -1,16 +1,16 @@
-import { constants } from 'node:fs';
 import { createHash, type KeyObject } from 'node:crypto';
-import { lstat, mkdtemp, open, readFile, readlink, realpath, rm, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { type FileHandle, lstat, mkdtemp, open, readFile, readlink, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
 import * as tar from 'tar';
-import { extractAdmitted, feed } from '../apply/tar-stream.js';
 import { filesUnder } from '../apply/fs.js';
 import { settleTree } from '../apply/release.js';
-import { BUNDLE_MANIFEST, BUNDLE_SIGNATURE, bundleManifest, type BundleManifest } from './format.js';
 import { checkReleaseId, ReleaseIdError } from '../apply/release-id.js';
-import { checkSignature, readPublicKeyFile, skippedBecause, type SignatureStatus } from './signature.js';
-
+import { extractAdmitted, feed } from '../apply/tar-stream.js';
 import { BundleError, KeyFileError } from '../errors.js';
+import { BUNDLE_MANIFEST, BUNDLE_SIGNATURE, type BundleManifest, bundleManifest } from './format.js';
+import { checkSignature, readPublicKeyFile, type SignatureStatus, skippedBecause } from './signature.js';
+
 export { BundleError } from '../errors.js';
 
 /*
@@ -74,8 +74,10 @@ function checkEntry(file: string, p: string, type: string, linkpath: string | un
   if (path.posix.isAbsolute(p) || /^[A-Za-z]:/.test(p)) throw new BundleError(`${file}: entry ${p} has an absolute path; refused`);
   const parts = name.split('/');
   if (parts.includes('..')) throw new BundleError(`${file}: entry ${p} climbs out with ..; refused`);
-  if (parts.some((s) => s === '' || s === '.')) throw new BundleError(`${file}: entry ${p} is not a plain relative path (empty or . parts); refused`);
-  if (![...FILE_TYPES, 'Directory', 'SymbolicLink'].includes(type)) throw new BundleError(`${file}: entry ${p} is a ${type}; only files, directories and symbolic links are allowed`);
+  if (parts.some((s) => s === '' || s === '.'))
+    throw new BundleError(`${file}: entry ${p} is not a plain relative path (empty or . parts); refused`);
+  if (![...FILE_TYPES, 'Directory', 'SymbolicLink'].includes(type))
+    throw new BundleError(`${file}: entry ${p} is a ${type}; only files, directories and symbolic links are allowed`);
   if (type === 'SymbolicLink') {
     const target = linkpath ?? '';
     const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(name), target));
@@ -114,13 +116,16 @@ class EntryRules {
     }
     this.seen.add(name);
     if (type === 'SymbolicLink') this.links.add(name);
-    if (this.seen.size > this.limits.entries) throw new BundleError(`${this.file}: more than ${this.limits.entries} entries, over the cap; refused before extracting anything`);
+    if (this.seen.size > this.limits.entries)
+      throw new BundleError(`${this.file}: more than ${this.limits.entries} entries, over the cap; refused before extracting anything`);
     this.bytes += size;
-    if (this.bytes > this.limits.bytes) throw new BundleError(`${this.file}: its entries declare more than ${this.limits.bytes} bytes (${inUnits(this.limits.bytes)}), over the cap; refused before extracting anything`);
+    if (this.bytes > this.limits.bytes)
+      throw new BundleError(
+        `${this.file}: its entries declare more than ${this.limits.bytes} bytes (${inUnits(this.limits.bytes)}), over the cap; refused before extracting anything`,
+      );
     return name;
   }
 }
-
 
 interface Listing {
   top: string;
@@ -143,7 +148,8 @@ async function listBundle(file: string, limits: BundleLimits): Promise<Listing> 
         const rest = name.slice(rules.top!.length + 1);
         if (rest !== BUNDLE_MANIFEST && rest !== BUNDLE_SIGNATURE) return;
         if (!FILE_TYPES.includes(e.type)) throw new BundleError(`${file}: entry ${e.path} is a ${e.type}, not a file; refused`);
-        if ((e.size ?? 0) > MAX_MANIFEST_BYTES) throw new BundleError(`${file}: entry ${e.path} is ${e.size} bytes, over ${MAX_MANIFEST_BYTES}; refused`);
+        if ((e.size ?? 0) > MAX_MANIFEST_BYTES)
+          throw new BundleError(`${file}: entry ${e.path} is ${e.size} bytes, over ${MAX_MANIFEST_BYTES}; refused`);
         const chunks: Buffer[] = [];
         captured.set(rest, chunks);
         e.on('data', (c: Buffer) => chunks.push(c));
@@ -186,7 +192,8 @@ async function keyObjects(keys: ReadonlyArray<KeyObject | string>): Promise<KeyO
   const out: KeyObject[] = [];
   for (const k of keys) {
     const key = typeof k === 'string' ? await readPublicKeyFile(k) : k;
-    if (key.type !== 'public' || key.asymmetricKeyType !== 'ed25519') throw new KeyFileError(`a trusted key must be an Ed25519 public key, got a ${key.type} ${key.asymmetricKeyType} key`);
+    if (key.type !== 'public' || key.asymmetricKeyType !== 'ed25519')
+      throw new KeyFileError(`a trusted key must be an Ed25519 public key, got a ${key.type} ${key.asymmetricKeyType} key`);
     out.push(key);
   }
   return out;
@@ -195,7 +202,12 @@ async function keyObjects(keys: ReadonlyArray<KeyObject | string>): Promise<KeyO
 /** Pass 3: the same rules again while writing, owners never from the archive. */
 async function extract(file: string, into: string, limits: BundleLimits, top: string): Promise<void> {
   const rules = new EntryRules(file, limits, top);
-  await extractAdmitted(file, into, (p, e) => void rules.admit(p, e.type, e.linkpath, e.size ?? 0), (e) => new BundleError(`${file}: cannot extract (${(e as Error).message})`));
+  await extractAdmitted(
+    file,
+    into,
+    (p, e) => void rules.admit(p, e.type, e.linkpath, e.size ?? 0),
+    (e) => new BundleError(`${file}: cannot extract (${(e as Error).message})`),
+  );
 }
 
 /** Every link, followed to its end, stays inside release/ (lexically fine is not enough: a -> ., b -> a/a/../..). */
@@ -211,7 +223,9 @@ async function checkLinks(file: string, top: string, dir: string): Promise<void>
     try {
       real = await realpath(abs);
     } catch (e) {
-      throw new BundleError(`${file}: entry ${top}/${rel} links to ${target}, which does not resolve (${(e as NodeJS.ErrnoException).code}); refused`);
+      throw new BundleError(
+        `${file}: entry ${top}/${rel} links to ${target}, which does not resolve (${(e as NodeJS.ErrnoException).code}); refused`,
+      );
     }
     if (real !== inside && !real.startsWith(`${inside}${path.sep}`)) {
       throw new BundleError(`${file}: entry ${top}/${rel} links to ${target}, which resolves to ${real}, outside the release; refused`);
@@ -228,13 +242,20 @@ async function checkContents(file: string, dir: string, manifest: BundleManifest
     try {
       fh = await open(path.join(dir, rel), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (e) {
-      throw new BundleError(`${file}: entry ${rel} is not the file the manifest lists (${(e as NodeJS.ErrnoException).code === 'ELOOP' ? 'a link' : (e as Error).message})`);
+      throw new BundleError(
+        `${file}: entry ${rel} is not the file the manifest lists (${(e as NodeJS.ErrnoException).code === 'ELOOP' ? 'a link' : (e as Error).message})`,
+      );
     }
     try {
       const st = await fh.stat();
       if (!st.isFile()) throw new BundleError(`${file}: entry ${rel} is not the file the manifest lists`);
-      const got = createHash('sha256').update(await fh.readFile()).digest('hex');
-      if (got !== want.sha256) throw new BundleError(`${file}: entry ${rel} does not match its checksum (sha256 ${got.slice(0, 12)}..., manifest ${want.sha256.slice(0, 12)}...)`);
+      const got = createHash('sha256')
+        .update(await fh.readFile())
+        .digest('hex');
+      if (got !== want.sha256)
+        throw new BundleError(
+          `${file}: entry ${rel} does not match its checksum (sha256 ${got.slice(0, 12)}..., manifest ${want.sha256.slice(0, 12)}...)`,
+        );
       // Executable or not as the manifest (signed) says, not as the archive header (unsigned) or the umask left it.
       const mode = want.mode & 0o111 ? 0o755 : 0o644;
       if ((st.mode & 0o7777) !== mode) await fh.chmod(mode);
@@ -246,13 +267,18 @@ async function checkContents(file: string, dir: string, manifest: BundleManifest
     if (!present.delete(rel)) throw new BundleError(`${file}: entry ${rel} listed in the manifest is missing`);
     const st = await lstat(path.join(dir, rel));
     const got = st.isSymbolicLink() ? await readlink(path.join(dir, rel)) : undefined;
-    if (got !== want) throw new BundleError(`${file}: entry ${rel} ${got === undefined ? 'is not a link' : `links to ${got}`}, the manifest says a link to ${want}; refused`);
+    if (got !== want)
+      throw new BundleError(
+        `${file}: entry ${rel} ${got === undefined ? 'is not a link' : `links to ${got}`}, the manifest says a link to ${want}; refused`,
+      );
   }
   if (present.size) throw new BundleError(`${file}: entry ${[...present][0]} is not in the manifest`);
 }
 
 function refusalOf(file: string, skipped: string): BundleError {
-  return new BundleError(`${file}: ${skipped}; refused (trust its signer: its public key in etc/trusted-keys/ or --trusted-key FILE; or accept it unchecked with --allow-unsigned)`);
+  return new BundleError(
+    `${file}: ${skipped}; refused (trust its signer: its public key in etc/trusted-keys/ or --trusted-key FILE; or accept it unchecked with --allow-unsigned)`,
+  );
 }
 
 /**
@@ -277,9 +303,17 @@ export async function openBundle(file: string, workDir: string, options: OpenOpt
     await settleTree(dir);
     await checkLinks(file, listing.top, dir);
     // The manifest written is the one verified (the archive could have changed between the passes).
-    if (!(await readFile(path.join(dir, BUNDLE_MANIFEST))).equals(listing.manifest)) throw new BundleError(`${file}: ${BUNDLE_MANIFEST} changed while the bundle was read; refused`);
+    if (!(await readFile(path.join(dir, BUNDLE_MANIFEST))).equals(listing.manifest))
+      throw new BundleError(`${file}: ${BUNDLE_MANIFEST} changed while the bundle was read; refused`);
     await checkContents(file, dir, manifest);
-    return { manifest, dir, cleanup, signature: check.signature, ...(check.fingerprint ? { fingerprint: check.fingerprint } : {}), ...(skipped ? { skipped } : {}) };
+    return {
+      manifest,
+      dir,
+      cleanup,
+      signature: check.signature,
+      ...(check.fingerprint ? { fingerprint: check.fingerprint } : {}),
+      ...(skipped ? { skipped } : {}),
+    };
   } catch (e) {
     await cleanup();
     if (e instanceof BundleError) throw e;

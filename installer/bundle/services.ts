@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { execa } from 'execa';
-import type { Layout } from '../layout.js';
 import { failpoint } from '../failpoint.js';
-import { PIPELINE, } from '../services/index.js';
+import type { Layout } from '../layout.js';
+import { PIPELINE } from '../services/index.js';
 
 /*
  * What an update (or its rollback) does to running services: restart what
@@ -29,10 +29,14 @@ export async function restartAndProbe(layout: Layout, services: readonly string[
     if (r.exitCode !== 0) return `service ${name} restart: ${r.all?.trim().split('\n').slice(-3).join(' | ')}`;
     if (name === 'amqp2engines') failpoint('engines-restarted');
   }
-  const probe = await execa(path.join(layout.bin, 'send-event'), ['--connector', 'build-install', '--connector-name', 'update-probe', '--component', 'canopsis', '--state', '0', '--api'], {
-    env: { CPS_PREFIX: layout.prefix },
-    reject: false,
-    all: true,
-  });
+  const probe = await execa(
+    path.join(layout.bin, 'send-event'),
+    ['--connector', 'build-install', '--connector-name', 'update-probe', '--component', 'canopsis', '--state', '0', '--api'],
+    {
+      env: { CPS_PREFIX: layout.prefix },
+      reject: false,
+      all: true,
+    },
+  );
   return probe.exitCode === 0 ? undefined : `probe event through the API: ${probe.all}`;
 }

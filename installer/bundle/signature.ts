@@ -1,6 +1,6 @@
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
 import { constants } from 'node:fs';
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { lstat, mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
+import { type FileHandle, lstat, mkdir, open, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { BundleError, KeyFileError } from '../errors.js';
@@ -29,12 +29,19 @@ export type SignatureFile = z.infer<typeof signatureFile>;
 /** `sha256:<hex>` of the public key's SubjectPublicKeyInfo DER (`openssl pkey -pubin -outform DER | sha256sum`). */
 export function fingerprint(key: KeyObject): string {
   const pub = key.type === 'private' ? createPublicKey(key) : key;
-  return `sha256:${createHash('sha256').update(pub.export({ type: 'spki', format: 'der' })).digest('hex')}`;
+  return `sha256:${createHash('sha256')
+    .update(pub.export({ type: 'spki', format: 'der' }))
+    .digest('hex')}`;
 }
 
 /** The signature file's text for these manifest bytes. */
 export function signManifest(manifest: Buffer, privateKey: KeyObject): string {
-  const file: SignatureFile = { format: 1, algorithm: 'ed25519', key: fingerprint(privateKey), signature: sign(null, manifest, privateKey).toString('base64') };
+  const file: SignatureFile = {
+    format: 1,
+    algorithm: 'ed25519',
+    key: fingerprint(privateKey),
+    signature: sign(null, manifest, privateKey).toString('base64'),
+  };
   return `${JSON.stringify(file, null, 1)}\n`;
 }
 
@@ -62,7 +69,9 @@ export function checkSignature(bundle: string, manifest: Buffer, signatureText: 
   const key = trusted.find((k) => fingerprint(k) === sig.key);
   if (!key) return { signature: 'untrusted', fingerprint: sig.key };
   if (!verify(null, manifest, key, Buffer.from(sig.signature, 'base64'))) {
-    throw new BundleError(`${bundle}: the signature by ${sig.key} does not match ${BUNDLE_MANIFEST}: the manifest or its signature was changed after signing; refused`);
+    throw new BundleError(
+      `${bundle}: the signature by ${sig.key} does not match ${BUNDLE_MANIFEST}: the manifest or its signature was changed after signing; refused`,
+    );
   }
   return { signature: 'verified', fingerprint: sig.key };
 }
@@ -80,8 +89,12 @@ const isRoot = (): boolean => process.getuid?.() === 0;
 
 /** Root trusts the file: nobody else may be able to change it. */
 function checkWriters(what: string, st: { uid: number; mode: number }, strictOwner: boolean): void {
-  if (st.mode & 0o022) throw new KeyFileError(`${what} is writable by its ${st.mode & 0o020 ? 'group' : 'others'} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}); keys are trusted by root: chmod go-w it`);
-  if (strictOwner && isRoot() && st.uid !== 0) throw new KeyFileError(`${what} is owned by uid ${st.uid}, not root; keys are trusted by root: chown root it`);
+  if (st.mode & 0o022)
+    throw new KeyFileError(
+      `${what} is writable by its ${st.mode & 0o020 ? 'group' : 'others'} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}); keys are trusted by root: chmod go-w it`,
+    );
+  if (strictOwner && isRoot() && st.uid !== 0)
+    throw new KeyFileError(`${what} is owned by uid ${st.uid}, not root; keys are trusted by root: chown root it`);
 }
 
 async function readKeyFile(file: string, strictOwner: boolean): Promise<string> {
@@ -105,7 +118,8 @@ async function readKeyFile(file: string, strictOwner: boolean): Promise<string> 
 
 /** An Ed25519 public key from PEM text; refuses anything else, naming `file`. */
 export function parsePublicKey(text: string, file: string): KeyObject {
-  if (/PRIVATE KEY-----/.test(text)) throw new KeyFileError(`${file} holds a private key: a trusted key is the public half (openssl pkey -in KEY -pubout)`);
+  if (/PRIVATE KEY-----/.test(text))
+    throw new KeyFileError(`${file} holds a private key: a trusted key is the public half (openssl pkey -in KEY -pubout)`);
   if (!/^-----BEGIN PUBLIC KEY-----$/m.test(text)) throw new KeyFileError(`${file} is not a PEM public key (no BEGIN PUBLIC KEY block)`);
   let key: KeyObject;
   try {
@@ -113,7 +127,8 @@ export function parsePublicKey(text: string, file: string): KeyObject {
   } catch (e) {
     throw new KeyFileError(`${file} is not a readable public key (${(e as Error).message})`);
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new KeyFileError(`${file} is an ${key.asymmetricKeyType} key; bundles are signed with Ed25519 keys`);
+  if (key.asymmetricKeyType !== 'ed25519')
+    throw new KeyFileError(`${file} is an ${key.asymmetricKeyType} key; bundles are signed with Ed25519 keys`);
   return key;
 }
 
@@ -158,7 +173,10 @@ export async function readSigningKey(file: string): Promise<KeyObject> {
   } catch (e) {
     throw new KeyFileError(`${file} is not a readable unencrypted PEM private key (${(e as Error).message})`);
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new KeyFileError(`${file} is an ${key.asymmetricKeyType} key; bundles are signed with Ed25519 keys (./build-install keygen makes one)`);
+  if (key.asymmetricKeyType !== 'ed25519')
+    throw new KeyFileError(
+      `${file} is an ${key.asymmetricKeyType} key; bundles are signed with Ed25519 keys (./build-install keygen makes one)`,
+    );
   return key;
 }
 
@@ -177,14 +195,21 @@ export async function generateSigningKey(dir: string): Promise<{ privateKey: str
   const publicKey = path.join(dir, SIGNING_PUBLIC_KEY);
   for (const file of [privateKey, publicKey]) {
     // Both checked first: a half-written pair (a private key without its public half) helps nobody.
-    if (await lstat(file).then(() => true, () => false)) throw new KeyFileError(`${file} already exists; a key is never overwritten (choose another directory or move it away)`);
+    if (
+      await lstat(file).then(
+        () => true,
+        () => false,
+      )
+    )
+      throw new KeyFileError(`${file} already exists; a key is never overwritten (choose another directory or move it away)`);
   }
   const write = async (file: string, text: string, mode: number) => {
     let fh: FileHandle;
     try {
       fh = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new KeyFileError(`${file} already exists; a key is never overwritten (choose another directory or move it away)`);
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+        throw new KeyFileError(`${file} already exists; a key is never overwritten (choose another directory or move it away)`);
       throw e;
     }
     try {

@@ -1,18 +1,18 @@
-import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
+import { z } from 'zod';
 import { switchSymlink, writeAtomic } from '../apply/apply.js';
+import { assertRootTree } from '../apply/dirs.js';
 import { exists, filesUnder } from '../apply/fs.js';
 import { lockLent, runBorrowing, withPrefixLock } from '../apply/lock.js';
-import { z } from 'zod';
-import { InstallerError } from '../errors.js';
-import { readStateFile } from '../apply/state-file.js';
-import { assertRootTree } from '../apply/dirs.js';
 import { checkReleaseId, RELEASE_ID, releaseDir } from '../apply/release-id.js';
-import { compareVersions } from './format.js';
+import { readStateFile } from '../apply/state-file.js';
+import { InstallerError } from '../errors.js';
 import { failpoint } from '../failpoint.js';
 import type { Layout } from '../layout.js';
 import { restartFor } from '../services/index.js';
+import { compareVersions } from './format.js';
 import { restartAndProbe, stopPipeline } from './services.js';
 
 /*
@@ -28,7 +28,10 @@ import { restartAndProbe, stopPipeline } from './services.js';
  * the next run.
  */
 
-const side = z.object({ version: z.string().regex(/^\d+\.\d+\.\d+/), release: z.string().regex(RELEASE_ID, { error: 'expected a release id <version>+<8 hex digits>' }) });
+const side = z.object({
+  version: z.string().regex(/^\d+\.\d+\.\d+/),
+  release: z.string().regex(RELEASE_ID, { error: 'expected a release id <version>+<8 hex digits>' }),
+});
 const journalSchema = z.object({
   op: z.literal('update'),
   from: side,
@@ -40,7 +43,8 @@ const journalSchema = z.object({
 export type Journal = z.infer<typeof journalSchema>;
 
 /** The installer of an installed release (the id checked: it becomes a path root runs code from). */
-export const releaseCli = (layout: Layout, id: string) => path.join(layout.releases, checkReleaseId(id, 'release'), 'dist', 'installer', 'cli.js');
+export const releaseCli = (layout: Layout, id: string) =>
+  path.join(layout.releases, checkReleaseId(id, 'release'), 'dist', 'installer', 'cli.js');
 
 /** The first release whose installer runs under a lent lock and has `migrate`. */
 export const LENDING = '0.3.0';
@@ -63,7 +67,10 @@ export async function readJournal(layout: Layout): Promise<Journal | undefined> 
   if (!journal) return undefined;
   for (const s of [journal.from, journal.to]) await releaseDir(layout, s.release, file);
   // A rollback copies the snapshot back over etc/ and bin/, which root then runs: all of it must be root's.
-  await assertRootTree(txnDir(layout), `the update snapshot must be root's alone to be rolled back (one left by a release before 0.4.0, whose var/lib the service user could write, is not trusted)${hint}`);
+  await assertRootTree(
+    txnDir(layout),
+    `the update snapshot must be root's alone to be rolled back (one left by a release before 0.4.0, whose var/lib the service user could write, is not trusted)${hint}`,
+  );
   return journal;
 }
 
@@ -73,8 +80,10 @@ export async function begin(layout: Layout, journal: Journal): Promise<void> {
   await rm(dir, { recursive: true, force: true });
   await mkdir(path.join(dir, 'pkgmgr'), { recursive: true });
   // cp -a keeps owners and modes (secrets are 0640 root:<service group>).
-  for (const d of SNAPSHOT_DIRS) if (await exists(path.join(layout.prefix, d))) await execa('cp', ['-a', path.join(layout.prefix, d), path.join(dir, d)]);
-  for (const f of SNAPSHOT_FILES) if (await exists(path.join(layout.pkgmgr, f))) await execa('cp', ['-a', path.join(layout.pkgmgr, f), path.join(dir, 'pkgmgr', f)]);
+  for (const d of SNAPSHOT_DIRS)
+    if (await exists(path.join(layout.prefix, d))) await execa('cp', ['-a', path.join(layout.prefix, d), path.join(dir, d)]);
+  for (const f of SNAPSHOT_FILES)
+    if (await exists(path.join(layout.pkgmgr, f))) await execa('cp', ['-a', path.join(layout.pkgmgr, f), path.join(dir, 'pkgmgr', f)]);
   failpoint('snapshot');
   // On disk before the journal that vouches for it (a power cut must not leave a journal over empty copies).
   await execa('sync', ['-f', dir]);
@@ -134,7 +143,9 @@ async function migrate(layout: Layout, release: { version: string; release: stri
   if (compareVersions(release.version, LENDING) < 0 || !(await exists(cli))) return [];
   const r = await runBorrowing(layout, cli, ['migrate', ...args, '--json']);
   if (r.exitCode !== 0) {
-    throw new InstallerError(`cannot put the data of ${layout.prefix} back in the shape of the release it rolls back to (${r.all?.trim()}); the update journal stays in ${txnDir(layout)}: run build-install again once the store answers`);
+    throw new InstallerError(
+      `cannot put the data of ${layout.prefix} back in the shape of the release it rolls back to (${r.all?.trim()}); the update journal stays in ${txnDir(layout)}: run build-install again once the store answers`,
+    );
   }
   const out = JSON.parse(r.stdout) as { undone?: string[]; redone?: string[] };
   return out.undone ?? out.redone ?? [];
@@ -161,7 +172,8 @@ export async function rollback(layout: Layout, journal: Journal, opts: { restart
   // Only the new release knows its migrations; it is complete if it exists (it is renamed in whole).
   const undone = await migrate(layout, journal.to, ['--down-to', journal.from.version]);
   const changed: string[] = [];
-  for (const d of SNAPSHOT_DIRS) if (await exists(path.join(dir, d))) changed.push(...(await restore(path.join(dir, d), path.join(layout.prefix, d), d)));
+  for (const d of SNAPSHOT_DIRS)
+    if (await exists(path.join(dir, d))) changed.push(...(await restore(path.join(dir, d), path.join(layout.prefix, d), d)));
   for (const f of SNAPSHOT_FILES) {
     const snap = path.join(dir, 'pkgmgr', f);
     const live = path.join(layout.pkgmgr, f);
@@ -176,7 +188,8 @@ export async function rollback(layout: Layout, journal: Journal, opts: { restart
   }
   failpoint('rollback-restored');
   // A failed downgrade: the newer release puts its data shape back.
-  if (compareVersions(journal.from.version, journal.to.version) > 0) await migrate(layout, journal.from, ['--redo-after', journal.to.version]);
+  if (compareVersions(journal.from.version, journal.to.version) > 0)
+    await migrate(layout, journal.from, ['--redo-after', journal.to.version]);
   await switchSymlink(layout.current, path.join('releases', journal.from.release));
   // A new release that never went live is of no use; one that did stays for a later try.
   await rm(path.join(layout.releases, `.${journal.to.release}.partial`), { recursive: true, force: true });
@@ -195,7 +208,9 @@ export async function recoverInterrupted(layout: Layout, log: (line: string) => 
     await rm(txnDir(layout), { recursive: true, force: true });
     return undefined;
   }
-  log(`an update from ${journal.from.version} to ${journal.to.version} begun ${journal.started} did not finish: rolling back to ${journal.from.version}`);
+  log(
+    `an update from ${journal.from.version} to ${journal.to.version} begun ${journal.started} did not finish: rolling back to ${journal.from.version}`,
+  );
   const r = await rollback(layout, journal, { restartAll: true });
   await commit(layout);
   const line = `rolled back to ${journal.from.version} (${journal.from.release})${r.undone.length ? `; migrations undone: ${r.undone.join(', ')}` : ''}${
@@ -211,7 +226,6 @@ async function removePartials(layout: Layout): Promise<void> {
     if (e.startsWith('.') && e.endsWith('.partial')) await rm(path.join(layout.releases, e), { recursive: true, force: true });
   }
 }
-
 
 /** For commands that do not otherwise lock early (a plain install): repairs under the lock, if there is anything to repair. */
 export async function repairPrefix(layout: Layout, log: (line: string) => void): Promise<void> {

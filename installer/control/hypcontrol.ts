@@ -2,7 +2,7 @@
 import { Argument, Command } from 'commander';
 import { prefixFrom } from '../../runtime/config/files.js';
 import { EXIT } from '../../runtime/contract/exit-codes.js';
-import { readTiers, serviceState, startService, stopService, type ServiceState, type Tiers } from './services.js';
+import { readTiers, type ServiceState, serviceState, startService, stopService, type Tiers } from './services.js';
 import { Supervisor } from './supervisor.js';
 
 /*
@@ -19,7 +19,10 @@ const BROKEN = 125;
 const cmd = new Command('hypcontrol')
   .description('Start, stop, restart or show every service of etc/hypcontrol.conf, tier by tier.')
   .addArgument(new Argument('<action>').choices(['start', 'stop', 'restart', 'status']))
-  .addHelpText('after', `\nExit code: the number of services that failed (each named), ${BROKEN} when hypcontrol itself fails, 2 for usage.`)
+  .addHelpText(
+    'after',
+    `\nExit code: the number of services that failed (each named), ${BROKEN} when hypcontrol itself fails, 2 for usage.`,
+  )
   .exitOverride();
 
 try {

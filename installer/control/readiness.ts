@@ -5,5 +5,5 @@
  * webserver's healthcheck says 200), returning a reason when not ready.
  */
 
-export type { ReadyCheck as Check } from '../services/types.js';
 export { READY } from '../services/index.js';
+export type { ReadyCheck as Check } from '../services/types.js';

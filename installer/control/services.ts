@@ -1,9 +1,8 @@
-
 import { readFile } from 'node:fs/promises';
+import { layoutOf } from '../../runtime/contract/layout.js';
 import { engineBacklog } from './backlog.js';
 import { READY } from './readiness.js';
 import type { Supervisor } from './supervisor.js';
-import { layoutOf } from '../../runtime/contract/layout.js';
 
 /*
  * Start, stop and look at one service of a prefix under supervisord, the
@@ -68,6 +67,13 @@ export async function stopService(sup: Supervisor, service: string): Promise<Ser
   if (!(await sup.running())) return { service, running: false, ready: false, detail: 'stopped (supervisord not running)' };
   const names = await sup.namesOf(service);
   if (names.length) await sup.ctl('stop', ...names);
-  const still = (await sup.status()).filter((p) => names.includes(p.name) && p.state !== 'STOPPED' && p.state !== 'EXITED' && p.state !== 'FATAL');
-  return { service, running: still.length > 0, ready: false, detail: still.length ? `still ${still.map((p) => `${p.name} ${p.state}`).join(', ')}` : 'stopped' };
+  const still = (await sup.status()).filter(
+    (p) => names.includes(p.name) && p.state !== 'STOPPED' && p.state !== 'EXITED' && p.state !== 'FATAL',
+  );
+  return {
+    service,
+    running: still.length > 0,
+    ready: false,
+    detail: still.length ? `still ${still.map((p) => `${p.name} ${p.state}`).join(', ')}` : 'stopped',
+  };
 }

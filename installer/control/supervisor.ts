@@ -32,7 +32,10 @@ export class Supervisor {
     // var/run is the service user's: a link planted there would have root's supervisorctl talk to a socket of its choosing.
     const st = await lstat(this.socket).catch(() => undefined);
     if (!st) return false;
-    if (!st.isSocket()) throw new Error(`${this.socket} is not supervisord's socket (it is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a socket'}): remove it, then start again`);
+    if (!st.isSocket())
+      throw new Error(
+        `${this.socket} is not supervisord's socket (it is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a socket'}): remove it, then start again`,
+      );
     const r = await this.ctl('pid');
     return r.exitCode === 0 && /^\d+$/.test(r.stdout.trim());
   }

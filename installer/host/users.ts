@@ -1,6 +1,6 @@
 import { execa } from 'execa';
-import { InstallerError } from '../errors.js';
 import type { Ids } from '../apply/apply.js';
+import { InstallerError } from '../errors.js';
 
 /*
  * The service account. As root the installer creates a system group and user
@@ -15,7 +15,11 @@ export async function lookupIds(user: string, group: string): Promise<(Ids & { n
   return { name: user, group, uid: Number(u.stdout.trim()), gid: Number(g.stdout.split(':')[2]) };
 }
 
-export async function ensureServiceAccount(user: string, group: string, home: string): Promise<{ ids: Ids & { name: string; group: string }; created: string[] }> {
+export async function ensureServiceAccount(
+  user: string,
+  group: string,
+  home: string,
+): Promise<{ ids: Ids & { name: string; group: string }; created: string[] }> {
   const created: string[] = [];
   if ((await execa('getent', ['group', group], { reject: false })).exitCode !== 0) {
     const r = await execa('groupadd', ['--system', group], { reject: false, all: true });
@@ -23,10 +27,26 @@ export async function ensureServiceAccount(user: string, group: string, home: st
     created.push(`group ${group}`);
   }
   if ((await execa('id', ['-u', user], { reject: false })).exitCode !== 0) {
-    const r = await execa('useradd', ['--system', '--gid', group, '--home-dir', home, '--no-create-home', '--shell', '/usr/sbin/nologin', '--comment', 'Canopsis services', user], {
-      reject: false,
-      all: true,
-    });
+    const r = await execa(
+      'useradd',
+      [
+        '--system',
+        '--gid',
+        group,
+        '--home-dir',
+        home,
+        '--no-create-home',
+        '--shell',
+        '/usr/sbin/nologin',
+        '--comment',
+        'Canopsis services',
+        user,
+      ],
+      {
+        reject: false,
+        all: true,
+      },
+    );
     if (r.exitCode !== 0) throw new InstallerError(`cannot create user ${user}: ${r.all}`);
     created.push(`user ${user}`);
   }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { readStateFile } from '../apply/state-file.js';
 import type { Store } from '../../runtime/store/types.js';
 import { writeAtomic } from '../apply/apply.js';
+import { readStateFile } from '../apply/state-file.js';
 import { compareVersions } from '../bundle/format.js';
 import { parseIni, setIniValue } from '../settings/ini-text.js';
 import { RENAMED_KEYS } from '../settings/schema.js';
@@ -109,7 +109,11 @@ export async function entitiesFromV4(store: Store): Promise<void> {
 
 /** The migrations this release knows, oldest first. */
 export const MIGRATIONS: Migration[] = [
-  { id: '0.2.0-metric-engines', description: 'perfdata after axe and the collectd gateway join the stock engine chain', settings: addMetricEngines },
+  {
+    id: '0.2.0-metric-engines',
+    description: 'perfdata after axe and the collectd gateway join the stock engine chain',
+    settings: addMetricEngines,
+  },
   ...RENAMED_KEYS.map((r) => ({
     id: `${r.version}-${r.section}-${r.from}`,
     description: `[${r.section}] ${r.from} is renamed ${r.to}`,

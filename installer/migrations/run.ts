@@ -2,8 +2,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { writeAtomic } from '../apply/apply.js';
 import type { Layout } from '../layout.js';
 import { migrationsFile } from '../prepare.js';
-import { MIGRATIONS, newerThan, pending, readMigrationState, reversible, type Migration } from './index.js';
-import { storeRunner, type StoreRunner } from './store-jobs.js';
+import { MIGRATIONS, type Migration, newerThan, pending, readMigrationState, reversible } from './index.js';
+import { type StoreRunner, storeRunner } from './store-jobs.js';
 
 /*
  * The migrations of this release against a prefix: what is pending (an
@@ -36,7 +36,12 @@ export async function pendingMigrations(layout: Layout, list: Migration[] = MIGR
  * it is recorded: a run killed between a store migration and its record
  * still gets undone (the undos are idempotent). Returns the recorded ids it undid.
  */
-export async function migrateDownTo(layout: Layout, version: string, list: Migration[] = MIGRATIONS, runner?: StoreRunner): Promise<string[]> {
+export async function migrateDownTo(
+  layout: Layout,
+  version: string,
+  list: Migration[] = MIGRATIONS,
+  runner?: StoreRunner,
+): Promise<string[]> {
   // A settings-only migration without an undo (an engine added to the chain) stays as it is, and recorded.
   const todo = newerThan(list, version).filter((m) => m.down);
   if (todo.length === 0) return [];
@@ -67,8 +72,15 @@ export async function migrateDownTo(layout: Layout, version: string, list: Migra
  * first: a failed downgrade puts the data back in this release's shape (its
  * settings come back with the snapshot). Store migrations are idempotent.
  */
-export async function redoStoreAfter(layout: Layout, version: string, list: Migration[] = MIGRATIONS, runner?: StoreRunner): Promise<string[]> {
-  const todo = newerThan(list, version).reverse().filter((m) => m.store);
+export async function redoStoreAfter(
+  layout: Layout,
+  version: string,
+  list: Migration[] = MIGRATIONS,
+  runner?: StoreRunner,
+): Promise<string[]> {
+  const todo = newerThan(list, version)
+    .reverse()
+    .filter((m) => m.store);
   if (todo.length === 0) return [];
   await (runner ?? (await storeRunner(layout, list)))({ op: 'up', ids: todo.map((m) => m.id) });
   return todo.map((m) => m.id);

@@ -2,14 +2,14 @@ import { access, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { z } from 'zod';
-import { openStore, readRuntimeConfig, type RuntimeConfig } from '../../runtime/config/runtime.js';
+import { openStore, type RuntimeConfig, readRuntimeConfig } from '../../runtime/config/runtime.js';
 import { ALARMS } from '../../runtime/engines/axe.js';
 import { ENTITIES } from '../../runtime/engines/che.js';
+import { nodeFor } from '../apply/runtime.js';
 import { InstallerError } from '../errors.js';
 import { lookupIds } from '../host/users.js';
 import type { Layout } from '../layout.js';
 import { SOURCE_ROOT } from '../render/handlebars.js';
-import { nodeFor } from '../apply/runtime.js';
 import { parseIni } from '../settings/ini-text.js';
 import { sectionDefaults } from '../settings/schema.js';
 import type { Migration } from './index.js';
@@ -102,7 +102,9 @@ export async function taskScript(layout: Layout, releaseId?: string): Promise<st
   try {
     await access(script);
   } catch {
-    throw new InstallerError(`the store work must run from an installed release, and ${id} is not in ${layout.releases}: run ./build-install install first`);
+    throw new InstallerError(
+      `the store work must run from an installed release, and ${id} is not in ${layout.releases}: run ./build-install install first`,
+    );
   }
   return script;
 }
@@ -120,7 +122,10 @@ export function asServiceUser(layout: Layout, script: string, ids: { uid: number
       reject: false,
       all: true,
     });
-    if (r.exitCode !== 0) throw new InstallerError(`store work as ${ids.name} failed (exit ${r.exitCode}): ${(r.all ?? '').trim().split('\n').slice(-3).join(' | ')}`);
+    if (r.exitCode !== 0)
+      throw new InstallerError(
+        `store work as ${ids.name} failed (exit ${r.exitCode}): ${(r.all ?? '').trim().split('\n').slice(-3).join(' | ')}`,
+      );
     let answer: unknown;
     try {
       answer = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? 'null');
@@ -129,7 +134,8 @@ export function asServiceUser(layout: Layout, script: string, ids: { uid: number
     }
     const parsed = resultSchema.safeParse(answer);
     // Only ids it was given are believed (the child runs as a user other processes of the same user can reach).
-    if (!parsed.success || parsed.data.ran.some((id) => !job.ids.includes(id))) throw new InstallerError(`store work as ${ids.name} answered something unexpected: ${r.stdout.slice(0, 200)}`);
+    if (!parsed.success || parsed.data.ran.some((id) => !job.ids.includes(id)))
+      throw new InstallerError(`store work as ${ids.name} answered something unexpected: ${r.stdout.slice(0, 200)}`);
     return parsed.data;
   };
 }

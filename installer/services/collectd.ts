@@ -16,7 +16,9 @@ export const collectd: ServiceModule = {
   files: () => FILES,
   directories: (ctx) => [{ dir: ctx.collectd.baseDir, owner: 'service', mode: 0o750 }],
   // amqp.so links librabbitmq; the JSON format of write_amqp needs yajl.
-  needs: () => [{ key: 'collectd', binary: 'collectd', neededBy: 'collectd.enabled=true', packages: ['collectd-core', 'librabbitmq4', 'libyajl2'] }],
+  needs: () => [
+    { key: 'collectd', binary: 'collectd', neededBy: 'collectd.enabled=true', packages: ['collectd-core', 'librabbitmq4', 'libyajl2'] },
+  ],
   ports: () => [],
   units: () => ['canopsis-collectd.service'],
   restarts: (written) => FILES.some((f) => written.includes(f.target)),

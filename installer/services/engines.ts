@@ -1,5 +1,5 @@
-import amqp from 'amqplib';
 import path from 'node:path';
+import amqp from 'amqplib';
 import { engineQueue, queueCounts } from '../../runtime/amqp/topology.js';
 import { readEngines } from '../../runtime/config/engines.js';
 import { readBrokerConfig } from '../../runtime/config/files.js';
@@ -24,7 +24,14 @@ export const engines: ServiceModule = {
       { ...conf(`etc/engines/${engine.name}.ini`, 'templates/engines/engine.ini.hbs'), data: { engine } },
       ...engine.instances.flatMap((inst) => [
         program(`bin/${inst.instance}`, 'templates/bin/engine.hbs', { engine, worker: inst.worker }),
-        ...(engine.publishQueue ? [{ ...conf(`${UNIT_DIR}/canopsis-engine-go@${inst.instance}.service.d/override.conf`, 'systemd/engine-override.conf.hbs'), data: { engine } }] : []),
+        ...(engine.publishQueue
+          ? [
+              {
+                ...conf(`${UNIT_DIR}/canopsis-engine-go@${inst.instance}.service.d/override.conf`, 'systemd/engine-override.conf.hbs'),
+                data: { engine },
+              },
+            ]
+          : []),
       ]),
     ]),
   ],

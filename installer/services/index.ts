@@ -1,6 +1,6 @@
 import type { ManagedDir } from '../apply/dirs.js';
-import type { FileSpec } from '../render/file-spec.js';
 import type { RenderContext } from '../render/context.js';
+import type { FileSpec } from '../render/file-spec.js';
 import type { Settings } from '../settings/schema.js';
 import { collectd } from './collectd.js';
 import { engines } from './engines.js';
@@ -22,9 +22,15 @@ export const TIERS: readonly Tier[] = ['BACKEND', 'MIDDLEWARE', 'FRONTEND'];
 export const enabledServices = (s: Settings) => SERVICES.filter((x) => x.enabled(s));
 
 /** Every file the installer owns for these settings. */
-export const catalogOf = (ctx: RenderContext): FileSpec[] => [...platformFiles(ctx), ...enabledServices(ctx.settings).flatMap((x) => x.files(ctx))];
+export const catalogOf = (ctx: RenderContext): FileSpec[] => [
+  ...platformFiles(ctx),
+  ...enabledServices(ctx.settings).flatMap((x) => x.files(ctx)),
+];
 
-export const directoriesOf = (ctx: RenderContext): ManagedDir[] => [...platformDirectories(ctx), ...enabledServices(ctx.settings).flatMap((x) => x.directories(ctx))];
+export const directoriesOf = (ctx: RenderContext): ManagedDir[] => [
+  ...platformDirectories(ctx),
+  ...enabledServices(ctx.settings).flatMap((x) => x.directories(ctx)),
+];
 
 export const needsOf = (s: Settings): Need[] => [...platformNeeds(s), ...enabledServices(s).flatMap((x) => x.needs(s))];
 
@@ -32,13 +38,22 @@ export const portsOf = (s: Settings): Port[] => enabledServices(s).flatMap((x) =
 
 /** hypcontrol's tiers: enabled services by tier. */
 export const tiersOf = (s: Settings): Record<Tier, string[]> =>
-  Object.fromEntries(TIERS.map((t) => [t, enabledServices(s).filter((x) => x.tier === t).map((x) => x.name)])) as Record<Tier, string[]>;
+  Object.fromEntries(
+    TIERS.map((t) => [
+      t,
+      enabledServices(s)
+        .filter((x) => x.tier === t)
+        .map((x) => x.name),
+    ]),
+  ) as Record<Tier, string[]>;
 
 /** The systemd units canopsis.target wants. */
 export const unitsOf = (ctx: RenderContext): string[] => enabledServices(ctx.settings).flatMap((x) => x.units(ctx));
 
 /** Readiness per service name; services without one rely on their process state. */
-export const READY: Readonly<Record<string, ReadyCheck>> = Object.fromEntries(SERVICES.filter((x) => x.ready).map((x) => [x.name, x.ready!]));
+export const READY: Readonly<Record<string, ReadyCheck>> = Object.fromEntries(
+  SERVICES.filter((x) => x.ready).map((x) => [x.name, x.ready!]),
+);
 
 /** The services an update that wrote `written` restarts, in start order. */
 export const restartFor = (written: string[]): string[] => SERVICES.filter((x) => x.restarts(written)).map((x) => x.name);

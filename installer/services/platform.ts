@@ -1,7 +1,7 @@
 import path from 'node:path';
-import { stateDirs, type ManagedDir } from '../apply/dirs.js';
-import { conf, program, UNIT_DIR, type FileSpec } from '../render/file-spec.js';
+import { type ManagedDir, stateDirs } from '../apply/dirs.js';
 import type { RenderContext } from '../render/context.js';
+import { conf, type FileSpec, program, UNIT_DIR } from '../render/file-spec.js';
 import type { Settings } from '../settings/schema.js';
 import type { Need } from './types.js';
 

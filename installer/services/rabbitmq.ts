@@ -30,7 +30,16 @@ export const rabbitmq: ServiceModule = {
   ports: (s) => [
     { service: 'rabbitmq (AMQP)', host: s.rabbitmq.host, port: s.rabbitmq.port, setting: ['rabbitmq', 'port'] },
     { service: 'rabbitmq (Erlang distribution)', host: '0.0.0.0', port: s.rabbitmq.dist_port, setting: ['rabbitmq', 'dist_port'] },
-    ...(s.rabbitmq.management_port > 0 ? [{ service: 'rabbitmq (management)', host: s.rabbitmq.host, port: s.rabbitmq.management_port, setting: ['rabbitmq', 'management_port'] as [string, string] }] : []),
+    ...(s.rabbitmq.management_port > 0
+      ? [
+          {
+            service: 'rabbitmq (management)',
+            host: s.rabbitmq.host,
+            port: s.rabbitmq.management_port,
+            setting: ['rabbitmq', 'management_port'] as [string, string],
+          },
+        ]
+      : []),
   ],
   units: () => ['canopsis-rabbitmq.service'],
   // The broker accepts our login on the vhost.

@@ -16,7 +16,14 @@ export const webserver: ServiceModule = {
   directories: () => [],
   needs: (s) =>
     s.webserver.tls && !s.webserver.tls_cert
-      ? [{ key: 'openssl', binary: 'openssl', neededBy: 'webserver.tls=true without webserver.tls_cert (a self-signed certificate is made)', packages: ['openssl'] }]
+      ? [
+          {
+            key: 'openssl',
+            binary: 'openssl',
+            neededBy: 'webserver.tls=true without webserver.tls_cert (a self-signed certificate is made)',
+            packages: ['openssl'],
+          },
+        ]
       : [],
   ports: (s) => [{ service: 'webserver', host: s.webserver.bind, port: s.webserver.port, setting: ['webserver', 'port'] }],
   units: () => ['canopsis-webserver.service'],

@@ -19,7 +19,10 @@ export interface CertificatePair {
 
 /** The pair on disk when both halves are there, else undefined (a lone half is regenerated with its mate). */
 export async function readPair(certFile: string, keyFile: string): Promise<CertificatePair | undefined> {
-  const [cert, key] = await Promise.all([readFile(certFile, 'utf8').catch(() => undefined), readFile(keyFile, 'utf8').catch(() => undefined)]);
+  const [cert, key] = await Promise.all([
+    readFile(certFile, 'utf8').catch(() => undefined),
+    readFile(keyFile, 'utf8').catch(() => undefined),
+  ]);
   return cert && key ? { cert, key } : undefined;
 }
 
@@ -31,10 +34,31 @@ export async function generatePair(openssl: string, host = os.hostname()): Promi
     const names = [...new Set([host, 'localhost'])].map((n) => `DNS:${n}`).concat('IP:127.0.0.1', 'IP:::1');
     const r = await execa(
       openssl,
-      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '3650', '-subj', `/CN=${host}/O=Canopsis appliance (self-signed)`, '-addext', `subjectAltName=${names.join(',')}`, '-keyout', key, '-out', cert],
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '3650',
+        '-subj',
+        `/CN=${host}/O=Canopsis appliance (self-signed)`,
+        '-addext',
+        `subjectAltName=${names.join(',')}`,
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ],
       { reject: false, all: true },
     );
-    if (r.exitCode !== 0) throw new InstallerError(`openssl could not make the webserver's self-signed certificate: ${r.all?.trim().split('\n').slice(-2).join(' | ')}`);
+    if (r.exitCode !== 0)
+      throw new InstallerError(
+        `openssl could not make the webserver's self-signed certificate: ${r.all?.trim().split('\n').slice(-2).join(' | ')}`,
+      );
     return { cert: await readFile(cert, 'utf8'), key: await readFile(key, 'utf8') };
   } finally {
     await rm(dir, { recursive: true, force: true });

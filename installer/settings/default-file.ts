@@ -1,4 +1,4 @@
-import { DEFAULT_ENGINES, ENGINE_DEFAULTS, sectionDefaults, type HostIdentity } from './schema.js';
+import { DEFAULT_ENGINES, ENGINE_DEFAULTS, type HostIdentity, sectionDefaults } from './schema.js';
 
 /** Template data of a new canopsis.ini: every key with its default, engines in chain order. */
 export function defaultSettingsData(host: HostIdentity) {
@@ -6,9 +6,7 @@ export function defaultSettingsData(host: HostIdentity) {
     ...sectionDefaults(host),
     engines: DEFAULT_ENGINES.map(([name, values]) => ({
       name,
-      values: Object.fromEntries(
-        Object.entries({ ...ENGINE_DEFAULTS, ...values }).filter(([, v]) => v !== ''),
-      ),
+      values: Object.fromEntries(Object.entries({ ...ENGINE_DEFAULTS, ...values }).filter(([, v]) => v !== '')),
     })),
   };
 }

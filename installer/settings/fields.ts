@@ -9,8 +9,7 @@ import { z } from 'zod';
 
 const expected = (what: string) => ({ error: `expected ${what}` });
 
-export const text = (what = 'a non-empty value') =>
-  z.string().trim().min(1, expected(what));
+export const text = (what = 'a non-empty value') => z.string().trim().min(1, expected(what));
 
 export const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
   z
@@ -24,7 +23,13 @@ export const integer = (min: number, max: number) =>
     .trim()
     .regex(/^-?\d+$/, expected(`an integer between ${min} and ${max}`))
     .transform(Number)
-    .pipe(z.number().int().min(min, expected(`an integer between ${min} and ${max}`)).max(max, expected(`an integer between ${min} and ${max}`)));
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, expected(`an integer between ${min} and ${max}`))
+        .max(max, expected(`an integer between ${min} and ${max}`)),
+    );
 
 export const port = () => integer(1, 65535);
 
@@ -67,16 +72,14 @@ export function parseSize(value: string): number | undefined {
 }
 
 export const size = () =>
-  z
-    .string()
-    .transform((v, ctx) => {
-      const bytes = parseSize(v);
-      if (bytes === undefined) {
-        ctx.addIssue({ code: 'custom', message: 'expected a size such as 20GiB, 512MiB or 1073741824 (bytes)' });
-        return z.NEVER;
-      }
-      return bytes;
-    });
+  z.string().transform((v, ctx) => {
+    const bytes = parseSize(v);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'expected a size such as 20GiB, 512MiB or 1073741824 (bytes)' });
+      return z.NEVER;
+    }
+    return bytes;
+  });
 
 /** A comma separated list; empty text is the empty list. */
 export const list = (item: z.ZodType<string>, what: string) =>
@@ -103,7 +106,10 @@ export const taskName = () =>
   z
     .string()
     .trim()
-    .refine((v) => v === '' || TASK_NAME.test(v), expected('a dotted task name such as canopsis.cleaner.process.event_processing, or nothing'))
+    .refine(
+      (v) => v === '' || TASK_NAME.test(v),
+      expected('a dotted task name such as canopsis.cleaner.process.event_processing, or nothing'),
+    )
     .transform((v) => (v === '' ? undefined : v));
 
 /**

@@ -1,22 +1,22 @@
 import { readFile } from 'node:fs/promises';
 import type { z } from 'zod';
-import { SettingsError, UsageError, type SettingProblem } from '../errors.js';
+import { type SettingProblem, SettingsError, UsageError } from '../errors.js';
 import type { Layout } from '../layout.js';
+import { crossCheck } from './cross-check.js';
+import { ENGINE_NAME } from './fields.js';
 import { parseIni, setIniValue } from './ini-text.js';
 import {
   ENGINE_DEFAULTS,
   ENGINE_SECTION,
-  engineSchema,
-  RENAMED_KEYS,
-  sectionDefaults,
-  sectionSchemas,
   type EngineSettings,
+  engineSchema,
   type HostIdentity,
+  RENAMED_KEYS,
   type SectionName,
   type Settings,
+  sectionDefaults,
+  sectionSchemas,
 } from './schema.js';
-import { crossCheck } from './cross-check.js';
-import { ENGINE_NAME } from './fields.js';
 
 export interface SetOverride {
   section: string;
@@ -85,9 +85,21 @@ export function validateSettingsText(text: string, file: string, host: HostIdent
     for (const key of Object.keys(values)) {
       const renamed = RENAMED_KEYS.find((r) => r.section === section && r.from === key);
       if (renamed) {
-        problems.push({ file, section, key, expected: `a key renamed in ${renamed.version}: write ${section}.${renamed.to} instead`, fromSet: fromSet(section, key) });
+        problems.push({
+          file,
+          section,
+          key,
+          expected: `a key renamed in ${renamed.version}: write ${section}.${renamed.to} instead`,
+          fromSet: fromSet(section, key),
+        });
       } else if (!known.includes(key)) {
-        problems.push({ file, section, key, expected: `an unknown key; known keys of [${section}] are ${known.join(', ')}`, fromSet: fromSet(section, key) });
+        problems.push({
+          file,
+          section,
+          key,
+          expected: `an unknown key; known keys of [${section}] are ${known.join(', ')}`,
+          fromSet: fromSet(section, key),
+        });
       }
     }
     for (const key of known) {
@@ -95,19 +107,38 @@ export function validateSettingsText(text: string, file: string, host: HostIdent
       // A quoted ini value can hold a newline; every file rendered from it would get a line of the operator's choosing.
       // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
       if (/[\u0000-\u001f\u007f]/.test(value)) {
-        problems.push({ file, section, key, found: value, expected: 'a value without control characters (no newline, tab or NUL)', fromSet: fromSet(section, key) });
+        problems.push({
+          file,
+          section,
+          key,
+          found: value,
+          expected: 'a value without control characters (no newline, tab or NUL)',
+          fromSet: fromSet(section, key),
+        });
         continue;
       }
       const parsed = (schema.shape[key] as z.ZodType).safeParse(value);
       if (parsed.success) result[key] = parsed.data;
-      else problems.push({ file, section, key, found: value, expected: parsed.error.issues[0]?.message ?? 'a valid value', fromSet: fromSet(section, key) });
+      else
+        problems.push({
+          file,
+          section,
+          key,
+          found: value,
+          expected: parsed.error.issues[0]?.message ?? 'a valid value',
+          fromSet: fromSet(section, key),
+        });
     }
     return result;
   };
 
   for (const name of raw.keys()) {
     if (name === '') {
-      problems.push({ file, section: '(top)', expected: `every key to be inside a [section]; found ${Object.keys(raw.get('')!).join(', ')} before the first section` });
+      problems.push({
+        file,
+        section: '(top)',
+        expected: `every key to be inside a [section]; found ${Object.keys(raw.get('')!).join(', ')} before the first section`,
+      });
       continue;
     }
     if (name in sectionSchemas || ENGINE_SECTION.test(name)) continue;
@@ -124,7 +155,12 @@ export function validateSettingsText(text: string, file: string, host: HostIdent
     if (!m) continue;
     const name = m[1]!;
     if (!ENGINE_NAME.test(name)) {
-      problems.push({ file, section, found: name, expected: 'an engine name of lowercase letters, digits and _ starting with a letter (at most 40)' });
+      problems.push({
+        file,
+        section,
+        found: name,
+        expected: 'an engine name of lowercase letters, digits and _ starting with a letter (at most 40)',
+      });
       continue;
     }
     const parsed = parseSection(section, engineSchema as unknown as z.ZodObject<z.ZodRawShape>, { ...ENGINE_DEFAULTS, ...values });

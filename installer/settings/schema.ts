@@ -1,6 +1,20 @@
 import { z } from 'zod';
-import { bool, engineName, filePath, hostname, integer, list, oneOf, optionalPath, port, size, taskName, text, unixName } from './fields.js';
 import { DEFAULT_VHOST, EXCHANGES } from '../../runtime/contract/names.js';
+import {
+  bool,
+  engineName,
+  filePath,
+  hostname,
+  integer,
+  list,
+  oneOf,
+  optionalPath,
+  port,
+  size,
+  taskName,
+  text,
+  unixName,
+} from './fields.js';
 
 /*
  * The schema of etc/canopsis.ini. Defaults are raw strings, merged under the
@@ -22,9 +36,15 @@ export const sectionSchemas = {
     mode: oneOf(['local', 'external']),
     host: hostname(),
     port: port(),
-    node_name: z.string().trim().regex(/^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+$/, { error: 'expected a node name such as canopsis@localhost' }),
+    node_name: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+$/, { error: 'expected a node name such as canopsis@localhost' }),
     vhost: text('a vhost name'),
-    user: z.string().trim().regex(/^[A-Za-z0-9_.-]+$/, { error: 'expected a user name (letters, digits, _ . -)' }),
+    user: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9_.-]+$/, { error: 'expected a user name (letters, digits, _ . -)' }),
     dist_port: port(),
     management_port: integer(0, 65535),
     prefetch: integer(1, 65535),

@@ -34,6 +34,9 @@ export function secretSetsFromEnv(env: NodeJS.ProcessEnv = process.env): string[
   } catch {
     list = undefined;
   }
-  if (!Array.isArray(list) || !list.every((x) => typeof x === 'string' && isSecret(x))) throw new UsageError(`${SECRET_SETS_ENV}: expected a JSON list of section.key=value for ${SECRET_KEYS.map((k) => `${k.section}.${k.key}`).join(', ')}`);
+  if (!Array.isArray(list) || !list.every((x) => typeof x === 'string' && isSecret(x)))
+    throw new UsageError(
+      `${SECRET_SETS_ENV}: expected a JSON list of section.key=value for ${SECRET_KEYS.map((k) => `${k.section}.${k.key}`).join(', ')}`,
+    );
   return list as string[];
 }

@@ -8,13 +8,21 @@ import { perFile, type Validator } from './types.js';
  * show in its output, so those lines count too. A write plugin failing to
  * reach a broker that is not running yet is not a config error.
  */
-const REJECT = [/Invalid/i, /Ignoring unknown configuration option/i, /did not register for value/i, /failed to handle option/i, /Could not find plugin/i, /unknown (option|type)/i, /Parsing the config file failed/i, /syntax error/i, /configuration of .* failed/i];
+const REJECT = [
+  /Invalid/i,
+  /Ignoring unknown configuration option/i,
+  /did not register for value/i,
+  /failed to handle option/i,
+  /Could not find plugin/i,
+  /unknown (option|type)/i,
+  /Parsing the config file failed/i,
+  /syntax error/i,
+  /configuration of .* failed/i,
+];
 const IGNORE = [/amqp plugin: /i];
 
 export function collectdProblems(exitCode: number | undefined, output: string): string {
-  const bad = output
-    .split('\n')
-    .filter((l) => REJECT.some((r) => r.test(l)) && !IGNORE.some((r) => r.test(l) && !/option/i.test(l)));
+  const bad = output.split('\n').filter((l) => REJECT.some((r) => r.test(l)) && !IGNORE.some((r) => r.test(l) && !/option/i.test(l)));
   if (bad.length === 0 && exitCode !== 0) bad.push(output.trim().split('\n').slice(-3).join('\n') || `exit code ${exitCode}`);
   return bad.join('\n');
 }
@@ -25,5 +33,10 @@ export async function checkCollectdConfig(collectd: string, file: string): Promi
 }
 
 export function collectdValidator(collectd: string | undefined): Validator {
-  return perFile('collectd -T', /^etc\/collectd\.conf$/, (file) => checkCollectdConfig(collectd!, file), collectd ? undefined : 'collectd is not installed');
+  return perFile(
+    'collectd -T',
+    /^etc\/collectd\.conf$/,
+    (file) => checkCollectdConfig(collectd!, file),
+    collectd ? undefined : 'collectd is not installed',
+  );
 }

@@ -12,7 +12,8 @@ import { perFile, type Validator } from './types.js';
 
 const MONGOD_KEYS = ['storage.dbPath', 'systemLog.path', 'systemLog.destination', 'net.port', 'net.bindIp'];
 
-const get = (o: unknown, dotted: string) => dotted.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);
+const get = (o: unknown, dotted: string) =>
+  dotted.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);
 
 export function mongodConfigProblems(text: string): string {
   let doc: unknown;

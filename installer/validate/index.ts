@@ -1,11 +1,11 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ValidationError, type RejectedFile } from '../errors.js';
 import { writeAtomic } from '../apply/apply.js';
-import { layoutOf } from '../layout.js';
+import { type RejectedFile, ValidationError } from '../errors.js';
 import { lookupIds } from '../host/users.js';
-import { renderFor, type Prepared } from '../prepare.js';
+import { layoutOf } from '../layout.js';
+import { type Prepared, renderFor } from '../prepare.js';
 import { collectdValidator } from './collectd.js';
 import { definitionsValidator, mongodValidator, runtimeIniValidator, shellValidator } from './formats.js';
 import { rabbitmqValidator } from './rabbitmq.js';
@@ -44,7 +44,9 @@ export async function validateTree(p: Prepared): Promise<ValidationReport> {
     // The service account is created after validation (it is not part of the
     // tree); until it exists the copy names the invoking user, so supervisord's
     // user check still runs on a real account.
-    const account = (await lookupIds(p.settings.canopsis.user, p.settings.canopsis.group)) ? undefined : { user: p.facts.user, group: p.facts.group };
+    const account = (await lookupIds(p.settings.canopsis.user, p.settings.canopsis.group))
+      ? undefined
+      : { user: p.facts.user, group: p.facts.group };
     const files = await renderFor(staging, p, account);
     const l = layoutOf(staging);
     for (const dir of [l.log, l.engineLog, l.run, l.varLib, path.join(l.log, 'rabbitmq')]) await mkdir(dir, { recursive: true });

@@ -36,10 +36,12 @@ export async function checkRabbitmqConf(erl: string, rabbitmqHome: string, file:
     timeout: 60_000,
   });
   if (r.exitCode === 0) return '';
-  return (r.all ?? '')
-    .split('\n')
-    .filter((l) => l.trim() && !l.startsWith('=ERROR REPORT') && !/Did you mean/.test(l))
-    .join('\n') || `exit code ${r.exitCode}`;
+  return (
+    (r.all ?? '')
+      .split('\n')
+      .filter((l) => l.trim() && !l.startsWith('=ERROR REPORT') && !/Did you mean/.test(l))
+      .join('\n') || `exit code ${r.exitCode}`
+  );
 }
 
 export function rabbitmqValidator(erl: string | undefined, rabbitmqHome: string | undefined): Validator {

@@ -30,12 +30,18 @@ export async function supervisordPython(supervisord: string): Promise<string> {
 }
 
 /** The processes supervisord would run for a config, as group:name, or its error. */
-export async function supervisordPrograms(supervisord: string, configFile: string): Promise<{ ok: true; programs: string[] } | { ok: false; message: string }> {
+export async function supervisordPrograms(
+  supervisord: string,
+  configFile: string,
+): Promise<{ ok: true; programs: string[] } | { ok: false; message: string }> {
   const python = await supervisordPython(supervisord);
   // -I: as root, import nothing from the working directory or the environment (a planted supervisor/ package would run as root).
   const r = await execa(python, ['-I', '-c', CHECK, configFile], { reject: false, all: true, cwd: path.dirname(configFile) });
   if (r.exitCode !== 0) {
-    const lines = (r.all ?? '').trim().split('\n').filter((l) => l && !l.startsWith('Traceback') && !l.startsWith('  '));
+    const lines = (r.all ?? '')
+      .trim()
+      .split('\n')
+      .filter((l) => l && !l.startsWith('Traceback') && !l.startsWith('  '));
     return { ok: false, message: lines.slice(-3).join(' ') || `exit code ${r.exitCode}` };
   }
   return { ok: true, programs: r.stdout.trim().split('\n').filter(Boolean) };

@@ -1,6 +1,15 @@
-import type { Event } from '../tasks/types.js';
 import { entityId } from '../event/canopsis-event.js';
-import { STATUS, SEEN_MAX, type Alarm, type AlarmSettings, type EntityAlarms, type StatusValue, type Step, type StepType } from './model.js';
+import type { Event } from '../tasks/types.js';
+import {
+  type Alarm,
+  type AlarmSettings,
+  type EntityAlarms,
+  SEEN_MAX,
+  STATUS,
+  type StatusValue,
+  type Step,
+  type StepType,
+} from './model.js';
 
 /*
  * What an event does to an entity's alarms: a pure function of the entity's
@@ -25,7 +34,12 @@ function computeStatus(a: Alarm, now: number, s: AlarmSettings): StatusValue {
   const recent = a.state_changes.filter((t) => now - t <= s.flappingWindow);
   if (recent.length >= s.flappingCount) return STATUS.flapping;
   // A short trip out of OK: stealthy for a window after coming back, then off.
-  if (a.state.val === 0 && a.back_to_ok !== undefined && a.back_to_ok - a.non_ok_since <= s.stealthyWindow && now - a.back_to_ok < s.stealthyWindow) {
+  if (
+    a.state.val === 0 &&
+    a.back_to_ok !== undefined &&
+    a.back_to_ok - a.non_ok_since <= s.stealthyWindow &&
+    now - a.back_to_ok < s.stealthyWindow
+  ) {
     return STATUS.stealthy;
   }
   return a.state.val > 0 ? STATUS.ongoing : STATUS.off;
@@ -48,7 +62,15 @@ function setStatus(a: Alarm, now: number, author: string, s: AlarmSettings): boo
 export function fingerprint(e: Event): string {
   // Stable over key order: the same event delivered twice has the same print.
   const sorted = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(sorted) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v as object).sort().map((k) => [k, sorted((v as Record<string, unknown>)[k])])) : v;
+    Array.isArray(v)
+      ? v.map(sorted)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.keys(v as object)
+              .sort()
+              .map((k) => [k, sorted((v as Record<string, unknown>)[k])]),
+          )
+        : v;
   return JSON.stringify(sorted(e));
 }
 
@@ -135,7 +157,8 @@ const ACTIONS: Record<string, Action> = {
   },
   snooze: (a, e, now, s) => {
     const duration = Number(e.duration ?? s.snoozeDefault);
-    if (!Number.isFinite(duration) || duration <= 0) return { changes: [], ignored: `snooze duration must be positive seconds (found ${JSON.stringify(e.duration)})` };
+    if (!Number.isFinite(duration) || duration <= 0)
+      return { changes: [], ignored: `snooze duration must be positive seconds (found ${JSON.stringify(e.duration)})` };
     a.snooze = { author: author(e), until: now + duration, t: now };
     pushStep(a, { type: 'snooze', t: now, author: author(e), message: message(e), val: now + duration }, s);
     return { changes: ['changed'] };

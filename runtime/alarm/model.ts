@@ -7,8 +7,20 @@ export const STATUS = { off: 0, ongoing: 1, stealthy: 2, flapping: 3, cancelled:
 export type StatusValue = (typeof STATUS)[keyof typeof STATUS];
 
 export type StepType =
-  | 'stateinc' | 'statedec' | 'statusinc' | 'statusdec' | 'changestate'
-  | 'ack' | 'ackremove' | 'cancel' | 'uncancel' | 'snooze' | 'declareticket' | 'assocticket' | 'comment' | 'resolve';
+  | 'stateinc'
+  | 'statedec'
+  | 'statusinc'
+  | 'statusdec'
+  | 'changestate'
+  | 'ack'
+  | 'ackremove'
+  | 'cancel'
+  | 'uncancel'
+  | 'snooze'
+  | 'declareticket'
+  | 'assocticket'
+  | 'comment'
+  | 'resolve';
 
 export interface Step {
   type: StepType;

@@ -7,6 +7,7 @@ import type { Channel, ChannelModel } from 'amqplib';
 
 // The names are the contract's (the installer renders them too).
 import { deadQueue } from '../contract/names.js';
+
 export { deadQueue, dispatcherQueue, engineQueue, partitionQueue } from '../contract/names.js';
 
 /** A stable partition of a key (FNV-1a): the same entity always lands on the same process. */

@@ -23,12 +23,17 @@ async function edit(prefix: string, fn: (data: Record<string, Record<string, str
   let gid: number | undefined;
   if (process.getuid?.() === 0) {
     const secrets = path.join(prefix, 'etc', 'canopsis-secrets.ini');
-    gid = (await stat(secrets).catch((e: NodeJS.ErrnoException) => {
-      throw new Error(`cannot tell the webserver's group from ${secrets} (${e.code ?? e.message}): ${file} not written`);
-    })).gid;
+    gid = (
+      await stat(secrets).catch((e: NodeJS.ErrnoException) => {
+        throw new Error(`cannot tell the webserver's group from ${secrets} (${e.code ?? e.message}): ${file} not written`);
+      })
+    ).gid;
   }
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, `; REST API accounts (bin/api-users). Hashes only.\n${ini.stringify(data, { whitespace: true })}`, { mode: 0o640, flag: 'wx' });
+  await writeFile(tmp, `; REST API accounts (bin/api-users). Hashes only.\n${ini.stringify(data, { whitespace: true })}`, {
+    mode: 0o640,
+    flag: 'wx',
+  });
   try {
     if (gid !== undefined) await chown(tmp, 0, gid);
     await chmod(tmp, 0o640); // whatever the umask took away
@@ -42,7 +47,9 @@ async function edit(prefix: string, fn: (data: Record<string, Record<string, str
 const readStdin = async () => {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 };
 
 const role = (r: string) => {
@@ -50,7 +57,10 @@ const role = (r: string) => {
   return r;
 };
 
-const cli = new Command('api-users').description('Manage REST API users (HTTP basic) and read-only keys.').option('--prefix <dir>', 'installed tree (default: $CPS_PREFIX)').exitOverride();
+const cli = new Command('api-users')
+  .description('Manage REST API users (HTTP basic) and read-only keys.')
+  .option('--prefix <dir>', 'installed tree (default: $CPS_PREFIX)')
+  .exitOverride();
 cli
   .command('add <name>')
   .description('add or change a user; the password is read from stdin, or generated and printed once')

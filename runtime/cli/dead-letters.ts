@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import amqp from 'amqplib';
 import { Command } from 'commander';
-import { matches, peek, reasonsOf, replayHeaders, type ReplayFilter } from '../amqp/dead-letters.js';
+import { matches, peek, type ReplayFilter, reasonsOf, replayHeaders } from '../amqp/dead-letters.js';
 import { deadQueue, engineQueue } from '../amqp/topology.js';
 import { readEngines } from '../config/engines.js';
 import { prefixFrom, readBrokerConfig } from '../config/files.js';
@@ -37,7 +37,9 @@ async function withChannel<T>(prefix: string | undefined, fn: (ch: amqp.ConfirmC
 const out = (s: string) => process.stdout.write(`${s}\n`);
 
 function program(): Command {
-  const cli = new Command('dead-letters').description("List, show and replay the events engines dead-lettered, with their reasons.").exitOverride();
+  const cli = new Command('dead-letters')
+    .description('List, show and replay the events engines dead-lettered, with their reasons.')
+    .exitOverride();
   cli
     .command('list [engine]')
     .description('count dead letters per engine, grouped by reason')

@@ -1,15 +1,15 @@
 #!/usr/bin/env node
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { ConfigError } from '../config/errors.js';
 import { readEngines } from '../config/engines.js';
+import { ConfigError } from '../config/errors.js';
 import { prefixFrom, readBrokerConfig } from '../config/files.js';
+import { readRuntimeConfig } from '../config/runtime.js';
+import { loadDispatchers } from '../dispatch/dispatchers.js';
 import { Engine } from '../engine/engine.js';
 import { builtinRegistry } from '../engines/builtin.js';
 import { createLogger, isLevel, LEVELS } from '../log.js';
 import { loadPlugins, PluginError } from '../tasks/registry.js';
-import { readRuntimeConfig } from '../config/runtime.js';
-import { loadDispatchers } from '../dispatch/dispatchers.js';
 
 /*
  * engine-launcher -e dynamic -n NAME -w WORKER -l LEVEL [-publishQueue Q] [-consumeQueue Q]
@@ -45,7 +45,16 @@ async function main(argv: string[]): Promise<number> {
     const code = (e as { code?: string }).code;
     return code === 'commander.helpDisplayed' || code === 'commander.help' ? 0 : 2;
   }
-  const o = cmd.opts<{ engineType: string; name: string; worker: string; logLevel: string; publishQueue?: string; consumeQueue?: string; prefix?: string; statsInterval: string }>();
+  const o = cmd.opts<{
+    engineType: string;
+    name: string;
+    worker: string;
+    logLevel: string;
+    publishQueue?: string;
+    consumeQueue?: string;
+    prefix?: string;
+    statsInterval: string;
+  }>();
   try {
     if (o.engineType !== 'dynamic') throw new UsageProblem(`-e ${o.engineType}: unknown engine type (known: dynamic)`);
     if (!isLevel(o.logLevel)) throw new UsageProblem(`-l ${o.logLevel}: unknown log level (known: ${Object.keys(LEVELS).join(', ')})`);
@@ -64,14 +73,19 @@ async function main(argv: string[]): Promise<number> {
     const logger = createLogger(o.logLevel, { engine: o.name, worker });
     // Loaded before connecting so that an unknown dispatcher name stops the start.
     const dispatchersOf = async (engine: Engine) =>
-      loadDispatchers(runtime.dispatchers, pluginsDir, {
-        engine: o.name,
-        worker,
-        prefix,
-        store: () => engine.handle.store(),
-        publish: (exchange, key, body) => engine.publishRaw(exchange, key, body),
-        alertsExchange: runtime.alertsExchange,
-      }, logger);
+      loadDispatchers(
+        runtime.dispatchers,
+        pluginsDir,
+        {
+          engine: o.name,
+          worker,
+          prefix,
+          store: () => engine.handle.store(),
+          publish: (exchange, key, body) => engine.publishRaw(exchange, key, body),
+          alertsExchange: runtime.alertsExchange,
+        },
+        logger,
+      );
     const engine = new Engine({
       prefix,
       config,
@@ -100,7 +114,12 @@ async function main(argv: string[]): Promise<number> {
     logger.info({ queue: engine.queue }, 'consuming');
     return -1; // keep running
   } catch (e) {
-    if (e instanceof UsageProblem || e instanceof ConfigError || e instanceof PluginError || /unknown task|event dispatcher/.test((e as Error).message)) {
+    if (
+      e instanceof UsageProblem ||
+      e instanceof ConfigError ||
+      e instanceof PluginError ||
+      /unknown task|event dispatcher/.test((e as Error).message)
+    ) {
       process.stderr.write(`engine-launcher: ${(e as Error).message}\n`);
       return 2;
     }

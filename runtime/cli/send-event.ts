@@ -70,7 +70,8 @@ try {
         body: JSON.stringify(r.event),
       });
       const body = (await res.json()) as { sent_events?: unknown[]; failed_events?: Array<{ error: string }> };
-      if (res.status !== 200 || !body.sent_events?.length) throw new Error(`the API refused it (${res.status}): ${body.failed_events?.[0]?.error ?? JSON.stringify(body)}`);
+      if (res.status !== 200 || !body.sent_events?.length)
+        throw new Error(`the API refused it (${res.status}): ${body.failed_events?.[0]?.error ?? JSON.stringify(body)}`);
     } catch (e) {
       // fetch says "fetch failed" and keeps the reason (refused, certificate) in its cause.
       const cause = (e as { cause?: Error }).cause;
@@ -82,7 +83,10 @@ try {
     const b = await readBrokerConfig(prefix);
     const conn = await amqp.connect(b.url);
     const ch = await conn.createConfirmChannel();
-    ch.publish(b.exchange, routingKey(r.event), Buffer.from(JSON.stringify(r.event)), { persistent: true, contentType: 'application/json' });
+    ch.publish(b.exchange, routingKey(r.event), Buffer.from(JSON.stringify(r.event)), {
+      persistent: true,
+      contentType: 'application/json',
+    });
     await ch.waitForConfirms();
     await ch.close();
     await conn.close();

@@ -42,7 +42,9 @@ async function readTls(conf: WebserverConf): Promise<{ cert: string; key: string
     try {
       pem = await readFile(file, 'utf8');
     } catch (e) {
-      throw new Error(`cannot read the TLS ${what} ${where}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; point ${setting} at a readable PEM file, or set tls = false for plain HTTP`);
+      throw new Error(
+        `cannot read the TLS ${what} ${where}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; point ${setting} at a readable PEM file, or set tls = false for plain HTTP`,
+      );
     }
     try {
       check(pem);
@@ -53,7 +55,8 @@ async function readTls(conf: WebserverConf): Promise<{ cert: string; key: string
   };
   const cert = await read(conf.tls.cert, 'certificate', 'tls_cert', (pem) => new X509Certificate(pem));
   const key = await read(conf.tls.key, 'key', 'tls_key', (pem) => createPrivateKey(pem));
-  if (!new X509Certificate(cert).checkPrivateKey(createPrivateKey(key))) throw new Error(`the TLS key ${conf.tls.key} does not belong to the certificate ${conf.tls.cert}`);
+  if (!new X509Certificate(cert).checkPrivateKey(createPrivateKey(key)))
+    throw new Error(`the TLS key ${conf.tls.key} does not belong to the certificate ${conf.tls.cert}`);
   return { cert, key };
 }
 
@@ -92,7 +95,13 @@ try {
   const publish = (event: Record<string, unknown>) =>
     new Promise<void>((resolve, reject) => {
       if (!ch) return reject(new Error('broker not connected'));
-      ch.publish(broker.exchange, routingKey(event), Buffer.from(JSON.stringify(event)), { persistent: true, contentType: 'application/json' }, (err) => (err ? reject(err) : resolve()));
+      ch.publish(
+        broker.exchange,
+        routingKey(event),
+        Buffer.from(JSON.stringify(event)),
+        { persistent: true, contentType: 'application/json' },
+        (err) => (err ? reject(err) : resolve()),
+      );
     });
 
   const queueStats = async (): Promise<QueueStat[]> => {
@@ -106,7 +115,14 @@ try {
     return out;
   };
 
-  const app = await buildServer({ store, credentials, publish, brokerReady: async () => connection.connected && ch !== undefined, queueStats, ...(https ? { https } : {}) });
+  const app = await buildServer({
+    store,
+    credentials,
+    publish,
+    brokerReady: async () => connection.connected && ch !== undefined,
+    queueStats,
+    ...(https ? { https } : {}),
+  });
   await app.listen({ host: bind, port });
   logger.info({ bind, port, tls: https ? conf.tls!.cert : false, store: store.kind }, 'listening');
   const stop = async () => {

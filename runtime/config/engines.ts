@@ -1,7 +1,6 @@
-
+import { layoutOf } from '../contract/layout.js';
 import { ConfigError } from './errors.js';
 import { readIni } from './files.js';
-import { layoutOf } from '../contract/layout.js';
 
 /* The [engine:NAME] sections of etc/amqp2engines.conf, as the runtime uses them. */
 
@@ -24,15 +23,20 @@ export function parseEngines(file: string, data: Record<string, Record<string, s
     if (!m) continue;
     const name = m[1]!;
     const beat = v.beat_interval === undefined ? 60 : Number(v.beat_interval);
-    if (!Number.isFinite(beat) || beat <= 0) throw new ConfigError(file, `[${section}] beat_interval: found "${v.beat_interval}", expected seconds > 0`);
+    if (!Number.isFinite(beat) || beat <= 0)
+      throw new ConfigError(file, `[${section}] beat_interval: found "${v.beat_interval}", expected seconds > 0`);
     const numprocs = v.numprocs === undefined ? 1 : Number(v.numprocs);
-    if (!Number.isInteger(numprocs) || numprocs < 1) throw new ConfigError(file, `[${section}] numprocs: found "${v.numprocs}", expected an integer >= 1`);
+    if (!Number.isInteger(numprocs) || numprocs < 1)
+      throw new ConfigError(file, `[${section}] numprocs: found "${v.numprocs}", expected an integer >= 1`);
     out.set(name, {
       numprocs,
       name,
       eventProcessing: v.event_processing || undefined,
       beatProcessing: v.beat_processing || undefined,
-      next: (v.next ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+      next: (v.next ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
       exchange: v.exchange || undefined,
       beatInterval: beat,
     });

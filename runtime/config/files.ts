@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import ini from 'ini';
-import { ConfigError } from './errors.js';
 import { layoutOf } from '../contract/layout.js';
 import { EXCHANGES } from '../contract/names.js';
+import { ConfigError } from './errors.js';
 
 /*
  * The runtime's view of the installed tree: the prefix comes from
@@ -51,14 +51,16 @@ export async function readWebserverConf(prefix: string): Promise<WebserverConf> 
   const file = layoutOf(prefix).files.webserver;
   const server = (await readIni(file)).server ?? {};
   const port = Number(server.port ?? 8082);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(file, `[server] port: found "${server.port}", expected 0..65535`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new ConfigError(file, `[server] port: found "${server.port}", expected 0..65535`);
   // ini turns true/false into booleans; a quoted value stays a string. A file without the key predates
   // HTTPS (0.3.0's, or an operator's copy kept over ours): its webserver served plain HTTP.
   const tls = String(server.tls ?? 'false').toLowerCase();
   if (tls !== 'true' && tls !== 'false') throw new ConfigError(file, `[server] tls: found "${server.tls}", expected true or false`);
   const pathOf = (key: 'tls_cert' | 'tls_key', d: string) => {
     const v = server[key];
-    if (v !== undefined && typeof v !== 'string') throw new ConfigError(file, `[server] ${key}: expected a file path, found "${String(v)}"`);
+    if (v !== undefined && typeof v !== 'string')
+      throw new ConfigError(file, `[server] ${key}: expected a file path, found "${String(v)}"`);
     return path.resolve(prefix, v || path.join('etc', 'ssl', d));
   };
   return {
@@ -99,8 +101,10 @@ export async function readBrokerConfig(prefix: string): Promise<BrokerConfig> {
   }
   const port = Number(m.port);
   const prefetch = Number(m.prefetch ?? 1000);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError(file, `[master] port: found "${m.port}", expected 1..65535`);
-  if (!Number.isInteger(prefetch) || prefetch < 1) throw new ConfigError(file, `[master] prefetch: found "${m.prefetch}", expected a positive integer`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new ConfigError(file, `[master] port: found "${m.port}", expected 1..65535`);
+  if (!Number.isInteger(prefetch) || prefetch < 1)
+    throw new ConfigError(file, `[master] prefetch: found "${m.prefetch}", expected a positive integer`);
   const host = m.host!.includes(':') ? `[${m.host}]` : m.host!;
   return {
     url: `amqp://${encodeURIComponent(m.userid!)}:${encodeURIComponent(m.password!)}@${host}:${port}/${encodeURIComponent(m.virtual_host!)}`,

@@ -1,12 +1,11 @@
-
-import { DEFAULT_ALARM_SETTINGS, type AlarmSettings } from '../alarm/model.js';
+import { type AlarmSettings, DEFAULT_ALARM_SETTINGS } from '../alarm/model.js';
+import { layoutOf } from '../contract/layout.js';
+import { EXCHANGES } from '../contract/names.js';
 import { MongoStore } from '../store/mongodb.js';
 import { DEFAULT_BUSY_TIMEOUT_MS, SqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/types.js';
 import { ConfigError } from './errors.js';
 import { readIni } from './files.js';
-import { layoutOf } from '../contract/layout.js';
-import { EXCHANGES } from '../contract/names.js';
 
 /* etc/runtime.conf: the store, the event dispatchers, alarm, perfdata and retention settings. */
 
@@ -65,7 +64,10 @@ export async function readRuntimeConfig(prefix: string): Promise<RuntimeConfig> 
   return {
     file,
     store,
-    dispatchers: (ini.dispatchers?.event_dispatchers ?? 'database').split(',').map((x) => x.trim()).filter(Boolean),
+    dispatchers: (ini.dispatchers?.event_dispatchers ?? 'database')
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
     alertsExchange: ini.dispatchers?.alerts_exchange || EXCHANGES.alerts,
     alarms: {
       resolveDelay: num(file, 'alarms', a, 'resolve_delay', d.resolveDelay),
@@ -85,5 +87,7 @@ export async function readRuntimeConfig(prefix: string): Promise<RuntimeConfig> 
 }
 
 export async function openStore(cfg: RuntimeConfig): Promise<Store> {
-  return cfg.store.backend === 'embedded' ? new SqliteStore(cfg.store.file, { busyTimeoutMs: (cfg.store.busyTimeout ?? DEFAULT_BUSY_TIMEOUT_MS / 1000) * 1000 }) : MongoStore.connect(cfg.store.url);
+  return cfg.store.backend === 'embedded'
+    ? new SqliteStore(cfg.store.file, { busyTimeoutMs: (cfg.store.busyTimeout ?? DEFAULT_BUSY_TIMEOUT_MS / 1000) * 1000 })
+    : MongoStore.connect(cfg.store.url);
 }

@@ -16,14 +16,22 @@ export class DispatcherSet {
   readonly failures = new Map<string, number>();
   readonly dumps = new Map<string, number>();
 
-  constructor(private readonly list: Dispatcher[], private readonly logger: Logger) {}
+  constructor(
+    private readonly list: Dispatcher[],
+    private readonly logger: Logger,
+  ) {}
 
   get names(): string[] {
     return this.list.map((d) => d.name);
   }
 
   async dump(level: DumpLevel, action: string, info: Partial<DumpInfo> = {}): Promise<void> {
-    const full: DumpInfo = { timestamp: info.timestamp ?? Math.floor(Date.now() / 1000), phase: info.phase ?? 'end', reason: info.reason ?? '', extra: info.extra ?? {} };
+    const full: DumpInfo = {
+      timestamp: info.timestamp ?? Math.floor(Date.now() / 1000),
+      phase: info.phase ?? 'end',
+      reason: info.reason ?? '',
+      extra: info.extra ?? {},
+    };
     await Promise.all(
       this.list.map(async (d) => {
         try {
@@ -62,7 +70,10 @@ export async function loadDispatchers(names: string[], pluginsDir: string, ctx: 
   const list: Dispatcher[] = [];
   for (const name of names) {
     const plugin = available.get(name);
-    if (!plugin) throw new Error(`event dispatcher "${name}" not found (built in: database, message; plugins in ${pluginsDir}: ${[...available.keys()].filter((k) => k !== 'database' && k !== 'message').join(', ') || 'none'})`);
+    if (!plugin)
+      throw new Error(
+        `event dispatcher "${name}" not found (built in: database, message; plugins in ${pluginsDir}: ${[...available.keys()].filter((k) => k !== 'database' && k !== 'message').join(', ') || 'none'})`,
+      );
     list.push(await plugin.create(ctx));
   }
   return new DispatcherSet(list, logger);

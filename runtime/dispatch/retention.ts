@@ -1,4 +1,4 @@
-import { pruneBefore, type Batches, type Pruned } from '../store/prune.js';
+import { type Batches, type Pruned, pruneBefore } from '../store/prune.js';
 import type { Store } from '../store/types.js';
 import { EVENT_LOG } from './builtin.js';
 

@@ -2,18 +2,27 @@ import { once } from 'node:events';
 import os from 'node:os';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { BrokerConnection } from '../amqp/connection.js';
-import { deadQueue, declareEngineQueue, declareEngineTopology, dispatcherQueue, engineQueue, partitionOf, partitionQueue, type TopologyNames } from '../amqp/topology.js';
-import type { BrokerConfig } from '../config/files.js';
+import {
+  deadQueue,
+  declareEngineQueue,
+  declareEngineTopology,
+  dispatcherQueue,
+  engineQueue,
+  partitionOf,
+  partitionQueue,
+  type TopologyNames,
+} from '../amqp/topology.js';
 import type { EngineConfig } from '../config/engines.js';
-import { MAX_EVENT_BYTES, parseEventBody, routingKey } from '../event/canopsis-event.js';
-import type { Logger } from '../log.js';
-import type { TaskRegistry } from '../tasks/registry.js';
-import { RejectedEvent, type BeatTask, type DispatcherTask, type EngineHandle, type Event, type EventTask } from '../tasks/types.js';
-import { outputsOf, type Output } from './outcome.js';
-import { backoff, BrokerUnavailable, classify, count, nextStep, RETRY_POLICY, type Attempts, type Fault } from './faults.js';
+import type { BrokerConfig } from '../config/files.js';
 import { openStore, type RuntimeConfig } from '../config/runtime.js';
 import type { DispatcherSet } from '../dispatch/dispatchers.js';
+import { MAX_EVENT_BYTES, parseEventBody, routingKey } from '../event/canopsis-event.js';
+import type { Logger } from '../log.js';
 import type { Store } from '../store/types.js';
+import type { TaskRegistry } from '../tasks/registry.js';
+import { type BeatTask, type DispatcherTask, type EngineHandle, type Event, type EventTask, RejectedEvent } from '../tasks/types.js';
+import { type Attempts, BrokerUnavailable, backoff, classify, count, type Fault, nextStep, RETRY_POLICY } from './faults.js';
+import { type Output, outputsOf } from './outcome.js';
 
 /*
  * One engine process: consume Engine_<name>, run event_processing on each
@@ -81,7 +90,18 @@ interface Message {
 }
 
 export class Engine {
-  readonly stats: EngineStats = { received: 0, processed: 0, published: 0, dropped: 0, dead: 0, retries: 0, faults: 0, beats: 0, jobs: 0, busyMs: 0 };
+  readonly stats: EngineStats = {
+    received: 0,
+    processed: 0,
+    published: 0,
+    dropped: 0,
+    dead: 0,
+    retries: 0,
+    faults: 0,
+    beats: 0,
+    jobs: 0,
+    busyMs: 0,
+  };
   readonly handle: EngineHandle;
   private readonly names: TopologyNames;
   private readonly consume: string;
@@ -136,7 +156,8 @@ export class Engine {
     if (partitionKey && c.numprocs > 1 && !o.consumeQueue) this.partition = { key: partitionKey, count: c.numprocs };
     this.consume = this.partition ? partitionQueue(this.home, o.worker % c.numprocs) : this.home;
     this.targets = o.publishQueue ? [o.publishQueue] : c.next.map(engineQueue);
-    const unknown = (what: string, name: string) => new Error(`[engine:${c.name}] ${what}: unknown task ${name} (known: ${o.registry.names().join(', ') || 'none'})`);
+    const unknown = (what: string, name: string) =>
+      new Error(`[engine:${c.name}] ${what}: unknown task ${name} (known: ${o.registry.names().join(', ') || 'none'})`);
     if (c.eventProcessing) {
       this.eventTask = o.registry.get<EventTask>(c.eventProcessing);
       if (!this.eventTask) throw unknown('event_processing', c.eventProcessing);
@@ -159,7 +180,12 @@ export class Engine {
         if (this.dispatcherSet) await this.dispatcherSet.dump(level, action, info);
       },
     };
-    this.connection = new BrokerConnection({ url: o.broker.url, where: o.broker.where, logger: o.logger, setup: (conn) => this.setup(conn) });
+    this.connection = new BrokerConnection({
+      url: o.broker.url,
+      where: o.broker.where,
+      logger: o.logger,
+      setup: (conn) => this.setup(conn),
+    });
   }
 
   get queue(): string {
@@ -170,7 +196,10 @@ export class Engine {
     const ch = this.ch;
     const consuming = !!ch && !this.lost.has(ch) && this.consumer?.ch === ch;
     const faulted = this.holds.size > 0;
-    const out: EngineReadiness = { ready: this.connection.connected && !this.stopping && !faulted && (consuming || !this.eventTask), consuming };
+    const out: EngineReadiness = {
+      ready: this.connection.connected && !this.stopping && !faulted && (consuming || !this.eventTask),
+      consuming,
+    };
     if (faulted && this.episode) out.fault = { reason: this.episode.reason, since: new Date(this.episode.since).toISOString() };
     return out;
   }
@@ -263,7 +292,13 @@ export class Engine {
     return this.consumerSync;
   }
 
-  private async toggle(current: Consumer | undefined, ch: Channel, want: boolean, queue: string, onMessage: (msg: ConsumeMessage) => void): Promise<Consumer | undefined> {
+  private async toggle(
+    current: Consumer | undefined,
+    ch: Channel,
+    want: boolean,
+    queue: string,
+    onMessage: (msg: ConsumeMessage) => void,
+  ): Promise<Consumer | undefined> {
     const mine = current?.ch === ch ? current : undefined;
     if (want && !mine) {
       const ok = await ch.consume(queue, (msg) => {
@@ -291,7 +326,11 @@ export class Engine {
         n = 0;
       }
     }
-    this.track(this.publishConfirmed(router, '', partitionQueue(this.home, n), msg.content, msg.properties.headers).then((sent) => sent && this.ack(router, msg)));
+    this.track(
+      this.publishConfirmed(router, '', partitionQueue(this.home, n), msg.content, msg.properties.headers).then(
+        (sent) => sent && this.ack(router, msg),
+      ),
+    );
   }
 
   private enqueue(ch: ConfirmChannel, msg: ConsumeMessage): void {
@@ -409,7 +448,8 @@ export class Engine {
         throw new RejectedEvent(`the output cannot be serialised (${(e as Error).message})`);
       }
       const body = Buffer.from(text);
-      if (body.length > MAX_EVENT_BYTES) throw new RejectedEvent(`output of ${body.length} bytes exceeds the ${MAX_EVENT_BYTES}-byte event limit`);
+      if (body.length > MAX_EVENT_BYTES)
+        throw new RejectedEvent(`output of ${body.length} bytes exceeds the ${MAX_EVENT_BYTES}-byte event limit`);
       let queues = this.targets;
       if (out.engines) {
         const bad = out.engines.filter((n) => !this.o.known.has(n));
@@ -442,7 +482,13 @@ export class Engine {
    * channel is gone or a stop came first: the input then stays unacked.
    * A retried publish may land after those of later events.
    */
-  private async publishConfirmed(ch: ConfirmChannel, exchange: string, key: string, body: Buffer, headers?: Record<string, unknown>): Promise<boolean> {
+  private async publishConfirmed(
+    ch: ConfirmChannel,
+    exchange: string,
+    key: string,
+    body: Buffer,
+    headers?: Record<string, unknown>,
+  ): Promise<boolean> {
     const hold = {};
     try {
       for (let n = 0; ; n++) {
@@ -469,7 +515,9 @@ export class Engine {
 
   private publish(ch: ConfirmChannel, exchange: string, key: string, body: Buffer, headers?: Record<string, unknown>): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const ok = ch.publish(exchange, key, body, { persistent: true, contentType: 'application/json', headers: headers ?? {} }, (err) => (err ? reject(err) : resolve()));
+      const ok = ch.publish(exchange, key, body, { persistent: true, contentType: 'application/json', headers: headers ?? {} }, (err) =>
+        err ? reject(err) : resolve(),
+      );
       if (!ok) this.drainWait ??= once(ch, 'drain').finally(() => (this.drainWait = undefined));
     });
   }
@@ -500,7 +548,10 @@ export class Engine {
   /** Something went through: if a fault episode was open and nothing is held any more, it is over. */
   private answered(): void {
     if (!this.episode || this.holds.size > 0) return;
-    this.o.logger.info({ pausedMs: Date.now() - this.episode.since, retries: this.stats.retries }, 'store and broker answer again: consuming');
+    this.o.logger.info(
+      { pausedMs: Date.now() - this.episode.since, retries: this.stats.retries },
+      'store and broker answer again: consuming',
+    );
     this.episode = undefined;
   }
 
@@ -537,7 +588,11 @@ export class Engine {
       'x-canopsis-routing-key': msg.fields.routingKey,
       'x-canopsis-queue': this.home,
     };
-    this.track(this.publishConfirmed(ch, this.names.deadExchange, deadQueue(this.home), msg.content, headers).then((sent) => sent && this.ack(ch, msg)));
+    this.track(
+      this.publishConfirmed(ch, this.names.deadExchange, deadQueue(this.home), msg.content, headers).then(
+        (sent) => sent && this.ack(ch, msg),
+      ),
+    );
     await this.backPressure();
   }
 
@@ -658,9 +713,13 @@ export class Engine {
       })();
       const bound = this.o.stopTimeoutMs ?? 20_000;
       let timer: NodeJS.Timeout | undefined;
-      const timedOut = await Promise.race([drained.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), bound)))]);
+      const timedOut = await Promise.race([
+        drained.then(() => false),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), bound))),
+      ]);
       clearTimeout(timer);
-      if (timedOut) this.o.logger.warn({ pending: this.pending.size }, `events still in flight after ${bound} ms; the broker will redeliver them`);
+      if (timedOut)
+        this.o.logger.warn({ pending: this.pending.size }, `events still in flight after ${bound} ms; the broker will redeliver them`);
       const router = this.router;
       await this.connection.close(async () => {
         await router?.close().catch(() => undefined);

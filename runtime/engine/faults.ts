@@ -99,7 +99,10 @@ export function nextStep(fault: Fault, attempts: Attempts, task: string, policy:
     case 'failure':
       if (attempts.failures >= policy.failureAttempts) {
         // "<task> failed: <last error>" first: operators replay dead letters by matching it.
-        return { action: 'dead-letter', reason: `${task} failed: ${fault.message} (failed ${attempts.failures} times; this is the last error)` };
+        return {
+          action: 'dead-letter',
+          reason: `${task} failed: ${fault.message} (failed ${attempts.failures} times; this is the last error)`,
+        };
       }
       return { action: 'retry', afterMs: backoff(policy.failure, attempts.failures - 1), pause: false };
   }
@@ -107,4 +110,8 @@ export function nextStep(fault: Fault, attempts: Attempts, task: string, policy:
 
 /** Counts one more attempt of the fault's kind. */
 export const count = (attempts: Attempts, fault: Fault): Attempts =>
-  fault.kind === 'transient' ? { ...attempts, transient: attempts.transient + 1 } : fault.kind === 'failure' ? { ...attempts, failures: attempts.failures + 1 } : attempts;
+  fault.kind === 'transient'
+    ? { ...attempts, transient: attempts.transient + 1 }
+    : fault.kind === 'failure'
+      ? { ...attempts, failures: attempts.failures + 1 }
+      : attempts;

@@ -1,12 +1,12 @@
-import { applyEvent, ALARM_EVENT_TYPES, onBeat, REDELIVERY } from '../alarm/apply.js';
+import { ALARM_EVENT_TYPES, applyEvent, onBeat, REDELIVERY } from '../alarm/apply.js';
 import type { Alarm, EntityAlarms } from '../alarm/model.js';
 import { DEFAULT_RETENTION } from '../config/runtime.js';
 import { pruneEventLog } from '../dispatch/retention.js';
 import { entityId } from '../event/canopsis-event.js';
 import { NOTHING_PRUNED, pruneBefore } from '../store/prune.js';
 import type { Collection } from '../store/types.js';
-import type { EngineHandle, Event, TaskContext, TaskModule } from '../tasks/types.js';
 import { once } from '../tasks/state.js';
+import type { EngineHandle, Event, TaskContext, TaskModule } from '../tasks/types.js';
 
 /*
  * axe, the alarm engine. Per entity, one document (entity_alarms) holds the
@@ -66,7 +66,11 @@ async function applyRetention(engine: EngineHandle, ctx: TaskContext): Promise<v
   const c = await collections(engine);
   const alarms = r.resolvedAlarms > 0 ? await pruneBefore(c.alarms, 'resolved', now - r.resolvedAlarms) : NOTHING_PRUNED;
   const log = r.eventLog > 0 ? await pruneEventLog(await engine.store(), now - r.eventLog) : NOTHING_PRUNED;
-  if (alarms.deleted || log.deleted) ctx.logger.info({ resolved_alarms: alarms.deleted, event_log: log.deleted, more: alarms.more || log.more }, 'retention: deleted what is past its retention');
+  if (alarms.deleted || log.deleted)
+    ctx.logger.info(
+      { resolved_alarms: alarms.deleted, event_log: log.deleted, more: alarms.more || log.more },
+      'retention: deleted what is past its retention',
+    );
   // The rest in a next job: the queue serves other jobs in between.
   if (alarms.more || log.more) await engine.dispatch(RETENTION_JOB);
 }
@@ -87,16 +91,25 @@ export const axe: TaskModule = {
     await mirror(c, doc?.current);
     const o = outcome!;
     for (const change of o.changes) {
-      await engine.report('info', `alarm_${change}`, { timestamp: Number(event.timestamp), extra: { alarm: doc?.current?.id, entity: entityId(event), state: doc?.current?.state.val, status: doc?.current?.status.val } });
+      await engine.report('info', `alarm_${change}`, {
+        timestamp: Number(event.timestamp),
+        extra: { alarm: doc?.current?.id, entity: entityId(event), state: doc?.current?.state.val, status: doc?.current?.status.val },
+      });
     }
     if (o.ignored && o.ignored !== 'state 0 and no open alarm' && !o.ignored.startsWith('event_type')) {
-      await engine.report('info', 'event_ignored', { timestamp: Number(event.timestamp), reason: o.ignored, extra: { entity: entityId(event), event_type: event.event_type } });
+      await engine.report('info', 'event_ignored', {
+        timestamp: Number(event.timestamp),
+        reason: o.ignored,
+        extra: { entity: entityId(event), event_type: event.event_type },
+      });
     }
     return event;
   },
   beat_processing: async (engine, ctx) => {
     const now = Math.floor(Date.now() / 1000);
-    await sendRetentionJob(engine, now).catch((e: Error) => ctx.logger.warn({ err: e.message }, 'retention job not sent; the next beat tries again'));
+    await sendRetentionJob(engine, now).catch((e: Error) =>
+      ctx.logger.warn({ err: e.message }, 'retention job not sent; the next beat tries again'),
+    );
     const c = await collections(engine);
     for (const open of await c.entity.find({ open: true })) {
       let resolved: Alarm | undefined;
@@ -109,7 +122,11 @@ export const axe: TaskModule = {
         return r.changes.length ? r.next : undefined;
       });
       await mirror(c, resolved ?? doc?.current);
-      for (const change of changes) await engine.report('info', `alarm_${change}`, { timestamp: now, extra: { alarm: (resolved ?? doc?.current)?.id, entity: open.key } });
+      for (const change of changes)
+        await engine.report('info', `alarm_${change}`, {
+          timestamp: now,
+          extra: { alarm: (resolved ?? doc?.current)?.id, entity: open.key },
+        });
     }
   },
   consume_dispatcher: async (engine, job, ctx) => {

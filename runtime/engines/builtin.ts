@@ -1,10 +1,10 @@
 import { TaskRegistry } from '../tasks/registry.js';
-import { cleaner } from './cleaner.js';
-import { eventFilter } from './event-filter.js';
-import { che } from './che.js';
 import { axe } from './axe.js';
-import { perfdata } from './perfdata.js';
+import { che } from './che.js';
+import { cleaner } from './cleaner.js';
 import { collectdgw } from './collectdgw.js';
+import { eventFilter } from './event-filter.js';
+import { perfdata } from './perfdata.js';
 
 /** A registry with every built-in task module. */
 export function builtinRegistry(): TaskRegistry {

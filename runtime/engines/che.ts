@@ -1,6 +1,6 @@
 import type { Collection } from '../store/types.js';
-import type { EngineHandle, Event, TaskModule } from '../tasks/types.js';
 import { once } from '../tasks/state.js';
+import type { EngineHandle, Event, TaskModule } from '../tasks/types.js';
 
 /*
  * che, the context engine: every event makes its connector, component and
@@ -32,13 +32,15 @@ const entities = (engine: EngineHandle): Promise<Collection<Entity>> =>
     return c;
   });
 
-const touch = (seen: number, fresh: Omit<Entity, 'created' | 'last_event_date' | 'enabled'>) => (cur: (Entity & { key: string }) | undefined): Entity | undefined => {
-  if (!cur) return { ...fresh, created: seen, last_event_date: seen, enabled: true };
-  // Unchanged links and an older event: nothing to write.
-  if (cur.last_event_date >= seen) return undefined;
-  const { key: _key, ...doc } = cur;
-  return { ...doc, ...fresh, created: Math.min(cur.created ?? seen, seen), last_event_date: seen };
-};
+const touch =
+  (seen: number, fresh: Omit<Entity, 'created' | 'last_event_date' | 'enabled'>) =>
+  (cur: (Entity & { key: string }) | undefined): Entity | undefined => {
+    if (!cur) return { ...fresh, created: seen, last_event_date: seen, enabled: true };
+    // Unchanged links and an older event: nothing to write.
+    if (cur.last_event_date >= seen) return undefined;
+    const { key: _key, ...doc } = cur;
+    return { ...doc, ...fresh, created: Math.min(cur.created ?? seen, seen), last_event_date: seen };
+  };
 
 export const che: TaskModule = {
   name: 'canopsis.che.process',

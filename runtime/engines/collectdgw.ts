@@ -1,4 +1,4 @@
-import { RejectedEvent, type Event, type TaskModule } from '../tasks/types.js';
+import { type Event, RejectedEvent, type TaskModule } from '../tasks/types.js';
 
 /*
  * collectdgw: what collectd's amqp plugin publishes (templates/collectd.conf.hbs:
@@ -74,7 +74,8 @@ function toEvent(vl: unknown, storeRates: boolean): Event | string | null {
   const dsnames = vl.dsnames;
   const dstypes = vl.dstypes;
   if (!Array.isArray(values) || !Array.isArray(dsnames) || !Array.isArray(dstypes)) return 'values, dsnames and dstypes must be lists';
-  if (values.length === 0 || values.length !== dsnames.length || values.length !== dstypes.length) return `values (${values.length}), dsnames (${dsnames.length}) and dstypes (${dstypes.length}) differ in length or are empty`;
+  if (values.length === 0 || values.length !== dsnames.length || values.length !== dstypes.length)
+    return `values (${values.length}), dsnames (${dsnames.length}) and dstypes (${dstypes.length}) differ in length or are empty`;
   const time = vl.time;
   if (typeof time !== 'number' || !Number.isFinite(time) || time <= 0) return `time ${shown(time)} is not unix seconds`;
   const base = joined(type, text(vl.type_instance));
@@ -136,7 +137,10 @@ export const collectdgw: TaskModule = {
   event_processing: async (engine, body: Event) => {
     const { events, skipped } = convertCollectd(body);
     if (skipped.length) {
-      await engine.report('warning', 'collectd_skipped', { reason: skipped[0]!.reason, extra: { skipped: skipped.slice(0, 20), kept: events.length } });
+      await engine.report('warning', 'collectd_skipped', {
+        reason: skipped[0]!.reason,
+        extra: { skipped: skipped.slice(0, 20), kept: events.length },
+      });
     }
     // Malformed and nothing usable: dead-lettered with the reason, where it can be looked at.
     if (!events.length && skipped.length) throw new RejectedEvent(`collectdgw: ${skipped[0]!.reason}`);

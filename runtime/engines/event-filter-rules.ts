@@ -1,6 +1,6 @@
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { DROP, routeTo, type Event, type EventOutcome } from '../tasks/types.js';
+import { DROP, type Event, type EventOutcome, routeTo } from '../tasks/types.js';
 
 /*
  * event_filter rules: an ordered list; the first rule that matches and ends
@@ -61,11 +61,16 @@ export function compileRules(text: string, file: string): CompiledRule[] {
   }
   return parsed.data.rules.map((r, n) => {
     const name = r.name ?? `rules.${n}`;
-    return { name, action: r.action, matchers: Object.entries(r.match).map(([field, c]) => [field, matcher(c, `${file}: ${name}.match.${field}`)] as [string, Matcher]) };
+    return {
+      name,
+      action: r.action,
+      matchers: Object.entries(r.match).map(([field, c]) => [field, matcher(c, `${file}: ${name}.match.${field}`)] as [string, Matcher]),
+    };
   });
 }
 
-const fieldOf = (e: Event, path: string) => path.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), e);
+const fieldOf = (e: Event, path: string) =>
+  path.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), e);
 
 export function applyRules(rules: CompiledRule[], input: Event): EventOutcome {
   let event = input;

@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { EngineHandle, TaskContext, TaskModule } from '../tasks/types.js';
-import { applyRules, compileRules, type CompiledRule } from './event-filter-rules.js';
+import { applyRules, type CompiledRule, compileRules } from './event-filter-rules.js';
 
 /*
  * event_filter: ordered rules from etc/event_filter.yaml, reloaded on beat
@@ -46,7 +46,10 @@ async function reloadNow(engine: EngineHandle, ctx: TaskContext): Promise<RulesS
   } catch (e) {
     // Keep filtering with the last good rules; do not retry this version of the file.
     engine.state.set('rules', { ...current, mtimeMs });
-    ctx.logger.error({ file, err: (e as Error).message, keeping: current.rules.length }, 'event filter rules rejected; keeping the last good rules');
+    ctx.logger.error(
+      { file, err: (e as Error).message, keeping: current.rules.length },
+      'event filter rules rejected; keeping the last good rules',
+    );
     return current;
   }
 }

@@ -1,8 +1,8 @@
 import { entityId } from '../event/canopsis-event.js';
-import { fromPerfDataArray, parsePerfData, type Metric, type MetricType, type Skipped } from '../perfdata/parse.js';
+import { fromPerfDataArray, type Metric, type MetricType, parsePerfData, type Skipped } from '../perfdata/parse.js';
 import type { Collection } from '../store/types.js';
-import type { EngineHandle, Event, TaskModule } from '../tasks/types.js';
 import { once } from '../tasks/state.js';
+import type { EngineHandle, Event, TaskModule } from '../tasks/types.js';
 
 /*
  * perfdata: the metrics an event carries (perf_data, the Nagios string, and
@@ -56,7 +56,10 @@ export const latestKey = (entity: string, metric: string) => `${entity}|${metric
 
 /** The metrics of an event, perf_data first then perf_data_array (a name in both: the array's wins). */
 export function eventMetrics(event: Event): { metrics: Metric[]; skipped: Skipped[] } {
-  const a = event.perf_data === undefined || event.perf_data === null || event.perf_data === '' ? { metrics: [], skipped: [] } : parsePerfData(event.perf_data as string);
+  const a =
+    event.perf_data === undefined || event.perf_data === null || event.perf_data === ''
+      ? { metrics: [], skipped: [] }
+      : parsePerfData(event.perf_data as string);
   const b = fromPerfDataArray(event.perf_data_array);
   return { metrics: [...a.metrics, ...b.metrics], skipped: [...a.skipped, ...b.skipped] };
 }
@@ -68,13 +71,18 @@ const MAX_REPORTED = 20;
 export const perfdata: TaskModule = {
   name: 'canopsis.perfdata.process',
   event_processing: async (engine, event: Event) => {
-    const hasData = (event.perf_data !== undefined && event.perf_data !== null && event.perf_data !== '') || (event.perf_data_array !== undefined && event.perf_data_array !== null);
+    const hasData =
+      (event.perf_data !== undefined && event.perf_data !== null && event.perf_data !== '') ||
+      (event.perf_data_array !== undefined && event.perf_data_array !== null);
     if (!hasData) return event;
     const { metrics, skipped } = eventMetrics(event);
     const resource = event.source_type === 'resource' && isText(event.resource) ? event.resource : undefined;
     const component = isText(event.component) ? event.component : undefined;
     if (!component) {
-      await engine.report('warning', 'perfdata_skipped', { reason: 'event without a component: its metrics are not stored', extra: { metrics: metrics.length } });
+      await engine.report('warning', 'perfdata_skipped', {
+        reason: 'event without a component: its metrics are not stored',
+        extra: { metrics: metrics.length },
+      });
       return event;
     }
     const entity = entityId(event);
@@ -86,12 +94,14 @@ export const perfdata: TaskModule = {
       });
     }
     if (!metrics.length) return event;
-    const ts = typeof event.timestamp === 'number' && Number.isFinite(event.timestamp) ? Math.floor(event.timestamp) : Math.floor(Date.now() / 1000);
+    const ts =
+      typeof event.timestamp === 'number' && Number.isFinite(event.timestamp) ? Math.floor(event.timestamp) : Math.floor(Date.now() / 1000);
     const c = await collections(engine);
     for (const m of metrics) {
       const doc: MetricSample = { entity, component, metric: m.name, value: m.value, type: m.type ?? 'GAUGE', timestamp: ts };
       if (resource !== undefined) doc.resource = resource;
-      for (const k of ['unit', 'warn', 'crit', 'min', 'max'] as const) if (m[k] !== undefined) (doc as unknown as Record<string, unknown>)[k] = m[k];
+      for (const k of ['unit', 'warn', 'crit', 'min', 'max'] as const)
+        if (m[k] !== undefined) (doc as unknown as Record<string, unknown>)[k] = m[k];
       await c.samples.put(sampleKey(entity, m.name, ts), doc);
       // Out-of-order samples (a late event, a replayed dead letter) never move latest back.
       await c.latest.modify(latestKey(entity, m.name), (cur) => (cur && cur.timestamp > ts ? undefined : doc));

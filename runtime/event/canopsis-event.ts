@@ -6,8 +6,19 @@ import type { Event } from '../tasks/types.js';
  */
 
 export const EVENT_TYPES = [
-  'check', 'perf', 'log', 'ack', 'ackremove', 'cancel', 'uncancel', 'comment',
-  'changestate', 'snooze', 'unsnooze', 'declareticket', 'assocticket',
+  'check',
+  'perf',
+  'log',
+  'ack',
+  'ackremove',
+  'cancel',
+  'uncancel',
+  'comment',
+  'changestate',
+  'snooze',
+  'unsnooze',
+  'declareticket',
+  'assocticket',
 ] as const;
 export const SOURCE_TYPES = ['component', 'resource'] as const;
 
@@ -36,7 +47,10 @@ const isText = (v: unknown): v is string => typeof v === 'string' && v.trim() !=
  */
 export function checkEvent(input: unknown, now: () => number = () => Math.floor(Date.now() / 1000)): Checked {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-    return { ok: false, reason: `not an event object (found ${Array.isArray(input) ? 'an array' : input === null ? 'null' : typeof input})` };
+    return {
+      ok: false,
+      reason: `not an event object (found ${Array.isArray(input) ? 'an array' : input === null ? 'null' : typeof input})`,
+    };
   }
   const e = input as Event;
   const missing = REQUIRED.filter((k) => !isText(e[k]));
@@ -47,7 +61,8 @@ export function checkEvent(input: unknown, now: () => number = () => Math.floor(
   if (!(SOURCE_TYPES as readonly string[]).includes(e.source_type as string)) {
     return { ok: false, reason: `unknown source_type "${String(e.source_type)}" (known: ${SOURCE_TYPES.join(', ')})` };
   }
-  if (e.source_type === 'resource' && !isText(e.resource)) return { ok: false, reason: 'missing or empty field: resource (source_type is resource)' };
+  if (e.source_type === 'resource' && !isText(e.resource))
+    return { ok: false, reason: 'missing or empty field: resource (source_type is resource)' };
   const out: Event = { ...e };
   if (e.source_type === 'component') delete out.resource;
   const needsState = e.event_type === 'check' || e.event_type === 'changestate';
@@ -63,7 +78,8 @@ export function checkEvent(input: unknown, now: () => number = () => Math.floor(
     return { ok: false, reason: `timestamp must be unix seconds (found ${JSON.stringify(e.timestamp)})` };
   }
   if (out.state_type === undefined && e.event_type === 'check') out.state_type = 1;
-  if (routingKey(out).length > MAX_ROUTING_KEY) return { ok: false, reason: `routing key longer than ${MAX_ROUTING_KEY} bytes: shorten component or resource` };
+  if (routingKey(out).length > MAX_ROUTING_KEY)
+    return { ok: false, reason: `routing key longer than ${MAX_ROUTING_KEY} bytes: shorten component or resource` };
   return { ok: true, event: out };
 }
 
@@ -78,7 +94,8 @@ export function nestedDeeperThan(text: Buffer, limit: number): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
     if (inString) {
-      if (c === 0x5c) i++; // backslash: the next byte is escaped
+      if (c === 0x5c)
+        i++; // backslash: the next byte is escaped
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x5b || c === 0x7b) {
@@ -92,8 +109,10 @@ export type Parsed = { ok: true; value: unknown } | { ok: false; reason: string 
 
 /** An event body off the broker, parsed within the size and depth limits; the reason says which limit or what JSON error. */
 export function parseEventBody(body: Buffer): Parsed {
-  if (body.length > MAX_EVENT_BYTES) return { ok: false, reason: `event of ${body.length} bytes exceeds the ${MAX_EVENT_BYTES}-byte event limit` };
-  if (nestedDeeperThan(body, MAX_EVENT_DEPTH)) return { ok: false, reason: `event nested too deep: more than ${MAX_EVENT_DEPTH} levels of arrays or objects` };
+  if (body.length > MAX_EVENT_BYTES)
+    return { ok: false, reason: `event of ${body.length} bytes exceeds the ${MAX_EVENT_BYTES}-byte event limit` };
+  if (nestedDeeperThan(body, MAX_EVENT_DEPTH))
+    return { ok: false, reason: `event nested too deep: more than ${MAX_EVENT_DEPTH} levels of arrays or objects` };
   try {
     return { ok: true, value: JSON.parse(body.toString('utf8')) };
   } catch (e) {

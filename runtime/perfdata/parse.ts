@@ -177,7 +177,8 @@ const describe = (v: unknown): string => {
 };
 
 /** A number, or a numeric string (decimal comma accepted); undefined otherwise. */
-const numberOf = (v: unknown): number | undefined => (typeof v === 'number' ? (Number.isFinite(v) ? v : undefined) : typeof v === 'string' ? readNumber(v) : undefined);
+const numberOf = (v: unknown): number | undefined =>
+  typeof v === 'number' ? (Number.isFinite(v) ? v : undefined) : typeof v === 'string' ? readNumber(v) : undefined;
 const thresholdOf = (v: unknown): number | undefined => (typeof v === 'string' ? readThreshold(v) : numberOf(v));
 
 /**

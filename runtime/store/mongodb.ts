@@ -1,18 +1,28 @@
 import {
+  type Db,
+  type Document,
   MongoClient,
+  type MongoClientOptions,
   MongoError,
+  type Filter as MongoFilter,
   MongoNetworkError,
   MongoNotConnectedError,
   MongoServerClosedError,
   MongoServerError,
   MongoServerSelectionError,
   MongoTopologyClosedError,
-  type Db,
-  type Document,
-  type Filter as MongoFilter,
-  type MongoClientOptions,
 } from 'mongodb';
-import { checkField, checkName, StoreUnavailable, type Collection, type DeleteOptions, type Filter, type FindOptions, type Store, type Stored } from './types.js';
+import {
+  type Collection,
+  checkField,
+  checkName,
+  type DeleteOptions,
+  type Filter,
+  type FindOptions,
+  type Store,
+  type Stored,
+  StoreUnavailable,
+} from './types.js';
 
 /*
  * MongoDB through the official driver. Documents keep MongoDB's own
@@ -71,12 +81,16 @@ function toMongo(filter: Filter | undefined): MongoFilter<Document> {
 const MAX_CAS_RETRIES = 100;
 
 /** The requested order, then insertion order (_id) so that equal keys come back the same way each time. */
-const sortOf = (sort: FindOptions['sort']): Record<string, 1 | -1> => (sort?.length ? Object.fromEntries([...sort, ['_id', 1]]) : { _id: 1 });
+const sortOf = (sort: FindOptions['sort']): Record<string, 1 | -1> =>
+  sort?.length ? Object.fromEntries([...sort, ['_id', 1]]) : { _id: 1 };
 
 class MongoCollection<T extends object> implements Collection<T> {
   private indexed = false;
 
-  constructor(private readonly db: Db, private readonly name: string) {
+  constructor(
+    private readonly db: Db,
+    private readonly name: string,
+  ) {
     checkName(name);
   }
 
@@ -152,7 +166,11 @@ class MongoCollection<T extends object> implements Collection<T> {
     return guard(`${this.name}.delete`, async () => {
       if (options.limit === undefined) return (await this.c.deleteMany(query)).deletedCount;
       // deleteMany takes no limit: the first ids in order, then those (still matching).
-      const ids = await this.c.find(query, { projection: { _id: 1 } }).sort(sortOf(options.sort)).limit(options.limit).toArray();
+      const ids = await this.c
+        .find(query, { projection: { _id: 1 } })
+        .sort(sortOf(options.sort))
+        .limit(options.limit)
+        .toArray();
       if (ids.length === 0) return 0;
       return (await this.c.deleteMany({ $and: [query, { _id: { $in: ids.map((d) => d._id) } }] })).deletedCount;
     });
@@ -168,7 +186,10 @@ export class MongoStore implements Store {
   readonly kind = 'mongodb';
   private readonly collections = new Map<string, MongoCollection<object>>();
 
-  private constructor(private readonly client: MongoClient, private readonly db: Db) {}
+  private constructor(
+    private readonly client: MongoClient,
+    private readonly db: Db,
+  ) {}
 
   /** Connects (URL with replica set, auth and options as MongoDB takes them). */
   static async connect(url: string, dbName?: string, options: MongoClientOptions = {}): Promise<MongoStore> {

@@ -1,7 +1,20 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { checkField, checkName, StoreError, StoreUnavailable, type Collection, type Condition, type DeleteOptions, type Filter, type FindOptions, type Scalar, type Store, type Stored } from './types.js';
+import {
+  type Collection,
+  type Condition,
+  checkField,
+  checkName,
+  type DeleteOptions,
+  type Filter,
+  type FindOptions,
+  type Scalar,
+  type Store,
+  type Stored,
+  StoreError,
+  StoreUnavailable,
+} from './types.js';
 
 /*
  * The embedded store: one SQLite file (better-sqlite3), a table per
@@ -28,13 +41,23 @@ export interface SqliteOptions {
 
 // Primary result codes (extended ones start with them: SQLITE_READONLY_DBMOVED, SQLITE_IOERR_WRITE...)
 // meaning the file is there but not usable now. https://sqlite.org/rescode.html
-const UNAVAILABLE = ['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_READONLY', 'SQLITE_CANTOPEN', 'SQLITE_IOERR', 'SQLITE_FULL', 'SQLITE_PROTOCOL', 'SQLITE_NOMEM'];
+const UNAVAILABLE = [
+  'SQLITE_BUSY',
+  'SQLITE_LOCKED',
+  'SQLITE_READONLY',
+  'SQLITE_CANTOPEN',
+  'SQLITE_IOERR',
+  'SQLITE_FULL',
+  'SQLITE_PROTOCOL',
+  'SQLITE_NOMEM',
+];
 // Of those, the ones an open connection keeps: a read-only open stays read-only after a chown.
 const REOPEN = ['SQLITE_READONLY', 'SQLITE_CANTOPEN', 'SQLITE_IOERR'];
 // What the file system answers when the store's directory or file cannot be created or opened.
 const FS_UNAVAILABLE = ['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EIO', 'EDQUOT', 'EBUSY'];
 
-const codeOf = (e: unknown) => (e && typeof e === 'object' && typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : '');
+const codeOf = (e: unknown) =>
+  e && typeof e === 'object' && typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : '';
 const isCode = (code: string, list: string[]) => list.some((c) => code === c || code.startsWith(`${c}_`));
 
 /** Whether an error from better-sqlite3 (or the file system under it) means "the store cannot answer now". */
@@ -105,7 +128,10 @@ class SqliteCollection<T extends object> implements Collection<T> {
   private readyOn: Db | undefined;
   private readonly indexes: string[][] = [];
 
-  constructor(private readonly store: SqliteStore, name: string) {
+  constructor(
+    private readonly store: SqliteStore,
+    name: string,
+  ) {
     checkName(name);
     this.table = `c_${name}`;
   }
@@ -131,7 +157,10 @@ class SqliteCollection<T extends object> implements Collection<T> {
 
   private write(db: Db, key: string, doc: T): void {
     const { key: _drop, ...rest } = doc as T & { key?: string };
-    db.prepare(`INSERT INTO ${this.table} (key, doc) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET doc = excluded.doc`).run(key, JSON.stringify(rest));
+    db.prepare(`INSERT INTO ${this.table} (key, doc) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET doc = excluded.doc`).run(
+      key,
+      JSON.stringify(rest),
+    );
   }
 
   async get(key: string) {
@@ -161,7 +190,10 @@ class SqliteCollection<T extends object> implements Collection<T> {
     const o = orderBy(options.sort);
     const limit = options.limit ?? -1;
     const rows = this.store.run(
-      () => this.db.prepare(`SELECT key, doc FROM ${this.table} ${w.sql} ${o.sql} LIMIT ? OFFSET ?`).all(...w.params, ...o.params, limit, options.skip ?? 0) as Array<{ key: string; doc: string }>,
+      () =>
+        this.db
+          .prepare(`SELECT key, doc FROM ${this.table} ${w.sql} ${o.sql} LIMIT ? OFFSET ?`)
+          .all(...w.params, ...o.params, limit, options.skip ?? 0) as Array<{ key: string; doc: string }>,
     );
     return rows.map((r) => this.parse(r)!);
   }
@@ -173,7 +205,8 @@ class SqliteCollection<T extends object> implements Collection<T> {
 
   async delete(filter: Filter, options: DeleteOptions = {}) {
     const w = where(filter);
-    if (options.limit === undefined) return this.store.run(() => this.db.prepare(`DELETE FROM ${this.table} ${w.sql}`).run(...w.params).changes);
+    if (options.limit === undefined)
+      return this.store.run(() => this.db.prepare(`DELETE FROM ${this.table} ${w.sql}`).run(...w.params).changes);
     // Ordered by the filtered field, the subquery walks that field's index from its low end.
     const o = orderBy(options.sort);
     const sql = `DELETE FROM ${this.table} WHERE rowid IN (SELECT rowid FROM ${this.table} ${w.sql} ${o.sql} LIMIT ?)`;
@@ -204,7 +237,10 @@ export class SqliteStore implements Store {
   private readonly collections = new Map<string, SqliteCollection<object>>();
 
   /** Opens the file now, so that a store that cannot be opened says so at once (StoreUnavailable). */
-  constructor(readonly file: string, options: SqliteOptions = {}) {
+  constructor(
+    readonly file: string,
+    options: SqliteOptions = {},
+  ) {
     this.busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     this.db = this.open();
   }

@@ -63,7 +63,10 @@ export async function loadPlugins(registry: TaskRegistry, dir: string): Promise<
     const tm = mod.default ?? mod.module;
     // A plugin file may hold an event dispatcher instead (loaded by dispatch/).
     if (!tm && mod.dispatcher) continue;
-    if (!tm || typeof tm.name !== 'string') throw new PluginError(`${file}: exports no task module (export default { name: 'dotted.module', event_processing, ... }) nor an event dispatcher (export const dispatcher = { name, create })`);
+    if (!tm || typeof tm.name !== 'string')
+      throw new PluginError(
+        `${file}: exports no task module (export default { name: 'dotted.module', event_processing, ... }) nor an event dispatcher (export const dispatcher = { name, create })`,
+      );
     registry.register(tm, file);
     loaded.push(tm.name);
   }

@@ -17,7 +17,10 @@ export interface Routed {
   readonly route: readonly string[];
   readonly event: Event;
 }
-export const routeTo = (engines: string | string[], event: Event): Routed => ({ route: Array.isArray(engines) ? engines : [engines], event });
+export const routeTo = (engines: string | string[], event: Event): Routed => ({
+  route: Array.isArray(engines) ? engines : [engines],
+  event,
+});
 
 export type EventOutcome = Event | Array<Event | Routed> | Routed | Drop;
 
@@ -34,7 +37,11 @@ export interface EngineHandle {
   /** The store, opened on first use and shared by the process. */
   store(): Promise<import('../store/types.js').Store>;
   /** Reports to the enabled event dispatchers; never throws. */
-  report(level: import('../dispatch/types.js').DumpLevel, action: string, info?: Partial<import('../dispatch/types.js').DumpInfo>): Promise<void>;
+  report(
+    level: import('../dispatch/types.js').DumpLevel,
+    action: string,
+    info?: Partial<import('../dispatch/types.js').DumpInfo>,
+  ): Promise<void>;
   /** etc/runtime.conf: alarm and perfdata settings. */
   readonly runtime: import('../config/runtime.js').RuntimeConfig;
 }

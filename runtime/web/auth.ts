@@ -1,4 +1,4 @@
-import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { createHash, randomBytes, type ScryptOptions, scrypt, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import ini from 'ini';
 
@@ -89,7 +89,11 @@ export function presented(key: string | undefined, authorization: string | undef
 let decoy: Promise<string> | undefined;
 
 /** The principal of a request, or undefined. */
-export async function authenticate(c: Credentials, key: string | undefined, authorization: string | undefined): Promise<Principal | undefined> {
+export async function authenticate(
+  c: Credentials,
+  key: string | undefined,
+  authorization: string | undefined,
+): Promise<Principal | undefined> {
   if (key) {
     if (same(key, c.authkey)) return { name: 'authkey', role: 'admin' };
     const h = sha256(key);

@@ -58,20 +58,26 @@ export async function apiClient(prefix: string): Promise<ApiClient> {
     try {
       pem = await readFile(conf.tls.cert, 'utf8');
     } catch (e) {
-      throw new Error(`cannot read the API's certificate ${conf.tls.cert} ([server] tls_cert of ${conf.file}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new Error(
+        `cannot read the API's certificate ${conf.tls.cert} ([server] tls_cert of ${conf.file}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      );
     }
     try {
       agent = trustAgent(pem);
     } catch (e) {
-      throw new Error(`the API's certificate ${conf.tls.cert} ([server] tls_cert of ${conf.file}) is not a PEM certificate: ${(e as Error).message}`);
+      throw new Error(
+        `the API's certificate ${conf.tls.cert} ([server] tls_cert of ${conf.file}) is not a PEM certificate: ${(e as Error).message}`,
+      );
     }
   }
-  const url = (p: string | URL) => (typeof p !== 'string' || /^https?:\/\//.test(p) ? String(p) : `${base}${p.startsWith('/') ? '' : '/'}${p}`);
+  const url = (p: string | URL) =>
+    typeof p !== 'string' || /^https?:\/\//.test(p) ? String(p) : `${base}${p.startsWith('/') ? '' : '/'}${p}`;
   return {
     base,
     origin,
     // undici's Response has the shape of Node's global one, under its own type declarations.
-    fetch: (p, init) => undiciFetch(url(p), { ...(init as object), ...(agent ? { dispatcher: agent } : {}) }) as unknown as Promise<Response>,
+    fetch: (p, init) =>
+      undiciFetch(url(p), { ...(init as object), ...(agent ? { dispatcher: agent } : {}) }) as unknown as Promise<Response>,
     close: async () => {
       await agent?.close();
     },

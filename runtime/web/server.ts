@@ -1,13 +1,13 @@
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Alarm } from '../alarm/model.js';
-import { checkEvent, MAX_EVENT_DEPTH, nestedDeeperThan } from '../event/canopsis-event.js';
 import { ALARMS } from '../engines/axe.js';
 import { ENTITIES, type Entity } from '../engines/che.js';
+import { checkEvent, MAX_EVENT_DEPTH, nestedDeeperThan } from '../event/canopsis-event.js';
 import type { Filter, Store } from '../store/types.js';
 import type { Event } from '../tasks/types.js';
 import { alarmsQuery, BadQuery, repeatedParameter } from './alarms-query.js';
-import { authenticate, presented, type Credentials, type Principal } from './auth.js';
+import { authenticate, type Credentials, type Principal, presented } from './auth.js';
 
 /*
  * The REST API, after Canopsis v4's routes so that its clients work.
@@ -55,7 +55,12 @@ declare module 'fastify' {
 /** The label of a request in /metrics: its route pattern, never the URL a client typed (it may carry ?authkey=). */
 const routeLabel = (req: FastifyRequest) => (req.is404 || !req.routeOptions.url ? 'unmatched' : req.routeOptions.url);
 
-const pageMeta = (page: number, limit: number, total: number) => ({ page, page_count: Math.max(1, Math.ceil(total / limit)), per_page: limit, total_count: total });
+const pageMeta = (page: number, limit: number, total: number) => ({
+  page,
+  page_count: Math.max(1, Math.ceil(total / limit)),
+  per_page: limit,
+  total_count: total,
+});
 
 export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
   const options = { bodyLimit: d.bodyLimit ?? 1024 * 1024, logger: d.logger ?? false, return503OnClosing: true };
@@ -66,7 +71,8 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (status >= 500) req.log.error({ err: err.message }, 'request failed');
-    const message = status === 413 ? `body larger than ${d.bodyLimit ?? 1024 * 1024} bytes` : status >= 500 ? 'internal error' : err.message;
+    const message =
+      status === 413 ? `body larger than ${d.bodyLimit ?? 1024 * 1024} bytes` : status >= 500 ? 'internal error' : err.message;
     void reply.status(status).send({ error: message });
   });
   app.setNotFoundHandler((_req, reply) => void reply.status(404).send({ error: 'not found' }));
@@ -77,7 +83,12 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     if (nestedDeeperThan(Buffer.from(body as string), MAX_EVENT_DEPTH + 1)) {
-      done(Object.assign(new Error(`body nested too deep: an event has at most ${MAX_EVENT_DEPTH} levels of arrays or objects`), { statusCode: 400 }), undefined);
+      done(
+        Object.assign(new Error(`body nested too deep: an event has at most ${MAX_EVENT_DEPTH} levels of arrays or objects`), {
+          statusCode: 400,
+        }),
+        undefined,
+      );
       return;
     }
     json(req, body as string, done);
@@ -116,7 +127,10 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
         const after = await failures(req);
         if (!after.isAllowed && after.isExceeded) return tooMany(req, reply, after.ttlInSeconds);
       }
-      return reply.status(401).header('www-authenticate', 'Basic realm="canopsis"').send({ error: 'authentication required: x-canopsis-authkey header, ?authkey= or HTTP basic' });
+      return reply
+        .status(401)
+        .header('www-authenticate', 'Basic realm="canopsis"')
+        .send({ error: 'authentication required: x-canopsis-authkey header, ?authkey= or HTTP basic' });
     }
     if (req.method !== 'GET' && req.method !== 'HEAD' && principal.role !== 'admin') {
       return reply.status(403).send({ error: `${principal.name} is read-only` });
@@ -125,13 +139,20 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
   });
 
   app.get('/api/v4/healthcheck', async (_req, reply) => {
-    const [broker, store] = await Promise.all([d.brokerReady().catch(() => false), d.store.ping().then(() => true, () => false)]);
+    const [broker, store] = await Promise.all([
+      d.brokerReady().catch(() => false),
+      d.store.ping().then(
+        () => true,
+        () => false,
+      ),
+    ]);
     return reply.status(broker && store ? 200 : 503).send({ broker, store });
   });
 
   app.post('/api/v4/event', async (req: FastifyRequest, reply) => {
     const body = req.body as unknown;
-    if (body === null || typeof body !== 'object') return reply.status(400).send({ error: 'expected an event object or an array of events' });
+    if (body === null || typeof body !== 'object')
+      return reply.status(400).send({ error: 'expected an event object or an array of events' });
     const events = Array.isArray(body) ? body : [body];
     const sent: Event[] = [];
     const failed: Array<{ event: unknown; error: string }> = [];
@@ -151,7 +172,9 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
     }
     counters.eventsSent += sent.length;
     counters.eventsFailed += failed.length;
-    return reply.status(failed.length && !sent.length && !retry.length ? 400 : 200).send({ sent_events: sent, failed_events: failed, retry_events: retry });
+    return reply
+      .status(failed.length && !sent.length && !retry.length ? 400 : 200)
+      .send({ sent_events: sent, failed_events: failed, retry_events: retry });
   });
 
   app.get('/api/v4/alarms', async (req, reply) => {
@@ -223,20 +246,55 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
     const metric = (name: string, help: string, type: 'gauge' | 'counter', samples: Array<[Record<string, string>, number]>) => {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
       for (const [labels, v] of samples) {
-        const l = Object.entries(labels).map(([k, x]) => `${k}="${x.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`).join(',');
+        const l = Object.entries(labels)
+          .map(([k, x]) => `${k}="${x.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`)
+          .join(',');
         lines.push(`${name}${l ? `{${l}}` : ''} ${v}`);
       }
     };
     const stats = await d.queueStats().catch(() => [] as QueueStat[]);
-    metric('canopsis_engine_queue_messages', 'Events waiting in the engine queue', 'gauge', stats.map((s) => [{ engine: s.engine }, s.messages]));
-    metric('canopsis_engine_consumers', 'Processes consuming the engine queue', 'gauge', stats.map((s) => [{ engine: s.engine }, s.consumers]));
-    metric('canopsis_engine_dead_letters', 'Events in the engine dead-letter queue', 'gauge', stats.map((s) => [{ engine: s.engine }, s.dead]));
-    metric('canopsis_engine_ready', 'Whether at least one process consumes the engine queue (1) or none (0)', 'gauge', stats.map((s) => [{ engine: s.engine }, s.consumers > 0 ? 1 : 0]));
+    metric(
+      'canopsis_engine_queue_messages',
+      'Events waiting in the engine queue',
+      'gauge',
+      stats.map((s) => [{ engine: s.engine }, s.messages]),
+    );
+    metric(
+      'canopsis_engine_consumers',
+      'Processes consuming the engine queue',
+      'gauge',
+      stats.map((s) => [{ engine: s.engine }, s.consumers]),
+    );
+    metric(
+      'canopsis_engine_dead_letters',
+      'Events in the engine dead-letter queue',
+      'gauge',
+      stats.map((s) => [{ engine: s.engine }, s.dead]),
+    );
+    metric(
+      'canopsis_engine_ready',
+      'Whether at least one process consumes the engine queue (1) or none (0)',
+      'gauge',
+      stats.map((s) => [{ engine: s.engine }, s.consumers > 0 ? 1 : 0]),
+    );
     const alarms = d.store.collection<Alarm>(ALARMS);
-    const open = await Promise.all([0, 1, 2, 3].map(async (state) => [{ state: String(state) }, await alarms.count({ resolved: null, 'state.val': state })] as [Record<string, string>, number]));
+    const open = await Promise.all(
+      [0, 1, 2, 3].map(
+        async (state) =>
+          [{ state: String(state) }, await alarms.count({ resolved: null, 'state.val': state })] as [Record<string, string>, number],
+      ),
+    );
     metric('canopsis_alarms_open', 'Open alarms by state', 'gauge', open);
-    metric('canopsis_api_events_total', 'Events received by POST /api/v4/event', 'counter', [[{ result: 'sent' }, counters.eventsSent], [{ result: 'failed' }, counters.eventsFailed]]);
-    metric('canopsis_api_requests_total', 'API requests by method and route pattern (unknown URLs: route="unmatched")', 'counter', [...counters.requests.values()].map(({ method, route, n }) => [{ method, route }, n]));
+    metric('canopsis_api_events_total', 'Events received by POST /api/v4/event', 'counter', [
+      [{ result: 'sent' }, counters.eventsSent],
+      [{ result: 'failed' }, counters.eventsFailed],
+    ]);
+    metric(
+      'canopsis_api_requests_total',
+      'API requests by method and route pattern (unknown URLs: route="unmatched")',
+      'counter',
+      [...counters.requests.values()].map(({ method, route, n }) => [{ method, route }, n]),
+    );
     return reply.type('text/plain; version=0.0.4').send(`${lines.join('\n')}\n`);
   });
 

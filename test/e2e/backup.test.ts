@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import amqp from 'amqplib';
 import ini from 'ini';
-import { apiClient, type ApiClient } from '../../runtime/web/client.js';
+import { type ApiClient, apiClient } from '../../runtime/web/client.js';
 import { authkeyOf } from '../helpers/api.js';
 import { buildInstall, isolatedPorts, removeDir, run, tempDir, waitFor } from '../helpers/index.js';
 
@@ -66,13 +66,20 @@ function largestGap(samples: Array<{ t: number; n: number }>, from: number, to: 
   return gap;
 }
 
-test('backup while 10,000 events flow, then stop, delete the store, restore: alarms and entities of backup time are back and new events are processed', { timeout: TIMEOUT }, async (t) => {
-  const inst = await buildInstall(['install', '--prefix', prefix, '--yes', '--start', ...isolatedPorts(BASE, `cpsbke2e${BASE}@localhost`)], { timeout: TIMEOUT });
+test('backup while 10,000 events flow, then stop, delete the store, restore: alarms and entities of backup time are back and new events are processed', {
+  timeout: TIMEOUT,
+}, async (t) => {
+  const inst = await buildInstall(
+    ['install', '--prefix', prefix, '--yes', '--start', ...isolatedPorts(BASE, `cpsbke2e${BASE}@localhost`)],
+    { timeout: TIMEOUT },
+  );
   assert.equal(inst.exitCode, 0, inst.all);
   key = await authkeyOf(prefix);
 
   const m = ini.parse(await readFile(path.join(prefix, 'etc', 'amqp.conf'), 'utf8')).master as Record<string, string>;
-  const conn = await amqp.connect(`amqp://${encodeURIComponent(m.userid!)}:${encodeURIComponent(m.password!)}@127.0.0.1:${m.port}/${encodeURIComponent(m.virtual_host!)}`);
+  const conn = await amqp.connect(
+    `amqp://${encodeURIComponent(m.userid!)}:${encodeURIComponent(m.password!)}@127.0.0.1:${m.port}/${encodeURIComponent(m.virtual_host!)}`,
+  );
   const base = await alarmCount();
   const samples: Array<{ t: number; n: number }> = [];
   let sampling = true;
@@ -86,7 +93,16 @@ test('backup while 10,000 events flow, then stop, delete the store, restore: ala
     const ch = await conn.createConfirmChannel();
     const publisher = (async () => {
       for (let i = 0; i < EVENTS; i++) {
-        const event = { connector: 'bke2e', connector_name: 'backup', event_type: 'check', source_type: 'resource', component: 'bk', resource: `r${i}`, state: 2, output: 'disk full' };
+        const event = {
+          connector: 'bke2e',
+          connector_name: 'backup',
+          event_type: 'check',
+          source_type: 'resource',
+          component: 'bk',
+          resource: `r${i}`,
+          state: 2,
+          output: 'disk full',
+        };
         ch.publish('canopsis.events', 'bke2e', Buffer.from(JSON.stringify(event)), { persistent: true });
         if (i % 500 === 499) await ch.waitForConfirms();
       }
@@ -106,13 +122,27 @@ test('backup while 10,000 events flow, then stop, delete the store, restore: ala
     await ch.close();
 
     const during = largestGap(samples, t0, t1);
-    const outside = Math.max(largestGap(samples.filter((s) => s.t < t0), 0, t0), largestGap(samples.filter((s) => s.t > t1), t1, Infinity));
+    const outside = Math.max(
+      largestGap(
+        samples.filter((s) => s.t < t0),
+        0,
+        t0,
+      ),
+      largestGap(
+        samples.filter((s) => s.t > t1),
+        t1,
+        Infinity,
+      ),
+    );
     const report = `backup took ${((t1 - t0) / 1000).toFixed(1)} s with events flowing (${made.store.alarms} alarms, ${made.store.entities} entities in it); largest gap between alarms appearing: ${during.toFixed(0)} ms during the backup, ${outside.toFixed(0)} ms outside it`;
     t.diagnostic(report);
     console.log(`# ${report}`);
     // A backup that blocked the engines' writes would show as a gap as long as itself.
     assert.ok(during < 5_000, report);
-    assert.ok(made.store.alarms >= before.alarms.size && made.store.alarms < base + EVENTS, `the backup holds what was there when it ran: ${report}`);
+    assert.ok(
+      made.store.alarms >= before.alarms.size && made.store.alarms < base + EVENTS,
+      `the backup holds what was there when it ran: ${report}`,
+    );
 
     const final = await ids('alarms');
     await api?.close();
@@ -132,9 +162,17 @@ test('backup while 10,000 events flow, then stop, delete the store, restore: ala
     assert.equal(restored.alarms.size, made.store.alarms, 'exactly the alarms of the backup');
     assert.ok(restored.alarms.size < final.size, 'what came after the backup is not there');
 
-    const sent = await run(path.join(prefix, 'bin', 'send-event'), ['--component', 'after-restore', '--resource', 'disk', '--state', '2'], { env: env() });
+    const sent = await run(path.join(prefix, 'bin', 'send-event'), ['--component', 'after-restore', '--resource', 'disk', '--state', '2'], {
+      env: env(),
+    });
     assert.equal(sent.exitCode, 0, sent.all);
-    await waitFor('a new event as an alarm after the restore', async () => (await get<{ data: unknown[] }>(`/alarms?opened=true&entity=${encodeURIComponent('disk/after-restore')}`)).data.length === 1, 120_000, 500);
+    await waitFor(
+      'a new event as an alarm after the restore',
+      async () =>
+        (await get<{ data: unknown[] }>(`/alarms?opened=true&entity=${encodeURIComponent('disk/after-restore')}`)).data.length === 1,
+      120_000,
+      500,
+    );
   } finally {
     sampling = false;
     await sampler.catch(() => undefined);

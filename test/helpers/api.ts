@@ -48,10 +48,32 @@ export async function apiOrigin(prefix: string): Promise<string> {
  * A self-signed certificate and key made with `openssl req -x509` as the
  * installer makes them: names localhost, 127.0.0.1 and ::1 unless given.
  */
-export async function selfSignedCert(dir: string, names = ['DNS:localhost', 'IP:127.0.0.1', 'IP:::1'], cn = 'localhost'): Promise<{ cert: string; key: string }> {
+export async function selfSignedCert(
+  dir: string,
+  names = ['DNS:localhost', 'IP:127.0.0.1', 'IP:::1'],
+  cn = 'localhost',
+): Promise<{ cert: string; key: string }> {
   await mkdir(dir, { recursive: true });
   const cert = path.join(dir, 'webserver.crt');
   const key = path.join(dir, 'webserver.key');
-  await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', `/CN=${cn}`, '-addext', `subjectAltName=${names.join(',')}`, '-keyout', key, '-out', cert]);
+  await execa('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${cn}`,
+    '-addext',
+    `subjectAltName=${names.join(',')}`,
+    '-keyout',
+    key,
+    '-out',
+    cert,
+  ]);
   return { cert, key };
 }

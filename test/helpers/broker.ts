@@ -1,6 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import amqp, { type ChannelModel } from 'amqplib';
 import { execa, type ResultPromise } from 'execa';
 import { ROOT, waitFor } from './index.js';
@@ -43,7 +43,8 @@ export async function writeRuntimePrefix(
     `[master]\nhost = 127.0.0.1\nport = 5672\nuserid = guest\npassword = guest\nvirtual_host = ${opts.vhost}\nexchange_name = canopsis.events\ndead_letter_exchange = canopsis.dead\nprefetch = ${opts.prefetch ?? 1000}\n`,
   );
   await writeFile(path.join(prefix, 'etc', 'amqp2engines.conf'), opts.engines);
-  for (const [name, code] of Object.entries(opts.plugins ?? {})) await writeFile(path.join(prefix, 'lib', 'canopsis', 'plugins', name), code);
+  for (const [name, code] of Object.entries(opts.plugins ?? {}))
+    await writeFile(path.join(prefix, 'lib', 'canopsis', 'plugins', name), code);
   for (const [rel, text] of Object.entries(opts.files ?? {})) {
     await mkdir(path.dirname(path.join(prefix, rel)), { recursive: true });
     await writeFile(path.join(prefix, rel), text);
@@ -53,11 +54,15 @@ export async function writeRuntimePrefix(
 export type EngineProcess = ResultPromise<{ reject: false; all: true; buffer: true }> & { logs: () => string };
 
 export function startEngine(prefix: string, name: string, worker = 0, extra: string[] = []): EngineProcess {
-  const p = execa(process.execPath, [LAUNCHER, '-e', 'dynamic', '-n', name, '-w', String(worker), '-l', 'info', '--prefix', prefix, '--stats-interval', '0', ...extra], {
-    reject: false,
-    all: true,
-    buffer: true,
-  });
+  const p = execa(
+    process.execPath,
+    [LAUNCHER, '-e', 'dynamic', '-n', name, '-w', String(worker), '-l', 'info', '--prefix', prefix, '--stats-interval', '0', ...extra],
+    {
+      reject: false,
+      all: true,
+      buffer: true,
+    },
+  );
   // Everything the process printed so far, from its first line.
   let seen = '';
   p.all?.on('data', (d: Buffer) => {
@@ -68,10 +73,16 @@ export function startEngine(prefix: string, name: string, worker = 0, extra: str
 
 /** Resolves when the engine logged that it consumes its queue. */
 export async function whenConsuming(p: EngineProcess, timeoutMs = 20_000): Promise<void> {
-  await waitFor('the engine to consume', async () => {
-    if (p.nodeChildProcess.exitCode !== null && p.nodeChildProcess.exitCode !== undefined) throw new Error(`engine exited ${p.nodeChildProcess.exitCode}: ${p.logs()}`);
-    return /"msg":"consuming"/.test(p.logs());
-  }, timeoutMs, 50);
+  await waitFor(
+    'the engine to consume',
+    async () => {
+      if (p.nodeChildProcess.exitCode !== null && p.nodeChildProcess.exitCode !== undefined)
+        throw new Error(`engine exited ${p.nodeChildProcess.exitCode}: ${p.logs()}`);
+      return /"msg":"consuming"/.test(p.logs());
+    },
+    timeoutMs,
+    50,
+  );
 }
 
 export async function connect(url: string): Promise<ChannelModel> {
@@ -122,10 +133,24 @@ export async function collect(url: string, queue: string, args?: Record<string, 
   };
 }
 
-export const engineQueueArgs = (queue: string) => ({ 'x-dead-letter-exchange': 'canopsis.dead', 'x-dead-letter-routing-key': `${queue}.dead` });
+export const engineQueueArgs = (queue: string) => ({
+  'x-dead-letter-exchange': 'canopsis.dead',
+  'x-dead-letter-routing-key': `${queue}.dead`,
+});
 
 export function checkEvent(n: number, extra: Record<string, unknown> = {}) {
-  return { connector: 'nagios', connector_name: 'nagios1', event_type: 'check', source_type: 'resource', component: `host${n % 10}`, resource: `svc${n}`, state: n % 4, output: `event ${n}`, seq: n, ...extra };
+  return {
+    connector: 'nagios',
+    connector_name: 'nagios1',
+    event_type: 'check',
+    source_type: 'resource',
+    component: `host${n % 10}`,
+    resource: `svc${n}`,
+    state: n % 4,
+    output: `event ${n}`,
+    seq: n,
+    ...extra,
+  };
 }
 
 export async function stopEngine(p: EngineProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {

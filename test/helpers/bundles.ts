@@ -1,7 +1,7 @@
 import { copyFile, mkdir, readFile, rename, stat, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { buildInstall, removeDir, ROOT, run, tempDir } from './index.js';
+import { buildInstall, ROOT, removeDir, run, tempDir } from './index.js';
 
 /*
  * The bundles the update tests move between: v1 is 0.2.0 built from its own
@@ -15,7 +15,10 @@ export const V1_COMMIT = 'f93ba416913f777ae9737419c69c260f8e538381';
 
 /** package-lock.json without the project's own version: equal when the dependencies are. */
 async function deps(root: string): Promise<string> {
-  const lock = JSON.parse(await readFile(path.join(root, 'package-lock.json'), 'utf8')) as { version?: string; packages: Record<string, unknown> };
+  const lock = JSON.parse(await readFile(path.join(root, 'package-lock.json'), 'utf8')) as {
+    version?: string;
+    packages: Record<string, unknown>;
+  };
   delete lock.version;
   delete lock.packages[''];
   return JSON.stringify(lock);
@@ -24,9 +27,18 @@ async function deps(root: string): Promise<string> {
 export async function bundleOfCommit(commit: string): Promise<string> {
   const cacheDir = path.join(os.tmpdir(), 'cps-test-bundles');
   const cached = path.join(cacheDir, `${commit}.tar.gz`);
-  if (await stat(cached).then(() => true, () => false)) return cached;
+  if (
+    await stat(cached).then(
+      () => true,
+      () => false,
+    )
+  )
+    return cached;
   const has = await run('git', ['-C', ROOT, 'cat-file', '-e', `${commit}^{commit}`]);
-  if (has.exitCode !== 0) throw new Error(`the update tests build v1 from commit ${commit} of this repository, which this clone lacks (a shallow clone?): ${has.all}`);
+  if (has.exitCode !== 0)
+    throw new Error(
+      `the update tests build v1 from commit ${commit} of this repository, which this clone lacks (a shallow clone?): ${has.all}`,
+    );
   const work = await tempDir('v1-source');
   try {
     const src = path.join(work, 'src');

@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,7 +31,13 @@ export interface RunResult {
 /** Runs a command; never throws, the test asserts on the result. */
 export async function run(file: string, args: string[], opts: Pick<Options, 'env' | 'cwd' | 'timeout'> = {}): Promise<RunResult> {
   const r = await execa(file, args, { reject: false, all: true, ...opts });
-  return { exitCode: r.exitCode ?? -1, signal: r.signal ?? undefined, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), all: String(r.all ?? '') };
+  return {
+    exitCode: r.exitCode ?? -1,
+    signal: r.signal ?? undefined,
+    stdout: String(r.stdout ?? ''),
+    stderr: String(r.stderr ?? ''),
+    all: String(r.all ?? ''),
+  };
 }
 
 /** Runs ./build-install's compiled CLI. */
@@ -65,7 +71,8 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }

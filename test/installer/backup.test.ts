@@ -48,7 +48,9 @@ await s.close();
 /** What a refused restore must leave as it was: etc/, the installer state, the store file. */
 async function prefixState(): Promise<string> {
   const st = await stat(storeFile());
-  const parts = [await snapshot(path.join(prefix, 'etc')), await snapshot(path.join(prefix, 'var', 'lib', 'pkgmgr'))].map((m) => JSON.stringify([...m]));
+  const parts = [await snapshot(path.join(prefix, 'etc')), await snapshot(path.join(prefix, 'var', 'lib', 'pkgmgr'))].map((m) =>
+    JSON.stringify([...m]),
+  );
   return `${parts.join('\n')}\nstore ${st.size} ${st.mtimeMs} ${st.ino}`;
 }
 
@@ -114,7 +116,7 @@ after(async () => {
   await removeDir(dir);
 });
 
-test('backup: a 0600 archive of root\'s in a 0700 var/backups, with etc/ (the secrets too) and the store copied by the service user', async () => {
+test("backup: a 0600 archive of root's in a 0700 var/backups, with etc/ (the secrets too) and the store copied by the service user", async () => {
   const r = await cli('backup', '--json');
   assert.equal(r.exitCode, 0, r.all);
   const out = JSON.parse(r.stdout) as { file: string; store: { backend: string; entities: number; alarms: number } };
@@ -132,13 +134,29 @@ test('backup: a 0600 archive of root\'s in a 0700 var/backups, with etc/ (the se
   const secrets = await run('tar', ['-xOzf', first, `${top}/etc/canopsis-secrets.ini`]);
   assert.equal(secrets.stdout, (await readFile(path.join(prefix, 'etc', 'canopsis-secrets.ini'), 'utf8')).trimEnd());
   assert.match(secrets.stdout, /authkey = \S+/);
-  const manifest = JSON.parse((await run('tar', ['-xOzf', first, `${top}/MANIFEST.json`])).stdout) as { version: string; files: Record<string, { mode: number; group: string }>; migrations: { applied: Record<string, string> } };
+  const manifest = JSON.parse((await run('tar', ['-xOzf', first, `${top}/MANIFEST.json`])).stdout) as {
+    version: string;
+    files: Record<string, { mode: number; group: string }>;
+    migrations: { applied: Record<string, string> };
+  };
   assert.equal(manifest.version, '0.4.0');
-  assert.deepEqual(manifest.files['etc/canopsis-secrets.ini'] && { mode: manifest.files['etc/canopsis-secrets.ini'].mode, group: manifest.files['etc/canopsis-secrets.ini'].group }, { mode: 0o640, group: 'service' });
-  assert.deepEqual(Object.keys(manifest.migrations.applied), Object.keys(JSON.parse(await readFile(path.join(prefix, 'var/lib/pkgmgr/migrations.json'), 'utf8')).applied));
+  assert.deepEqual(
+    manifest.files['etc/canopsis-secrets.ini'] && {
+      mode: manifest.files['etc/canopsis-secrets.ini'].mode,
+      group: manifest.files['etc/canopsis-secrets.ini'].group,
+    },
+    { mode: 0o640, group: 'service' },
+  );
+  assert.deepEqual(
+    Object.keys(manifest.migrations.applied),
+    Object.keys(JSON.parse(await readFile(path.join(prefix, 'var/lib/pkgmgr/migrations.json'), 'utf8')).applied),
+  );
   // The copy's temp file went, and the store stays the service user's.
   const storeDir = await readdir(path.dirname(storeFile()));
-  assert.deepEqual(storeDir.filter((n) => n.startsWith('.')), []);
+  assert.deepEqual(
+    storeDir.filter((n) => n.startsWith('.')),
+    [],
+  );
   assert.notEqual((await stat(storeFile())).uid, 0);
 
   const status = await cli('status');
@@ -172,7 +190,10 @@ test('a MongoDB store without mongodump: refused naming what is missing and wher
   const text = await readFile(conf, 'utf8');
   const before = await archives();
   try {
-    await writeFile(conf, text.replace(/\[store\][^[]*/, '[store]\nbackend = mongodb\nurl = mongodb://user:secret@127.0.0.1:27017/canopsis\n\n'));
+    await writeFile(
+      conf,
+      text.replace(/\[store\][^[]*/, '[store]\nbackend = mongodb\nurl = mongodb://user:secret@127.0.0.1:27017/canopsis\n\n'),
+    );
     const r = await cli('backup');
     assert.equal(r.exitCode, 3, r.all);
     assert.match(r.stderr, /the store is MongoDB and mongodump is not installed/);
@@ -182,11 +203,16 @@ test('a MongoDB store without mongodump: refused naming what is missing and wher
     await writeFile(conf, text);
   }
   assert.deepEqual(await archives(), before);
-  assert.deepEqual((await readdir(backupDir())).filter((n) => n.startsWith('.')), []);
+  assert.deepEqual(
+    (await readdir(backupDir())).filter((n) => n.startsWith('.')),
+    [],
+  );
 });
 
 test('restore refuses a backup of a newer version, naming both versions', async () => {
-  const file = await altered((await archives()).map((n) => path.join(backupDir(), n)).at(-1)!, 'newer.tar.gz', { manifest: { version: '9.1.0', release: '9.1.0+0123abcd' } });
+  const file = await altered((await archives()).map((n) => path.join(backupDir(), n)).at(-1)!, 'newer.tar.gz', {
+    manifest: { version: '9.1.0', release: '9.1.0+0123abcd' },
+  });
   await refused(file, /newer\.tar\.gz is a backup of Canopsis 9\.1\.0, newer than the installed 0\.4\.0/);
 });
 
@@ -212,10 +238,22 @@ test('restore refuses a truncated archive and one with a changed byte, naming th
 
 test('restore refuses entries that climb out with .., links of either kind, and files its manifest does not name', async () => {
   const latest = path.join(backupDir(), (await archives()).at(-1)!);
-  await refused(await altered(latest, 'dotdot.tar.gz', { add: [{ name: 'TOP/../../escaped', type: 'file', data: 'x' }] }), /entry canopsis-backup-[^ ]+\/\.\.\/\.\.\/escaped climbs out with \.\./);
-  await refused(await altered(latest, 'symlink.tar.gz', { add: [{ name: 'TOP/etc/shadow', type: 'symlink', target: '/etc/shadow' }] }), /entry canopsis-backup-[^ ]+\/etc\/shadow is a symbolic link/);
-  await refused(await altered(latest, 'hardlink.tar.gz', { add: [{ name: 'TOP/etc/hard', type: 'hardlink', target: 'TOP/etc/canopsis.ini' }] }), /entry canopsis-backup-[^ ]+\/etc\/hard is a hard link/);
-  await refused(await altered(latest, 'extra.tar.gz', { add: [{ name: 'TOP/etc/extra.conf', type: 'file', data: 'x' }] }), /entry canopsis-backup-[^ ]+\/etc\/extra\.conf is not named in its manifest/);
+  await refused(
+    await altered(latest, 'dotdot.tar.gz', { add: [{ name: 'TOP/../../escaped', type: 'file', data: 'x' }] }),
+    /entry canopsis-backup-[^ ]+\/\.\.\/\.\.\/escaped climbs out with \.\./,
+  );
+  await refused(
+    await altered(latest, 'symlink.tar.gz', { add: [{ name: 'TOP/etc/shadow', type: 'symlink', target: '/etc/shadow' }] }),
+    /entry canopsis-backup-[^ ]+\/etc\/shadow is a symbolic link/,
+  );
+  await refused(
+    await altered(latest, 'hardlink.tar.gz', { add: [{ name: 'TOP/etc/hard', type: 'hardlink', target: 'TOP/etc/canopsis.ini' }] }),
+    /entry canopsis-backup-[^ ]+\/etc\/hard is a hard link/,
+  );
+  await refused(
+    await altered(latest, 'extra.tar.gz', { add: [{ name: 'TOP/etc/extra.conf', type: 'file', data: 'x' }] }),
+    /entry canopsis-backup-[^ ]+\/etc\/extra\.conf is not named in its manifest/,
+  );
 });
 
 test('update: a backup comes before store migrations; --skip-backup says what it skips and makes none', async () => {
@@ -223,10 +261,24 @@ test('update: a backup comes before store migrations; --skip-backup says what it
   const todo = [{ id: '0.3.0-entity-fields', description: 'entities reshaped', settings: false, store: true, reversible: true }];
   const release = path.basename(await readlink(layout.current));
   const lines: string[] = [];
-  const opts = (skipBackup: boolean) => ({ prefix, bundle: '', allowDowngrade: false, allowIrreversible: false, passthrough: [], update: true, trustedKeys: [], allowUnsigned: false, skipBackup, log: (l: string) => void lines.push(l) });
+  const opts = (skipBackup: boolean) => ({
+    prefix,
+    bundle: '',
+    allowDowngrade: false,
+    allowIrreversible: false,
+    passthrough: [],
+    update: true,
+    trustedKeys: [],
+    allowUnsigned: false,
+    skipBackup,
+    log: (l: string) => void lines.push(l),
+  });
   const before = await archives();
   await backupBeforeMigrations(opts(true), layout, todo, release);
-  assert.match(lines.join('\n'), /--skip-backup: no backup of the store and etc\/ before the store migrations 0\.3\.0-entity-fields; if they fail in a way the rollback cannot undo, that data is lost/);
+  assert.match(
+    lines.join('\n'),
+    /--skip-backup: no backup of the store and etc\/ before the store migrations 0\.3\.0-entity-fields; if they fail in a way the rollback cannot undo, that data is lost/,
+  );
   assert.deepEqual(await archives(), before, 'no backup made');
   await backupBeforeMigrations(opts(true), layout, [], release);
   assert.match(lines.at(-1)!, /--skip-backup: nothing skipped \(this update has no store migration/);

@@ -2,16 +2,23 @@ import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { chmod, chown, lstat, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import * as tar from 'tar';
 import { installRelease } from '../../installer/apply/release.js';
-import { createBundle } from '../../installer/bundle/create.js';
 import { checkReleaseId, RELEASE_ID, ReleaseIdError } from '../../installer/apply/release-id.js';
+import { createBundle } from '../../installer/bundle/create.js';
 import type { BundleManifest } from '../../installer/bundle/format.js';
+import { MAX_BUNDLE_BYTES, MAX_BUNDLE_ENTRIES, type OpenOptions, openBundle } from '../../installer/bundle/open.js';
+import {
+  fingerprint,
+  generateSigningKey,
+  readPublicKeyFile,
+  readSigningKey,
+  readTrustedKeys,
+  signManifest,
+} from '../../installer/bundle/signature.js';
 import { BundleError, KeyFileError } from '../../installer/errors.js';
-import { MAX_BUNDLE_BYTES, MAX_BUNDLE_ENTRIES, openBundle, type OpenOptions } from '../../installer/bundle/open.js';
-import { fingerprint, generateSigningKey, readPublicKeyFile, readSigningKey, readTrustedKeys, signManifest } from '../../installer/bundle/signature.js';
 import { ROOT, removeDir, tempDir } from '../helpers/index.js';
 
 /*
@@ -46,7 +53,16 @@ function tarball(list: Entry[]): Buffer {
   const blocks: Buffer[] = [];
   for (const e of list) {
     const data = e.data ?? Buffer.alloc(0);
-    const h = new tar.Header({ path: e.path, type: e.type, mode: e.mode ?? (e.type === 'Directory' ? 0o755 : 0o644), uid: e.uid ?? 0, gid: e.gid ?? 0, size: data.length, mtime: new Date(0), linkpath: e.linkpath });
+    const h = new tar.Header({
+      path: e.path,
+      type: e.type,
+      mode: e.mode ?? (e.type === 'Directory' ? 0o755 : 0o644),
+      uid: e.uid ?? 0,
+      gid: e.gid ?? 0,
+      size: data.length,
+      mtime: new Date(0),
+      linkpath: e.linkpath,
+    });
     // Names too long for the ustar fields go in a pax header first.
     if (h.encode()) blocks.push(new tar.Pax({ path: e.path, ...(e.linkpath ? { linkpath: e.linkpath } : {}) }).encode());
     blocks.push(h.block!, data, Buffer.alloc((512 - (data.length % 512)) % 512));
@@ -94,13 +110,24 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
  * by `key` when given.
  */
 async function handmade(name: string, files: Entry[], manifest: Partial<BundleManifest> = {}, key?: KeyObject): Promise<string> {
-  const m: BundleManifest = { format: 1, name: 'canopsis-appliance', version, release: `${version}+0123abcd`, created: new Date(0).toISOString(), files: {}, links: {} };
+  const m: BundleManifest = {
+    format: 1,
+    name: 'canopsis-appliance',
+    version,
+    release: `${version}+0123abcd`,
+    created: new Date(0).toISOString(),
+    files: {},
+    links: {},
+  };
   for (const f of files) {
     if (f.type === 'File') m.files[f.path] = { sha256: sha(f.data!), size: f.data!.length, mode: (f.mode ?? 0o644) & 0o777 };
     if (f.type === 'SymbolicLink') m.links[f.path] = f.linkpath!;
   }
   const text = Buffer.from(JSON.stringify({ ...m, ...manifest }));
-  const list: Entry[] = [{ path: `${TOP()}/`, type: 'Directory' }, { path: `${TOP()}/MANIFEST.json`, type: 'File', data: text }];
+  const list: Entry[] = [
+    { path: `${TOP()}/`, type: 'Directory' },
+    { path: `${TOP()}/MANIFEST.json`, type: 'File', data: text },
+  ];
   if (key) list.push({ path: `${TOP()}/MANIFEST.json.sig`, type: 'File', data: Buffer.from(signManifest(text, key)) });
   for (const f of files) list.push({ ...f, path: `${TOP()}/${f.path}` });
   const file = path.join(dir, name);
@@ -180,12 +207,22 @@ test('an unsigned bundle is refused; with allowUnsigned it opens and says the si
 
 test('a bundle signed by a key not trusted is refused, naming the key it found', async () => {
   const other = await readSigningKey(stranger.privateKey);
-  const file = await variant('untrusted.tar', (rest, _data) => (rest === 'MANIFEST.json.sig' ? Buffer.from(signManifest(entries.find((e) => e.path === `${TOP()}/MANIFEST.json`)!.data!, other)) : undefined));
+  const file = await variant('untrusted.tar', (rest, _data) =>
+    rest === 'MANIFEST.json.sig'
+      ? Buffer.from(signManifest(entries.find((e) => e.path === `${TOP()}/MANIFEST.json`)!.data!, other))
+      : undefined,
+  );
   const work = await workDir('untrusted');
   assert.notEqual(stranger.fingerprint, signer.fingerprint);
-  await refused(openBundle(file, work, trust()), new RegExp(`signed by ${stranger.fingerprint}, which is not among the 1 trusted key; refused`));
+  await refused(
+    openBundle(file, work, trust()),
+    new RegExp(`signed by ${stranger.fingerprint}, which is not among the 1 trusted key; refused`),
+  );
   // Trusted keys given as key objects work the same as PEM files.
-  await refused(openBundle(file, work, trust({ trustedKeys: [await readPublicKeyFile(signer.publicKey)] })), new RegExp(stranger.fingerprint));
+  await refused(
+    openBundle(file, work, trust({ trustedKeys: [await readPublicKeyFile(signer.publicKey)] })),
+    new RegExp(stranger.fingerprint),
+  );
   assert.deepEqual(await readdir(work), [], 'refused before extracting');
 });
 
@@ -198,12 +235,19 @@ test('a manifest or signature changed after signing is refused, with or without 
   forged[at] = forged[at] === 0x30 ? 0x31 : 0x30;
   const tampered = await variant('tampered.tar', (rest) => (rest === 'MANIFEST.json' ? forged : undefined));
   for (const allowUnsigned of [false, true]) {
-    await refused(openBundle(tampered, work, trust({ allowUnsigned })), new RegExp(`the signature by ${signer.fingerprint} does not match MANIFEST\\.json: the manifest or its signature was changed after signing; refused`));
+    await refused(
+      openBundle(tampered, work, trust({ allowUnsigned })),
+      new RegExp(
+        `the signature by ${signer.fingerprint} does not match MANIFEST\\.json: the manifest or its signature was changed after signing; refused`,
+      ),
+    );
   }
   const sigText = entries.find((e) => e.path === `${TOP()}/MANIFEST.json.sig`)!.data!.toString();
   const sig = JSON.parse(sigText) as { signature: string };
   const flipped = `${sig.signature[0] === 'A' ? 'B' : 'A'}${sig.signature.slice(1)}`;
-  const badSig = await variant('badsig.tar', (rest) => (rest === 'MANIFEST.json.sig' ? Buffer.from(sigText.replace(sig.signature, flipped)) : undefined));
+  const badSig = await variant('badsig.tar', (rest) =>
+    rest === 'MANIFEST.json.sig' ? Buffer.from(sigText.replace(sig.signature, flipped)) : undefined,
+  );
   await refused(openBundle(badSig, work, trust()), /does not match MANIFEST\.json/);
   const garbage = await variant('garbage-sig.tar', (rest) => (rest === 'MANIFEST.json.sig' ? Buffer.from('not json') : undefined));
   await refused(openBundle(garbage, work, trust({ allowUnsigned: true })), /MANIFEST\.json\.sig is not a signature file/);
@@ -214,12 +258,18 @@ test('a bundle over the size or entry cap is refused before anything is written'
   assert.equal(MAX_BUNDLE_BYTES, 2 * 1024 ** 3);
   assert.equal(MAX_BUNDLE_ENTRIES, 200_000);
   const work = await workDir('cap');
-  await refused(openBundle(signed, work, trust({ limits: { bytes: 10 * 1024 * 1024 } })), /its entries declare more than 10485760 bytes .*over the cap; refused before extracting anything/);
-  await refused(openBundle(signed, work, trust({ limits: { entries: 1000 } })), /more than 1000 entries, over the cap; refused before extracting anything/);
+  await refused(
+    openBundle(signed, work, trust({ limits: { bytes: 10 * 1024 * 1024 } })),
+    /its entries declare more than 10485760 bytes .*over the cap; refused before extracting anything/,
+  );
+  await refused(
+    openBundle(signed, work, trust({ limits: { entries: 1000 } })),
+    /more than 1000 entries, over the cap; refused before extracting anything/,
+  );
   assert.deepEqual(await readdir(work), [], 'nothing was extracted');
 });
 
-test('setuid, setgid and sticky bits and the archive\'s owners do not survive extraction', async () => {
+test("setuid, setgid and sticky bits and the archive's owners do not survive extraction", async () => {
   const tool = Buffer.from('#!/bin/sh\necho tool\n');
   const data = Buffer.from('data\n');
   const file = await handmade('setuid.tar.gz', [
@@ -235,13 +285,20 @@ test('setuid, setgid and sticky bits and the archive\'s owners do not survive ex
   try {
     assert.equal(opened.signature, 'unsigned');
     const r = (rel: string) => lstat(path.join(opened.dir, rel));
-    const expect: Array<[string, number]> = [['release', 0o755], ['release/bin', 0o755], ['release/bin/tool', 0o755], ['release/bin/group-tool', 0o755], ['release/data', 0o644]];
+    const expect: Array<[string, number]> = [
+      ['release', 0o755],
+      ['release/bin', 0o755],
+      ['release/bin/tool', 0o755],
+      ['release/bin/group-tool', 0o755],
+      ['release/data', 0o644],
+    ];
     for (const [rel, mode] of expect) {
       const st = await r(rel);
       assert.equal((st.mode & 0o7777).toString(8), mode.toString(8), `${rel} mode`);
       if (asRoot) assert.deepEqual([st.uid, st.gid], [0, 0], `${rel} owned by root`);
     }
-    if (asRoot) assert.deepEqual([(await r('release/data-link')).uid, (await r('release/data-link')).gid], [0, 0], 'the link owned by root');
+    if (asRoot)
+      assert.deepEqual([(await r('release/data-link')).uid, (await r('release/data-link')).gid], [0, 0], 'the link owned by root');
   } finally {
     await opened.cleanup();
   }
@@ -250,14 +307,34 @@ test('setuid, setgid and sticky bits and the archive\'s owners do not survive ex
 test('a link that is lexically inside but resolves outside the release through another link is refused, naming it', async () => {
   const cases: Array<[string, Entry[], string]> = [
     // a -> . makes a/a/a/a the release itself; four .. from there is /.
-    ['chain', [{ path: 'release/a', type: 'SymbolicLink', linkpath: '.' }, { path: 'release/b', type: 'SymbolicLink', linkpath: 'a/a/a/a/../../../..' }], 'release/b'],
+    [
+      'chain',
+      [
+        { path: 'release/a', type: 'SymbolicLink', linkpath: '.' },
+        { path: 'release/b', type: 'SymbolicLink', linkpath: 'a/a/a/a/../../../..' },
+      ],
+      'release/b',
+    ],
     // A directory link followed by ..: x/y/up -> ../.. is the release; e -> x/y/up/../../.. is lexically the release, really two levels above it.
-    ['dirlink', [{ path: 'release/x/y/', type: 'Directory' }, { path: 'release/x/y/up', type: 'SymbolicLink', linkpath: '../..' }, { path: 'release/e', type: 'SymbolicLink', linkpath: 'x/y/up/../../..' }], 'release/e'],
+    [
+      'dirlink',
+      [
+        { path: 'release/x/y/', type: 'Directory' },
+        { path: 'release/x/y/up', type: 'SymbolicLink', linkpath: '../..' },
+        { path: 'release/e', type: 'SymbolicLink', linkpath: 'x/y/up/../../..' },
+      ],
+      'release/e',
+    ],
   ];
   for (const [name, files, culprit] of cases) {
     const file = await handmade(`${name}.tar.gz`, [{ path: 'release/', type: 'Directory' }, ...files]);
     const work = await workDir(name);
-    await refused(openBundle(file, work, trust({ allowUnsigned: true })), new RegExp(`entry canopsis-${version.replace(/\./g, '\\.')}/${culprit} links to .*, which resolves to .*, outside the release; refused`));
+    await refused(
+      openBundle(file, work, trust({ allowUnsigned: true })),
+      new RegExp(
+        `entry canopsis-${version.replace(/\./g, '\\.')}/${culprit} links to .*, which resolves to .*, outside the release; refused`,
+      ),
+    );
     assert.deepEqual(await readdir(work), [], `${name}: nothing left behind`);
   }
 });
@@ -270,16 +347,32 @@ test('a release id that is not <version>+<8 hex> is refused before extraction', 
     assert.throws(() => checkReleaseId(release, 'state.json', version), ReleaseIdError);
     const file = await handmade('bad-id.tar.gz', [{ path: 'release/', type: 'Directory' }], { release });
     const work = await workDir(`id-${ids.indexOf(release)}`);
-    await refused(openBundle(file, work, trust({ allowUnsigned: true })), new RegExp(`MANIFEST\\.json: release id ".*" is not ${release.startsWith(version) || release.startsWith('..') ? '<version>\\+<8 hex digits>' : `of version ${version.replace(/\./g, '\\.')}`}`));
+    await refused(
+      openBundle(file, work, trust({ allowUnsigned: true })),
+      new RegExp(
+        `MANIFEST\\.json: release id ".*" is not ${release.startsWith(version) || release.startsWith('..') ? '<version>\\+<8 hex digits>' : `of version ${version.replace(/\./g, '\\.')}`}`,
+      ),
+    );
     assert.deepEqual(await readdir(work), []);
   }
-  const badVersion = await handmade('bad-version.tar.gz', [{ path: 'release/', type: 'Directory' }], { version: '0.3.0/../../x', release: '0.3.0+0123abcd' });
+  const badVersion = await handmade('bad-version.tar.gz', [{ path: 'release/', type: 'Directory' }], {
+    version: '0.3.0/../../x',
+    release: '0.3.0+0123abcd',
+  });
   await refused(openBundle(badVersion, await workDir('bad-version'), trust({ allowUnsigned: true })), /MANIFEST\.json missing or invalid/);
 });
 
 test('a hand-made bundle signed by an unknown key opens with allowUnsigned, reported as untrusted', async () => {
   const other = await readSigningKey(stranger.privateKey);
-  const file = await handmade('stranger.tar.gz', [{ path: 'release/', type: 'Directory' }, { path: 'release/x', type: 'File', data: Buffer.from('x') }], {}, other);
+  const file = await handmade(
+    'stranger.tar.gz',
+    [
+      { path: 'release/', type: 'Directory' },
+      { path: 'release/x', type: 'File', data: Buffer.from('x') },
+    ],
+    {},
+    other,
+  );
   await refused(openBundle(file, await workDir('stranger-refused'), trust()), new RegExp(stranger.fingerprint));
   const opened = await openBundle(file, await workDir('stranger'), trust({ allowUnsigned: true }));
   assert.equal(opened.signature, 'untrusted');
@@ -346,7 +439,10 @@ test('a generated key pair: private 0600, public 0644 whatever the umask, never 
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const rsaFile = path.join(dir, 'rsa.key');
   await writeFile(rsaFile, rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
-  await assert.rejects(createBundle(path.join(dir, 'never'), ROOT, { signKey: rsaFile }), new RegExp(`${rsaFile} is an rsa key; bundles are signed with Ed25519 keys`));
+  await assert.rejects(
+    createBundle(path.join(dir, 'never'), ROOT, { signKey: rsaFile }),
+    new RegExp(`${rsaFile} is an rsa key; bundles are signed with Ed25519 keys`),
+  );
   await assert.rejects(stat(path.join(dir, 'never')), 'refused before building anything');
 });
 
@@ -354,7 +450,8 @@ test('a release copied from a checkout made under umask 027 is readable by all a
   const src = path.join(dir, 'checkout');
   const old = process.umask(0o027);
   try {
-    for (const d of ['dist/installer', 'dist/runtime', 'templates', 'systemd', 'packaging/hooks']) await mkdir(path.join(src, d), { recursive: true });
+    for (const d of ['dist/installer', 'dist/runtime', 'templates', 'systemd', 'packaging/hooks'])
+      await mkdir(path.join(src, d), { recursive: true });
     await writeFile(path.join(src, 'dist/installer/cli.js'), 'console.log(1)\n');
     await writeFile(path.join(src, 'packaging/hooks/preinst'), '#!/bin/sh\n', { mode: 0o750 });
     await chmod(path.join(src, 'packaging/hooks/preinst'), 0o4750);

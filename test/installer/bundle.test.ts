@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, readFile, stat, truncate, writeFile, appendFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { appendFile, copyFile, mkdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { readFileSync } from 'node:fs';
-import { ROOT, buildInstall, isolatedPorts, removeDir, run, snapshot, tempDir } from '../helpers/index.js';
+import { buildInstall, isolatedPorts, ROOT, removeDir, run, snapshot, tempDir } from '../helpers/index.js';
 
 /*
  * Bundles: built, installed with no source tree involved, refused when
@@ -67,7 +67,10 @@ test('a bundle is installed only when its signer is trusted, or the operator say
   const prefix = path.join(dir, 'trust');
   const refused = await buildInstall(['install', '--bundle', unsigned, '--prefix', prefix, ...PORTS]);
   assert.equal(refused.exitCode, 8, refused.all);
-  assert.match(refused.stderr, /unsigned.*refused \(trust its signer: its public key in etc\/trusted-keys\/ or --trusted-key FILE; or accept it unchecked with --allow-unsigned\)/);
+  assert.match(
+    refused.stderr,
+    /unsigned.*refused \(trust its signer: its public key in etc\/trusted-keys\/ or --trusted-key FILE; or accept it unchecked with --allow-unsigned\)/,
+  );
   const untrusted = await buildInstall(['install', '--bundle', bundle, '--prefix', prefix, ...PORTS]);
   assert.equal(untrusted.exitCode, 8, untrusted.all);
   assert.match(untrusted.stderr, /sha256:[0-9a-f]{64}/, 'the signer is named');
@@ -135,21 +138,37 @@ test('install from a bundle, status, an edited conffile listed', async () => {
 const HOSTILE: Array<[string, string, RegExp]> = [
   ['truncated', '', /corrupt or truncated/],
   ['corrupt', '', /corrupt or truncated|cannot extract|checksum/],
-  ['dotdot', `${COPY_ALL}
+  [
+    'dotdot',
+    `${COPY_ALL}
 i = tarfile.TarInfo('canopsis-${VERSION}/release/../../../evil'); i.size = 4
-add(i, b'evil')`, new RegExp(`entry canopsis-${V}/release/\\.\\./\\.\\./\\.\\./evil climbs out with \\.\\.`)],
-  ['absolute', `${COPY_ALL}
+add(i, b'evil')`,
+    new RegExp(`entry canopsis-${V}/release/\\.\\./\\.\\./\\.\\./evil climbs out with \\.\\.`),
+  ],
+  [
+    'absolute',
+    `${COPY_ALL}
 i = tarfile.TarInfo('/tmp/evil'); i.size = 4
-add(i, b'evil')`, /entry \/tmp\/evil has an absolute path/],
-  ['link', `${COPY_ALL}
+add(i, b'evil')`,
+    /entry \/tmp\/evil has an absolute path/,
+  ],
+  [
+    'link',
+    `${COPY_ALL}
 i = tarfile.TarInfo('canopsis-${VERSION}/release/escape'); i.type = tarfile.SYMTYPE; i.linkname = '../../../../etc/passwd'
-add(i)`, new RegExp(`entry canopsis-${V}/release/escape links to \\.\\./\\.\\./\\.\\./\\.\\./etc/passwd, outside the bundle`)],
-  ['checksum', `
+add(i)`,
+    new RegExp(`entry canopsis-${V}/release/escape links to \\.\\./\\.\\./\\.\\./\\.\\./etc/passwd, outside the bundle`),
+  ],
+  [
+    'checksum',
+    `
 for m in src.getmembers():
     data = src.extractfile(m).read() if m.isfile() else None
     if m.name.endswith('release/templates/amqp.conf.hbs'):
         data = data + b'# tampered\\n'; m.size = len(data)
-    add(m, data)`, /entry release\/templates\/amqp\.conf\.hbs does not match its checksum/],
+    add(m, data)`,
+    /entry release\/templates\/amqp\.conf\.hbs does not match its checksum/,
+  ],
 ];
 
 test('corrupt, truncated and path-escaping bundles are refused, naming the entry; nothing changes', async () => {
@@ -165,7 +184,10 @@ test('corrupt, truncated and path-escaping bundles are refused, naming the entry
       if (name === 'truncated') await truncate(file, Math.floor((await stat(file)).size / 2));
       else {
         const buf = await readFile(file);
-        for (let i = 0; i < 64; i++) { const at = Math.floor(buf.length / 3) + i * 97; buf[at] = buf[at]! ^ 0xff; }
+        for (let i = 0; i < 64; i++) {
+          const at = Math.floor(buf.length / 3) + i * 97;
+          buf[at] = buf[at]! ^ 0xff;
+        }
         await writeFile(file, buf);
       }
     } else file = await craft(`${name}.tar.gz`, script);

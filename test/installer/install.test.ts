@@ -31,8 +31,11 @@ test('install, re-run writes nothing, an edit survives a settings change with .d
   assert.ok(r1.validatedBy.includes('supervisord') && r1.validatedBy.includes('systemd-analyze verify'), r1.validatedBy.join());
   const secrets = await stat(path.join(prefix, 'etc/canopsis-secrets.ini'));
   assert.equal(secrets.mode & 0o777, 0o640);
-  assert.equal(secrets.uid, 0, "root owns the secrets: the service user only reads them");
-  assert.ok(!first.all.includes((await readFile(path.join(prefix, 'etc/canopsis-secrets.ini'), 'utf8')).match(/password = (\S+)/)![1]!), 'the password is never printed');
+  assert.equal(secrets.uid, 0, 'root owns the secrets: the service user only reads them');
+  assert.ok(
+    !first.all.includes((await readFile(path.join(prefix, 'etc/canopsis-secrets.ini'), 'utf8')).match(/password = (\S+)/)![1]!),
+    'the password is never printed',
+  );
 
   // The release is self-contained: the installed commands run from it.
   for (const command of ['engine-launcher', 'dead-letters', 'service', 'hypcontrol']) {
@@ -81,7 +84,7 @@ test('a bad value: exit 2, the path-qualified reason, nothing written', async ()
   await assert.rejects(stat(prefix), 'the prefix was not even created');
 });
 
-test('a file its program rejects stops the run with that program\'s message; the live tree stays as it was', async () => {
+test("a file its program rejects stops the run with that program's message; the live tree stays as it was", async () => {
   const prefix = path.join(dir, 'reject');
   assert.equal((await buildInstall(['--prefix', prefix, ...PORTS])).exitCode, 0);
   const before = await snapshot(prefix);
@@ -95,7 +98,17 @@ test('a file its program rejects stops the run with that program\'s message; the
 
 test('preflight refuses a dbPath filesystem below min_free_disk, lists every failure, writes nothing', async () => {
   const prefix = path.join(dir, 'disk');
-  const r = await buildInstall(['--prefix', prefix, ...PORTS, '--set', 'store.backend=mongodb', '--set', 'store.mongodb_mode=local', '--set', 'store.min_free_disk=1000PiB']);
+  const r = await buildInstall([
+    '--prefix',
+    prefix,
+    ...PORTS,
+    '--set',
+    'store.backend=mongodb',
+    '--set',
+    'store.mongodb_mode=local',
+    '--set',
+    'store.min_free_disk=1000PiB',
+  ]);
   assert.equal(r.exitCode, 3, r.all);
   assert.match(r.stderr, /preflight failed/);
   assert.match(r.stderr, new RegExp(`disk: found .* free on the filesystem of the MongoDB dbPath ${prefix}/var/lib/mongodb`));
@@ -104,7 +117,22 @@ test('preflight refuses a dbPath filesystem below min_free_disk, lists every fai
   assert.match(r.stderr, /binaries: found mongod missing/);
   await assert.rejects(stat(prefix));
 
-  const skipped = await buildInstall(['check', '--prefix', prefix, ...PORTS, '--set', 'store.backend=mongodb', '--set', 'store.mongodb_mode=local', '--set', 'store.min_free_disk=1000PiB', '--skip-check', 'disk', '--skip-check', 'binaries']);
+  const skipped = await buildInstall([
+    'check',
+    '--prefix',
+    prefix,
+    ...PORTS,
+    '--set',
+    'store.backend=mongodb',
+    '--set',
+    'store.mongodb_mode=local',
+    '--set',
+    'store.min_free_disk=1000PiB',
+    '--skip-check',
+    'disk',
+    '--skip-check',
+    'binaries',
+  ]);
   assert.equal(skipped.exitCode, 0, skipped.all);
   assert.match(skipped.stdout, /skipped: disk, binaries/);
 });
@@ -167,9 +195,25 @@ test('as a normal user: installs into a prefix it can write, services run as tha
   await chmod(dir, 0o755);
   await run('chown', [`${user}:${user}`, prefix]);
   // setpriv drops privileges; node and the repository are world-readable.
-  const r = await run('setpriv', ['--reuid', user, '--regid', user, '--clear-groups', process.execPath, CLI, '--prefix', prefix, ...isolatedPorts(5750), '--no-install-deps'], {
-    env: { HOME: prefix },
-  });
+  const r = await run(
+    'setpriv',
+    [
+      '--reuid',
+      user,
+      '--regid',
+      user,
+      '--clear-groups',
+      process.execPath,
+      CLI,
+      '--prefix',
+      prefix,
+      ...isolatedPorts(5750),
+      '--no-install-deps',
+    ],
+    {
+      env: { HOME: prefix },
+    },
+  );
   assert.equal(r.exitCode, 0, r.all);
   assert.match(r.stdout, new RegExp(`Not root: the services will run as ${user}`));
   assert.match(await readFile(path.join(prefix, 'etc/canopsis.ini'), 'utf8'), new RegExp(`\\nuser = ${user}\\n`));

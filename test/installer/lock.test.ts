@@ -37,7 +37,12 @@ test('a second run is refused naming the holder; once the holder is killed -9 th
   await h.locked();
   await assert.rejects(lockPrefix(layout), (e: Error & { exitCode: number }) => {
     assert.equal(e.exitCode, 5);
-    assert.match(e.message, new RegExp(`another build-install \\(pid ${h.child.pid}\\) is running on ${layout.prefix} \\(lock .*install\\.lock\\); wait for it to finish`));
+    assert.match(
+      e.message,
+      new RegExp(
+        `another build-install \\(pid ${h.child.pid}\\) is running on ${layout.prefix} \\(lock .*install\\.lock\\); wait for it to finish`,
+      ),
+    );
     return true;
   });
   h.child.kill('SIGKILL');

@@ -1,8 +1,15 @@
 import assert from 'node:assert/strict';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { mkdir, stat, writeFile } from 'node:fs/promises';
-import { migrateSettings, pending, readMigrationState, recordApplied, renameKey, type Migration } from '../../installer/migrations/index.js';
+import {
+  type Migration,
+  migrateSettings,
+  pending,
+  readMigrationState,
+  recordApplied,
+  renameKey,
+} from '../../installer/migrations/index.js';
 import { inProcess } from '../../installer/migrations/store-jobs.js';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
 import { removeDir, tempDir } from '../helpers/index.js';
@@ -20,13 +27,19 @@ after(async () => {
   await removeDir(dir);
 });
 
-const RENAME: Migration = { id: '0.2.0-prefetch', description: 'rabbitmq.prefetch is now rabbitmq.consumer_prefetch', settings: renameKey('rabbitmq', 'prefetch', 'consumer_prefetch') };
+const RENAME: Migration = {
+  id: '0.2.0-prefetch',
+  description: 'rabbitmq.prefetch is now rabbitmq.consumer_prefetch',
+  settings: renameKey('rabbitmq', 'prefetch', 'consumer_prefetch'),
+};
 const RESHAPE: Migration = {
   id: '0.2.0-alarm-state',
   description: 'alarms keep state as {val}',
   store: async (store) => {
     const c = store.collection<{ state: number | { val: number } }>('alarms');
-    for (const a of await c.find()) if (typeof a.state === 'number') await c.modify(a.key, (cur) => (cur && typeof cur.state === 'number' ? { ...cur, state: { val: cur.state } } : undefined));
+    for (const a of await c.find())
+      if (typeof a.state === 'number')
+        await c.modify(a.key, (cur) => (cur && typeof cur.state === 'number' ? { ...cur, state: { val: cur.state } } : undefined));
   },
 };
 
@@ -55,7 +68,10 @@ test('migrations run once: recorded, then no longer pending; a reshaped document
     await c.put('a2', { state: { val: 1 } });
     let state = await readMigrationState(file);
     const todo = pending([RENAME, RESHAPE], state);
-    assert.deepEqual(todo.map((m) => m.id), ['0.2.0-prefetch', '0.2.0-alarm-state']);
+    assert.deepEqual(
+      todo.map((m) => m.id),
+      ['0.2.0-prefetch', '0.2.0-alarm-state'],
+    );
     assert.deepEqual((await migrate(todo.filter((m) => m.store).map((m) => m.id))).ran, ['0.2.0-alarm-state']);
     state = await recordApplied(file, state, todo, new Date('2026-11-27T00:00:00Z'));
     assert.deepEqual(await c.get('a1'), { key: 'a1', state: { val: 2 } });
@@ -73,7 +89,10 @@ test('migrations run once: recorded, then no longer pending; a reshaped document
 test('a first install on an empty store records store migrations without running them, and creates no store file', async () => {
   const at = await storePrefix('empty');
   let ran = false;
-  const list: Migration[] = [{ ...RESHAPE, store: async () => {
+  const list: Migration[] = [
+    {
+      ...RESHAPE,
+      store: async () => {
         ran = true;
       },
     },
@@ -86,7 +105,10 @@ test('a first install on an empty store records store migrations without running
   const store = new SqliteStore(at.file);
   await store.collection('entities').put('web', { type: 'component' });
   await store.close();
-  assert.deepEqual(await inProcess(at.prefix, list)({ op: 'up', ids: [RESHAPE.id], skipWhenEmpty: true }), { ran: [RESHAPE.id], empty: false });
+  assert.deepEqual(await inProcess(at.prefix, list)({ op: 'up', ids: [RESHAPE.id], skipWhenEmpty: true }), {
+    ran: [RESHAPE.id],
+    empty: false,
+  });
   assert.equal(ran, true);
 });
 
@@ -101,16 +123,28 @@ test('a migration record that is not ours stops the run instead of being taken a
 test('an update restarts the engines and the webserver, and the broker only when its configuration changed', async () => {
   const { restartFor: servicesToRestart } = await import('../../installer/services/index.js');
   assert.deepEqual(servicesToRestart(['/p/lib/canopsis/releases/0.2.0+x', 'bin/engine-che']), ['amqp2engines', 'webserver']);
-  assert.deepEqual(servicesToRestart(['etc/rabbitmq/rabbitmq.conf', 'etc/collectd.conf']), ['rabbitmq-server', 'collectd', 'amqp2engines', 'webserver']);
+  assert.deepEqual(servicesToRestart(['etc/rabbitmq/rabbitmq.conf', 'etc/collectd.conf']), [
+    'rabbitmq-server',
+    'collectd',
+    'amqp2engines',
+    'webserver',
+  ]);
 });
 
 test('0.2.0-metric-engines adds perfdata and collectdgw to a stock 0.1.0 chain, and leaves a changed chain alone', async () => {
   const { addMetricEngines } = await import('../../installer/migrations/index.js');
-  const v1 = '[engine:che]\nevent_processing = canopsis.che.process.event_processing\nnext = axe\n\n[engine:axe]\n; alarms\nevent_processing = canopsis.axe.process.event_processing\n';
+  const v1 =
+    '[engine:che]\nevent_processing = canopsis.che.process.event_processing\nnext = axe\n\n[engine:axe]\n; alarms\nevent_processing = canopsis.axe.process.event_processing\n';
   const v2 = addMetricEngines(v1);
   assert.match(v2, /\[engine:axe\]\n; alarms\nevent_processing = canopsis\.axe\.process\.event_processing\nnext = perfdata\n/);
-  assert.match(v2, /\[engine:perfdata\]\nevent_processing = canopsis\.perfdata\.process\.event_processing\nbeat_processing = canopsis\.perfdata\.process\.beat_processing\n/);
-  assert.match(v2, /\[engine:collectdgw\]\nevent_processing = canopsis\.collectdgw\.process\.event_processing\nexchange = canopsis\.collectd\nnext = che\n/);
+  assert.match(
+    v2,
+    /\[engine:perfdata\]\nevent_processing = canopsis\.perfdata\.process\.event_processing\nbeat_processing = canopsis\.perfdata\.process\.beat_processing\n/,
+  );
+  assert.match(
+    v2,
+    /\[engine:collectdgw\]\nevent_processing = canopsis\.collectdgw\.process\.event_processing\nexchange = canopsis\.collectd\nnext = che\n/,
+  );
   assert.equal(addMetricEngines(v2), v2, 'idempotent');
   const custom = v1.replace('; alarms\n', '; alarms\nnext = archive\n');
   assert.equal(addMetricEngines(custom), custom);
@@ -122,16 +156,45 @@ test('0.3.0 reshapes stored entities to Canopsis v4 fields and back; both direct
   try {
     const c = store.collection<Record<string, unknown>>('entities');
     // More than one batch, and one already in the new shape (a migration re-run after a kill).
-    for (let i = 0; i < 1_203; i++) await c.put(`r${i}/web`, { type: 'resource', name: `r${i}`, component: 'web', depends: ['web'], first_seen: 100 + i, last_seen: 200 + i });
+    for (let i = 0; i < 1_203; i++)
+      await c.put(`r${i}/web`, {
+        type: 'resource',
+        name: `r${i}`,
+        component: 'web',
+        depends: ['web'],
+        first_seen: 100 + i,
+        last_seen: 200 + i,
+      });
     await c.put('done', { type: 'component', name: 'done', depends: [], created: 5, last_event_date: 6, enabled: false });
     await entitiesToV4(store);
-    assert.deepEqual(await c.get('r7/web'), { key: 'r7/web', type: 'resource', name: 'r7', component: 'web', depends: ['web'], created: 107, last_event_date: 207, enabled: true });
-    assert.deepEqual(await c.get('done'), { key: 'done', type: 'component', name: 'done', depends: [], created: 5, last_event_date: 6, enabled: false }, 'a document already reshaped is left alone');
+    assert.deepEqual(await c.get('r7/web'), {
+      key: 'r7/web',
+      type: 'resource',
+      name: 'r7',
+      component: 'web',
+      depends: ['web'],
+      created: 107,
+      last_event_date: 207,
+      enabled: true,
+    });
+    assert.deepEqual(
+      await c.get('done'),
+      { key: 'done', type: 'component', name: 'done', depends: [], created: 5, last_event_date: 6, enabled: false },
+      'a document already reshaped is left alone',
+    );
     assert.equal(await c.count({ first_seen: { $exists: true } }), 0);
     await entitiesToV4(store);
     assert.equal(await c.count({ created: { $exists: true } }), 1_204);
     await entitiesFromV4(store);
-    assert.deepEqual(await c.get('r7/web'), { key: 'r7/web', type: 'resource', name: 'r7', component: 'web', depends: ['web'], first_seen: 107, last_seen: 207 });
+    assert.deepEqual(await c.get('r7/web'), {
+      key: 'r7/web',
+      type: 'resource',
+      name: 'r7',
+      component: 'web',
+      depends: ['web'],
+      first_seen: 107,
+      last_seen: 207,
+    });
     await entitiesFromV4(store);
     assert.equal(await c.count({ first_seen: { $exists: true } }), 1_204);
   } finally {
@@ -150,17 +213,31 @@ test('migrate --down-to undoes what is newer than a version: the renamed key bac
   await writeFile(layout.settingsFile, '[store]\n; where mongod keeps its files\nmongodb_dbpath = /data/db\n');
   await writeFile(path.join(layout.etc, 'runtime.conf'), `[store]\nbackend = embedded\nfile = ${path.join(layout.varLib, 'store.db')}\n`);
   const store = new SqliteStore(path.join(layout.varLib, 'store.db'));
-  await store.collection('entities').put('web', { type: 'component', name: 'web', depends: [], created: 1, last_event_date: 2, enabled: true });
+  await store
+    .collection('entities')
+    .put('web', { type: 'component', name: 'web', depends: [], created: 1, last_event_date: 2, enabled: true });
   await store.close();
-  await writeFile(path.join(layout.pkgmgr, 'migrations.json'), JSON.stringify({ applied: Object.fromEntries(MIGRATIONS.map((m) => [m.id, 'then'])) }));
+  await writeFile(
+    path.join(layout.pkgmgr, 'migrations.json'),
+    JSON.stringify({ applied: Object.fromEntries(MIGRATIONS.map((m) => [m.id, 'then'])) }),
+  );
 
   const undone = await migrateDownTo(layout, '0.2.0', MIGRATIONS, inProcess(layout.prefix, MIGRATIONS));
   assert.deepEqual(undone, ['0.3.0-entity-fields', '0.3.0-store-dbpath']);
   assert.equal(await readFile(layout.settingsFile, 'utf8'), '[store]\n; where mongod keeps its files\ndbpath = /data/db\n');
   const after = new SqliteStore(path.join(layout.varLib, 'store.db'));
-  assert.deepEqual(await after.collection('entities').get('web'), { key: 'web', type: 'component', name: 'web', depends: [], first_seen: 1, last_seen: 2 });
+  assert.deepEqual(await after.collection('entities').get('web'), {
+    key: 'web',
+    type: 'component',
+    name: 'web',
+    depends: [],
+    first_seen: 1,
+    last_seen: 2,
+  });
   await after.close();
-  assert.deepEqual(Object.keys(JSON.parse(await readFile(path.join(layout.pkgmgr, 'migrations.json'), 'utf8')).applied), ['0.2.0-metric-engines']);
+  assert.deepEqual(Object.keys(JSON.parse(await readFile(path.join(layout.pkgmgr, 'migrations.json'), 'utf8')).applied), [
+    '0.2.0-metric-engines',
+  ]);
   assert.deepEqual(await migrateDownTo(layout, '0.3.0', MIGRATIONS, inProcess(layout.prefix, MIGRATIONS)), [], 'nothing newer than 0.3.0');
 });
 
@@ -168,6 +245,7 @@ test('an old key name is refused with the new one named', async () => {
   const { validateSettingsText } = await import('../../installer/settings/load.js');
   assert.throws(
     () => validateSettingsText('[store]\ndbpath = /data/db\n', 'etc/canopsis.ini', { root: true, user: 'root', group: 'root' }),
-    (e: Error & { details(): string[] }) => e.details().some((l) => /^etc\/canopsis\.ini:store\.dbpath: a key renamed in 0\.3\.0: write store\.mongodb_dbpath instead$/.test(l)),
+    (e: Error & { details(): string[] }) =>
+      e.details().some((l) => /^etc\/canopsis\.ini:store\.dbpath: a key renamed in 0\.3\.0: write store\.mongodb_dbpath instead$/.test(l)),
   );
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { sha256, type Manifest } from '../../installer/apply/manifest.js';
-import { decide, plan, type DiskState } from '../../installer/apply/plan.js';
+import { type Manifest, sha256 } from '../../installer/apply/manifest.js';
+import { type DiskState, decide, plan } from '../../installer/apply/plan.js';
 import type { RenderedFile } from '../../installer/render/render.js';
 
 const conf = (target: string, content: string, mode = 0o644): RenderedFile => ({ target, content, mode, secret: false, kind: 'conffile' });
@@ -17,7 +17,7 @@ test('three-way decisions on a conffile: ours then, the file now, ours now', () 
   assert.equal(decide(conf('f', v2), disk(v1), sha256(v1)), 'update', 'untouched: replaced');
   assert.equal(decide(conf('f', v1), disk(edited), sha256(v1)), 'keep', 'edited, ours unchanged: kept silently');
   assert.equal(decide(conf('f', v2), disk(edited), sha256(v1)), 'dist', 'both changed: kept, ours as .dist');
-  assert.equal(decide(conf('f', v2), disk(edited), undefined), 'dist', 'a file we never wrote is the operator\'s');
+  assert.equal(decide(conf('f', v2), disk(edited), undefined), 'dist', "a file we never wrote is the operator's");
 });
 
 test('a file of ours with the wrong owner is taken back, content untouched', () => {

@@ -1,9 +1,9 @@
-import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, open, readFile, readdir } from 'node:fs/promises';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmod, open, readdir, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import { execa } from 'execa';
 import ini from 'ini';
@@ -125,7 +125,9 @@ async function logTails(prefix: string, lines = 40): Promise<string> {
   return parts.join('\n');
 }
 
-describe('the local RabbitMQ node started as supervisord would start it', { skip: !root && 'needs root (runs the node as the canopsis user)' }, () => {
+describe('the local RabbitMQ node started as supervisord would start it', {
+  skip: !root && 'needs root (runs the node as the canopsis user)',
+}, () => {
   let dir = '';
   let prefix = '';
   let program: Program;
@@ -159,7 +161,15 @@ describe('the local RabbitMQ node started as supervisord would start it', { skip
     await chmod(dir, 0o755);
     prefix = path.join(dir, 'canopsis');
     // Small bounds, so that the node shows them.
-    const r = await buildInstall(['--prefix', prefix, ...isolatedPorts(BASE), '--set', 'retention.dead_letters_max=3', '--set', 'rabbitmq.max_message_size=2MiB']);
+    const r = await buildInstall([
+      '--prefix',
+      prefix,
+      ...isolatedPorts(BASE),
+      '--set',
+      'retention.dead_letters_max=3',
+      '--set',
+      'rabbitmq.max_message_size=2MiB',
+    ]);
     assert.equal(r.exitCode, 0, r.all);
 
     program = await rabbitmqProgram(prefix);
@@ -201,7 +211,8 @@ describe('the local RabbitMQ node started as supervisord would start it', { skip
     } catch (e) {
       assert.fail(`${(e as Error).message}\n${await logTails(prefix)}`);
     }
-    if ('exited' in up) assert.fail(`${program.command} exited (${JSON.stringify(up.exited)}) before accepting connections\n${await logTails(prefix)}`);
+    if ('exited' in up)
+      assert.fail(`${program.command} exited (${JSON.stringify(up.exited)}) before accepting connections\n${await logTails(prefix)}`);
     conn = up;
     conn.on('error', (e: Error) => connErrors.push(e));
   });
@@ -251,7 +262,12 @@ describe('the local RabbitMQ node started as supervisord would start it', { skip
   it('has the canopsis exchanges of definitions.json, with their types', async () => {
     const ch: Channel = await conn!.createChannel();
     ch.on('error', () => undefined);
-    const declared = { 'canopsis.events': 'topic', 'canopsis.dead': 'direct', 'canopsis.collectd': 'topic', 'canopsis.alerts': 'topic' } as const;
+    const declared = {
+      'canopsis.events': 'topic',
+      'canopsis.dead': 'direct',
+      'canopsis.collectd': 'topic',
+      'canopsis.alerts': 'topic',
+    } as const;
     for (const [name, type] of Object.entries(declared)) {
       await ch.checkExchange(name);
       // What the engines do: declaring an existing exchange with other attributes closes the channel (406).
@@ -263,7 +279,10 @@ describe('the local RabbitMQ node started as supervisord would start it', { skip
     const probe = await conn!.createChannel();
     const closed = new Promise((resolve) => probe.once('close', resolve));
     probe.on('error', () => undefined);
-    await assert.rejects(probe.assertExchange('canopsis.events', 'direct', { durable: true }), /PRECONDITION.FAILED.*inequivalent arg 'type'/);
+    await assert.rejects(
+      probe.assertExchange('canopsis.events', 'direct', { durable: true }),
+      /PRECONDITION.FAILED.*inequivalent arg 'type'/,
+    );
     await closed;
     assert.deepEqual(connErrors, []);
   });
@@ -314,7 +333,10 @@ describe('the local RabbitMQ node started as supervisord would start it', { skip
     const big = await conn!.createConfirmChannel();
     const closed = new Promise<Error | undefined>((resolve) => big.once('error', resolve));
     big.sendToQueue('Engine_bounded', Buffer.alloc(3 * 2 ** 20, 1), { persistent: true });
-    assert.match(String(((await closed) as Error)?.message), /PRECONDITION.FAILED.*message size 3145728 is larger than configured max size 2097152/);
+    assert.match(
+      String(((await closed) as Error)?.message),
+      /PRECONDITION.FAILED.*message size 3145728 is larger than configured max size 2097152/,
+    );
   });
 
   it(`stops cleanly on supervisord's stopsignal and frees its port`, async () => {
@@ -326,6 +348,11 @@ describe('the local RabbitMQ node started as supervisord would start it', { skip
     await waitFor('rabbitmq-server to exit after SIGTERM', async () => exited, 120_000, 250);
     assert.deepEqual(exited, { code: 0, signal: null }, await logTails(prefix, 15));
     await waitFor(`port ${master.port} to close`, async () => !(await portOpen(master.port)), 30_000, 250);
-    await waitFor('no process of the node to remain', async () => (await nodeProcesses(pgid, program.env.RABBITMQ_CONF_ENV_FILE!)).length === 0, 30_000, 250);
+    await waitFor(
+      'no process of the node to remain',
+      async () => (await nodeProcesses(pgid, program.env.RABBITMQ_CONF_ENV_FILE!)).length === 0,
+      30_000,
+      250,
+    );
   });
 });

@@ -1,7 +1,7 @@
-import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { buildInstall, isolatedPorts, removeDir, tempDir, waitFor } from '../helpers/index.js';
 
@@ -33,7 +33,9 @@ async function alive(pid: number): Promise<boolean> {
   }
 }
 
-describe('the rendered supervisord.conf run by supervisord', { skip: !root && 'needs root (the install creates the canopsis user)' }, () => {
+describe('the rendered supervisord.conf run by supervisord', {
+  skip: !root && 'needs root (the install creates the canopsis user)',
+}, () => {
   let dir = '';
   let prefix = '';
   let conf = '';

@@ -1,7 +1,7 @@
-import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { access, chmod, constants, cp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { buildInstall, isolatedPorts, removeDir, tempDir } from '../helpers/index.js';
 
@@ -17,7 +17,15 @@ const SYSTEMD = '/lib/systemd/systemd';
 const NOBODY = '65534';
 
 /** Engine instances of the default engines with che at numprocs=2. */
-const INSTANCES = ['engine-cleaner', 'engine-event_filter', 'engine-che', 'engine-che.1', 'engine-axe', 'engine-perfdata', 'engine-collectdgw'];
+const INSTANCES = [
+  'engine-cleaner',
+  'engine-event_filter',
+  'engine-che',
+  'engine-che.1',
+  'engine-axe',
+  'engine-perfdata',
+  'engine-collectdgw',
+];
 const engineUnit = (instance: string) => `canopsis-engine-go@${instance}.service`;
 
 async function verify(unitDir: string, units: string[]) {
@@ -42,7 +50,20 @@ async function verify(unitDir: string, units: string[]) {
 async function systemdTest(unitDir: string, unit: string): Promise<Map<string, string[]>> {
   const r = await execa(
     'setpriv',
-    [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'env', 'HOME=/tmp', `SYSTEMD_UNIT_PATH=${unitDir}:`, 'SYSTEMD_LOG_COLOR=0', SYSTEMD, '--test', '--system', `--unit=${unit}`, '--log-target=console'],
+    [
+      `--reuid=${NOBODY}`,
+      `--regid=${NOBODY}`,
+      '--clear-groups',
+      'env',
+      'HOME=/tmp',
+      `SYSTEMD_UNIT_PATH=${unitDir}:`,
+      'SYSTEMD_LOG_COLOR=0',
+      SYSTEMD,
+      '--test',
+      '--system',
+      `--unit=${unit}`,
+      '--log-target=console',
+    ],
     { reject: false, all: true },
   );
   assert.equal(r.exitCode, 0, `systemd --test --unit=${unit} exited ${r.exitCode}:\n${r.stderr}`);
@@ -53,8 +74,7 @@ async function systemdTest(unitDir: string, unit: string): Promise<Map<string, s
     if (head) {
       current = [];
       sections.set(head[1]!, current);
-    }
-    else if (current && line.startsWith('\t\t')) current.push(line.slice(2));
+    } else if (current && line.startsWith('\t\t')) current.push(line.slice(2));
   }
   assert.ok(sections.has(unit), `systemd --test did not dump ${unit}; it dumped ${sections.size} units:\n${r.all.slice(0, 2000)}`);
   return sections;
@@ -73,7 +93,9 @@ function execStart(section: string[]): string[] {
 
 const values = (section: string[], key: string) => section.filter((l) => l.startsWith(`${key}: `)).map((l) => l.slice(key.length + 2));
 
-describe('the rendered systemd units read by systemd', { skip: !root && 'needs root (the install creates the canopsis user; systemd --test runs as nobody)' }, () => {
+describe('the rendered systemd units read by systemd', {
+  skip: !root && 'needs root (the install creates the canopsis user; systemd --test runs as nobody)',
+}, () => {
   let dir = '';
   let prefix = '';
   let unitDir = '';
@@ -85,9 +107,23 @@ describe('the rendered systemd units read by systemd', { skip: !root && 'needs r
     await chmod(dir, 0o755);
     prefix = path.join(dir, 'canopsis');
     unitDir = path.join(prefix, 'etc', 'systemd', 'system');
-    const r = await buildInstall(['--prefix', prefix, ...isolatedPorts(5720), '--set', 'canopsis.init=systemd', '--set', 'engine:che.numprocs=2']);
+    const r = await buildInstall([
+      '--prefix',
+      prefix,
+      ...isolatedPorts(5720),
+      '--set',
+      'canopsis.init=systemd',
+      '--set',
+      'engine:che.numprocs=2',
+    ]);
     assert.equal(r.exitCode, 0, r.all);
-    units = [...INSTANCES.map(engineUnit), 'canopsis.target', 'canopsis-webserver.service', 'canopsis-rabbitmq.service', 'canopsis-collectd.service'];
+    units = [
+      ...INSTANCES.map(engineUnit),
+      'canopsis.target',
+      'canopsis-webserver.service',
+      'canopsis-rabbitmq.service',
+      'canopsis-collectd.service',
+    ];
   });
 
   after(async () => {

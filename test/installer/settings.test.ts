@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SettingsError } from '../../installer/errors.js';
-import { parseSetOption, validateSettingsText } from '../../installer/settings/load.js';
-import { setIniValue } from '../../installer/settings/ini-text.js';
 import { createRenderer } from '../../installer/render/handlebars.js';
 import { defaultSettingsData } from '../../installer/settings/default-file.js';
+import { setIniValue } from '../../installer/settings/ini-text.js';
+import { parseSetOption, validateSettingsText } from '../../installer/settings/load.js';
 
 const host = { root: true, user: 'root', group: 'root' };
 const FILE = '/p/etc/canopsis.ini';
@@ -27,7 +27,14 @@ test('the default canopsis.ini is valid and gives the cleaner -> event_filter ->
   const s = validateSettingsText(await defaults(), FILE, host);
   assert.deepEqual(
     s.engines.map((e) => [e.name, e.next.join(',')]),
-    [['cleaner', 'event_filter'], ['event_filter', 'che'], ['che', 'axe'], ['axe', 'perfdata'], ['perfdata', ''], ['collectdgw', 'che']],
+    [
+      ['cleaner', 'event_filter'],
+      ['event_filter', 'che'],
+      ['che', 'axe'],
+      ['axe', 'perfdata'],
+      ['perfdata', ''],
+      ['collectdgw', 'che'],
+    ],
   );
   assert.equal(s.engines.find((e) => e.name === 'collectdgw')!.exchange, 'canopsis.collectd');
   assert.equal(s.engines[0]!.event_processing, 'canopsis.cleaner.process.event_processing');
@@ -60,9 +67,15 @@ test('every problem is reported at once, and --set values are marked', async () 
 
 test('engine chains must name known engines and must not loop', async () => {
   const unknown = problemsOf(setIniValue(await defaults(), 'engine:che', 'next', 'axe,nowhere'));
-  assert.ok(unknown.some((p) => p.includes('engine:che.next') && p.includes('"axe,nowhere"')), unknown.join('\n'));
+  assert.ok(
+    unknown.some((p) => p.includes('engine:che.next') && p.includes('"axe,nowhere"')),
+    unknown.join('\n'),
+  );
   const loop = problemsOf(setIniValue(await defaults(), 'engine:axe', 'next', 'cleaner'));
-  assert.ok(loop.some((p) => /loops/.test(p) && /cleaner -> event_filter -> che -> axe/.test(p)), loop.join('\n'));
+  assert.ok(
+    loop.some((p) => /loops/.test(p) && /cleaner -> event_filter -> che -> axe/.test(p)),
+    loop.join('\n'),
+  );
 });
 
 test('two services on one port are refused', async () => {
@@ -72,7 +85,11 @@ test('two services on one port are refused', async () => {
 
 test('--set parses section.key=value, engine sections included, and refuses anything else', () => {
   assert.deepEqual(parseSetOption('engine:che.numprocs=3'), { section: 'engine:che', key: 'numprocs', value: '3' });
-  assert.deepEqual(parseSetOption('store.mongodb_url=mongodb://h:1/db?a=b'), { section: 'store', key: 'mongodb_url', value: 'mongodb://h:1/db?a=b' });
+  assert.deepEqual(parseSetOption('store.mongodb_url=mongodb://h:1/db?a=b'), {
+    section: 'store',
+    key: 'mongodb_url',
+    value: 'mongodb://h:1/db?a=b',
+  });
   assert.throws(() => parseSetOption('numprocs=3'), /section\.key=value/);
   assert.throws(() => parseSetOption('store.mongodb_dbpath'), /section\.key=value/);
 });
@@ -86,10 +103,20 @@ test('setIniValue keeps comments and other keys, adds missing sections and keys'
 
 test('an updater passes a credential --set in the environment of the release installer, never on its command line', async () => {
   const { splitSecretSets, secretSetsFromEnv, SECRET_SETS_ENV } = await import('../../installer/settings/secret-sets.js');
-  const [args, secret] = splitSecretSets(['install', '--set', 'store.mongodb_url=mongodb://u:pw@db1/canopsis', '--set', 'rabbitmq.port=5673', '--json']);
+  const [args, secret] = splitSecretSets([
+    'install',
+    '--set',
+    'store.mongodb_url=mongodb://u:pw@db1/canopsis',
+    '--set',
+    'rabbitmq.port=5673',
+    '--json',
+  ]);
   assert.deepEqual(args, ['install', '--set', 'rabbitmq.port=5673', '--json']);
   assert.deepEqual(secret, ['store.mongodb_url=mongodb://u:pw@db1/canopsis']);
   assert.deepEqual(secretSetsFromEnv({ [SECRET_SETS_ENV]: JSON.stringify(secret) }), secret);
   // The channel carries credentials only: anything else there is refused.
-  assert.throws(() => secretSetsFromEnv({ [SECRET_SETS_ENV]: JSON.stringify(['canopsis.user=root']) }), /expected a JSON list of section\.key=value for store\.mongodb_url/);
+  assert.throws(
+    () => secretSetsFromEnv({ [SECRET_SETS_ENV]: JSON.stringify(['canopsis.user=root']) }),
+    /expected a JSON list of section\.key=value for store\.mongodb_url/,
+  );
 });

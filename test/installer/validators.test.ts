@@ -38,7 +38,9 @@ async function brokenCopy(rel: string, edit: (text: string) => string): Promise<
 test('collectd -T -C accepts the rendered collectd.conf and names a bad option', async () => {
   assert.ok(facts.binaries.collectd, 'collectd is installed (npm test installs collectd-core)');
   assert.equal(await checkCollectdConfig(facts.binaries.collectd, path.join(prefix, 'etc/collectd.conf')), '');
-  const broken = await brokenCopy('etc/collectd.conf', (t) => t.replace('ValuesPercentage true', 'ValuesPercentage true\n  Frobnicate yes'));
+  const broken = await brokenCopy('etc/collectd.conf', (t) =>
+    t.replace('ValuesPercentage true', 'ValuesPercentage true\n  Frobnicate yes'),
+  );
   assert.match(await checkCollectdConfig(facts.binaries.collectd, broken), /Frobnicate/);
   // The amqp plugin only warns about an option it does not know: still a rejection.
   const amqp = await brokenCopy('etc/collectd.conf', (t) => t.replace('Format "JSON"', 'Format "JSON"\n    RoutingKeyPrefix "x"'));

@@ -3,8 +3,17 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { EntityAlarms } from '../../runtime/alarm/model.js';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
+import {
+  type EngineProcess,
+  freshVhost,
+  publishEvents,
+  startEngine,
+  stopEngine,
+  type Vhost,
+  whenConsuming,
+  writeRuntimePrefix,
+} from '../helpers/broker.js';
 import { removeDir, tempDir, waitFor } from '../helpers/index.js';
-import { freshVhost, publishEvents, startEngine, stopEngine, whenConsuming, writeRuntimePrefix, type EngineProcess, type Vhost } from '../helpers/broker.js';
 
 /*
  * axe with numprocs 2: the events of one entity are applied in the order
@@ -32,9 +41,15 @@ before(async () => {
   await writeRuntimePrefix(dir, {
     vhost: vhost.name,
     engines: CONF,
-    files: { 'etc/runtime.conf': `[store]\nbackend = embedded\nfile = ${dir}/var/lib/canopsis/canopsis.db\n\n[dispatchers]\nevent_dispatchers =\n\n[alarms]\nresolve_delay = 100000\nflapping_count = 1000\n` },
+    files: {
+      'etc/runtime.conf': `[store]\nbackend = embedded\nfile = ${dir}/var/lib/canopsis/canopsis.db\n\n[dispatchers]\nevent_dispatchers =\n\n[alarms]\nresolve_delay = 100000\nflapping_count = 1000\n`,
+    },
   });
-  for (const [name, w] of [['cleaner', 0], ['axe', 0], ['axe', 1]] as const) {
+  for (const [name, w] of [
+    ['cleaner', 0],
+    ['axe', 0],
+    ['axe', 1],
+  ] as const) {
     const p = startEngine(dir, name, w);
     procs.push(p);
     await whenConsuming(p);
@@ -69,14 +84,23 @@ test('numprocs 2: 1,000 interleaved state changes on 10 entities leave each alar
 
   const store = new SqliteStore(path.join(dir, 'var', 'lib', 'canopsis', 'canopsis.db'));
   try {
-    const docs = await waitFor('every event applied', async () => {
-      const all = await store.collection<EntityAlarms>('entity_alarms').find({ open: true });
-      const applied = all.reduce((n, d) => n + (d.current?.events_count ?? 0), 0);
-      return applied === N ? all : undefined;
-    }, 60_000);
+    const docs = await waitFor(
+      'every event applied',
+      async () => {
+        const all = await store.collection<EntityAlarms>('entity_alarms').find({ open: true });
+        const applied = all.reduce((n, d) => n + (d.current?.events_count ?? 0), 0);
+        return applied === N ? all : undefined;
+      },
+      60_000,
+    );
     assert.equal(docs.length, ENTITIES);
     for (const d of docs) assert.equal(d.current!.state.val, last.get(d.key), `${d.key} ends in the state of its last event`);
-    for (const d of docs) assert.equal(d.current!.output, `#${N - ENTITIES + Number(d.key.slice(3, d.key.indexOf('/')))}`, `${d.key}'s last output is its last event's`);
+    for (const d of docs)
+      assert.equal(
+        d.current!.output,
+        `#${N - ENTITIES + Number(d.key.slice(3, d.key.indexOf('/')))}`,
+        `${d.key}'s last output is its last event's`,
+      );
   } finally {
     await store.close();
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { applyEvent, fingerprint, onBeat, REDELIVERY, type Applied, type Change } from '../../runtime/alarm/apply.js';
-import { DEFAULT_ALARM_SETTINGS, STATUS, type Alarm, type AlarmSettings, type EntityAlarms, type Step } from '../../runtime/alarm/model.js';
+import { type Applied, applyEvent, type Change, fingerprint, onBeat, REDELIVERY } from '../../runtime/alarm/apply.js';
+import { type Alarm, type AlarmSettings, DEFAULT_ALARM_SETTINGS, type EntityAlarms, STATUS, type Step } from '../../runtime/alarm/model.js';
 import type { Event } from '../../runtime/tasks/types.js';
 
 /*
@@ -16,8 +16,22 @@ const settings = (over: Partial<AlarmSettings> = {}): AlarmSettings => ({ ...DEF
 const SRC = { connector: 'nagios', connector_name: 'nagios1', source_type: 'resource', component: 'host1', resource: 'disk' } as const;
 const ENTITY = 'disk/host1';
 
-const check = (t: number, state: number, extra: Event = {}): Event => ({ ...SRC, event_type: 'check', state, output: `state ${state} at ${t}`, timestamp: t, ...extra });
-const act = (type: string, t: number, extra: Event = {}): Event => ({ ...SRC, event_type: type, author: 'alice', output: `${type} by alice at ${t}`, timestamp: t, ...extra });
+const check = (t: number, state: number, extra: Event = {}): Event => ({
+  ...SRC,
+  event_type: 'check',
+  state,
+  output: `state ${state} at ${t}`,
+  timestamp: t,
+  ...extra,
+});
+const act = (type: string, t: number, extra: Event = {}): Event => ({
+  ...SRC,
+  event_type: type,
+  author: 'alice',
+  output: `${type} by alice at ${t}`,
+  timestamp: t,
+  ...extra,
+});
 
 /** A step as an operator reads it in the timeline: `type` or `type:val`. */
 const label = (s: Step) => (s.val === undefined ? s.type : `${s.type}:${s.val}`);
@@ -52,7 +66,10 @@ function play(s: AlarmSettings, ops: Op[], start?: EntityAlarms) {
   let doc: EntityAlarms | undefined = start;
   const results: Array<Applied & { resolved?: Alarm }> = [];
   ops.forEach((op, i) => {
-    const what = 'beat' in op ? `beat@${op.beat}` : `${String(op.ev.event_type)}@${String(op.ev.timestamp)}${op.ev.state !== undefined ? ` state ${String(op.ev.state)}` : ''}`;
+    const what =
+      'beat' in op
+        ? `beat@${op.beat}`
+        : `${String(op.ev.event_type)}@${String(op.ev.timestamp)}${op.ev.state !== undefined ? ` state ${String(op.ev.state)}` : ''}`;
     const at = `op #${i} (${what})`;
     const before = steps(doc?.current);
     let r: Applied & { resolved?: Alarm };
@@ -109,7 +126,13 @@ test('a check with state > 0 and no alarm opens one: stateinc then statusinc to 
     assert.equal(r.next.open, true);
     assert.equal(r.next.count, 1);
     assert.deepEqual(steps(a), [`stateinc:${state}`, `statusinc:${STATUS.ongoing}`]);
-    assert.deepEqual(a.steps.map((s) => [s.t, s.author]), [[1000, 'nagios.nagios1'], [1000, 'nagios.nagios1']]);
+    assert.deepEqual(
+      a.steps.map((s) => [s.t, s.author]),
+      [
+        [1000, 'nagios.nagios1'],
+        [1000, 'nagios.nagios1'],
+      ],
+    );
     assert.equal(a.state.val, state);
     assert.equal(a.state.locked, false);
     assert.equal(a.status.val, STATUS.ongoing);
@@ -129,7 +152,8 @@ test('entity id: resource/component for a resource event, component for a compon
   assert.equal(res.component, 'host1');
   assert.equal(res.resource, 'disk');
   assert.ok(res.id.startsWith('disk/host1'), res.id);
-  const comp = applyEvent(undefined, check(1000, 2, { source_type: 'component', resource: undefined }), DEFAULT_ALARM_SETTINGS).next.current!;
+  const comp = applyEvent(undefined, check(1000, 2, { source_type: 'component', resource: undefined }), DEFAULT_ALARM_SETTINGS).next
+    .current!;
   assert.equal(comp.entity, 'host1');
   assert.equal(comp.component, 'host1');
   assert.equal('resource' in comp, false);
@@ -153,9 +177,18 @@ test('a check with state 0 and no open alarm opens nothing (the entity is still 
 test('one open alarm per entity: later checks update the same alarm (output, last event, events_count)', () => {
   const { doc } = play(DEFAULT_ALARM_SETTINGS, [
     { ev: check(1000, 2), expect: { changes: ['opened'], events_count: 1 } },
-    { ev: check(1010, 2, { output: 'still bad' }), expect: { changes: ['changed'], state: 2, status: STATUS.ongoing, events_count: 2, added: [] } },
-    { ev: check(1020, 3, { output: 'worse' }), expect: { changes: ['changed'], state: 3, status: STATUS.ongoing, events_count: 3, added: ['stateinc:3'] } },
-    { ev: check(1030, 1, { output: 'better' }), expect: { changes: ['changed'], state: 1, status: STATUS.ongoing, events_count: 4, added: ['statedec:1'] } },
+    {
+      ev: check(1010, 2, { output: 'still bad' }),
+      expect: { changes: ['changed'], state: 2, status: STATUS.ongoing, events_count: 2, added: [] },
+    },
+    {
+      ev: check(1020, 3, { output: 'worse' }),
+      expect: { changes: ['changed'], state: 3, status: STATUS.ongoing, events_count: 3, added: ['stateinc:3'] },
+    },
+    {
+      ev: check(1030, 1, { output: 'better' }),
+      expect: { changes: ['changed'], state: 1, status: STATUS.ongoing, events_count: 4, added: ['statedec:1'] },
+    },
   ]);
   const a = doc.current!;
   assert.equal(doc.count, 1, 'no second alarm');
@@ -164,7 +197,10 @@ test('one open alarm per entity: later checks update the same alarm (output, las
   assert.equal(a.last_event, 1030);
   assert.equal(a.last_update, 1030);
   assert.equal(a.state.t, 1030);
-  assert.deepEqual(a.steps.map((s) => s.message), ['state 2 at 1000', 'state 2 at 1000', 'worse', 'better']);
+  assert.deepEqual(
+    a.steps.map((s) => s.message),
+    ['state 2 at 1000', 'state 2 at 1000', 'worse', 'better'],
+  );
 });
 
 // ---------------------------------------------------------------- resolution
@@ -172,13 +208,22 @@ test('one open alarm per entity: later checks update the same alarm (output, las
 test('open then resolve: state 2, state 0 (off), resolved by beat after resolve_delay and not before', () => {
   const s = settings({ resolveDelay: 60 });
   const { doc, results } = play(s, [
-    { ev: check(1000, 2), expect: { changes: ['opened'], state: 2, status: STATUS.ongoing, steps: ['stateinc:2', 'statusinc:1'], open: true } },
+    {
+      ev: check(1000, 2),
+      expect: { changes: ['opened'], state: 2, status: STATUS.ongoing, steps: ['stateinc:2', 'statusinc:1'], open: true },
+    },
     { beat: 1200, expect: { changes: [], same: true, resolved: false, open: true } },
     // Back to OK long after leaving it (> stealthy window): plain off.
-    { ev: check(1400, 0), expect: { changes: ['changed'], state: 0, status: STATUS.off, events_count: 2, added: ['statedec:0', 'statusdec:0'], open: true } },
+    {
+      ev: check(1400, 0),
+      expect: { changes: ['changed'], state: 0, status: STATUS.off, events_count: 2, added: ['statedec:0', 'statusdec:0'], open: true },
+    },
     { beat: 1401, expect: { changes: [], same: true, resolved: false, open: true } },
     { beat: 1459, expect: { changes: [], same: true, resolved: false, open: true, status: STATUS.off } },
-    { beat: 1460, expect: { changes: ['resolved'], resolved: true, open: false, added: ['resolve'], state: 0, status: STATUS.off, events_count: 2 } },
+    {
+      beat: 1460,
+      expect: { changes: ['resolved'], resolved: true, open: false, added: ['resolve'], state: 0, status: STATUS.off, events_count: 2 },
+    },
   ]);
   const closed = results[5]!.resolved!;
   assert.equal(closed.resolved, 1460);
@@ -221,7 +266,18 @@ test('a new alarm after resolution gets a new id and a fresh timeline', () => {
     { ev: check(1100, 0) },
     { beat: 1160, expect: { resolved: true } },
     { ev: act('ack', 1170), expect: { changes: [], ignored: `ack with no open alarm on ${ENTITY}`, open: false } },
-    { ev: check(2000, 3), expect: { changes: ['opened'], open: true, state: 3, status: STATUS.ongoing, events_count: 1, steps: ['stateinc:3', 'statusinc:1'], ack: null } },
+    {
+      ev: check(2000, 3),
+      expect: {
+        changes: ['opened'],
+        open: true,
+        state: 3,
+        status: STATUS.ongoing,
+        events_count: 1,
+        steps: ['stateinc:3', 'statusinc:1'],
+        ack: null,
+      },
+    },
   ]);
   const first = results[3]!.resolved!;
   const second = doc.current!;
@@ -256,7 +312,14 @@ test('stealthy blip: back to OK within stealthy_window is stealthy (2), off on t
     { beat: 1359, expect: { changes: [], same: true, status: STATUS.stealthy, resolved: false } },
     { beat: 1360, expect: { changes: ['changed'], status: STATUS.off, added: ['statusdec:0'], resolved: false, open: true } },
     { beat: 1419, expect: { changes: [], same: true, resolved: false } },
-    { beat: 1420, expect: { changes: ['resolved'], resolved: true, steps: ['stateinc:3', 'statusinc:1', 'statedec:0', 'statusinc:2', 'statusdec:0', 'resolve'] } },
+    {
+      beat: 1420,
+      expect: {
+        changes: ['resolved'],
+        resolved: true,
+        steps: ['stateinc:3', 'statusinc:1', 'statedec:0', 'statusinc:2', 'statusdec:0', 'resolve'],
+      },
+    },
   ]);
 });
 
@@ -386,17 +449,26 @@ test('status order: flapping (3) over stealthy (2)', () => {
 test('changestate locks the state: non-zero checks are counted but ignored, a state-0 check applies and unlocks', () => {
   play(settings({ stealthyWindow: 5 }), [
     { ev: check(1000, 2) },
-    { ev: act('changestate', 1010, { state: 3 }), expect: { changes: ['changed'], state: 3, locked: true, status: STATUS.ongoing, added: ['changestate:3'], events_count: 1 } },
-    { ev: check(1020, 1, { output: 'warning' }), expect: { changes: ['changed'], state: 3, locked: true, status: STATUS.ongoing, added: [], events_count: 2 } },
+    {
+      ev: act('changestate', 1010, { state: 3 }),
+      expect: { changes: ['changed'], state: 3, locked: true, status: STATUS.ongoing, added: ['changestate:3'], events_count: 1 },
+    },
+    {
+      ev: check(1020, 1, { output: 'warning' }),
+      expect: { changes: ['changed'], state: 3, locked: true, status: STATUS.ongoing, added: [], events_count: 2 },
+    },
     { ev: check(1030, 2), expect: { state: 3, locked: true, added: [], events_count: 3 } },
     { ev: check(1035, 3), expect: { state: 3, locked: true, added: [], events_count: 4 } },
     { ev: check(1040, 0), expect: { state: 0, locked: false, status: STATUS.off, added: ['statedec:0', 'statusdec:0'], events_count: 5 } },
-    { ev: check(1050, 2), expect: { state: 2, locked: false, status: STATUS.ongoing, added: ['stateinc:2', 'statusinc:1'], events_count: 6 } },
+    {
+      ev: check(1050, 2),
+      expect: { state: 2, locked: false, status: STATUS.ongoing, added: ['stateinc:2', 'statusinc:1'], events_count: 6 },
+    },
     { ev: check(1060, 1), expect: { state: 1, added: ['statedec:1'] } },
   ]);
 });
 
-test('changestate: the step carries the author and message; the output of the alarm stays the last check\'s', () => {
+test("changestate: the step carries the author and message; the output of the alarm stays the last check's", () => {
   const { doc } = play(DEFAULT_ALARM_SETTINGS, [
     { ev: check(1000, 2, { output: 'disk full' }) },
     { ev: act('changestate', 1010, { state: 1, output: 'known issue' }), expect: { state: 1, locked: true } },
@@ -427,7 +499,10 @@ test('cancel: status 4, resolved by beat after cancel_delay and not before; a se
   const s = settings({ cancelDelay: 3600, resolveDelay: 60 });
   const { results } = play(s, [
     { ev: check(1000, 2) },
-    { ev: act('cancel', 1010), expect: { changes: ['cancelled'], status: STATUS.cancelled, added: ['cancel', 'statusinc:4'], events_count: 1 } },
+    {
+      ev: act('cancel', 1010),
+      expect: { changes: ['cancelled'], status: STATUS.cancelled, added: ['cancel', 'statusinc:4'], events_count: 1 },
+    },
     { ev: act('cancel', 1020), expect: { changes: [], ignored: 'the alarm is already cancelled', added: [], status: STATUS.cancelled } },
     // Checks still update state and count, status stays cancelled.
     { ev: check(1030, 3), expect: { changes: ['changed'], state: 3, status: STATUS.cancelled, added: ['stateinc:3'], events_count: 2 } },
@@ -482,19 +557,28 @@ test('ack with no alarm is ignored with a reason; ack, ack again (ignored), ackr
   const { doc } = play(DEFAULT_ALARM_SETTINGS, [
     { ev: act('ack', 990), expect: { changes: [], ignored: `ack with no open alarm on ${ENTITY}`, open: false } },
     { ev: check(1000, 2), expect: { changes: ['opened'], ack: null } },
-    { ev: act('ack', 1010, { output: 'looking' }), expect: { changes: ['acked'], ack: 'alice', added: ['ack'], events_count: 1, state: 2, status: STATUS.ongoing } },
-    { ev: act('ack', 1020, { author: 'bob' }), expect: { changes: [], ignored: 'the alarm is already acknowledged', ack: 'alice', added: [] } },
+    {
+      ev: act('ack', 1010, { output: 'looking' }),
+      expect: { changes: ['acked'], ack: 'alice', added: ['ack'], events_count: 1, state: 2, status: STATUS.ongoing },
+    },
+    {
+      ev: act('ack', 1020, { author: 'bob' }),
+      expect: { changes: [], ignored: 'the alarm is already acknowledged', ack: 'alice', added: [] },
+    },
     { ev: act('ackremove', 1030, { author: 'bob' }), expect: { changes: ['unacked'], ack: null, added: ['ackremove'] } },
     { ev: act('ackremove', 1040), expect: { changes: [], ignored: 'the alarm is not acknowledged', ack: null, added: [] } },
     { ev: act('ack', 1050, { author: 'carol' }), expect: { changes: ['acked'], ack: 'carol', added: ['ack'] } },
   ]);
   const a = doc.current!;
   assert.deepEqual(a.ack, { author: 'carol', message: 'ack by alice at 1050', t: 1050 });
-  assert.deepEqual(a.steps.filter((s) => s.type.startsWith('ack')).map((s) => [s.type, s.author, s.t, s.message]), [
-    ['ack', 'alice', 1010, 'looking'],
-    ['ackremove', 'bob', 1030, 'ackremove by alice at 1030'],
-    ['ack', 'carol', 1050, 'ack by alice at 1050'],
-  ]);
+  assert.deepEqual(
+    a.steps.filter((s) => s.type.startsWith('ack')).map((s) => [s.type, s.author, s.t, s.message]),
+    [
+      ['ack', 'alice', 1010, 'looking'],
+      ['ackremove', 'bob', 1030, 'ackremove by alice at 1030'],
+      ['ack', 'carol', 1050, 'ack by alice at 1050'],
+    ],
+  );
   assert.equal(a.last_update, 1050);
   assert.equal(a.output, 'state 2 at 1000', 'an ack does not change the alarm output');
 });
@@ -525,7 +609,10 @@ test('snooze: duration or snooze_default; a non-positive duration is ignored', (
     { ev: act('snooze', 1020), expect: { changes: ['changed'], added: ['snooze:1320'] } },
     { ev: act('snooze', 1030, { duration: 0 }), expect: { changes: [], ignored: /snooze duration must be positive/, added: [] } },
     { ev: act('snooze', 1040, { duration: -5 }), expect: { changes: [], ignored: /snooze duration must be positive/, added: [] } },
-    { ev: act('snooze', 1050, { duration: 'soon' }), expect: { changes: [], ignored: /snooze duration must be positive.*"soon"/, added: [] } },
+    {
+      ev: act('snooze', 1050, { duration: 'soon' }),
+      expect: { changes: [], ignored: /snooze duration must be positive.*"soon"/, added: [] },
+    },
   ]);
   assert.deepEqual(doc.current!.snooze, { author: 'alice', until: 1320, t: 1020 });
   assert.equal(doc.current!.status.val, STATUS.ongoing, 'snooze does not change the status');
@@ -547,7 +634,10 @@ test('declareticket and assocticket set the ticket; assocticket without a ticket
 test('comment adds a comment step and changes nothing else', () => {
   const { doc } = play(DEFAULT_ALARM_SETTINGS, [
     { ev: check(1000, 2) },
-    { ev: act('comment', 1010, { output: 'rebooting it' }), expect: { changes: ['changed'], added: ['comment'], state: 2, status: STATUS.ongoing, events_count: 1, ack: null } },
+    {
+      ev: act('comment', 1010, { output: 'rebooting it' }),
+      expect: { changes: ['changed'], added: ['comment'], state: 2, status: STATUS.ongoing, events_count: 1, ack: null },
+    },
   ]);
   assert.deepEqual(doc.current!.steps.at(-1), { type: 'comment', t: 1010, author: 'alice', message: 'rebooting it' });
   assert.equal(doc.current!.last_update, 1010);
@@ -569,7 +659,10 @@ test('table: every non-check alarm event on an entity with no open alarm is igno
   ];
   const okDoc = applyEvent(undefined, check(900, 0), DEFAULT_ALARM_SETTINGS).next;
   for (const [type, extra] of rows) {
-    for (const [where, doc] of [['no document', undefined], ['entity seen OK', okDoc]] as const) {
+    for (const [where, doc] of [
+      ['no document', undefined],
+      ['entity seen OK', okDoc],
+    ] as const) {
       const r = applyEvent(doc, act(type, 1000, extra), DEFAULT_ALARM_SETTINGS);
       assert.equal(r.ignored, `${type} with no open alarm on ${ENTITY}`, `${type} (${where})`);
       assert.deepEqual(r.changes, [], `${type} (${where})`);
@@ -577,7 +670,11 @@ test('table: every non-check alarm event on an entity with no open alarm is igno
       assert.equal(r.next.open, false);
       assert.equal(r.next.count, 0);
     }
-    const comp = applyEvent(undefined, act(type, 1000, { ...extra, source_type: 'component', resource: undefined }), DEFAULT_ALARM_SETTINGS);
+    const comp = applyEvent(
+      undefined,
+      act(type, 1000, { ...extra, source_type: 'component', resource: undefined }),
+      DEFAULT_ALARM_SETTINGS,
+    );
     assert.equal(comp.ignored, `${type} with no open alarm on host1`, `${type} on a component`);
   }
 });
@@ -601,13 +698,16 @@ test('steps are bounded by max_steps: the oldest are dropped', () => {
   const { doc } = play(s, ops);
   const a = doc.current!;
   assert.equal(a.steps.length, 5);
-  assert.deepEqual(a.steps.map((x) => [label(x), x.t]), [
-    ['statedec:2', 7000],
-    ['stateinc:3', 8000],
-    ['statedec:2', 9000],
-    ['stateinc:3', 10000],
-    ['statedec:2', 11000],
-  ]);
+  assert.deepEqual(
+    a.steps.map((x) => [label(x), x.t]),
+    [
+      ['statedec:2', 7000],
+      ['stateinc:3', 8000],
+      ['statedec:2', 9000],
+      ['stateinc:3', 10000],
+      ['statedec:2', 11000],
+    ],
+  );
   assert.equal(a.events_count, 11, 'events_count is not bounded');
   // Further actions keep the bound.
   const r = applyEvent(doc, act('ack', 20000), s);

@@ -4,10 +4,18 @@ import { after, before, test } from 'node:test';
 import { execa, type ResultPromise } from 'execa';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
 import { hashPassword } from '../../runtime/web/auth.js';
-import { apiClient, type ApiClient } from '../../runtime/web/client.js';
+import { type ApiClient, apiClient } from '../../runtime/web/client.js';
 import { selfSignedCert } from '../helpers/api.js';
-import { removeDir, ROOT, tempDir, waitFor } from '../helpers/index.js';
-import { freshVhost, startEngine, stopEngine, whenConsuming, writeRuntimePrefix, type EngineProcess, type Vhost } from '../helpers/broker.js';
+import {
+  type EngineProcess,
+  freshVhost,
+  startEngine,
+  stopEngine,
+  type Vhost,
+  whenConsuming,
+  writeRuntimePrefix,
+} from '../helpers/broker.js';
+import { ROOT, removeDir, tempDir, waitFor } from '../helpers/index.js';
 
 /*
  * Check events through the real broker and engines (cleaner -> che -> axe)
@@ -71,7 +79,11 @@ before(async () => {
     engines.push(p);
     await whenConsuming(p);
   }
-  web = execa(process.execPath, [path.join(ROOT, 'dist', 'runtime', 'cli', 'webserver.js'), '--prefix', dir], { reject: false, all: true, buffer: true });
+  web = execa(process.execPath, [path.join(ROOT, 'dist', 'runtime', 'cli', 'webserver.js'), '--prefix', dir], {
+    reject: false,
+    all: true,
+    buffer: true,
+  });
   web.all?.on('data', (d: Buffer) => (webLogs += d.toString()));
   await waitFor('the API healthy', async () => (await client.fetch('/healthcheck').catch(() => undefined))?.status === 200, 30_000);
 });
@@ -86,7 +98,11 @@ after(async () => {
 });
 
 const api = async (method: string, url: string, body?: unknown, headers: Record<string, string> = { 'x-canopsis-authkey': KEY }) => {
-  const r = await client.fetch(`${client.origin}${url}`, { method, headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+  const r = await client.fetch(`${client.origin}${url}`, {
+    method,
+    headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
   const text = await r.text();
   // biome-ignore lint/suspicious/noExplicitAny: the tests read whatever JSON the API answers
   let json: any;
@@ -98,7 +114,17 @@ const api = async (method: string, url: string, body?: unknown, headers: Record<
   return { status: r.status, body: json };
 };
 
-const check = (component: string, state: number, extra: Record<string, unknown> = {}) => ({ connector: 'nagios', connector_name: 'nagios1', event_type: 'check', source_type: 'resource', component, resource: 'cpu', state, output: `state ${state}`, ...extra });
+const check = (component: string, state: number, extra: Record<string, unknown> = {}) => ({
+  connector: 'nagios',
+  connector_name: 'nagios1',
+  event_type: 'check',
+  source_type: 'resource',
+  component,
+  resource: 'cpu',
+  state,
+  output: `state ${state}`,
+  ...extra,
+});
 
 test('a check at state 2 opens an alarm, state 0 resolves it after the resolve delay, read back through the API', async () => {
   const sent = await api('POST', '/api/v4/event', check('web1', 2));
@@ -113,14 +139,24 @@ test('a check at state 2 opens an alarm, state 0 resolves it after the resolve d
   assert.equal(alarm.state.val, 2);
   assert.equal(alarm.status.val, 1);
   const one = await api('GET', `/api/v4/alarms/${encodeURIComponent(alarm._id)}`);
-  assert.deepEqual(one.body.steps.map((s: { type: string }) => s.type), ['stateinc', 'statusinc']);
+  assert.deepEqual(
+    one.body.steps.map((s: { type: string }) => s.type),
+    ['stateinc', 'statusinc'],
+  );
 
   await api('POST', '/api/v4/event', check('web1', 0));
-  const resolved = await waitFor('the alarm resolved', async () => {
-    const r = await api('GET', `/api/v4/alarms/${encodeURIComponent(alarm._id)}`);
-    return r.body.resolved ? r.body : undefined;
-  }, 30_000);
-  assert.deepEqual(resolved.steps.map((s: { type: string }) => s.type), ['stateinc', 'statusinc', 'statedec', 'statusdec', 'resolve']);
+  const resolved = await waitFor(
+    'the alarm resolved',
+    async () => {
+      const r = await api('GET', `/api/v4/alarms/${encodeURIComponent(alarm._id)}`);
+      return r.body.resolved ? r.body : undefined;
+    },
+    30_000,
+  );
+  assert.deepEqual(
+    resolved.steps.map((s: { type: string }) => s.type),
+    ['stateinc', 'statusinc', 'statedec', 'statusdec', 'resolve'],
+  );
   const closed = await api('GET', '/api/v4/alarms?opened=false');
   assert.ok(closed.body.data.some((a: { _id: string }) => a._id === alarm._id));
   const entities = await api('GET', '/api/v4/entities?type=resource');
@@ -188,7 +224,8 @@ test('alarm changes reach the database dispatcher; a failing dispatcher is logge
   try {
     const log = await store.collection<{ action: string; engine: string }>('event_log').find({ engine: 'axe' });
     const actions = new Set(log.map((l) => l.action));
-    for (const a of ['alarm_opened', 'alarm_changed', 'alarm_resolved', 'alarm_acked']) assert.ok(actions.has(a), `${a} in the event log (${[...actions].join(', ')})`);
+    for (const a of ['alarm_opened', 'alarm_changed', 'alarm_resolved', 'alarm_acked'])
+      assert.ok(actions.has(a), `${a} in the event log (${[...actions].join(', ')})`);
   } finally {
     await store.close();
   }

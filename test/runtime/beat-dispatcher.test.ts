@@ -3,8 +3,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import amqp from 'amqplib';
+import { type EngineProcess, freshVhost, LAUNCHER, startEngine, stopEngine, type Vhost, writeRuntimePrefix } from '../helpers/broker.js';
 import { removeDir, run, tempDir, waitFor } from '../helpers/index.js';
-import { freshVhost, LAUNCHER, startEngine, stopEngine, writeRuntimePrefix, type EngineProcess, type Vhost } from '../helpers/broker.js';
 
 /*
  * beat_processing never overlaps itself, and a Dispatcher_<name> job is
@@ -87,7 +87,8 @@ test('each Dispatcher_ job is processed exactly once across 3 processes, by whic
 });
 
 test('configuration errors are reported before connecting, with a non-zero exit', async () => {
-  const launch = (...args: string[]) => run(process.execPath, [LAUNCHER, '--prefix', dir, '--stats-interval', '0', ...args], { timeout: 20_000 });
+  const launch = (...args: string[]) =>
+    run(process.execPath, [LAUNCHER, '--prefix', dir, '--stats-interval', '0', ...args], { timeout: 20_000 });
   const unknownEngine = await launch('-e', 'dynamic', '-n', 'nosuch', '-w', '0', '-l', 'info');
   assert.equal(unknownEngine.exitCode, 2);
   assert.match(unknownEngine.stderr, /amqp2engines\.conf: no \[engine:nosuch\] section \(engines: worker, cleaner\)/);
@@ -102,10 +103,15 @@ test('configuration errors are reported before connecting, with a non-zero exit'
   try {
     // The broker port is closed: a launcher that tried to connect would retry forever instead of exiting.
     await writeRuntimePrefix(other, { vhost: 'none', engines: '[engine:x]\nevent_processing=canopsis.nope.process.event_processing\n' });
-    await import('node:fs/promises').then((fs) => fs.writeFile(path.join(other, 'etc', 'amqp.conf'), '[master]\nhost=127.0.0.1\nport=1\nuserid=u\npassword=p\nvirtual_host=v\n'));
+    await import('node:fs/promises').then((fs) =>
+      fs.writeFile(path.join(other, 'etc', 'amqp.conf'), '[master]\nhost=127.0.0.1\nport=1\nuserid=u\npassword=p\nvirtual_host=v\n'),
+    );
     const unknownTask = await run(process.execPath, [LAUNCHER, '--prefix', other, '-e', 'dynamic', '-n', 'x'], { timeout: 20_000 });
     assert.equal(unknownTask.exitCode, 2, unknownTask.all);
-    assert.match(unknownTask.stderr, /\[engine:x\] event_processing: unknown task canopsis\.nope\.process\.event_processing \(known: .*canopsis\.cleaner\.process\.event_processing/);
+    assert.match(
+      unknownTask.stderr,
+      /\[engine:x\] event_processing: unknown task canopsis\.nope\.process\.event_processing \(known: .*canopsis\.cleaner\.process\.event_processing/,
+    );
     await import('node:fs/promises').then((fs) => fs.rm(path.join(other, 'etc', 'amqp.conf')));
     const noBroker = await run(process.execPath, [LAUNCHER, '--prefix', other, '-e', 'dynamic', '-n', 'x'], { timeout: 20_000 });
     assert.equal(noBroker.exitCode, 2);

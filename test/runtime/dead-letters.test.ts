@@ -2,20 +2,20 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { removeDir, ROOT, run, tempDir, waitFor } from '../helpers/index.js';
 import {
   checkEvent,
   collect,
+  type EngineProcess,
   engineQueueArgs,
   freshVhost,
   publishEvents,
   startEngine,
   stopEngine,
+  type Vhost,
   whenConsuming,
   writeRuntimePrefix,
-  type EngineProcess,
-  type Vhost,
 } from '../helpers/broker.js';
+import { ROOT, removeDir, run, tempDir, waitFor } from '../helpers/index.js';
 
 /*
  * Bad input ends in the engine's dead-letter queue with a reason, the
@@ -72,7 +72,11 @@ after(async () => {
 
 test('malformed events are dead-lettered with their reason and the engines keep consuming', async () => {
   const sink = await collect(vhost.url, 'Engine_sink', engineQueueArgs('Engine_sink'));
-  await publishEvents(vhost.url, ['{not json', '[1,2,3]', '"just a string"', JSON.stringify(checkEvent(8, { output: 'y'.repeat(1024 * 1024) }))], true);
+  await publishEvents(
+    vhost.url,
+    ['{not json', '[1,2,3]', '"just a string"', JSON.stringify(checkEvent(8, { output: 'y'.repeat(1024 * 1024) }))],
+    true,
+  );
   const { component: _c, ...noComponent } = checkEvent(1);
   await publishEvents(vhost.url, [
     noComponent,
@@ -89,7 +93,12 @@ test('malformed events are dead-lettered with their reason and the engines keep 
 
   const list = await deadLetters('list', '--json');
   assert.equal(list.exitCode, 0, list.all);
-  const byEngine = Object.fromEntries((JSON.parse(list.stdout) as Array<{ engine: string; total: number; reasons: Array<{ reason: string; count: number }> }>).map((r) => [r.engine, r]));
+  const byEngine = Object.fromEntries(
+    (JSON.parse(list.stdout) as Array<{ engine: string; total: number; reasons: Array<{ reason: string; count: number }> }>).map((r) => [
+      r.engine,
+      r,
+    ]),
+  );
   assert.equal(byEngine.cleaner!.total, 8);
   const reasons = byEngine.cleaner!.reasons.map((r) => r.reason).join('\n');
   assert.match(reasons, /^not JSON: /m);
@@ -121,7 +130,11 @@ test('replay puts the chosen dead letters back once the cause is fixed', async (
   // Not fixed yet: a replay fails again and is back in the dead-letter queue, once, not lost.
   const first = await deadLetters('replay', 'bloat', '--reason', 'boom', '--json');
   assert.deepEqual(JSON.parse(first.stdout), { engine: 'bloat', replayed: 1, kept: 1 });
-  await waitFor('the replayed letter dead again', async () => JSON.parse((await deadLetters('list', 'bloat', '--json')).stdout)[0].total === 2, 30_000);
+  await waitFor(
+    'the replayed letter dead again',
+    async () => JSON.parse((await deadLetters('list', 'bloat', '--json')).stdout)[0].total === 2,
+    30_000,
+  );
 
   // The cause fixed, the same replay gets the event to the end of the chain.
   await writeFile(path.join(dir, 'etc', 'boom-fixed'), '');

@@ -1,11 +1,23 @@
 import assert from 'node:assert/strict';
-import { writeFile, utimes } from 'node:fs/promises';
+import { utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { applyRules, compileRules } from '../../runtime/engines/event-filter-rules.js';
 import { DROP } from '../../runtime/tasks/types.js';
+import {
+  checkEvent,
+  collect,
+  type EngineProcess,
+  engineQueueArgs,
+  freshVhost,
+  publishEvents,
+  startEngine,
+  stopEngine,
+  type Vhost,
+  whenConsuming,
+  writeRuntimePrefix,
+} from '../helpers/broker.js';
 import { removeDir, tempDir, waitFor } from '../helpers/index.js';
-import { checkEvent, collect, engineQueueArgs, freshVhost, publishEvents, startEngine, stopEngine, whenConsuming, writeRuntimePrefix, type EngineProcess, type Vhost } from '../helpers/broker.js';
 
 /*
  * event_filter's rules: matching and actions (pure), then the engine on the
@@ -29,13 +41,23 @@ test('rules: equality, regex and set matches; drop, pass, set then continue, rou
     'rules.yaml',
   );
   assert.equal(applyRules(rules, checkEvent(1, { component: 'test-1' })), DROP);
-  assert.deepEqual(applyRules(rules, checkEvent(2, { state: 2 })), { route: ['pager', 'axe'], event: { ...checkEvent(2, { state: 2 }), priority: 'high' } });
-  assert.deepEqual(applyRules(rules, checkEvent(4, { state: 0, output: 'never' })), checkEvent(4, { state: 0, output: 'never' }), 'pass ends the rules');
+  assert.deepEqual(applyRules(rules, checkEvent(2, { state: 2 })), {
+    route: ['pager', 'axe'],
+    event: { ...checkEvent(2, { state: 2 }), priority: 'high' },
+  });
+  assert.deepEqual(
+    applyRules(rules, checkEvent(4, { state: 0, output: 'never' })),
+    checkEvent(4, { state: 0, output: 'never' }),
+    'pass ends the rules',
+  );
   assert.deepEqual(applyRules(rules, checkEvent(5, { state: 1 })), checkEvent(5, { state: 1 }), 'no rule ends: passes on');
 });
 
 test('a bad rules file is refused naming the rule and field', () => {
-  assert.throws(() => compileRules('rules:\n  - match: { a: { regex: "(" } }\n    action: drop\n', 'f.yaml'), /f\.yaml: rules\.0\.match\.a: bad regex "\("/);
+  assert.throws(
+    () => compileRules('rules:\n  - match: { a: { regex: "(" } }\n    action: drop\n', 'f.yaml'),
+    /f\.yaml: rules\.0\.match\.a: bad regex "\("/,
+  );
   assert.throws(() => compileRules('rules:\n  - match: {}\n    action: explode\n', 'f.yaml'), /f\.yaml: rules\.0\.action/);
   assert.throws(() => compileRules('rules: [\n', 'f.yaml'), /f\.yaml: not valid YAML/);
 });
@@ -73,12 +95,20 @@ after(async () => {
   await removeDir(dir);
 });
 
-const components = (msgs: Array<{ body: Buffer }>) => msgs.map((m) => JSON.parse(m.body.toString())).filter((e) => e.seq !== undefined).map((e) => e.component as string);
+const components = (msgs: Array<{ body: Buffer }>) =>
+  msgs
+    .map((m) => JSON.parse(m.body.toString()))
+    .filter((e) => e.seq !== undefined)
+    .map((e) => e.component as string);
 
 test('the engine reloads changed rules on beat and keeps the last good ones when a new file is bad', async () => {
   const rulesFile = path.join(dir, 'etc', 'event_filter.yaml');
   const sink = await collect(vhost.url, 'Engine_sink', engineQueueArgs('Engine_sink'));
-  const send = (tag: number) => publishEvents(vhost.url, [1, 2, 3].map((c) => checkEvent(tag, { component: `host${c}` })));
+  const send = (tag: number) =>
+    publishEvents(
+      vhost.url,
+      [1, 2, 3].map((c) => checkEvent(tag, { component: `host${c}` })),
+    );
 
   await send(1);
   await waitFor('v1 applied', async () => components(sink.messages).length === 2);
@@ -109,11 +139,18 @@ test('the engine reloads changed rules on beat and keeps the last good ones when
 test('an engine publishes its own perf event (rate, seconds per event, queue depth)', async () => {
   // The entry engine receives what goes to canopsis.events, its own stats included.
   const sink = await collect(vhost.url, 'Engine_sink', engineQueueArgs('Engine_sink'));
-  await waitFor('a self-stats perf event', async () => sink.messages.some((m) => JSON.parse(m.body.toString()).resource === 'Engine_event_filter.0'), 20_000);
+  await waitFor(
+    'a self-stats perf event',
+    async () => sink.messages.some((m) => JSON.parse(m.body.toString()).resource === 'Engine_event_filter.0'),
+    20_000,
+  );
   const perf = JSON.parse(sink.messages.find((m) => JSON.parse(m.body.toString()).resource === 'Engine_event_filter.0')!.body.toString());
   assert.equal(perf.event_type, 'perf');
   assert.equal(perf.connector, 'Engine');
-  assert.deepEqual(perf.perf_data_array.map((p: { metric: string }) => p.metric), ['cps_evt_per_sec', 'cps_sec_per_evt', 'cps_queue_size']);
+  assert.deepEqual(
+    perf.perf_data_array.map((p: { metric: string }) => p.metric),
+    ['cps_evt_per_sec', 'cps_sec_per_evt', 'cps_queue_size'],
+  );
   assert.ok(perf.perf_data_array.every((p: { value: number }) => Number.isFinite(p.value) && p.value >= 0));
   await sink.stop();
 });

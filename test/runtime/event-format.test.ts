@@ -1,10 +1,18 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkEvent, entityId, routingKey } from '../../runtime/event/canopsis-event.js';
 import { outputsOf } from '../../runtime/engine/outcome.js';
+import { checkEvent, entityId, routingKey } from '../../runtime/event/canopsis-event.js';
 import { DROP, RejectedEvent, routeTo } from '../../runtime/tasks/types.js';
 
-const base = { connector: 'nagios', connector_name: 'nagios1', event_type: 'check', source_type: 'resource', component: 'web1', resource: 'http', state: 2 };
+const base = {
+  connector: 'nagios',
+  connector_name: 'nagios1',
+  event_type: 'check',
+  source_type: 'resource',
+  component: 'web1',
+  resource: 'http',
+  state: 2,
+};
 
 test('a valid check is normalised: timestamp and state_type filled, unknown fields kept', () => {
   const r = checkEvent({ ...base, state: '2', custom: 'kept' }, () => 1234);
@@ -40,7 +48,10 @@ test('task outcomes: the event, a list, a route, DROP; anything else is refused'
   const e = { a: 1 };
   assert.deepEqual(outputsOf(e), [{ engines: undefined, event: e }]);
   assert.deepEqual(outputsOf(DROP), []);
-  assert.deepEqual(outputsOf([e, routeTo('axe', e)]), [{ engines: undefined, event: e }, { engines: ['axe'], event: e }]);
+  assert.deepEqual(outputsOf([e, routeTo('axe', e)]), [
+    { engines: undefined, event: e },
+    { engines: ['axe'], event: e },
+  ]);
   assert.deepEqual(outputsOf([]), []);
   assert.throws(() => outputsOf(undefined), RejectedEvent);
   assert.throws(() => outputsOf(42), /the task returned 42/);

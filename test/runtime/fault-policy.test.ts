@@ -2,7 +2,16 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { MongoError, MongoNetworkError, MongoNetworkTimeoutError, MongoServerError } from 'mongodb';
-import { backoff, BrokerUnavailable, classify, count, nextStep, RETRY_POLICY, type Attempts, type Fault } from '../../runtime/engine/faults.js';
+import {
+  type Attempts,
+  BrokerUnavailable,
+  backoff,
+  classify,
+  count,
+  type Fault,
+  nextStep,
+  RETRY_POLICY,
+} from '../../runtime/engine/faults.js';
 import { MAX_EVENT_BYTES, MAX_EVENT_DEPTH, nestedDeeperThan, parseEventBody } from '../../runtime/event/canopsis-event.js';
 import { mongoUnavailable } from '../../runtime/store/mongodb.js';
 import { sqliteUnavailable } from '../../runtime/store/sqlite.js';
@@ -40,11 +49,13 @@ test('what the SQLite adapter counts as "the store cannot answer now"', () => {
     [new Error('SQLITE_BUSY in the text only'), false],
     [new TypeError('x is undefined'), false],
   ];
-  for (const [e, expected] of table) assert.equal(sqliteUnavailable(e), expected, `${(e as { code?: string }).code ?? (e as Error).message}`);
+  for (const [e, expected] of table)
+    assert.equal(sqliteUnavailable(e), expected, `${(e as { code?: string }).code ?? (e as Error).message}`);
 });
 
 test('what the MongoDB adapter counts as "the store cannot answer now"', () => {
-  const server = (code: number, labels: string[] = []) => new MongoServerError({ errmsg: `server says ${code}`, code, errorLabels: labels });
+  const server = (code: number, labels: string[] = []) =>
+    new MongoServerError({ errmsg: `server says ${code}`, code, errorLabels: labels });
   const table: Array<[string, unknown, boolean]> = [
     ['network error', new MongoNetworkError('connection reset'), true],
     ['network timeout', new MongoNetworkTimeoutError('timed out'), true],
@@ -110,7 +121,10 @@ test('nextStep: dead-letter bad input, retry transient faults forever with a cap
     { action: 'retry', afterMs: 100, pause: false },
     { action: 'retry', afterMs: 200, pause: false },
   ]);
-  assert.deepEqual(steps[2], { action: 'dead-letter', reason: 'test.task.event_processing failed: boom (failed 3 times; this is the last error)' });
+  assert.deepEqual(steps[2], {
+    action: 'dead-letter',
+    reason: 'test.task.event_processing failed: boom (failed 3 times; this is the last error)',
+  });
   // Transient faults between failures do not use up the failure attempts.
   const mixed = count(count(count({ transient: 0, failures: 0 }, bug), down), down);
   assert.equal(nextStep(bug, count(mixed, bug), task).action, 'retry');
@@ -122,8 +136,16 @@ test('parseEventBody: too big, nested too deep (counted without recursion, strin
   assert.equal(nestedDeeperThan(nest(MAX_EVENT_DEPTH), MAX_EVENT_DEPTH), false);
   assert.equal(nestedDeeperThan(nest(MAX_EVENT_DEPTH + 1), MAX_EVENT_DEPTH), true);
   assert.equal(nestedDeeperThan(nest(100_000), MAX_EVENT_DEPTH), true);
-  assert.equal(nestedDeeperThan(Buffer.from(JSON.stringify({ output: '['.repeat(500), more: '{"\\"[[[' })), 2), false, 'brackets inside strings, escaped quotes included, do not count');
-  assert.equal(nestedDeeperThan(Buffer.from(JSON.stringify({ output: 'é€🙂'.repeat(50), p: [[[{}]]] })), 4), true, 'multi-byte text does not confuse the count');
+  assert.equal(
+    nestedDeeperThan(Buffer.from(JSON.stringify({ output: '['.repeat(500), more: '{"\\"[[[' })), 2),
+    false,
+    'brackets inside strings, escaped quotes included, do not count',
+  );
+  assert.equal(
+    nestedDeeperThan(Buffer.from(JSON.stringify({ output: 'é€🙂'.repeat(50), p: [[[{}]]] })), 4),
+    true,
+    'multi-byte text does not confuse the count',
+  );
   // [ { [ { [ ] } ] } , [ ] ]: five levels at the deepest.
   assert.equal(nestedDeeperThan(Buffer.from('[{"a":[1,2,{"b":[]}]},[]]'), 5), false);
   assert.equal(nestedDeeperThan(Buffer.from('[{"a":[1,2,{"b":[]}]},[]]'), 4), true);

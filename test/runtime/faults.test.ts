@@ -1,20 +1,20 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { execa } from 'execa';
-import { removeDir, tempDir, waitFor } from '../helpers/index.js';
 import {
   checkEvent,
   collect,
+  type EngineProcess,
   engineQueueArgs,
   freshVhost,
   publishEvents,
   startEngine,
   stopEngine,
+  type Vhost,
   whenConsuming,
   writeRuntimePrefix,
-  type EngineProcess,
-  type Vhost,
 } from '../helpers/broker.js';
+import { removeDir, tempDir, waitFor } from '../helpers/index.js';
 
 /*
  * Nothing is lost: an engine killed with -9 mid-stream, the broker closing
@@ -83,7 +83,10 @@ test('kill -9 of an engine in the middle of 10,000 events, then a restart: every
   let relay = start('relay');
   await whenConsuming(relay);
   const N = 10_000;
-  const publishing = publishEvents(vhost.url, Array.from({ length: N }, (_, i) => checkEvent(i)));
+  const publishing = publishEvents(
+    vhost.url,
+    Array.from({ length: N }, (_, i) => checkEvent(i)),
+  );
   await waitFor('the relay to be mid-stream', async () => sink.messages.length > 1500, 60_000, 20);
   relay.kill('SIGKILL');
   await relay;
@@ -108,17 +111,26 @@ test('the broker closes the engine connections mid-stream: they reconnect, nothi
   await whenConsuming(relay);
   const N = 6000;
   const offset = 100_000;
-  const publishing = publishEvents(vhost.url, Array.from({ length: N }, (_, i) => checkEvent(offset + i)));
+  const publishing = publishEvents(
+    vhost.url,
+    Array.from({ length: N }, (_, i) => checkEvent(offset + i)),
+  );
   await waitFor('the stream to flow', async () => sink.messages.length > 1000, 60_000, 20);
   // Closes every connection of the vhost, ours and the test's alike; the engines must come back by themselves.
-  const closed = await execa('rabbitmqctl', ['-q', 'close_all_connections', '-p', vhost.name, 'test: broker-side close'], { reject: false, all: true });
+  const closed = await execa('rabbitmqctl', ['-q', 'close_all_connections', '-p', vhost.name, 'test: broker-side close'], {
+    reject: false,
+    all: true,
+  });
   assert.equal(closed.exitCode, 0, closed.all);
   await publishing.catch(() => undefined);
   await sink.stop();
   // The publisher and the collector were closed too: count what the sink queue received in total, afresh.
   const again = await collect(vhost.url, 'Engine_sink', engineQueueArgs('Engine_sink'));
   // Re-publish what the closed publisher may not have sent: duplicates are fine, losses are not.
-  await publishEvents(vhost.url, Array.from({ length: N }, (_, i) => checkEvent(offset + i)));
+  await publishEvents(
+    vhost.url,
+    Array.from({ length: N }, (_, i) => checkEvent(offset + i)),
+  );
   const all = () => [...sink.messages, ...again.messages];
   await waitFor(`all ${N} events at the end`, async () => accounting(all(), N, offset).distinct === N, 120_000);
   assert.ok(cleaner.nodeChildProcess.exitCode === null && relay.nodeChildProcess.exitCode === null, 'the engines are still running');
@@ -135,7 +147,10 @@ test('SIGTERM with events in flight: the engine finishes them, nothing lost, exi
   await whenConsuming(cleaner);
   const N = 5000;
   const offset = 200_000;
-  await publishEvents(vhost.url, Array.from({ length: N }, (_, i) => checkEvent(offset + i)));
+  await publishEvents(
+    vhost.url,
+    Array.from({ length: N }, (_, i) => checkEvent(offset + i)),
+  );
   let relay = start('relay');
   await whenConsuming(relay);
   await waitFor('events in flight', async () => sink.messages.length > 200, 60_000, 10);

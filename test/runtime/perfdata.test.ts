@@ -6,11 +6,11 @@ import pino from 'pino';
 import { DEFAULT_ALARM_SETTINGS } from '../../runtime/alarm/model.js';
 import type { RuntimeConfig } from '../../runtime/config/runtime.js';
 import { collectdgw, collectdToEvents, convertCollectd } from '../../runtime/engines/collectdgw.js';
-import { latestKey, METRICS, METRICS_LATEST, perfdata, sampleKey, type MetricSample } from '../../runtime/engines/perfdata.js';
+import { latestKey, METRICS, METRICS_LATEST, type MetricSample, perfdata, sampleKey } from '../../runtime/engines/perfdata.js';
 import { checkEvent } from '../../runtime/event/canopsis-event.js';
-import { fromPerfDataArray, parsePerfData, type Metric } from '../../runtime/perfdata/parse.js';
+import { fromPerfDataArray, type Metric, parsePerfData } from '../../runtime/perfdata/parse.js';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
-import { RejectedEvent, type EngineHandle, type Event, type TaskContext } from '../../runtime/tasks/types.js';
+import { type EngineHandle, type Event, RejectedEvent, type TaskContext } from '../../runtime/tasks/types.js';
 import { removeDir, tempDir } from '../helpers/index.js';
 
 /*
@@ -29,11 +29,13 @@ interface Spec {
   text: string;
 }
 
-const finite = fc.oneof(
-  fc.integer({ min: -1_000_000, max: 1_000_000 }),
-  fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e15, max: 1e15 }),
-  fc.double({ noNaN: true, noDefaultInfinity: true }),
-).map((n) => (Object.is(n, -0) ? 0 : n));
+const finite = fc
+  .oneof(
+    fc.integer({ min: -1_000_000, max: 1_000_000 }),
+    fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e15, max: 1e15 }),
+    fc.double({ noNaN: true, noDefaultInfinity: true }),
+  )
+  .map((n) => (Object.is(n, -0) ? 0 : n));
 
 /** A number as text, with a decimal comma half the time. */
 const numText = (n: number, comma: boolean) => (comma ? String(n).replace('.', ',') : String(n));
@@ -57,13 +59,16 @@ const threshold = fc.option(
   }),
   { nil: undefined },
 );
-const plain = fc.option(fc.tuple(finite, fc.boolean()).map(([n, comma]) => ({ text: numText(n, comma), value: n })), { nil: undefined });
+const plain = fc.option(
+  fc.tuple(finite, fc.boolean()).map(([n, comma]) => ({ text: numText(n, comma), value: n })),
+  { nil: undefined },
+);
 
 const nameArb = fc.oneof(
   fc.string({ unit: 'binary', minLength: 1, maxLength: 16 }),
   fc.string({ unit: 'grapheme', minLength: 1, maxLength: 16 }),
   fc.stringMatching(/^[a-z_][a-z0-9_./:-]{0,15}$/),
-  fc.constantFrom("it's", "a b", "'", "''", ' lead', 'trail ', 'tab\tin', 'x=y', 'C:\\ used %'),
+  fc.constantFrom("it's", 'a b', "'", "''", ' lead', 'trail ', 'tab\tin', 'x=y', 'C:\\ used %'),
 );
 
 const itemArb: fc.Arbitrary<Spec> = fc
@@ -95,15 +100,32 @@ const itemArb: fc.Arbitrary<Spec> = fc
   });
 
 const sepArb = fc.constantFrom(' ', '  ', '\t', ' \n ', '\r\n');
-const joinItems = (texts: string[], seps: string[], lead: string, trail: string) => lead + texts.map((t, i) => (i ? seps[i % seps.length]! : '') + t).join('') + trail;
+const joinItems = (texts: string[], seps: string[], lead: string, trail: string) =>
+  lead + texts.map((t, i) => (i ? seps[i % seps.length]! : '') + t).join('') + trail;
 
 test('property: well-formed items round-trip (quoting, units, ranges, decimal comma, empty fields)', () => {
   fc.assert(
-    fc.property(fc.array(itemArb, { maxLength: 8 }), fc.array(sepArb, { minLength: 1, maxLength: 4 }), fc.constantFrom('', ' '), fc.constantFrom('', ' ', '\n'), (items, seps, lead, trail) => {
-      const r = parsePerfData(joinItems(items.map((i) => i.text), seps, lead, trail));
-      assert.deepEqual(r.skipped, []);
-      assert.deepEqual(r.metrics, items.map((i) => i.metric));
-    }),
+    fc.property(
+      fc.array(itemArb, { maxLength: 8 }),
+      fc.array(sepArb, { minLength: 1, maxLength: 4 }),
+      fc.constantFrom('', ' '),
+      fc.constantFrom('', ' ', '\n'),
+      (items, seps, lead, trail) => {
+        const r = parsePerfData(
+          joinItems(
+            items.map((i) => i.text),
+            seps,
+            lead,
+            trail,
+          ),
+        );
+        assert.deepEqual(r.skipped, []);
+        assert.deepEqual(
+          r.metrics,
+          items.map((i) => i.metric),
+        );
+      },
+    ),
     { numRuns: 500 },
   );
 });
@@ -123,25 +145,60 @@ test('property: parsing never throws; what comes out is well-formed', () => {
   fc.assert(fc.property(fc.string({ unit: 'binary' }), check), { numRuns: 1000 });
   fc.assert(fc.property(fc.string({ unit: 'grapheme' }), check), { numRuns: 500 });
   // Strings made of the characters that matter to the grammar.
-  fc.assert(fc.property(fc.string({ unit: fc.constantFrom("'", '=', ';', ' ', ':', '@', '~', ',', '.', '-', 'e', 'U', '1', '9', 'a', '%', '\t') }), check), { numRuns: 2000 });
+  fc.assert(
+    fc.property(
+      fc.string({ unit: fc.constantFrom("'", '=', ';', ' ', ':', '@', '~', ',', '.', '-', 'e', 'U', '1', '9', 'a', '%', '\t') }),
+      check,
+    ),
+    { numRuns: 2000 },
+  );
   for (const v of [undefined, null, 5, {}, []]) assert.doesNotThrow(() => parsePerfData(v as unknown as string));
 });
 
 const garbageArb = fc.oneof(
-  fc.constantFrom('label_without_equals', '=12', 'empty=', 'undef=U', 'word=abc', 'dots=1.2.3', 'commas=1,2,3', 'digitunit=5B5', 'huge=1e999', "'quoted'x=1", '|', "''=3", 'a=;1;2'),
+  fc.constantFrom(
+    'label_without_equals',
+    '=12',
+    'empty=',
+    'undef=U',
+    'word=abc',
+    'dots=1.2.3',
+    'commas=1,2,3',
+    'digitunit=5B5',
+    'huge=1e999',
+    "'quoted'x=1",
+    '|',
+    "''=3",
+    'a=;1;2',
+  ),
   // A word with no '=' at all.
   fc.string({ unit: 'binary', minLength: 1, maxLength: 12 }).filter((s) => !/[\s=']/.test(s)),
 );
 
 test('property: garbage items are skipped with a reason, good ones kept in order', () => {
   fc.assert(
-    fc.property(fc.array(fc.oneof(itemArb.map((g) => ({ good: g })), garbageArb.map((b) => ({ bad: b }))), { maxLength: 12 }), (mixed) => {
-      const r = parsePerfData(mixed.map((m) => ('good' in m ? m.good.text : m.bad)).join(' '));
-      assert.deepEqual(r.metrics, mixed.flatMap((m) => ('good' in m ? [m.good.metric] : [])));
-      const bad = mixed.flatMap((m) => ('bad' in m ? [m.bad] : []));
-      assert.deepEqual(r.skipped.map((s) => s.item), bad);
-      for (const s of r.skipped) assert.match(s.reason, /\S/);
-    }),
+    fc.property(
+      fc.array(
+        fc.oneof(
+          itemArb.map((g) => ({ good: g })),
+          garbageArb.map((b) => ({ bad: b })),
+        ),
+        { maxLength: 12 },
+      ),
+      (mixed) => {
+        const r = parsePerfData(mixed.map((m) => ('good' in m ? m.good.text : m.bad)).join(' '));
+        assert.deepEqual(
+          r.metrics,
+          mixed.flatMap((m) => ('good' in m ? [m.good.metric] : [])),
+        );
+        const bad = mixed.flatMap((m) => ('bad' in m ? [m.bad] : []));
+        assert.deepEqual(
+          r.skipped.map((s) => s.item),
+          bad,
+        );
+        for (const s of r.skipped) assert.match(s.reason, /\S/);
+      },
+    ),
     { numRuns: 500 },
   );
 });
@@ -155,16 +212,37 @@ test('property: perf_data_array never throws, keeps the good items', () => {
     { numRuns: 1000 },
   );
   fc.assert(
-    fc.property(fc.array(fc.oneof(itemArb.map((g) => ({ good: g.metric })), fc.anything().map((bad) => ({ bad })))), (mixed) => {
-      const arr = mixed.map((m) => ('good' in m ? { metric: m.good.name, value: m.good.value, unit: m.good.unit ?? null, warn: m.good.warn ?? null, crit: m.good.crit, min: m.good.min, max: m.good.max, type: m.good.type } : m.bad));
-      const r = fromPerfDataArray(arr);
-      const goods = mixed.flatMap((m) => ('good' in m ? [m.good] : []));
-      // Every good item is kept, in order, among the metrics (a random value may happen to be a good item too).
-      let at = 0;
-      for (const m of r.metrics) if (at < goods.length && JSON.stringify(m) === JSON.stringify(goods[at])) at++;
-      assert.equal(at, goods.length);
-      assert.equal(r.metrics.length + r.skipped.length, arr.length);
-    }),
+    fc.property(
+      fc.array(
+        fc.oneof(
+          itemArb.map((g) => ({ good: g.metric })),
+          fc.anything().map((bad) => ({ bad })),
+        ),
+      ),
+      (mixed) => {
+        const arr = mixed.map((m) =>
+          'good' in m
+            ? {
+                metric: m.good.name,
+                value: m.good.value,
+                unit: m.good.unit ?? null,
+                warn: m.good.warn ?? null,
+                crit: m.good.crit,
+                min: m.good.min,
+                max: m.good.max,
+                type: m.good.type,
+              }
+            : m.bad,
+        );
+        const r = fromPerfDataArray(arr);
+        const goods = mixed.flatMap((m) => ('good' in m ? [m.good] : []));
+        // Every good item is kept, in order, among the metrics (a random value may happen to be a good item too).
+        let at = 0;
+        for (const m of r.metrics) if (at < goods.length && JSON.stringify(m) === JSON.stringify(goods[at])) at++;
+        assert.equal(at, goods.length);
+        assert.equal(r.metrics.length + r.skipped.length, arr.length);
+      },
+    ),
     { numRuns: 300 },
   );
 });
@@ -176,9 +254,18 @@ test('quoted labels with spaces and doubled quotes', () => {
   assert.deepEqual(r.skipped, []);
   assert.deepEqual(
     r.metrics.map((m) => m.name),
-    ["C:\\ Label with spaces", "it's", "'start", "end'", "'", 'plain'],
+    ['C:\\ Label with spaces', "it's", "'start", "end'", "'", 'plain'],
   );
-  assert.deepEqual(r.metrics[0], { name: 'C:\\ Label with spaces', value: 50, unit: '%', warn: 80, crit: 90, min: 0, max: 100, type: 'GAUGE' });
+  assert.deepEqual(r.metrics[0], {
+    name: 'C:\\ Label with spaces',
+    value: 50,
+    unit: '%',
+    warn: 80,
+    crit: 90,
+    min: 0,
+    max: 100,
+    type: 'GAUGE',
+  });
 });
 
 test('units, U, decimal comma, ranges, empty and extra fields', () => {
@@ -225,7 +312,10 @@ test('units, U, decimal comma, ranges, empty and extra fields', () => {
 test('malformed items: each skipped with its reason, the rest kept', () => {
   const r = parsePerfData(`ok=1 noequals =5 e= x=abc y=1.2.3 z=5B5 inf=1e999 'closed'junk=5 last=6 'open label=3 after=4`);
   // A quote never closed: the item is taken to end with the word holding the next '='.
-  assert.deepEqual(r.metrics.map((m) => m.name), ['ok', 'last', 'after']);
+  assert.deepEqual(
+    r.metrics.map((m) => m.name),
+    ['ok', 'last', 'after'],
+  );
   assert.deepEqual(
     r.skipped.map((s) => [s.item, s.reason]),
     [
@@ -242,7 +332,10 @@ test('malformed items: each skipped with its reason, the rest kept', () => {
   );
   assert.deepEqual(parsePerfData(''), { metrics: [], skipped: [] });
   assert.deepEqual(parsePerfData('   \n '), { metrics: [], skipped: [] });
-  assert.deepEqual(parsePerfData("'never closed"), { metrics: [], skipped: [{ item: "'never closed", reason: 'unterminated quoted label' }] });
+  assert.deepEqual(parsePerfData("'never closed"), {
+    metrics: [],
+    skipped: [{ item: "'never closed", reason: 'unterminated quoted label' }],
+  });
 });
 
 test('perf_data_array: types, numeric strings, nulls; bad items skipped with a reason', () => {
@@ -278,30 +371,126 @@ test('perf_data_array: types, numeric strings, nulls; bad items skipped with a r
     ],
   );
   assert.deepEqual(fromPerfDataArray(undefined), { metrics: [], skipped: [] });
-  assert.deepEqual(fromPerfDataArray({ metric: 'x' }).skipped.map((s) => s.reason), ['perf_data_array is not a list']);
+  assert.deepEqual(
+    fromPerfDataArray({ metric: 'x' }).skipped.map((s) => s.reason),
+    ['perf_data_array is not a list'],
+  );
 });
 
 // ---------------------------------------------------------------- collectd
 
 /** What collectd 5.12's amqp plugin (Format JSON, StoreRates true) publishes, as the engine sees it. */
 const COLLECTD = [
-  { values: [2.5], dstypes: ['gauge'], dsnames: ['value'], time: 1700000000.123, interval: 10.0, host: 'canopsis-1', plugin: 'cpu', plugin_instance: '', type: 'percent', type_instance: 'user' },
-  { values: [1.25], dstypes: ['gauge'], dsnames: ['value'], time: 1700000000.123, interval: 10.0, host: 'canopsis-1', plugin: 'cpu', plugin_instance: '', type: 'percent', type_instance: 'system' },
-  { values: [1048576000], dstypes: ['gauge'], dsnames: ['value'], time: 1700000000.456, interval: 10.0, host: 'canopsis-1', plugin: 'memory', plugin_instance: '', type: 'memory', type_instance: 'used' },
-  { values: [63.2], dstypes: ['gauge'], dsnames: ['value'], time: 1700000000.5, interval: 10.0, host: 'canopsis-1', plugin: 'df', plugin_instance: 'root', type: 'percent_bytes', type_instance: 'free' },
-  { values: [0.42, 0.3, 0.18], dstypes: ['gauge', 'gauge', 'gauge'], dsnames: ['shortterm', 'midterm', 'longterm'], time: 1700000000.9, interval: 10.0, host: 'canopsis-1', plugin: 'load', plugin_instance: '', type: 'load', type_instance: '' },
-  { values: [1520.5, null], dstypes: ['derive', 'derive'], dsnames: ['rx', 'tx'], time: 1700000001, interval: 10.0, host: 'canopsis-1', plugin: 'interface', plugin_instance: 'eth0', type: 'if_octets', type_instance: '' },
-  { values: [null], dstypes: ['derive'], dsnames: ['value'], time: 1700000001, interval: 10.0, host: 'canopsis-1', plugin: 'processes', plugin_instance: '', type: 'fork_rate', type_instance: '' },
+  {
+    values: [2.5],
+    dstypes: ['gauge'],
+    dsnames: ['value'],
+    time: 1700000000.123,
+    interval: 10.0,
+    host: 'canopsis-1',
+    plugin: 'cpu',
+    plugin_instance: '',
+    type: 'percent',
+    type_instance: 'user',
+  },
+  {
+    values: [1.25],
+    dstypes: ['gauge'],
+    dsnames: ['value'],
+    time: 1700000000.123,
+    interval: 10.0,
+    host: 'canopsis-1',
+    plugin: 'cpu',
+    plugin_instance: '',
+    type: 'percent',
+    type_instance: 'system',
+  },
+  {
+    values: [1048576000],
+    dstypes: ['gauge'],
+    dsnames: ['value'],
+    time: 1700000000.456,
+    interval: 10.0,
+    host: 'canopsis-1',
+    plugin: 'memory',
+    plugin_instance: '',
+    type: 'memory',
+    type_instance: 'used',
+  },
+  {
+    values: [63.2],
+    dstypes: ['gauge'],
+    dsnames: ['value'],
+    time: 1700000000.5,
+    interval: 10.0,
+    host: 'canopsis-1',
+    plugin: 'df',
+    plugin_instance: 'root',
+    type: 'percent_bytes',
+    type_instance: 'free',
+  },
+  {
+    values: [0.42, 0.3, 0.18],
+    dstypes: ['gauge', 'gauge', 'gauge'],
+    dsnames: ['shortterm', 'midterm', 'longterm'],
+    time: 1700000000.9,
+    interval: 10.0,
+    host: 'canopsis-1',
+    plugin: 'load',
+    plugin_instance: '',
+    type: 'load',
+    type_instance: '',
+  },
+  {
+    values: [1520.5, null],
+    dstypes: ['derive', 'derive'],
+    dsnames: ['rx', 'tx'],
+    time: 1700000001,
+    interval: 10.0,
+    host: 'canopsis-1',
+    plugin: 'interface',
+    plugin_instance: 'eth0',
+    type: 'if_octets',
+    type_instance: '',
+  },
+  {
+    values: [null],
+    dstypes: ['derive'],
+    dsnames: ['value'],
+    time: 1700000001,
+    interval: 10.0,
+    host: 'canopsis-1',
+    plugin: 'processes',
+    plugin_instance: '',
+    type: 'fork_rate',
+    type_instance: '',
+  },
 ];
 
 test('collectd JSON to perf events: naming, timestamps, dsnames, rates, nulls', () => {
   const events = collectdToEvents(COLLECTD);
-  const common = { connector: 'collectd', connector_name: 'collectd2event', event_type: 'perf', source_type: 'resource', component: 'canopsis-1' };
+  const common = {
+    connector: 'collectd',
+    connector_name: 'collectd2event',
+    event_type: 'perf',
+    source_type: 'resource',
+    component: 'canopsis-1',
+  };
   assert.deepEqual(events, [
     { ...common, resource: 'cpu', timestamp: 1700000000, perf_data_array: [{ metric: 'percent-user', value: 2.5, type: 'GAUGE' }] },
     { ...common, resource: 'cpu', timestamp: 1700000000, perf_data_array: [{ metric: 'percent-system', value: 1.25, type: 'GAUGE' }] },
-    { ...common, resource: 'memory', timestamp: 1700000000, perf_data_array: [{ metric: 'memory-used', value: 1048576000, type: 'GAUGE' }] },
-    { ...common, resource: 'df-root', timestamp: 1700000000, perf_data_array: [{ metric: 'percent_bytes-free', value: 63.2, type: 'GAUGE' }] },
+    {
+      ...common,
+      resource: 'memory',
+      timestamp: 1700000000,
+      perf_data_array: [{ metric: 'memory-used', value: 1048576000, type: 'GAUGE' }],
+    },
+    {
+      ...common,
+      resource: 'df-root',
+      timestamp: 1700000000,
+      perf_data_array: [{ metric: 'percent_bytes-free', value: 63.2, type: 'GAUGE' }],
+    },
     {
       ...common,
       resource: 'load',
@@ -313,12 +502,19 @@ test('collectd JSON to perf events: naming, timestamps, dsnames, rates, nulls', 
       ],
     },
     // StoreRates: the derive value is already a rate; the null tx is left out.
-    { ...common, resource: 'interface-eth0', timestamp: 1700000001, perf_data_array: [{ metric: 'if_octets-rx', value: 1520.5, type: 'GAUGE', unit: '/s' }] },
+    {
+      ...common,
+      resource: 'interface-eth0',
+      timestamp: 1700000001,
+      perf_data_array: [{ metric: 'if_octets-rx', value: 1520.5, type: 'GAUGE', unit: '/s' }],
+    },
   ]);
   // Every event passes the cleaner's checks.
   for (const e of events) assert.equal(checkEvent(e).ok, true, JSON.stringify(e));
   // Without StoreRates the source type is kept.
-  assert.deepEqual(collectdToEvents([COLLECTD[5]], { storeRates: false })[0]?.perf_data_array, [{ metric: 'if_octets-rx', value: 1520.5, type: 'DERIVE' }]);
+  assert.deepEqual(collectdToEvents([COLLECTD[5]], { storeRates: false })[0]?.perf_data_array, [
+    { metric: 'if_octets-rx', value: 1520.5, type: 'DERIVE' },
+  ]);
   // The wrapped and single-object shapes give the same events.
   assert.deepEqual(collectdToEvents({ collectd: COLLECTD }), events);
   assert.deepEqual(collectdToEvents(COLLECTD[4]), [events[4]]);
@@ -420,11 +616,44 @@ test('perfdata: samples stored per entity, metric and timestamp; latest kept; ev
   assert.equal(await perfdata.event_processing!(engine, event, ctx), event);
   assert.deepEqual(event, copy, 'the event passes on unchanged');
 
-  const samples = (await store.collection<MetricSample>(METRICS).find({ entity: 'disk //web-1' }, { sort: [['metric', 1]] })).map(({ key: _k, ...d }) => d);
+  const samples = (await store.collection<MetricSample>(METRICS).find({ entity: 'disk //web-1' }, { sort: [['metric', 1]] })).map(
+    ({ key: _k, ...d }) => d,
+  );
   assert.deepEqual(samples, [
-    { entity: 'disk //web-1', component: 'web-1', resource: 'disk /', metric: '/ used', value: 51.5, type: 'GAUGE', unit: '%', warn: 80, crit: 90, min: 0, max: 100, timestamp: now },
-    { entity: 'disk //web-1', component: 'web-1', resource: 'disk /', metric: 'extra', value: 3, type: 'COUNTER', unit: 'c', timestamp: now },
-    { entity: 'disk //web-1', component: 'web-1', resource: 'disk /', metric: 'time', value: 0.2, type: 'GAUGE', unit: 's', timestamp: now },
+    {
+      entity: 'disk //web-1',
+      component: 'web-1',
+      resource: 'disk /',
+      metric: '/ used',
+      value: 51.5,
+      type: 'GAUGE',
+      unit: '%',
+      warn: 80,
+      crit: 90,
+      min: 0,
+      max: 100,
+      timestamp: now,
+    },
+    {
+      entity: 'disk //web-1',
+      component: 'web-1',
+      resource: 'disk /',
+      metric: 'extra',
+      value: 3,
+      type: 'COUNTER',
+      unit: 'c',
+      timestamp: now,
+    },
+    {
+      entity: 'disk //web-1',
+      component: 'web-1',
+      resource: 'disk /',
+      metric: 'time',
+      value: 0.2,
+      type: 'GAUGE',
+      unit: 's',
+      timestamp: now,
+    },
   ]);
   assert.ok(await store.collection<MetricSample>(METRICS).get(sampleKey('disk //web-1', 'time', now)));
   assert.equal(engine.reports.length, 1);
@@ -440,15 +669,44 @@ test('perfdata: samples stored per entity, metric and timestamp; latest kept; ev
   await perfdata.event_processing!(engine, { ...event, perf_data: 'time=0.4s', perf_data_array: undefined, timestamp: now + 10 }, ctx);
   await perfdata.event_processing!(engine, { ...event, perf_data: 'time=0.1s', perf_data_array: undefined, timestamp: now - 10 }, ctx);
   await perfdata.event_processing!(engine, { ...event, perf_data: 'time=0.1s', perf_data_array: undefined, timestamp: now - 10 }, ctx);
-  const times = await store.collection<MetricSample>(METRICS).find({ entity: 'disk //web-1', metric: 'time' }, { sort: [['timestamp', 1]] });
-  assert.deepEqual(times.map((t) => [t.timestamp, t.value]), [[now - 10, 0.1], [now, 0.2], [now + 10, 0.4]]);
+  const times = await store
+    .collection<MetricSample>(METRICS)
+    .find({ entity: 'disk //web-1', metric: 'time' }, { sort: [['timestamp', 1]] });
+  assert.deepEqual(
+    times.map((t) => [t.timestamp, t.value]),
+    [
+      [now - 10, 0.1],
+      [now, 0.2],
+      [now + 10, 0.4],
+    ],
+  );
   const latest = await store.collection<MetricSample>(METRICS_LATEST).get(latestKey('disk //web-1', 'time'));
   assert.deepEqual([latest?.timestamp, latest?.value], [now + 10, 0.4]);
 
   // A component event, events without perf data, and one without a component.
-  await perfdata.event_processing!(engine, { connector: 'c', connector_name: 'n', event_type: 'perf', source_type: 'component', component: 'db-1', timestamp: now, perf_data: 'conns=12' }, ctx);
+  await perfdata.event_processing!(
+    engine,
+    {
+      connector: 'c',
+      connector_name: 'n',
+      event_type: 'perf',
+      source_type: 'component',
+      component: 'db-1',
+      timestamp: now,
+      perf_data: 'conns=12',
+    },
+    ctx,
+  );
   assert.equal((await store.collection<MetricSample>(METRICS).find({ entity: 'db-1' }))[0]?.value, 12);
-  const plain = { connector: 'c', connector_name: 'n', event_type: 'check', source_type: 'component', component: 'db-1', state: 0, timestamp: now };
+  const plain = {
+    connector: 'c',
+    connector_name: 'n',
+    event_type: 'check',
+    source_type: 'component',
+    component: 'db-1',
+    state: 0,
+    timestamp: now,
+  };
   assert.equal(await perfdata.event_processing!(engine, plain, ctx), plain);
   const before = engine.reports.length;
   await perfdata.event_processing!(engine, { perf_data: 'x=1' }, ctx);
@@ -460,8 +718,23 @@ test('perfdata beat: samples older than the retention are deleted, newer kept; 0
   const now = Math.floor(Date.now() / 1000);
   const keep = handle(0);
   const engine = handle(600);
-  const ev = (ts: number, v: number): Event => ({ connector: 'c', connector_name: 'n', event_type: 'perf', source_type: 'resource', component: 'ret-1', resource: 'cpu', timestamp: ts, perf_data: `user=${v}% system=${v}%` });
-  for (const [ts, v] of [[now - 7200, 1], [now - 601 - 5, 2], [now - 300, 3], [now, 4]] as const) await perfdata.event_processing!(engine, ev(ts, v), ctx);
+  const ev = (ts: number, v: number): Event => ({
+    connector: 'c',
+    connector_name: 'n',
+    event_type: 'perf',
+    source_type: 'resource',
+    component: 'ret-1',
+    resource: 'cpu',
+    timestamp: ts,
+    perf_data: `user=${v}% system=${v}%`,
+  });
+  for (const [ts, v] of [
+    [now - 7200, 1],
+    [now - 601 - 5, 2],
+    [now - 300, 3],
+    [now, 4],
+  ] as const)
+    await perfdata.event_processing!(engine, ev(ts, v), ctx);
   // Only old samples for this metric: its latest document expires too.
   await perfdata.event_processing!(engine, { ...ev(now - 7200, 9), perf_data: 'gone=1' }, ctx);
   const c = store.collection<MetricSample>(METRICS);
@@ -471,8 +744,24 @@ test('perfdata beat: samples older than the retention are deleted, newer kept; 0
   assert.equal(await c.count({ entity: 'cpu/ret-1' }), 9, 'retention 0: nothing deleted');
 
   await perfdata.beat_processing!(engine, ctx);
-  const left = await c.find({ entity: 'cpu/ret-1' }, { sort: [['timestamp', 1], ['metric', 1]] });
-  assert.deepEqual(left.map((d) => [d.metric, d.value]), [['system', 3], ['user', 3], ['system', 4], ['user', 4]]);
+  const left = await c.find(
+    { entity: 'cpu/ret-1' },
+    {
+      sort: [
+        ['timestamp', 1],
+        ['metric', 1],
+      ],
+    },
+  );
+  assert.deepEqual(
+    left.map((d) => [d.metric, d.value]),
+    [
+      ['system', 3],
+      ['user', 3],
+      ['system', 4],
+      ['user', 4],
+    ],
+  );
   const latest = store.collection<MetricSample>(METRICS_LATEST);
   assert.equal(await latest.get(latestKey('cpu/ret-1', 'gone')), undefined);
   assert.equal((await latest.get(latestKey('cpu/ret-1', 'user')))?.value, 4);
@@ -491,12 +780,22 @@ test('collectdgw task then perfdata: collectd value lists stored as metrics of h
   for (const e of out as Event[]) await perfdata.event_processing!(engine, e, ctx);
   const c = store.collection<MetricSample>(METRICS);
   const load = await c.find({ entity: 'load/gw-host' }, { sort: [['metric', 1]] });
-  assert.deepEqual(load.map((d) => [d.metric, d.value, d.timestamp]), [['load-longterm', 0.18, now], ['load-midterm', 0.3, now], ['load-shortterm', 0.42, now]]);
+  assert.deepEqual(
+    load.map((d) => [d.metric, d.value, d.timestamp]),
+    [
+      ['load-longterm', 0.18, now],
+      ['load-midterm', 0.3, now],
+      ['load-shortterm', 0.42, now],
+    ],
+  );
   assert.equal(await c.count({ component: 'gw-host' }), 8);
   assert.deepEqual(engine.reports, []);
 
   // Value lists with nothing usable: dead-lettered with the reason; all-null ones are no error.
-  await assert.rejects(async () => collectdgw.event_processing!(gw, { collectd: [{ values: [1] }] }, ctx), (e: Error) => e instanceof RejectedEvent && /host missing/.test(e.message));
+  await assert.rejects(
+    async () => collectdgw.event_processing!(gw, { collectd: [{ values: [1] }] }, ctx),
+    (e: Error) => e instanceof RejectedEvent && /host missing/.test(e.message),
+  );
   await assert.rejects(async () => collectdgw.event_processing!(gw, { hello: 'world' }, ctx), RejectedEvent);
   assert.deepEqual(await collectdgw.event_processing!(gw, fresh[6]!, ctx), []);
   assert.deepEqual(await collectdgw.event_processing!(gw, { collectd: [] }, ctx), []);

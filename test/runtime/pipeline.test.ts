@@ -1,20 +1,20 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { removeDir, tempDir, waitFor } from '../helpers/index.js';
 import {
   checkEvent,
   collect,
   connect,
+  type EngineProcess,
   engineQueueArgs,
   freshVhost,
   publishEvents,
   startEngine,
   stopEngine,
+  type Vhost,
   whenConsuming,
   writeRuntimePrefix,
-  type EngineProcess,
-  type Vhost,
 } from '../helpers/broker.js';
+import { removeDir, tempDir, waitFor } from '../helpers/index.js';
 
 /*
  * A chain read from amqp2engines.conf, on the real broker: cleaner ->
@@ -68,7 +68,12 @@ rules:
 before(async () => {
   vhost = await freshVhost('pipeline');
   dir = await tempDir('pipeline');
-  await writeRuntimePrefix(dir, { vhost: vhost.name, engines: CONF, plugins: { 'tagger.mjs': TAGGER }, files: { 'etc/event_filter.yaml': RULES } });
+  await writeRuntimePrefix(dir, {
+    vhost: vhost.name,
+    engines: CONF,
+    plugins: { 'tagger.mjs': TAGGER },
+    files: { 'etc/event_filter.yaml': RULES },
+  });
 });
 
 after(async () => {
@@ -94,11 +99,23 @@ test('events cross cleaner -> event_filter -> tagger and reach both next engines
     const got = sink.messages.map((m) => JSON.parse(m.body.toString()));
     const seqs = new Set(got.map((e) => e.seq));
     assert.equal(seqs.size, N, 'every event once');
-    assert.ok(got.every((e) => e.seq < N), 'the rule dropped the dropme events');
-    assert.ok(got.every((e) => typeof e.timestamp === 'number'), 'the cleaner set missing timestamps');
+    assert.ok(
+      got.every((e) => e.seq < N),
+      'the rule dropped the dropme events',
+    );
+    assert.ok(
+      got.every((e) => typeof e.timestamp === 'number'),
+      'the cleaner set missing timestamps',
+    );
     assert.ok(got.every((e) => e.tagged_by === 'tagger/0'));
-    assert.ok(got.every((e) => (e.state === 2) === (e.urgent === true)), 'the set rule applied to state 2 only');
-    assert.ok(got.every((e) => e.state_type === 1), 'the cleaner normalised state_type');
+    assert.ok(
+      got.every((e) => (e.state === 2) === (e.urgent === true)),
+      'the set rule applied to state 2 only',
+    );
+    assert.ok(
+      got.every((e) => e.state_type === 1),
+      'the cleaner normalised state_type',
+    );
   }
   await a.stop();
   await b.stop();
@@ -116,7 +133,10 @@ test('-consumeQueue and -publishQueue override the configured queues (Go-style c
   await ch.waitForConfirms();
   await ch.close();
   await conn.close();
-  await waitFor('20 events at sink_b', async () => b.messages.filter((m) => JSON.parse(m.body.toString()).tagged_by === 'tagger/1').length === 20);
+  await waitFor(
+    '20 events at sink_b',
+    async () => b.messages.filter((m) => JSON.parse(m.body.toString()).tagged_by === 'tagger/1').length === 20,
+  );
   assert.equal(a.messages.filter((m) => JSON.parse(m.body.toString()).seq >= 50_000).length, 0, 'nothing went to the configured next');
   await a.stop();
   await b.stop();

@@ -3,8 +3,8 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
+import { type EngineProcess, freshVhost, startEngine, stopEngine, type Vhost, writeRuntimePrefix } from '../helpers/broker.js';
 import { removeDir, tempDir, waitFor } from '../helpers/index.js';
-import { freshVhost, startEngine, stopEngine, writeRuntimePrefix, type EngineProcess, type Vhost } from '../helpers/broker.js';
 
 /*
  * [retention]: axe deletes resolved alarms and event_log entries older
@@ -34,7 +34,9 @@ before(async () => {
   await writeRuntimePrefix(dir, {
     vhost: vhost.name,
     engines: CONF,
-    files: { 'etc/runtime.conf': `[store]\nbackend = embedded\nfile = ${storeFile()}\n\n[dispatchers]\nevent_dispatchers =\n\n[retention]\nevent_log = ${HOUR}\nresolved_alarms = ${HOUR}\n` },
+    files: {
+      'etc/runtime.conf': `[store]\nbackend = embedded\nfile = ${storeFile()}\n\n[dispatchers]\nevent_dispatchers =\n\n[retention]\nevent_log = ${HOUR}\nresolved_alarms = ${HOUR}\n`,
+    },
   });
 });
 
@@ -44,7 +46,14 @@ after(async () => {
   await removeDir(dir);
 });
 
-const alarm = (id: string, opened: number, resolved: number | null) => ({ id, entity: id, opened_at: opened, last_update: opened, resolved, state: { val: 2, t: opened, locked: false } });
+const alarm = (id: string, opened: number, resolved: number | null) => ({
+  id,
+  entity: id,
+  opened_at: opened,
+  last_update: opened,
+  resolved,
+  state: { val: 2, t: opened, locked: false },
+});
 
 test('old resolved alarms and old event_log entries go, open alarms and recent ones stay, by one job at a time', async () => {
   const now = Math.floor(Date.now() / 1000);
@@ -61,14 +70,24 @@ test('old resolved alarms and old event_log entries go, open alarms and recent o
     db.exec('CREATE TABLE IF NOT EXISTS c_event_log (key TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL)');
     const insert = db.prepare('INSERT INTO c_event_log (key, doc) VALUES (?, ?)');
     db.transaction(() => {
-      for (let i = 0; i < OLD_LOG; i++) insert.run(`old-${i}`, JSON.stringify({ level: 'info', action: 'alarm_opened', engine: 'axe', timestamp: now - 2 * HOUR - i }));
-      for (let i = 0; i < 30; i++) insert.run(`recent-${i}`, JSON.stringify({ level: 'info', action: 'alarm_opened', engine: 'axe', timestamp: now - 10 }));
+      for (let i = 0; i < OLD_LOG; i++)
+        insert.run(`old-${i}`, JSON.stringify({ level: 'info', action: 'alarm_opened', engine: 'axe', timestamp: now - 2 * HOUR - i }));
+      for (let i = 0; i < 30; i++)
+        insert.run(`recent-${i}`, JSON.stringify({ level: 'info', action: 'alarm_opened', engine: 'axe', timestamp: now - 10 }));
     })();
     db.close();
 
     for (const w of [0, 1]) procs.push(startEngine(dir, 'axe', w));
-    await waitFor('old resolved alarms and old event_log entries gone', async () => (await alarms.count()) === 30 && (await log.count()) === 30, 60_000, 200);
-    assert.deepEqual((await alarms.find({}, { sort: [['key', 1]] })).map((a) => a.key.replace(/-\d+$/, '')).filter((k, i, all) => all.indexOf(k) === i), ['open', 'recent']);
+    await waitFor(
+      'old resolved alarms and old event_log entries gone',
+      async () => (await alarms.count()) === 30 && (await log.count()) === 30,
+      60_000,
+      200,
+    );
+    assert.deepEqual(
+      (await alarms.find({}, { sort: [['key', 1]] })).map((a) => a.key.replace(/-\d+$/, '')).filter((k, i, all) => all.indexOf(k) === i),
+      ['open', 'recent'],
+    );
     assert.equal(await log.count({ timestamp: { $lt: now - HOUR } }), 0);
     assert.equal(await log.count({ timestamp: { $gte: now - HOUR } }), 30);
   } finally {
@@ -84,9 +103,19 @@ test('old resolved alarms and old event_log entries go, open alarms and recent o
   const stats = [];
   for (const p of procs.splice(0)) {
     await stopEngine(p);
-    const line = p.logs().split("\n").find((l) => l.includes("engine stopped"));
+    const line = p
+      .logs()
+      .split('\n')
+      .find((l) => l.includes('engine stopped'));
     assert.ok(line, p.logs());
-    stats.push(JSON.parse(p.logs().split('\n').find((l) => l.includes('engine stopped'))!) as { jobs: number });
+    stats.push(
+      JSON.parse(
+        p
+          .logs()
+          .split('\n')
+          .find((l) => l.includes('engine stopped'))!,
+      ) as { jobs: number },
+    );
   }
   // Worker 0 sent one job on its first beat; it found more than its bound and sent a second. Worker 1 sent none.
   const jobs = stats.reduce((n, s) => n + s.jobs, 0);

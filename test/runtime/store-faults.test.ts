@@ -6,21 +6,21 @@ import amqp from 'amqplib';
 import { execa, type ResultPromise } from 'execa';
 import { queueCounts } from '../../runtime/amqp/topology.js';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
-import { removeDir, ROOT, tempDir, waitFor } from '../helpers/index.js';
 import {
   checkEvent,
   collect,
+  type EngineProcess,
   engineQueueArgs,
   freshVhost,
   LAUNCHER,
   publishEvents,
   startEngine,
   stopEngine,
+  type Vhost,
   whenConsuming,
   writeRuntimePrefix,
-  type EngineProcess,
-  type Vhost,
 } from '../helpers/broker.js';
+import { ROOT, removeDir, tempDir, waitFor } from '../helpers/index.js';
 
 /*
  * A store that cannot answer for a while loses and dead-letters nothing:
@@ -74,13 +74,23 @@ type Locker = ResultPromise<{ reject: false; all: true; buffer: true }>;
 
 /** Resolves once the lock is taken (the process, wrapped: awaiting it directly would wait for its end). */
 async function lockStore(holdMs: number): Promise<{ proc: Locker }> {
-  const p = execa(process.execPath, ['--input-type=module', '-e', LOCKER], { reject: false, all: true, buffer: true, env: { STORE_FILE: storeFile(), HOLD_MS: String(holdMs) } });
+  const p = execa(process.execPath, ['--input-type=module', '-e', LOCKER], {
+    reject: false,
+    all: true,
+    buffer: true,
+    env: { STORE_FILE: storeFile(), HOLD_MS: String(holdMs) },
+  });
   let out = '';
   p.all?.on('data', (d: Buffer) => (out += d.toString()));
-  await waitFor('the store locked by another process', async () => {
-    if (p.nodeChildProcess.exitCode !== null && p.nodeChildProcess.exitCode !== undefined) throw new Error(`locker exited: ${out}`);
-    return out.includes('locked');
-  }, 30_000, 20);
+  await waitFor(
+    'the store locked by another process',
+    async () => {
+      if (p.nodeChildProcess.exitCode !== null && p.nodeChildProcess.exitCode !== undefined) throw new Error(`locker exited: ${out}`);
+      return out.includes('locked');
+    },
+    30_000,
+    20,
+  );
   return { proc: p };
 }
 
@@ -115,7 +125,9 @@ before(async () => {
     vhost: vhost.name,
     engines: CONF,
     prefetch: 200,
-    files: { 'etc/runtime.conf': `[store]\nbackend = embedded\nfile = ${storeFile()}\nbusy_timeout = 1\n\n[alarms]\nresolve_delay = 100000\nflapping_count = 1000\n` },
+    files: {
+      'etc/runtime.conf': `[store]\nbackend = embedded\nfile = ${storeFile()}\nbusy_timeout = 1\n\n[alarms]\nresolve_delay = 100000\nflapping_count = 1000\n`,
+    },
   });
   // The file exists before any engine or locker opens it (each test may run alone).
   await new SqliteStore(storeFile()).close();
@@ -135,23 +147,40 @@ test('the store locked by another process for 5 s in the middle of 5,000 events:
   const reader = new SqliteStore(storeFile());
   const alarms = () => reader.collection('alarms').count();
   try {
-    const publishing = publishEvents(vhost.url, Array.from({ length: N }, (_, i) => checkEvent(i, { state: 1 + (i % 3) })));
+    const publishing = publishEvents(
+      vhost.url,
+      Array.from({ length: N }, (_, i) => checkEvent(i, { state: 1 + (i % 3) })),
+    );
     await waitFor('the chain mid-stream', async () => (await alarms()) >= 300, 60_000, 20);
     const { proc: locker } = await lockStore(5000);
     const atLock = await alarms();
     assert.ok(atLock < N, `locked mid-stream (${atLock} of ${N} alarms)`);
     // Paused: nobody consumes che's and axe's queues while the store is locked.
-    await waitFor('che and axe paused (0 consumers)', async () => (await counts('Engine_che')).consumers === 0 && (await counts('Engine_axe')).consumers === 0, 4500, 50);
+    await waitFor(
+      'che and axe paused (0 consumers)',
+      async () => (await counts('Engine_che')).consumers === 0 && (await counts('Engine_axe')).consumers === 0,
+      4500,
+      50,
+    );
     assert.equal(locker.nodeChildProcess.exitCode, null, 'the paused engines were seen while the lock was still held');
     const released = await locker;
     assert.match(String(released.all), /released/);
-    await waitFor('che and axe consuming again', async () => (await counts('Engine_che')).consumers === 1 && (await counts('Engine_axe')).consumers === 1, 30_000, 50);
+    await waitFor(
+      'che and axe consuming again',
+      async () => (await counts('Engine_che')).consumers === 1 && (await counts('Engine_axe')).consumers === 1,
+      30_000,
+      50,
+    );
     await publishing;
     await waitFor(`${N} alarms`, async () => (await alarms()) === N, 180_000, 200);
     await waitFor(`${N} events at the end of the chain`, async () => sink.messages.length >= N, 60_000);
     assert.equal(await deadLetters(), 0, 'nothing dead-lettered');
     const seqs = sink.messages.map((m) => JSON.parse(m.body.toString()).seq as number);
-    assert.deepEqual(seqs, Array.from({ length: N }, (_, i) => i), 'every event once, in the order sent');
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: N }, (_, i) => i),
+      'every event once, in the order sent',
+    );
   } finally {
     await reader.close();
     await sink.stop();
@@ -163,7 +192,11 @@ test('the store locked by another process for 5 s in the middle of 5,000 events:
     assert.equal(occurrences(logs, 'store or broker unavailable'), 1, `${name} logged the fault once:\n${logs}`);
     assert.equal(occurrences(logs, 'store and broker answer again'), 1, `${name} logged the recovery once`);
     assert.match(logs, /SQLITE_BUSY/);
-    const stats = JSON.parse(logs.split('\n').find((l) => l.includes('engine stopped'))!) as { retries: number; faults: number; dead: number };
+    const stats = JSON.parse(logs.split('\n').find((l) => l.includes('engine stopped'))!) as {
+      retries: number;
+      faults: number;
+      dead: number;
+    };
     assert.equal(stats.faults, 1);
     assert.ok(stats.retries >= 2, `${name} retried (${stats.retries} retries)`);
     assert.equal(stats.dead, 0);
@@ -179,11 +212,17 @@ test('SIGTERM while the store is locked: the engine exits at once, the held even
   const N = 300;
   const conn = await amqp.connect(vhost.url);
   const ch = await conn.createConfirmChannel();
-  for (let i = 0; i < N; i++) ch.publish('', 'Engine_che', Buffer.from(JSON.stringify(checkEvent(10_000 + i, { timestamp: 1_700_000_000 }))), { persistent: true });
+  for (let i = 0; i < N; i++)
+    ch.publish('', 'Engine_che', Buffer.from(JSON.stringify(checkEvent(10_000 + i, { timestamp: 1_700_000_000 }))), { persistent: true });
   await ch.waitForConfirms();
   await ch.close();
   await conn.close();
-  await waitFor('che paused', async () => (await counts('Engine_che')).consumers === 0 && /store or broker unavailable/.test(che.logs()), 20_000, 50);
+  await waitFor(
+    'che paused',
+    async () => (await counts('Engine_che')).consumers === 0 && /store or broker unavailable/.test(che.logs()),
+    20_000,
+    50,
+  );
   const t0 = Date.now();
   che.kill('SIGTERM');
   const r = await che;
@@ -215,8 +254,17 @@ test('the connection lost while the store is locked: the engine reconnects, drop
   await ch.waitForConfirms();
   await ch.close();
   await conn.close();
-  await waitFor('che paused', async () => (await counts('Engine_che')).consumers === 0 && /store or broker unavailable/.test(che.logs()), 20_000, 50);
-  const closed = await execa('rabbitmqctl', ['-q', 'close_all_connections', '-p', vhost.name, 'test: connection lost during a store fault'], { reject: false, all: true });
+  await waitFor(
+    'che paused',
+    async () => (await counts('Engine_che')).consumers === 0 && /store or broker unavailable/.test(che.logs()),
+    20_000,
+    50,
+  );
+  const closed = await execa(
+    'rabbitmqctl',
+    ['-q', 'close_all_connections', '-p', vhost.name, 'test: connection lost during a store fault'],
+    { reject: false, all: true },
+  );
   assert.equal(closed.exitCode, 0, closed.all);
   await waitFor('che reconnected', async () => /"connects":2,"msg":"connected to the broker"/.test(che.logs()), 20_000, 50);
   // On the new channel it takes the redelivered events, finds the store still locked and pauses again.
@@ -224,7 +272,8 @@ test('the connection lost while the store is locked: the engine reconnects, drop
   locker.kill('SIGTERM');
   await locker;
   const again = await collect(vhost.url, 'Engine_axe', engineQueueArgs('Engine_axe'));
-  const seen = () => new Set([...sink.messages, ...again.messages].map((m) => JSON.parse(m.body.toString()).seq as number).filter((s) => s >= 20_000));
+  const seen = () =>
+    new Set([...sink.messages, ...again.messages].map((m) => JSON.parse(m.body.toString()).seq as number).filter((s) => s >= 20_000));
   await waitFor(`${N} events through che`, async () => seen().size === N, 60_000);
   assert.equal(await deadLetters(), 0);
   assert.equal(occurrences(che.logs(), 'store or broker unavailable'), 1, 'one episode across the reconnect');
@@ -233,7 +282,9 @@ test('the connection lost while the store is locked: the engine reconnects, drop
   await stopEngine(che);
 });
 
-test('a store file root owns, opened by an engine running as nobody: paused, not dead-lettered; chown it and every event goes through', { skip: process.getuid?.() !== 0 ? 'needs root to run the engine as another user' : false }, async () => {
+test('a store file root owns, opened by an engine running as nobody: paused, not dead-lettered; chown it and every event goes through', {
+  skip: process.getuid?.() !== 0 ? 'needs root to run the engine as another user' : false,
+}, async () => {
   // The store of the issue-12 install: created by root, 0644, in a root-owned directory.
   const ro = await tempDir('readonly');
   const file = path.join(ro, 'var', 'lib', 'canopsis', 'canopsis.db');
@@ -247,7 +298,11 @@ test('a store file root owns, opened by an engine running as nobody: paused, not
   await seed.close();
   const sink = await collect(vhost.url, 'Engine_ro_sink', engineQueueArgs('Engine_ro_sink'));
   const NOBODY = 65534;
-  const che = execa(process.execPath, [LAUNCHER, '-e', 'dynamic', '-n', 'che', '-w', '0', '-l', 'info', '--prefix', ro, '--stats-interval', '0'], { reject: false, all: true, buffer: true, uid: NOBODY, gid: NOBODY });
+  const che = execa(
+    process.execPath,
+    [LAUNCHER, '-e', 'dynamic', '-n', 'che', '-w', '0', '-l', 'info', '--prefix', ro, '--stats-interval', '0'],
+    { reject: false, all: true, buffer: true, uid: NOBODY, gid: NOBODY },
+  );
   let logs = '';
   che.all?.on('data', (d: Buffer) => (logs += d.toString()));
   try {
@@ -255,11 +310,17 @@ test('a store file root owns, opened by an engine running as nobody: paused, not
     const N = 200;
     const conn = await amqp.connect(vhost.url);
     const ch = await conn.createConfirmChannel();
-    for (let i = 0; i < N; i++) ch.publish('', 'Engine_che', Buffer.from(JSON.stringify(checkEvent(30_000 + i, { timestamp: 1_700_000_000 }))), { persistent: true });
+    for (let i = 0; i < N; i++)
+      ch.publish('', 'Engine_che', Buffer.from(JSON.stringify(checkEvent(30_000 + i, { timestamp: 1_700_000_000 }))), { persistent: true });
     await ch.waitForConfirms();
     await ch.close();
     await conn.close();
-    await waitFor('che paused on the read-only store', async () => (await counts('Engine_che')).consumers === 0 && /store or broker unavailable/.test(logs), 20_000, 50);
+    await waitFor(
+      'che paused on the read-only store',
+      async () => (await counts('Engine_che')).consumers === 0 && /store or broker unavailable/.test(logs),
+      20_000,
+      50,
+    );
     assert.equal(sink.messages.length, 0);
     assert.equal((await counts('Engine_che.dead')).messages, 0, 'nothing dead-lettered');
     // The repair a re-run of the installer makes: the service user owns its store.

@@ -35,7 +35,12 @@ export function storeContract(label: string, store: () => Store): void {
     const c = fresh('find');
     await c.ensureIndex(['state']);
     for (let i = 0; i < 20; i++) {
-      await c.put(`k${String(i).padStart(2, '0')}`, { name: `n${i}`, state: i % 4, ts: 1000 + i, v: { status: i % 2, ack: i % 3 === 0 ? true : i % 3 === 1 ? false : null } });
+      await c.put(`k${String(i).padStart(2, '0')}`, {
+        name: `n${i}`,
+        state: i % 4,
+        ts: 1000 + i,
+        v: { status: i % 2, ack: i % 3 === 0 ? true : i % 3 === 1 ? false : null },
+      });
     }
     const names = (docs: Array<{ name: string }>) => docs.map((d) => d.name);
     assert.equal(await c.count({ state: 2 }), 5);
@@ -50,7 +55,22 @@ export function storeContract(label: string, store: () => Store): void {
     assert.equal(await c.count({ state: { $ne: 0 } }), 15);
     assert.equal(await c.count({ tags: { $exists: true } }), 0);
     assert.equal(await c.count({ ts: { $exists: true } }), 20);
-    assert.deepEqual(names(await c.find({}, { sort: [['state', -1], ['ts', 1]], skip: 2, limit: 3 })), ['n11', 'n15', 'n19']);
+    assert.deepEqual(
+      names(
+        await c.find(
+          {},
+          {
+            sort: [
+              ['state', -1],
+              ['ts', 1],
+            ],
+            skip: 2,
+            limit: 3,
+          },
+        ),
+      ),
+      ['n11', 'n15', 'n19'],
+    );
     assert.deepEqual(names(await c.find({ key: { $in: ['k05', 'k07'] } }, { sort: [['key', -1]] })), ['n7', 'n5']);
     assert.equal(await c.count({ state: 2, 'v.status': 0 }), 5);
   });

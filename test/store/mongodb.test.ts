@@ -20,7 +20,7 @@ before(async () => {
     const { CongoServer } = await import('@push.rocks/smartmongo/dist_ts/congodb/index.js');
     const server = new CongoServer({ host: '127.0.0.1', port: 0 });
     await server.start();
-    const { port } = ((server as unknown as { server: Server }).server.address() as AddressInfo);
+    const { port } = (server as unknown as { server: Server }).server.address() as AddressInfo;
     // Polled heartbeats: CongoDB mishandles the driver's streaming hello (moreToCome), and a failed
     // heartbeat clears the pool under whatever operations are in flight.
     url = `mongodb://127.0.0.1:${port}/?directConnection=true&serverMonitoringMode=poll`;

@@ -48,7 +48,9 @@ test('a bounded delete by an indexed field walks that index (SQLite query plan)'
   try {
     // The statement the adapter runs for delete(filter, { sort, limit }).
     const plan = db
-      .prepare("EXPLAIN QUERY PLAN DELETE FROM c_log WHERE rowid IN (SELECT rowid FROM c_log WHERE json_extract(doc, '$.t') < ? ORDER BY json_extract(doc, '$.t') ASC, rowid LIMIT ?)")
+      .prepare(
+        "EXPLAIN QUERY PLAN DELETE FROM c_log WHERE rowid IN (SELECT rowid FROM c_log WHERE json_extract(doc, '$.t') < ? ORDER BY json_extract(doc, '$.t') ASC, rowid LIMIT ?)",
+      )
       .all(10, 500) as Array<{ detail: string }>;
     const text = plan.map((r) => r.detail).join('\n');
     assert.match(text, /USING (COVERING )?INDEX c_log__t/, text);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { execa } from 'execa';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
-import { removeDir, ROOT, tempDir, waitFor } from '../helpers/index.js';
+import { ROOT, removeDir, tempDir, waitFor } from '../helpers/index.js';
 import { storeContract } from './contract.js';
 
 let dir: string;
@@ -33,7 +33,9 @@ for (;;) {
 
 test('embedded: two processes modifying one document lose nothing, and kill -9 keeps every committed write', async () => {
   const file = path.join(dir, 'var', 'lib', 'shared.db');
-  const writers = [0, 1].map(() => execa(process.execPath, ['--input-type=module', '-e', WRITER], { reject: false, buffer: true, all: true, env: { STORE_FILE: file } }));
+  const writers = [0, 1].map(() =>
+    execa(process.execPath, ['--input-type=module', '-e', WRITER], { reject: false, buffer: true, all: true, env: { STORE_FILE: file } }),
+  );
   const outs = ['', ''];
   for (const [i, w] of writers.entries()) w.stdout?.on('data', (d: Buffer) => (outs[i] += d.toString()));
   await waitFor('both writers committing', async () => outs.every((o) => o.split('\n').length > 200), 30_000, 20);

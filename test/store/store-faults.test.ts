@@ -8,7 +8,7 @@ import { execa } from 'execa';
 import { MongoStore } from '../../runtime/store/mongodb.js';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
 import { StoreError, StoreUnavailable } from '../../runtime/store/types.js';
-import { removeDir, ROOT, tempDir, waitFor } from '../helpers/index.js';
+import { ROOT, removeDir, tempDir, waitFor } from '../helpers/index.js';
 
 /*
  * The adapters mark a store that cannot answer now with StoreUnavailable
@@ -49,7 +49,10 @@ test('SQLite held by another writer past busy_timeout: StoreUnavailable (SQLITE_
     const waited = performance.now() - t0;
     assert.ok(waited >= 250 && waited < 3000, `waited the busy timeout (${Math.round(waited)} ms)`);
     assert.match(e.message, /busy\.db: database is locked \(SQLITE_BUSY\)/);
-    await rejectsUnavailable(c.modify('a', () => ({ n: 3 })), /^SQLITE_BUSY/);
+    await rejectsUnavailable(
+      c.modify('a', () => ({ n: 3 })),
+      /^SQLITE_BUSY/,
+    );
     assert.deepEqual(await c.get('a'), { key: 'a', n: 1 }, 'readers still read (WAL)');
     other.exec('COMMIT');
     await c.modify('a', (cur) => ({ n: (cur?.n ?? 0) + 10 }));
@@ -74,7 +77,9 @@ say(await attempt(c));
 await store.close();
 `;
 
-test('SQLite file the service user cannot write (root-owned, 0644): StoreUnavailable (SQLITE_READONLY); after a chown the same store writes, no restart', { skip: process.getuid?.() !== 0 ? 'needs root to act as another user' : false }, async () => {
+test('SQLite file the service user cannot write (root-owned, 0644): StoreUnavailable (SQLITE_READONLY); after a chown the same store writes, no restart', {
+  skip: process.getuid?.() !== 0 ? 'needs root to act as another user' : false,
+}, async () => {
   const NOBODY = 65534;
   const home = path.join(dir, 'ro');
   const file = path.join(home, 'canopsis.db');
@@ -84,10 +89,20 @@ test('SQLite file the service user cannot write (root-owned, 0644): StoreUnavail
   // The directory is the service user's (so SQLite can make its -wal and -shm), the file root's.
   await chown(home, NOBODY, NOBODY);
   const go = path.join(dir, 'ro-go');
-  const child = execa(process.execPath, ['--input-type=module', '-e', AS_SERVICE_USER], { uid: NOBODY, gid: NOBODY, reject: false, all: true, env: { STORE_FILE: file, GO: go } });
+  const child = execa(process.execPath, ['--input-type=module', '-e', AS_SERVICE_USER], {
+    uid: NOBODY,
+    gid: NOBODY,
+    reject: false,
+    all: true,
+    env: { STORE_FILE: file, GO: go },
+  });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  const lines = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { ok: boolean; name?: string; code?: string });
+  const lines = () =>
+    out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { ok: boolean; name?: string; code?: string });
   const first = await waitFor('the first write', async () => lines()[0], 20_000, 20);
   assert.deepEqual(first, { ok: false, name: 'StoreUnavailable', code: 'SQLITE_READONLY' });
   await chown(file, NOBODY, NOBODY);
@@ -100,7 +115,10 @@ test('SQLite file the service user cannot write (root-owned, 0644): StoreUnavail
 test('SQLite that cannot be opened: StoreUnavailable naming the file; our own errors stay StoreError; a task error inside modify passes through', async () => {
   const blocker = path.join(dir, 'not-a-dir');
   await writeFile(blocker, 'a file where the store directory should be');
-  assert.throws(() => new SqliteStore(path.join(blocker, 'canopsis.db')), (e: unknown) => e instanceof StoreUnavailable && /not-a-dir\/canopsis\.db: cannot open the embedded store/.test(e.message));
+  assert.throws(
+    () => new SqliteStore(path.join(blocker, 'canopsis.db')),
+    (e: unknown) => e instanceof StoreUnavailable && /not-a-dir\/canopsis\.db: cannot open the embedded store/.test(e.message),
+  );
   const store = new SqliteStore(path.join(dir, 'ok.db'));
   const c = store.collection<{ n: number }>('things');
   await assert.rejects(c.find({ 'bad..path': 1 }), (e: unknown) => e instanceof StoreError && !(e instanceof StoreUnavailable));
@@ -132,7 +150,16 @@ test('MongoDB: an unreachable server is StoreUnavailable; a server that stops an
     await rejectsUnavailable(c.find({}));
     ({ server } = await listen(port));
     // The driver reconnects by itself: the same store object answers again.
-    await waitFor('the store to answer again', async () => (await c.put('b', { n: 2 }).then(() => true, () => false)), 20_000, 200);
+    await waitFor(
+      'the store to answer again',
+      async () =>
+        await c.put('b', { n: 2 }).then(
+          () => true,
+          () => false,
+        ),
+      20_000,
+      200,
+    );
     assert.deepEqual(await c.get('b'), { key: 'b', n: 2 });
   } finally {
     await store.close();
