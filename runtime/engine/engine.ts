@@ -8,7 +8,6 @@ import {
   declareEngineTopology,
   dispatcherQueue,
   engineQueue,
-  partitionOf,
   partitionQueue,
   type TopologyNames,
 } from '../amqp/topology.js';
@@ -21,8 +20,12 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store/types.js';
 import type { TaskRegistry } from '../tasks/registry.js';
 import { type BeatTask, type DispatcherTask, type EngineHandle, type Event, type EventTask, RejectedEvent } from '../tasks/types.js';
+import { BeatScheduler } from './beats.js';
+import { deadLetterHeaders } from './dead-letter.js';
 import { type Attempts, BrokerUnavailable, backoff, classify, count, type Fault, nextStep, RETRY_POLICY } from './faults.js';
 import { type Output, outputsOf } from './outcome.js';
+import { partitionFor } from './partition.js';
+import { type StatsSample, statsEvent } from './self-stats.js';
 
 /*
  * One engine process: consume Engine_<name>, run event_processing on each
@@ -52,6 +55,8 @@ export interface EngineOptions {
   runtime: RuntimeConfig;
   /** Enabled event dispatchers (loaded before connecting, so a bad name fails early). */
   dispatchers: (engine: Engine) => Promise<DispatcherSet>;
+  /** Opens the store (default: the one runtime.conf names); called again after a failed open. */
+  store?: (runtime: RuntimeConfig) => Promise<Store>;
 }
 
 export interface EngineStats {
@@ -111,7 +116,6 @@ export class Engine {
   private readonly partition?: { key: (e: Event) => string; count: number };
   private readonly targets: string[];
   private readonly eventTask?: EventTask;
-  private readonly beatTask?: BeatTask;
   private readonly dispatcherTask?: DispatcherTask;
   private readonly connection: BrokerConnection;
   private ch: ConfirmChannel | undefined;
@@ -140,8 +144,7 @@ export class Engine {
   /** The chain of event handling: events are processed one after the other, in arrival order. */
   private tail: Promise<void> = Promise.resolve();
   private readonly pending = new Set<Promise<unknown>>();
-  private beatTimer: NodeJS.Timeout | undefined;
-  private beatRun: Promise<void> | undefined;
+  private readonly beats: BeatScheduler | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   private stopped: Promise<void> | undefined;
@@ -163,8 +166,16 @@ export class Engine {
       if (!this.eventTask) throw unknown('event_processing', c.eventProcessing);
     }
     if (c.beatProcessing) {
-      this.beatTask = o.registry.get<BeatTask>(c.beatProcessing);
-      if (!this.beatTask) throw unknown('beat_processing', c.beatProcessing);
+      const beatTask = o.registry.get<BeatTask>(c.beatProcessing);
+      if (!beatTask) throw unknown('beat_processing', c.beatProcessing);
+      this.beats = new BeatScheduler(
+        c.beatInterval * 1000,
+        async () => {
+          await beatTask(this.handle, { logger: this.o.logger });
+          this.stats.beats++;
+        },
+        (e) => this.o.logger.error({ err: e.message, task: c.beatProcessing }, 'beat_processing failed'),
+      );
     }
     const mod = o.registry.moduleOf(c.eventProcessing ?? c.beatProcessing ?? '');
     this.dispatcherTask = mod?.consume_dispatcher;
@@ -207,7 +218,7 @@ export class Engine {
   /** The store, opened on first use; a failed open is not remembered, the next use tries again. */
   private openStore(): Promise<Store> {
     if (!this.storeOpened) {
-      const opening = openStore(this.o.runtime);
+      const opening = (this.o.store ?? openStore)(this.o.runtime);
       this.storeOpened = opening;
       opening.catch(() => {
         if (this.storeOpened === opening) this.storeOpened = undefined;
@@ -220,7 +231,7 @@ export class Engine {
   async start(): Promise<void> {
     this.dispatcherSet = await this.o.dispatchers(this);
     await this.connection.start();
-    this.scheduleBeat();
+    this.beats?.start();
     const every = this.o.statsInterval ?? 60;
     if (every > 0) this.statsTimer = setInterval(() => void this.publishStats(every), every * 1000).unref();
   }
@@ -316,16 +327,7 @@ export class Engine {
   /** One consumer reads the home queue in arrival order and sends each event to its partition: the events of one key keep their order, each partition has one process. */
   private route(router: ConfirmChannel, msg: ConsumeMessage): void {
     const p = this.partition!;
-    let n = 0;
-    const parsed = parseEventBody(msg.content);
-    // Unreadable or keyless: partition 0's worker dead-letters it with the reason.
-    if (parsed.ok && parsed.value !== null && typeof parsed.value === 'object') {
-      try {
-        n = partitionOf(p.key(parsed.value as Event), p.count);
-      } catch {
-        n = 0;
-      }
-    }
+    const n = partitionFor(msg.content, p.key, p.count);
     this.track(
       this.publishConfirmed(router, '', partitionQueue(this.home, n), msg.content, msg.properties.headers).then(
         (sent) => sent && this.ack(router, msg),
@@ -578,16 +580,13 @@ export class Engine {
     this.stats.dead++;
     this.o.logger.warn({ reason, queue: this.consume, bytes: msg.content.length }, 'event dead-lettered');
     void this.handle.report('warning', 'event_rejected', { phase: 'dead-letter', reason, extra: { queue: this.consume } });
-    const headers = {
-      ...(msg.properties.headers ?? {}),
-      'x-canopsis-reason': reason,
-      'x-canopsis-engine': this.o.config.name,
-      'x-canopsis-worker': this.o.worker,
-      'x-canopsis-dead-at': new Date().toISOString(),
-      'x-canopsis-exchange': msg.fields.exchange,
-      'x-canopsis-routing-key': msg.fields.routingKey,
-      'x-canopsis-queue': this.home,
-    };
+    const headers = deadLetterHeaders(msg.properties.headers, reason, {
+      engine: this.o.config.name,
+      worker: this.o.worker,
+      home: this.home,
+      exchange: msg.fields.exchange,
+      routingKey: msg.fields.routingKey,
+    });
     this.track(
       this.publishConfirmed(ch, this.names.deadExchange, deadQueue(this.home), msg.content, headers).then(
         (sent) => sent && this.ack(ch, msg),
@@ -635,56 +634,27 @@ export class Engine {
     await job;
   }
 
-  /** Beats never overlap: the next one is armed only when this one has ended. */
-  private scheduleBeat(): void {
-    if (!this.beatTask || this.stopping) return;
-    this.beatTimer = setTimeout(() => {
-      this.beatRun = (async () => {
-        try {
-          await this.beatTask!(this.handle, { logger: this.o.logger });
-          this.stats.beats++;
-        } catch (e) {
-          this.o.logger.error({ err: (e as Error).message, task: this.o.config.beatProcessing }, 'beat_processing failed');
-        }
-      })();
-      void this.beatRun.finally(() => {
-        this.beatRun = undefined;
-        this.scheduleBeat();
-      });
-    }, this.o.config.beatInterval * 1000);
-  }
-
-  private lastStats = { at: performance.now(), processed: 0, busyMs: 0 };
+  private lastStats: StatsSample = { at: performance.now(), processed: 0, busyMs: 0 };
 
   /** A perf event about this process, as Canopsis engines publish: rate, time per event, queue depth. */
   private async publishStats(everySeconds: number): Promise<void> {
     const ch = this.ch;
     if (!ch || this.stopping) return;
-    const now = performance.now();
-    const n = this.stats.processed - this.lastStats.processed;
-    const busy = this.stats.busyMs - this.lastStats.busyMs;
-    const seconds = (now - this.lastStats.at) / 1000 || everySeconds;
-    this.lastStats = { at: now, processed: this.stats.processed, busyMs: this.stats.busyMs };
+    const prev = this.lastStats;
+    this.lastStats = { at: performance.now(), processed: this.stats.processed, busyMs: this.stats.busyMs };
     let depth = 0;
     try {
       depth = (await ch.checkQueue(this.consume)).messageCount;
     } catch {
       return;
     }
-    const event: Event = {
-      connector: 'Engine',
-      connector_name: 'engine',
-      event_type: 'perf',
-      source_type: 'resource',
-      component: os.hostname(),
-      resource: partitionQueue(engineQueue(this.o.config.name), this.o.worker),
-      timestamp: Math.floor(Date.now() / 1000),
-      perf_data_array: [
-        { metric: 'cps_evt_per_sec', value: n / seconds, unit: 'evt', type: 'GAUGE' },
-        { metric: 'cps_sec_per_evt', value: n ? busy / 1000 / n : 0, unit: 's', type: 'GAUGE' },
-        { metric: 'cps_queue_size', value: depth, unit: 'evt', type: 'GAUGE' },
-      ],
-    };
+    const event = statsEvent(
+      { engine: this.o.config.name, worker: this.o.worker, host: os.hostname() },
+      prev,
+      this.lastStats,
+      depth,
+      everySeconds,
+    );
     await this.publish(ch, this.names.eventsExchange, routingKey(event), Buffer.from(JSON.stringify(event))).catch(() => undefined);
   }
 
@@ -698,7 +668,8 @@ export class Engine {
   stop(): Promise<void> {
     this.stopped ??= (async () => {
       this.stopping = true;
-      clearTimeout(this.beatTimer);
+      // No beat starts from now on; the one running, if any, is waited for with the events in flight.
+      const beatsStopped = this.beats?.stop();
       clearInterval(this.statsTimer);
       // A retry in its backoff ends now; what it held stays unacked for the broker to redeliver.
       this.wakeSleepers();
@@ -708,7 +679,7 @@ export class Engine {
       if (dch && this.dispatcherTag) await dch.cancel(this.dispatcherTag).catch(() => undefined);
       const drained = (async () => {
         await this.tail;
-        await this.beatRun;
+        await beatsStopped;
         while (this.pending.size) await Promise.allSettled([...this.pending]);
       })();
       const bound = this.o.stopTimeoutMs ?? 20_000;
