@@ -9,6 +9,7 @@ import { filesUnder } from '../apply/fs.js';
 import { runBorrowing, withPrefixLock } from '../apply/lock.js';
 import { manifestSchema, readManifest } from '../apply/manifest.js';
 import { compareVersions } from '../bundle/format.js';
+import { INSTALL_SUMMARY, releaseOutput } from '../bundle/release-output.js';
 import { restartAndProbe, stopPipeline } from '../bundle/services.js';
 import { recoverInterrupted, releaseCli } from '../bundle/transaction.js';
 import { Supervisor } from '../control/supervisor.js';
@@ -242,11 +243,11 @@ export async function restoreBackup(prefix: string, o: RestoreOptions): Promise<
           `the store and etc/ of the backup are back, but the installer of ${installed.release} failed on them (exit ${r.exitCode}): ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}; fix that and run ./build-install install --start`,
         );
       }
-      const summary = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { writes?: string[] };
+      const summary = releaseOutput(INSTALL_SUMMARY, r.stdout, `the installer of ${installed.release} (install --json)`);
       const after = await readMigrationState(migrationsFile(layout));
       const migrated = Object.keys(after.applied).filter((id) => !(id in m.migrations.applied));
       if (migrated.length) o.log(`migrated from ${m.version} to ${installed.version}: ${migrated.join(', ')}`);
-      const services = restartFor([...(summary.writes ?? []), ...etcChanged]);
+      const services = restartFor([...summary.writes, ...etcChanged]);
       const problem = await startAndProbe(layout, services, o.log);
       if (problem) throw new StartError(`the backup is restored, but the stack does not come up: ${problem}`);
       return {

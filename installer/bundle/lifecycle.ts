@@ -18,6 +18,7 @@ import { PIPELINE, restartFor } from '../services/index.js';
 import { SECRET_SETS_ENV, SECRET_SETS_SINCE, splitSecretSets } from '../settings/secret-sets.js';
 import { type BundleManifest, compareVersions } from './format.js';
 import { openBundle } from './open.js';
+import { INSTALL_SUMMARY, MIGRATIONS_DONE, MIGRATIONS_PENDING, releaseOutput } from './release-output.js';
 import { restartAndProbe, stopPipeline } from './services.js';
 import { readPublicKeyFile, readTrustedKeys } from './signature.js';
 import { begin, commit, type Journal, LENDING, readJournal, recoverInterrupted, releaseCli, rollback } from './transaction.js';
@@ -183,7 +184,10 @@ async function update(
   if (compareVersions(m.version, LENDING) >= 0) {
     const asked = await releaseInstaller(layout, lock, target, ['migrate', '--json']);
     if (asked.exitCode !== 0) throw new InstallerError(`the installer of ${m.release} cannot list its migrations: ${asked.all?.trim()}`);
-    todo = (JSON.parse(asked.stdout) as { pending: PendingMigration[] }).pending;
+    todo = releaseOutput(MIGRATIONS_PENDING, asked.stdout, `the installer of ${m.release} (migrate --json)`).pending.map((x) => ({
+      ...x,
+      settings: !!x.settings,
+    }));
   }
   const oneWay = todo.filter((x) => !x.reversible);
   if (oneWay.length && !o.allowIrreversible) {
@@ -230,7 +234,7 @@ async function update(
     // Only the newer release knows how to undo its migrations for the older one.
     const down = await releaseInstaller(layout, lock, current, ['migrate', '--down-to', m.version, '--json']);
     if (down.exitCode !== 0) await undo(`undoing the migrations newer than ${m.version} failed: ${down.all?.trim()}`);
-    const undone = (JSON.parse(down.stdout) as { undone: string[] }).undone;
+    const undone = releaseOutput(MIGRATIONS_DONE, down.stdout, `the installer of ${installed.release} (migrate --down-to)`).undone ?? [];
     if (undone.length) o.log(`migrations undone for ${m.version}: ${undone.join(', ')}`);
   }
   const r = await releaseInstaller(layout, lock, target, ['install', ...o.passthrough, '--json']);
@@ -244,12 +248,15 @@ async function update(
     );
   }
   if (r.exitCode !== 0) await undo(`its installer failed ${why}`);
-  const summary = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { writes?: string[]; dist?: string[] };
+  // Written files decide what restarts: an answer that cannot be read is a failed install.
+  const summary = await Promise.resolve()
+    .then(() => releaseOutput(INSTALL_SUMMARY, r.stdout, `the installer of ${m.release} (install --json)`))
+    .catch((e: Error) => undo(e.message));
   o.log(
-    `${m.release}: ${summary.writes?.length ?? 0} files written${summary.dist?.length ? `; your edits kept, new versions in ${summary.dist.join(', ')}` : ''}`,
+    `${m.release}: ${summary.writes.length} files written${summary.dist.length ? `; your edits kept, new versions in ${summary.dist.join(', ')}` : ''}`,
   );
   if (running) {
-    const services = restartFor(summary.writes ?? []);
+    const services = restartFor(summary.writes);
     o.log(`restarting ${services.join(', ')}`);
     const problem = await restartAndProbe(layout, services);
     if (problem) await undo(`health check: ${problem}`);

@@ -13,6 +13,7 @@ import { failpoint } from '../failpoint.js';
 import type { Layout } from '../layout.js';
 import { restartFor } from '../services/index.js';
 import { compareVersions } from './format.js';
+import { MIGRATIONS_DONE, releaseOutput } from './release-output.js';
 import { restartAndProbe, stopPipeline } from './services.js';
 
 /*
@@ -147,7 +148,7 @@ async function migrate(layout: Layout, release: { version: string; release: stri
       `cannot put the data of ${layout.prefix} back in the shape of the release it rolls back to (${r.all?.trim()}); the update journal stays in ${txnDir(layout)}: run build-install again once the store answers`,
     );
   }
-  const out = JSON.parse(r.stdout) as { undone?: string[]; redone?: string[] };
+  const out = releaseOutput(MIGRATIONS_DONE, r.stdout, `the installer of ${release.release} (migrate ${args.join(' ')})`);
   return out.undone ?? out.redone ?? [];
 }
 
