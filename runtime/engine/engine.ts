@@ -25,6 +25,7 @@ import { deadLetterHeaders } from './dead-letter.js';
 import { type Attempts, BrokerUnavailable, backoff, classify, count, type Fault, nextStep, RETRY_POLICY } from './faults.js';
 import { type Output, outputsOf } from './outcome.js';
 import { partitionFor } from './partition.js';
+import { FaultPause } from './pause.js';
 import { type StatsSample, statsEvent } from './self-stats.js';
 
 /*
@@ -129,14 +130,8 @@ export class Engine {
   private readonly declared = new Set<string>();
   /** Channels that closed: their unacked messages are back in the queue, whatever was holding them lets go. */
   private readonly lost = new WeakSet<Channel>();
-  /**
-   * What is waiting for the store or the broker to answer (the event being
-   * retried, a publish the broker refused). While any is held the engine
-   * consumes nothing new.
-   */
-  private readonly holds = new Set<object>();
-  /** The current fault episode, logged once when it starts and once when the store answers again. */
-  private episode: { reason: string; since: number } | undefined;
+  /** Held while the store or the broker does not answer: consumption pauses (./pause.ts). */
+  private readonly pause: FaultPause;
   /** Backoff sleeps, woken early by a stop or a lost channel. */
   private readonly sleepers = new Set<() => void>();
   /** A stop interrupted a retry: the events behind it are left unacked for the broker to redeliver. */
@@ -191,6 +186,14 @@ export class Engine {
         if (this.dispatcherSet) await this.dispatcherSet.dump(level, action, info);
       },
     };
+    this.pause = new FaultPause({
+      changed: () => void this.syncConsumers(),
+      started: (reason) => {
+        this.stats.faults++;
+        this.o.logger.warn({ reason, queue: this.consume }, 'store or broker unavailable: consumption paused, retrying until it answers');
+      },
+      ended: (pausedMs) => this.o.logger.info({ pausedMs, retries: this.stats.retries }, 'store and broker answer again: consuming'),
+    });
     this.connection = new BrokerConnection({
       url: o.broker.url,
       where: o.broker.where,
@@ -206,12 +209,13 @@ export class Engine {
   get readiness(): EngineReadiness {
     const ch = this.ch;
     const consuming = !!ch && !this.lost.has(ch) && this.consumer?.ch === ch;
-    const faulted = this.holds.size > 0;
+    const faulted = this.pause.paused;
     const out: EngineReadiness = {
       ready: this.connection.connected && !this.stopping && !faulted && (consuming || !this.eventTask),
       consuming,
     };
-    if (faulted && this.episode) out.fault = { reason: this.episode.reason, since: new Date(this.episode.since).toISOString() };
+    const fault = this.pause.fault;
+    if (fault) out.fault = fault;
     return out;
   }
 
@@ -289,7 +293,7 @@ export class Engine {
   private syncConsumers(): Promise<void> {
     this.consumerSync = this.consumerSync
       .then(async () => {
-        const want = !this.stopping && this.holds.size === 0;
+        const want = !this.stopping && !this.pause.paused;
         const ch = this.ch;
         if (this.eventTask && ch && !this.lost.has(ch)) {
           this.consumer = await this.toggle(this.consumer, ch, want, this.consume, (msg) => this.enqueue(ch, msg));
@@ -380,8 +384,8 @@ export class Engine {
         let fault: Fault;
         try {
           await this.process(ch, msg);
-          this.release(hold);
-          this.answered();
+          this.pause.release(hold);
+          this.pause.answered();
           return;
         } catch (e) {
           if (this.lost.has(ch)) return;
@@ -391,7 +395,7 @@ export class Engine {
         const step = nextStep(fault, attempts, this.taskName);
         if (step.action === 'dead-letter') return await this.deadLetter(ch, msg, step.reason);
         this.stats.retries++;
-        if (step.pause) this.hold(hold, fault.message);
+        if (step.pause) this.pause.hold(hold, fault.message);
         else this.o.logger.debug({ err: fault.message, attempt: attempts.failures }, `${this.taskName} failed; retrying`);
         if (!(await this.sleep(step.afterMs, ch))) {
           if (this.stopping) this.abandoned = true;
@@ -399,7 +403,7 @@ export class Engine {
         }
       }
     } finally {
-      this.release(hold);
+      this.pause.release(hold);
     }
   }
 
@@ -497,19 +501,19 @@ export class Engine {
         try {
           await this.publish(ch, exchange, key, body, headers);
           if (n > 0) {
-            this.release(hold);
-            this.answered();
+            this.pause.release(hold);
+            this.pause.answered();
           }
           return true;
         } catch (e) {
           if (this.lost.has(ch) || this.stopping) return false;
           this.stats.retries++;
-          this.hold(hold, `the broker refused a publish to ${key || exchange}: ${(e as Error).message}`);
+          this.pause.hold(hold, `the broker refused a publish to ${key || exchange}: ${(e as Error).message}`);
           if (!(await this.sleep(backoff(RETRY_POLICY.transient, n), ch))) return false;
         }
       }
     } finally {
-      this.release(hold);
+      this.pause.release(hold);
     }
   }
 
@@ -527,34 +531,6 @@ export class Engine {
   /** amqplib buffers when the socket is full: wait for 'drain' before taking the next event. */
   private async backPressure(): Promise<void> {
     if (this.drainWait) await this.drainWait;
-  }
-
-  /** The start of a fault episode (the first hold) cancels the consumers and is logged; later holds and retries are not. */
-  private hold(token: object, reason: string): void {
-    if (this.holds.has(token)) return;
-    this.holds.add(token);
-    if (this.holds.size > 1) return;
-    if (!this.episode) {
-      this.episode = { reason, since: Date.now() };
-      this.stats.faults++;
-      this.o.logger.warn({ reason, queue: this.consume }, 'store or broker unavailable: consumption paused, retrying until it answers');
-    }
-    void this.syncConsumers();
-  }
-
-  private release(token: object): void {
-    if (!this.holds.delete(token) || this.holds.size > 0) return;
-    void this.syncConsumers();
-  }
-
-  /** Something went through: if a fault episode was open and nothing is held any more, it is over. */
-  private answered(): void {
-    if (!this.episode || this.holds.size > 0) return;
-    this.o.logger.info(
-      { pausedMs: Date.now() - this.episode.since, retries: this.stats.retries },
-      'store and broker answer again: consuming',
-    );
-    this.episode = undefined;
   }
 
   /** Waits, unless a stop or the loss of `ch` comes first; true when it is still worth retrying. */

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { BeatScheduler } from '../../runtime/engine/beats.js';
 import { deadLetterHeaders } from '../../runtime/engine/dead-letter.js';
 import { partitionFor } from '../../runtime/engine/partition.js';
+import { FaultPause } from '../../runtime/engine/pause.js';
 import { statsEvent } from '../../runtime/engine/self-stats.js';
 import { entityId } from '../../runtime/event/canopsis-event.js';
 import { waitFor } from '../helpers/index.js';
@@ -111,4 +112,34 @@ test('partitions: one entity always in the same partition, entities spread over 
     ),
     0,
   );
+});
+
+test('fault pause: one episode however many holds and retries; consumers follow the first hold and the last release; over once something goes through', () => {
+  let clock = 1000;
+  const log: string[] = [];
+  const pause = new FaultPause(
+    {
+      changed: () => log.push(pause.paused ? 'pause' : 'resume'),
+      started: (r) => log.push(`started: ${r}`),
+      ended: (ms) => log.push(`ended after ${ms} ms`),
+    },
+    () => clock,
+  );
+  const event = {};
+  const publish = {};
+  pause.hold(event, 'SQLITE_BUSY');
+  pause.hold(event, 'SQLITE_BUSY again');
+  pause.hold(publish, 'the broker refused a publish');
+  assert.equal(pause.paused, true);
+  assert.deepEqual(pause.fault, { reason: 'SQLITE_BUSY', since: new Date(1000).toISOString() });
+  clock = 4500;
+  pause.release(event);
+  pause.answered();
+  assert.equal(pause.paused, true, 'the publish still holds');
+  pause.release(publish);
+  assert.equal(pause.paused, false);
+  assert.equal(pause.fault, undefined);
+  pause.answered();
+  pause.answered();
+  assert.deepEqual(log, ['started: SQLITE_BUSY', 'pause', 'resume', 'ended after 3500 ms']);
 });
