@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Argument, Command } from 'commander';
+import { parseOrExit } from '../../runtime/cli/args.js';
 import { prefixFrom } from '../../runtime/config/files.js';
-import { EXIT } from '../../runtime/contract/exit-codes.js';
 import { readTiers, type ServiceState, serviceState, startService, stopService, type Tiers } from './services.js';
 import { Supervisor } from './supervisor.js';
 
@@ -25,12 +25,7 @@ const cmd = new Command('hypcontrol')
   )
   .exitOverride();
 
-try {
-  cmd.parse(process.argv.slice(2), { from: 'user' });
-} catch (e) {
-  const code = (e as { code?: string }).code;
-  process.exit(code === 'commander.helpDisplayed' || code === 'commander.help' ? EXIT.ok : EXIT.usage);
-}
+parseOrExit(cmd);
 
 const action = cmd.processedArgs[0] as string;
 const timeoutMs = Number(process.env.CPS_SERVICE_TIMEOUT ?? 180) * 1000;

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Argument, Command } from 'commander';
+import { parseOrExit } from '../../runtime/cli/args.js';
 import { prefixFrom } from '../../runtime/config/files.js';
 import { EXIT } from '../../runtime/contract/exit-codes.js';
 import { serviceState, startService, stopService } from './services.js';
@@ -23,12 +24,7 @@ const cmd = new Command('service')
   .addHelpText('after', '\nExit codes (LSB): status 0 running, 3 stopped, 1 dead or not ready; start/stop/restart 0 or 1; 2 usage.')
   .exitOverride();
 
-try {
-  cmd.parse(process.argv.slice(2), { from: 'user' });
-} catch (e) {
-  const code = (e as { code?: string }).code;
-  process.exit(code === 'commander.helpDisplayed' || code === 'commander.help' ? EXIT.ok : EXIT.usage);
-}
+parseOrExit(cmd);
 
 const [service, action] = cmd.processedArgs as [string, Action];
 const timeoutMs = Number(process.env.CPS_SERVICE_TIMEOUT ?? 120) * 1000;

@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import ini from 'ini';
 import { prefixFrom } from '../config/files.js';
 import { hashPassword, keyHash } from '../web/auth.js';
+import { commanderExit } from './args.js';
 
 /*
  * PREFIX/bin/api-users: REST API accounts in etc/api-users.ini. Passwords
@@ -99,9 +100,8 @@ cli
 try {
   await cli.parseAsync(process.argv.slice(2), { from: 'user' });
 } catch (e) {
-  const code = (e as { code?: string }).code;
-  if (code === 'commander.helpDisplayed' || code === 'commander.help') process.exitCode = 0;
-  else if (code?.startsWith('commander.')) process.exitCode = 2;
+  const exit = commanderExit(e);
+  if (exit !== undefined) process.exitCode = exit;
   else {
     process.stderr.write(`api-users: ${(e as Error).message}\n`);
     process.exitCode = 1;

@@ -5,6 +5,7 @@ import { matches, peek, type ReplayFilter, reasonsOf, replayHeaders } from '../a
 import { deadQueue, engineQueue } from '../amqp/topology.js';
 import { readEngines } from '../config/engines.js';
 import { prefixFrom, readBrokerConfig } from '../config/files.js';
+import { commanderExit } from './args.js';
 
 /*
  * dead-letters list | show | replay: what the engines refused, why, and a way
@@ -121,9 +122,8 @@ function program(): Command {
 try {
   await program().parseAsync(process.argv.slice(2), { from: 'user' });
 } catch (e) {
-  const code = (e as { code?: string }).code;
-  if (code === 'commander.helpDisplayed' || code === 'commander.help') process.exitCode = 0;
-  else if (code?.startsWith('commander.')) process.exitCode = 2;
+  const exit = commanderExit(e);
+  if (exit !== undefined) process.exitCode = exit;
   else {
     process.stderr.write(`dead-letters: ${(e as Error).message}\n`);
     process.exitCode = 1;

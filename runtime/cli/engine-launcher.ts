@@ -10,6 +10,7 @@ import { Engine } from '../engine/engine.js';
 import { builtinRegistry } from '../engines/builtin.js';
 import { createLogger, isLevel, LEVELS } from '../log.js';
 import { loadPlugins, PluginError } from '../tasks/registry.js';
+import { commanderExit } from './args.js';
 
 /*
  * engine-launcher -e dynamic -n NAME -w WORKER -l LEVEL [-publishQueue Q] [-consumeQueue Q]
@@ -42,8 +43,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     cmd.parse(normaliseArgs(argv), { from: 'user' });
   } catch (e) {
-    const code = (e as { code?: string }).code;
-    return code === 'commander.helpDisplayed' || code === 'commander.help' ? 0 : 2;
+    return commanderExit(e) ?? 2;
   }
   const o = cmd.opts<{
     engineType: string;

@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { prefixFrom, readBrokerConfig, readIni } from '../config/files.js';
 import { checkEvent, routingKey } from '../event/canopsis-event.js';
 import { apiClient } from '../web/client.js';
+import { parseOrExit } from './args.js';
 
 /*
  * PREFIX/bin/send-event: one event, from flags or JSON, to canopsis.events
@@ -34,12 +35,7 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-try {
-  cmd.parse(process.argv.slice(2), { from: 'user' });
-} catch (e) {
-  const code = (e as { code?: string }).code;
-  process.exit(code === 'commander.helpDisplayed' || code === 'commander.help' ? 0 : 2);
-}
+parseOrExit(cmd);
 
 const o = cmd.opts<Record<string, string | boolean | undefined>>();
 try {

@@ -13,6 +13,7 @@ import { routingKey } from '../event/canopsis-event.js';
 import { createLogger } from '../log.js';
 import { readCredentials } from '../web/auth.js';
 import { buildServer, type QueueStat } from '../web/server.js';
+import { parseOrExit } from './args.js';
 
 /*
  * PREFIX/bin/webserver: the REST API on [server] bind:port of
@@ -26,12 +27,7 @@ const cmd = new Command('webserver')
   .option('--prefix <dir>', 'installed tree (default: $CPS_PREFIX)')
   .exitOverride();
 
-try {
-  cmd.parse(process.argv.slice(2), { from: 'user' });
-} catch (e) {
-  const code = (e as { code?: string }).code;
-  process.exit(code === 'commander.helpDisplayed' || code === 'commander.help' ? 0 : 2);
-}
+parseOrExit(cmd);
 
 /** The certificate and key, checked here so that a bad file is named instead of an OpenSSL code. */
 async function readTls(conf: WebserverConf): Promise<{ cert: string; key: string } | undefined> {
