@@ -7,8 +7,24 @@ import { LOCK_HELD_ENV } from './apply/lock.js';
  * takes its updater down with it, since the two are one run. A real kill
  * from outside cannot be aimed at a point between two writes; this can,
  * and the kill itself is the real one. Unset, it costs one comparison.
+ *
+ * In-process tests of the update machine set a handler instead: it throws
+ * at the point, and the test then runs what the next run would (recovery)
+ * on the same tree.
  */
+
+let inProcess: ((name: string) => void) | undefined;
+
+/** For in-process tests only: called at every point instead of the kill. */
+export function onFailpoint(handler: ((name: string) => void) | undefined): void {
+  inProcess = handler;
+}
+
 export function failpoint(name: string): void {
+  if (inProcess) {
+    inProcess(name);
+    return;
+  }
   if (process.env.CPS_FAILPOINT !== name) return;
   if (process.env[LOCK_HELD_ENV]) {
     try {

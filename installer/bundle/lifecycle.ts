@@ -2,7 +2,6 @@ import { cp, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { refusedBeforeWriting } from '../../runtime/contract/exit-codes.js';
 import { exists } from '../apply/fs.js';
 import { lockPrefix, runBorrowing, withPrefixLock } from '../apply/lock.js';
 import { type Manifest, readManifest, sha256 } from '../apply/manifest.js';
@@ -10,18 +9,17 @@ import { pruneReleases } from '../apply/release.js';
 import { nodeFor } from '../apply/runtime.js';
 import { createBackup, describeBackup, type LastBackup, lastBackup } from '../backup/backup.js';
 import { Supervisor } from '../control/supervisor.js';
-import { InstallerError, UpdateFailed, UsageError } from '../errors.js';
+import { InstallerError, UsageError } from '../errors.js';
 import { failpoint } from '../failpoint.js';
 import { type Layout, layoutOf } from '../layout.js';
 import { type PendingMigration, pendingMigrations } from '../migrations/run.js';
-import { PIPELINE, restartFor } from '../services/index.js';
 import { SECRET_SETS_ENV, SECRET_SETS_SINCE, splitSecretSets } from '../settings/secret-sets.js';
 import { type BundleManifest, compareVersions } from './format.js';
 import { openBundle } from './open.js';
-import { INSTALL_SUMMARY, MIGRATIONS_DONE, MIGRATIONS_PENDING, releaseOutput } from './release-output.js';
 import { restartAndProbe, stopPipeline } from './services.js';
 import { readPublicKeyFile, readTrustedKeys } from './signature.js';
 import { begin, commit, type Journal, LENDING, readJournal, recoverInterrupted, releaseCli, rollback } from './transaction.js';
+import { runUpdate, type UpdateEffects } from './update-machine.js';
 
 /*
  * Install or update from a bundle, status, remove and purge. The bundle's own
@@ -79,7 +77,7 @@ async function systemdRuns(): Promise<boolean> {
 }
 
 /** The release goes in whole or not at all: copied beside its place, then renamed. */
-async function placeRelease(layout: Layout, from: string, release: string): Promise<void> {
+export async function placeRelease(layout: Layout, from: string, release: string): Promise<void> {
   const dest = path.join(layout.releases, release);
   if (await exists(path.join(dest, 'package.json'))) return;
   await mkdir(layout.releases, { recursive: true });
@@ -154,117 +152,64 @@ async function runBundle(o: BundleRunOptions, layout: Layout, lock: RunLock): Pr
     }
     const env = { CPS_OLD_VERSION: installed?.version ?? '', CPS_NEW_VERSION: m.version };
     await hook(path.join(opened.dir, 'release'), installed ? 'preupdate' : 'preinst', layout, env, o.log);
-    await placeRelease(layout, path.join(opened.dir, 'release'), m.release);
-    const target = { id: m.release, version: m.version };
     if (!installed) {
-      const r = await releaseInstaller(layout, lock, target, ['install', ...o.passthrough, '--json']);
+      await placeRelease(layout, path.join(opened.dir, 'release'), m.release);
+      const r = await releaseInstaller(layout, lock, { id: m.release, version: m.version }, ['install', ...o.passthrough, '--json']);
       if (r.exitCode !== 0) throw new InstallerError(`the installer of ${m.release} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
       await hook(path.join(layout.releases, m.release), 'postinst', layout, env, o.log);
       return { version: m.version, release: m.release };
     }
-    await update(o, layout, lock, installed, m, env);
+    const plan = {
+      from: { version: installed.version, release: installed.release },
+      to: { version: m.version, release: m.release },
+      allowIrreversible: o.allowIrreversible,
+      passthrough: o.passthrough,
+    };
+    await runUpdate(plan, updateEffects(o, layout, lock, path.join(opened.dir, 'release'), installed, m, env));
     return { version: m.version, release: m.release, from: installed.version };
   } finally {
     await opened.cleanup();
   }
 }
 
-async function update(
+/** The real effects of an update: release installers under this run's lock, supervisord, the probe, the files of the prefix. */
+function updateEffects(
   o: BundleRunOptions,
   layout: Layout,
   lock: RunLock,
+  bundled: string,
   installed: Manifest,
   m: BundleManifest,
   env: Record<string, string>,
-): Promise<void> {
-  const target = { id: m.release, version: m.version };
-  const current = { id: installed.release, version: installed.version };
-  // The new release says what it will migrate here; data it cannot put back is refused before anything changes.
-  let todo: PendingMigration[] = [];
-  if (compareVersions(m.version, LENDING) >= 0) {
-    const asked = await releaseInstaller(layout, lock, target, ['migrate', '--json']);
-    if (asked.exitCode !== 0) throw new InstallerError(`the installer of ${m.release} cannot list its migrations: ${asked.all?.trim()}`);
-    todo = releaseOutput(MIGRATIONS_PENDING, asked.stdout, `the installer of ${m.release} (migrate --json)`).pending.map((x) => ({
-      ...x,
-      settings: !!x.settings,
-    }));
-  }
-  const oneWay = todo.filter((x) => !x.reversible);
-  if (oneWay.length && !o.allowIrreversible) {
-    throw new UsageError(
-      `${m.version} reshapes stored data in a way a failed update cannot undo (${oneWay.map((x) => `${x.id}: ${x.description}`).join('; ')}); back up the store, then run again with --allow-irreversible`,
-    );
-  }
-  if (todo.length) o.log(`migrations to run: ${todo.map((x) => x.id).join(', ')}`);
-  const running = await new Supervisor(layout.prefix).running();
-  if (await systemdRuns()) {
-    // Stopping, restarting and health-checking go through supervisord; units started by systemd would keep old code writing.
-    throw new UsageError(
-      'the stack runs under systemd (canopsis.target is active): stop it (systemctl stop canopsis.target), update, then start it again',
-    );
-  }
-  await backupBeforeMigrations(o, layout, todo, m.release);
-  const journal: Journal = {
-    op: 'update',
-    from: { version: installed.version, release: installed.release },
-    to: { version: m.version, release: m.release },
-    running,
-    started: new Date().toISOString(),
+): UpdateEffects {
+  return {
+    place: () => placeRelease(layout, bundled, m.release),
+    runRelease: (release, command) => releaseInstaller(layout, lock, { id: release.release, version: release.version }, command),
+    running: async () => {
+      const running = await new Supervisor(layout.prefix).running();
+      if (await systemdRuns()) {
+        // Stopping, restarting and health-checking go through supervisord; units started by systemd would keep old code writing.
+        throw new UsageError(
+          'the stack runs under systemd (canopsis.target is active): stop it (systemctl stop canopsis.target), update, then start it again',
+        );
+      }
+      return running;
+    },
+    backup: (todo) => backupBeforeMigrations(o, layout, todo, m.release),
+    begin: (journal) => begin(layout, journal),
+    commit: () => commit(layout),
+    rollback: (journal) => rollback(layout, journal),
+    stopPipeline: () => stopPipeline(layout),
+    restartAndProbe: (services) => restartAndProbe(layout, services),
+    finish: async () => {
+      // Never the release this update came from: a later rollback may need it.
+      await pruneReleases(layout.releases, [m.release, installed.release]);
+      await hook(path.join(layout.releases, m.release), 'postupdate', layout, env, o.log);
+    },
+    failpoint,
+    log: o.log,
+    now: () => new Date(),
   };
-  await begin(layout, journal);
-  failpoint('journal');
-  const undo = async (why: string): Promise<never> => {
-    o.log(`${why}; rolling back to ${installed.version}`);
-    const r = await rollback(layout, journal);
-    await commit(layout);
-    throw new UpdateFailed(
-      `update to ${m.version} failed (${why}); rolled back to ${installed.version} (${installed.release})${r.undone.length ? `, migrations undone: ${r.undone.join(', ')}` : ''}${
-        running ? (r.problem ? `, which does not come up either: ${r.problem}` : ', running again') : ''
-      }`,
-    );
-  };
-  const downgrade = compareVersions(m.version, installed.version) < 0 && compareVersions(installed.version, LENDING) >= 0;
-  const stopped = running && (downgrade || todo.some((x) => x.store));
-  if (stopped) {
-    // Engines of either version must not write while documents change shape.
-    o.log(`stopping ${PIPELINE.join(', ')} while stored data is migrated`);
-    await stopPipeline(layout);
-  }
-  if (downgrade) {
-    // Only the newer release knows how to undo its migrations for the older one.
-    const down = await releaseInstaller(layout, lock, current, ['migrate', '--down-to', m.version, '--json']);
-    if (down.exitCode !== 0) await undo(`undoing the migrations newer than ${m.version} failed: ${down.all?.trim()}`);
-    const undone = releaseOutput(MIGRATIONS_DONE, down.stdout, `the installer of ${installed.release} (migrate --down-to)`).undone ?? [];
-    if (undone.length) o.log(`migrations undone for ${m.version}: ${undone.join(', ')}`);
-  }
-  const r = await releaseInstaller(layout, lock, target, ['install', ...o.passthrough, '--json']);
-  const why = `(exit ${r.exitCode}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`;
-  // Settings, preflight and validation refuse before the installer writes anything (exit 2, 3, 4).
-  if (refusedBeforeWriting(r.exitCode) && !downgrade) {
-    await commit(layout);
-    const problem = stopped ? await restartAndProbe(layout, PIPELINE) : undefined;
-    throw new InstallerError(
-      `the installer of ${m.version} refused ${why}; nothing was changed${stopped ? (problem ? `, and ${problem}` : '; the engines and the webserver run again') : ''}`,
-    );
-  }
-  if (r.exitCode !== 0) await undo(`its installer failed ${why}`);
-  // Written files decide what restarts: an answer that cannot be read is a failed install.
-  const summary = await Promise.resolve()
-    .then(() => releaseOutput(INSTALL_SUMMARY, r.stdout, `the installer of ${m.release} (install --json)`))
-    .catch((e: Error) => undo(e.message));
-  o.log(
-    `${m.release}: ${summary.writes.length} files written${summary.dist.length ? `; your edits kept, new versions in ${summary.dist.join(', ')}` : ''}`,
-  );
-  if (running) {
-    const services = restartFor(summary.writes);
-    o.log(`restarting ${services.join(', ')}`);
-    const problem = await restartAndProbe(layout, services);
-    if (problem) await undo(`health check: ${problem}`);
-  }
-  failpoint('healthy');
-  await commit(layout);
-  await pruneReleases(layout.releases, [m.release, installed.release]);
-  await hook(path.join(layout.releases, m.release), 'postupdate', layout, env, o.log);
 }
 
 /**

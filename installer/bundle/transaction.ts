@@ -138,6 +138,20 @@ async function restore(from: string, to: string, rel: string): Promise<string[]>
   return changed;
 }
 
+/** What a rollback does beyond files: the services and the store (in-process tests pass their own). */
+export interface RollbackEffects {
+  stopPipeline(): Promise<void>;
+  restartAndProbe(services: readonly string[]): Promise<string | undefined>;
+  /** `migrate ARGS --json` of a release that has it; the ids it reports. */
+  migrate(release: { version: string; release: string }, args: string[]): Promise<string[]>;
+}
+
+export const realRollbackEffects = (layout: Layout): RollbackEffects => ({
+  stopPipeline: () => stopPipeline(layout),
+  restartAndProbe: (services) => restartAndProbe(layout, services),
+  migrate: (release, args) => migrate(layout, release, args),
+});
+
 /** Runs `migrate` of a release (one that has it) under this run's lock; returns the ids it reports. */
 async function migrate(layout: Layout, release: { version: string; release: string }, args: string[]): Promise<string[]> {
   const cli = releaseCli(layout, release.release);
@@ -150,6 +164,13 @@ async function migrate(layout: Layout, release: { version: string; release: stri
   }
   const out = releaseOutput(MIGRATIONS_DONE, r.stdout, `the installer of ${release.release} (migrate ${args.join(' ')})`);
   return out.undone ?? out.redone ?? [];
+}
+
+/** What a rollback did, in the words both a failed update and a recovery use. */
+export function rolledBack(journal: Journal, r: RollbackResult): string {
+  const undone = r.undone.length ? `, migrations undone: ${r.undone.join(', ')}` : '';
+  const state = journal.running ? (r.problem ? `, which does not come up either: ${r.problem}` : ', running again') : '';
+  return `rolled back to ${journal.from.version} (${journal.from.release})${undone}${state}`;
 }
 
 export interface RollbackResult {
@@ -166,12 +187,17 @@ export interface RollbackResult {
  * stack ran, restarts what runs the old code or reads a restored file. The
  * journal stays: the caller commits the rollback.
  */
-export async function rollback(layout: Layout, journal: Journal, opts: { restartAll?: boolean } = {}): Promise<RollbackResult> {
+export async function rollback(
+  layout: Layout,
+  journal: Journal,
+  opts: { restartAll?: boolean } = {},
+  fx: RollbackEffects = realRollbackEffects(layout),
+): Promise<RollbackResult> {
   const dir = txnDir(layout);
   // Nothing of the new version may write while the data goes back.
-  if (journal.running) await stopPipeline(layout);
+  if (journal.running) await fx.stopPipeline();
   // Only the new release knows its migrations; it is complete if it exists (it is renamed in whole).
-  const undone = await migrate(layout, journal.to, ['--down-to', journal.from.version]);
+  const undone = await fx.migrate(journal.to, ['--down-to', journal.from.version]);
   const changed: string[] = [];
   for (const d of SNAPSHOT_DIRS)
     if (await exists(path.join(dir, d))) changed.push(...(await restore(path.join(dir, d), path.join(layout.prefix, d), d)));
@@ -189,19 +215,22 @@ export async function rollback(layout: Layout, journal: Journal, opts: { restart
   }
   failpoint('rollback-restored');
   // A failed downgrade: the newer release puts its data shape back.
-  if (compareVersions(journal.from.version, journal.to.version) > 0)
-    await migrate(layout, journal.from, ['--redo-after', journal.to.version]);
+  if (compareVersions(journal.from.version, journal.to.version) > 0) await fx.migrate(journal.from, ['--redo-after', journal.to.version]);
   await switchSymlink(layout.current, path.join('releases', journal.from.release));
   // A new release that never went live is of no use; one that did stays for a later try.
   await rm(path.join(layout.releases, `.${journal.to.release}.partial`), { recursive: true, force: true });
   // A rollback resumed after a kill cannot know what the first attempt already put back: every service restarts.
   const reread = opts.restartAll ? (await filesUnder(layout.etc)).map((f) => path.join('etc', f)) : changed;
-  const problem = journal.running ? await restartAndProbe(layout, restartFor(reread)) : undefined;
+  const problem = journal.running ? await fx.restartAndProbe(restartFor(reread)) : undefined;
   return { changed, undone, problem };
 }
 
 /** Ends what a killed run left: a half-placed release goes, an update in progress is rolled back. Holds the lock. */
-export async function recoverInterrupted(layout: Layout, log: (line: string) => void): Promise<string | undefined> {
+export async function recoverInterrupted(
+  layout: Layout,
+  log: (line: string) => void,
+  fx: RollbackEffects = realRollbackEffects(layout),
+): Promise<string | undefined> {
   await removePartials(layout);
   const journal = await readJournal(layout);
   if (!journal) {
@@ -212,11 +241,9 @@ export async function recoverInterrupted(layout: Layout, log: (line: string) => 
   log(
     `an update from ${journal.from.version} to ${journal.to.version} begun ${journal.started} did not finish: rolling back to ${journal.from.version}`,
   );
-  const r = await rollback(layout, journal, { restartAll: true });
+  const r = await rollback(layout, journal, { restartAll: true }, fx);
   await commit(layout);
-  const line = `rolled back to ${journal.from.version} (${journal.from.release})${r.undone.length ? `; migrations undone: ${r.undone.join(', ')}` : ''}${
-    journal.running ? (r.problem ? `; it does not come up either: ${r.problem}` : '; running again') : ''
-  }`;
+  const line = rolledBack(journal, r);
   log(line);
   return line;
 }
