@@ -59,7 +59,8 @@ test('a holder killed -9 while its release installer runs: the lock stays until 
   const { writeFile, readFile } = await import('node:fs/promises');
   const layout = layoutOf(path.join(dir, 'q'));
   const sleeper = path.join(dir, 'sleeper.mjs');
-  await writeFile(sleeper, "process.stdout.write('borrowed\\n'); setInterval(() => {}, 1000);\n");
+  // Its holder's death closes its stdout: like an orphaned installer, it goes on (no EPIPE crash).
+  await writeFile(sleeper, "process.stdout.on('error', () => {}); process.stdout.write('borrowed\\n'); setInterval(() => {}, 1000);\n");
   const lock = path.join(ROOT, 'dist', 'installer', 'apply', 'lock.js');
   const lay = path.join(ROOT, 'dist', 'installer', 'layout.js');
   const script = `const { lockPrefix, runBorrowing } = await import(${JSON.stringify(lock)}); const { layoutOf } = await import(${JSON.stringify(lay)});
@@ -69,6 +70,10 @@ const l = layoutOf(${JSON.stringify(layout.prefix)}); await lockPrefix(l); await
     const o = JSON.parse(await readFile(`${layout.pkgmgr}/install.lock.owner`, 'utf8')) as { borrower?: { pid: number } };
     return o.borrower;
   });
+  // Killed only once the borrower runs the installer (under load, node may still be starting).
+  await waitFor('the borrower running', async () =>
+    (await readFile(`/proc/${owner.pid}/cmdline`, 'utf8').catch(() => '')).includes('sleeper.mjs'),
+  );
   h.kill('SIGKILL');
   await h;
   await assert.rejects(lockPrefix(layout), /another build-install \(pid \d+\) is running/, 'the orphaned installer still writes');
