@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { layoutOf } from '../../runtime/contract/layout.js';
+import { READY } from '../services/index.js';
 import { engineBacklog } from './backlog.js';
-import { READY } from './readiness.js';
 import type { Supervisor } from './supervisor.js';
 
 /*

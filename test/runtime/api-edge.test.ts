@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import { rootCertificates } from 'node:tls';
 import { execa, type ResultPromise } from 'execa';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { READY } from '../../installer/control/readiness.js';
+import { READY } from '../../installer/services/index.js';
 import { readWebserverConf } from '../../runtime/config/files.js';
 import { type ApiClient, apiClient, trustAgent } from '../../runtime/web/client.js';
 import { apiFetch, selfSignedCert } from '../helpers/api.js';
