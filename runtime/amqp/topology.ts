@@ -1,5 +1,8 @@
 import type { Channel, ChannelModel } from 'amqplib';
 
+/** What declaring needs of a channel (amqplib's, or the tests' in-memory broker's). */
+export type Declarer = Pick<Channel, 'assertQueue' | 'assertExchange' | 'bindQueue'>;
+
 /*
  * Names and declarations of the broker objects an engine uses. Declaring is
  * idempotent, so every process re-applies its part after each (re)connect.
@@ -48,12 +51,12 @@ export const engineQueueArgs = (names: TopologyNames, queue: string) => ({
   arguments: { 'x-dead-letter-exchange': names.deadExchange, 'x-dead-letter-routing-key': deadQueue(queue) },
 });
 
-export async function declareExchanges(ch: Channel, names: TopologyNames): Promise<void> {
+export async function declareExchanges(ch: Declarer, names: TopologyNames): Promise<void> {
   await ch.assertExchange(names.eventsExchange, 'topic', { durable: true });
   await ch.assertExchange(names.deadExchange, 'direct', { durable: true });
 }
 
-export async function declareEngineQueue(ch: Channel, names: TopologyNames, queue: string): Promise<void> {
+export async function declareEngineQueue(ch: Declarer, names: TopologyNames, queue: string): Promise<void> {
   await ch.assertQueue(queue, engineQueueArgs(names, queue));
   await ch.assertQueue(deadQueue(queue), { durable: true });
   await ch.bindQueue(deadQueue(queue), names.deadExchange, deadQueue(queue));
@@ -69,7 +72,7 @@ export interface EngineTopology {
   dispatcher: string;
 }
 
-export async function declareEngineTopology(ch: Channel, names: TopologyNames, t: EngineTopology): Promise<void> {
+export async function declareEngineTopology(ch: Declarer, names: TopologyNames, t: EngineTopology): Promise<void> {
   await declareExchanges(ch, names);
   for (const q of new Set([t.consume, ...t.targets])) await declareEngineQueue(ch, names, q);
   // Events arrive with routing keys built from their fields, or none at all (Go-era API): take them all.
