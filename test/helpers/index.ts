@@ -30,7 +30,11 @@ export interface RunResult {
 
 /** Runs a command; never throws, the test asserts on the result. */
 export async function run(file: string, args: string[], opts: Pick<Options, 'env' | 'cwd' | 'timeout'> = {}): Promise<RunResult> {
+  const started = performance.now();
   const r = await execa(file, args, { reject: false, all: true, ...opts });
+  // CPS_TEST_TRACE=1: what each command took, to see where a slow test spends its time.
+  if (process.env.CPS_TEST_TRACE)
+    process.stderr.write(`[trace] ${((performance.now() - started) / 1000).toFixed(1)} s  ${path.basename(file)} ${args.join(' ').slice(0, 160)}\n`);
   return {
     exitCode: r.exitCode ?? -1,
     signal: r.signal ?? undefined,
