@@ -34,7 +34,9 @@ export async function run(file: string, args: string[], opts: Pick<Options, 'env
   const r = await execa(file, args, { reject: false, all: true, ...opts });
   // CPS_TEST_TRACE=1: what each command took, to see where a slow test spends its time.
   if (process.env.CPS_TEST_TRACE)
-    process.stderr.write(`[trace] ${((performance.now() - started) / 1000).toFixed(1)} s  ${path.basename(file)} ${args.join(' ').slice(0, 160)}\n`);
+    process.stderr.write(
+      `[trace] ${((performance.now() - started) / 1000).toFixed(1)} s  ${path.basename(file)} ${args.join(' ').slice(0, 160)}\n`,
+    );
   return {
     exitCode: r.exitCode ?? -1,
     signal: r.signal ?? undefined,
