@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { spawnSync } from 'node:child_process';
 // Runs every compiled test file (dist/test/**/*.test.js) with node's test runner.
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -26,5 +27,13 @@ const reporters = [
   `--test-reporter=${path.join(root, 'test', 'file-times.mjs')}`,
   '--test-reporter-destination=stdout',
 ];
-const r = spawnSync(node, ['--test', '--test-concurrency=2', ...reporters, ...selected], { stdio: 'inherit', cwd: root });
+// What several test files need and is the same for all of them (the bundle of this tree) is built
+// once per run, into this directory (test/helpers/bundles.ts).
+const cache = mkdtempSync(path.join(os.tmpdir(), 'cps-test-run-'));
+const r = spawnSync(node, ['--test', '--test-concurrency=2', ...reporters, ...selected], {
+  stdio: 'inherit',
+  cwd: root,
+  env: { ...process.env, CPS_TEST_RUN_CACHE: cache },
+});
+rmSync(cache, { recursive: true, force: true });
 process.exit(r.status ?? 1);

@@ -1,6 +1,7 @@
-import { copyFile, mkdir, readFile, rename, stat, symlink } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import lockfile from 'proper-lockfile';
 import { buildInstall, ROOT, removeDir, run, tempDir } from './index.js';
 
 /*
@@ -27,13 +28,27 @@ async function deps(root: string): Promise<string> {
 export async function bundleOfCommit(commit: string): Promise<string> {
   const cacheDir = path.join(os.tmpdir(), 'cps-test-bundles');
   const cached = path.join(cacheDir, `${commit}.tar.gz`);
-  if (
-    await stat(cached).then(
-      () => true,
-      () => false,
+  await mkdir(cacheDir, { recursive: true });
+  // The update tests ask at once: one builds, the other waits and takes it.
+  const release = await lockfile.lock(cacheDir, {
+    lockfilePath: path.join(cacheDir, `${commit}.lock`),
+    retries: { retries: 600, minTimeout: 500, maxTimeout: 500 },
+  });
+  try {
+    if (
+      await stat(cached).then(
+        () => true,
+        () => false,
+      )
     )
-  )
-    return cached;
+      return cached;
+    return await buildCommit(commit, cached);
+  } finally {
+    await release();
+  }
+}
+
+async function buildCommit(commit: string, cached: string): Promise<string> {
   const has = await run('git', ['-C', ROOT, 'cat-file', '-e', `${commit}^{commit}`]);
   if (has.exitCode !== 0)
     throw new Error(
@@ -50,7 +65,6 @@ export async function bundleOfCommit(commit: string): Promise<string> {
     const b = await run(path.join(src, 'build-install'), ['bundle', '--out', work, '--json'], { cwd: src });
     if (b.exitCode !== 0) throw new Error(`building the bundle of ${commit}: ${b.all}`);
     const file = (JSON.parse(b.stdout.trim().split('\n').at(-1)!) as { file: string }).file;
-    await mkdir(cacheDir, { recursive: true });
     const tmp = `${cached}.${process.pid}.tmp`;
     await copyFile(file, tmp);
     await rename(tmp, cached);
@@ -60,14 +74,55 @@ export async function bundleOfCommit(commit: string): Promise<string> {
   }
 }
 
-/** The bundle of the tree under test signed as a release team would, its release id and the public key that verifies it. */
-export async function currentBundle(out: string): Promise<{ file: string; release: string; publicKey: string }> {
+export interface SignedBundle {
+  file: string;
+  release: string;
+  /** The signer's fingerprint as `bundle` reported it, and as `keygen` did. */
+  fingerprint: string;
+  keyFingerprint: string;
+  publicKey: string;
+}
+
+/**
+ * The bundle of the tree under test signed as a release team would, its
+ * release id and the public key that verifies it. Built once per test run
+ * (test/run.mjs names the directory) and shared by the files that need it,
+ * read-only; `out` is used when a file runs alone without that directory.
+ */
+export async function currentBundle(out: string): Promise<SignedBundle> {
+  const shared = process.env.CPS_TEST_RUN_CACHE;
+  if (!shared) return buildSigned(out);
+  const done = path.join(shared, 'current-bundle.json');
+  // Several test files ask at once: one builds, the others wait for it.
+  const release = await lockfile.lock(shared, {
+    lockfilePath: path.join(shared, 'current-bundle.lock'),
+    retries: { retries: 600, minTimeout: 500, maxTimeout: 500 },
+  });
+  try {
+    const cached = await readFile(done, 'utf8').catch(() => undefined);
+    if (cached) return JSON.parse(cached) as SignedBundle;
+    const built = await buildSigned(path.join(shared, 'current'));
+    await writeFile(done, JSON.stringify(built));
+    return built;
+  } finally {
+    await release();
+  }
+}
+
+async function buildSigned(out: string): Promise<SignedBundle> {
   const keys = path.join(out, 'signing-keys');
   const k = await buildInstall(['keygen', '--out', keys, '--json']);
-  if (k.exitCode !== 0 && !/exists/.test(k.all)) throw new Error(`keygen: ${k.all}`);
+  if (k.exitCode !== 0) throw new Error(`keygen: ${k.all}`);
   const b = await buildInstall(['bundle', '--out', out, '--sign-key', path.join(keys, 'bundle-signing.key'), '--json']);
   if (b.exitCode !== 0) throw new Error(`bundle: ${b.all}`);
-  return { ...(JSON.parse(b.stdout) as { file: string; release: string }), publicKey: path.join(keys, 'bundle-signing.pub.pem') };
+  const made = JSON.parse(b.stdout) as { file: string; release: string; fingerprint: string };
+  return {
+    file: made.file,
+    release: made.release,
+    fingerprint: made.fingerprint,
+    keyFingerprint: (JSON.parse(k.stdout) as { fingerprint: string }).fingerprint,
+    publicKey: path.join(keys, 'bundle-signing.pub.pem'),
+  };
 }
 
 /** What an operator does once per host: the release team's public key in PREFIX/etc/trusted-keys/. */

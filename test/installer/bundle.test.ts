@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { appendFile, copyFile, mkdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { currentBundle } from '../helpers/bundles.js';
 import { buildInstall, isolatedPorts, ROOT, removeDir, run, snapshot, tempDir } from '../helpers/index.js';
 
 /*
@@ -20,13 +21,11 @@ const V = VERSION.replace(/\./g, '\\.');
 
 before(async () => {
   dir = await tempDir('bundle');
-  const k = await buildInstall(['keygen', '--out', path.join(dir, 'keys'), '--json']);
-  assert.equal(k.exitCode, 0, k.all);
-  publicKey = JSON.parse(k.stdout).publicKey;
-  const r = await buildInstall(['bundle', '--out', dir, '--sign-key', JSON.parse(k.stdout).privateKey, '--json']);
-  assert.equal(r.exitCode, 0, r.all);
-  assert.equal(JSON.parse(r.stdout).fingerprint, JSON.parse(k.stdout).fingerprint);
-  bundle = JSON.parse(r.stdout).file;
+  // Signed with a key made by keygen (shared with the update tests: test/helpers/bundles.ts).
+  const signed = await currentBundle(dir);
+  assert.equal(signed.fingerprint, signed.keyFingerprint, 'the bundle names the key that signed it');
+  publicKey = signed.publicKey;
+  bundle = signed.file;
   const u = await buildInstall(['bundle', '--out', path.join(dir, 'unsigned'), '--json']);
   assert.equal(u.exitCode, 0, u.all);
   unsigned = JSON.parse(u.stdout).file;
