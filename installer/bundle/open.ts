@@ -1,6 +1,6 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { constants } from 'node:fs';
-import { type FileHandle, lstat, mkdtemp, open, readFile, readlink, realpath, rm } from 'node:fs/promises';
+import { type FileHandle, lstat, mkdir, mkdtemp, open, readFile, readlink, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
 import * as tar from 'tar';
 import { filesUnder } from '../apply/fs.js';
@@ -13,6 +13,8 @@ import { checkSignature, readPublicKeyFile, type SignatureStatus, skippedBecause
 
 export { BundleError } from '../errors.js';
 
+/** The directory a bundle is extracted into, under the caller's work directory (a leftover is swept by name). */
+export const BUNDLE_WORK_PREFIX = '.bundle-';
 /*
  * Opening a bundle, which root then runs code from. In order, and nothing
  * of the bundle runs before the end:
@@ -295,7 +297,9 @@ export async function openBundle(file: string, workDir: string, options: OpenOpt
   if (skipped && !options.allowUnsigned) throw refusalOf(file, skipped);
   const manifest = parseManifest(file, listing.manifest);
 
-  const tmp = await mkdtemp(path.join(workDir, '.bundle-'));
+  // Created only now, past the signature check; what this created goes again if the bundle is refused.
+  const made = await mkdir(workDir, { recursive: true });
+  const tmp = await mkdtemp(path.join(workDir, BUNDLE_WORK_PREFIX));
   const cleanup = () => rm(tmp, { recursive: true, force: true });
   try {
     await extract(file, tmp, limits, listing.top);
@@ -316,6 +320,7 @@ export async function openBundle(file: string, workDir: string, options: OpenOpt
     };
   } catch (e) {
     await cleanup();
+    if (made) await rm(made, { recursive: true, force: true });
     if (e instanceof BundleError) throw e;
     throw new BundleError(`${file}: cannot extract (${(e as Error).message})`);
   }

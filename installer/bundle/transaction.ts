@@ -13,6 +13,7 @@ import { failpoint } from '../failpoint.js';
 import type { Layout } from '../layout.js';
 import { restartFor } from '../services/index.js';
 import { compareVersions } from './format.js';
+import { BUNDLE_WORK_PREFIX } from './open.js';
 import { MIGRATIONS_DONE, releaseOutput } from './release-output.js';
 import { restartAndProbe, stopPipeline } from './services.js';
 
@@ -248,10 +249,11 @@ export async function recoverInterrupted(
   return line;
 }
 
-/** Leftover copies of an interrupted release placement. */
+/** Leftovers of an interrupted run: a half-placed release, a bundle being extracted (lifecycle.ts opens bundles in releases/). */
 async function removePartials(layout: Layout): Promise<void> {
   for (const e of await readdir(layout.releases).catch(() => [] as string[])) {
-    if (e.startsWith('.') && e.endsWith('.partial')) await rm(path.join(layout.releases, e), { recursive: true, force: true });
+    if (e.startsWith('.') && (e.endsWith('.partial') || e.startsWith(BUNDLE_WORK_PREFIX)))
+      await rm(path.join(layout.releases, e), { recursive: true, force: true });
   }
 }
 
