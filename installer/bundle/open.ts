@@ -13,8 +13,6 @@ import { checkSignature, readPublicKeyFile, type SignatureStatus, skippedBecause
 
 export { BundleError } from '../errors.js';
 
-/** The directory a bundle is extracted into, under the caller's work directory (a leftover is swept by name). */
-export const BUNDLE_WORK_PREFIX = '.bundle-';
 /*
  * Opening a bundle, which root then runs code from. In order, and nothing
  * of the bundle runs before the end:
@@ -32,6 +30,9 @@ export const BUNDLE_WORK_PREFIX = '.bundle-';
  *    sha256 and every link against its target there.
  * A refusal names the entry and leaves nothing behind.
  */
+
+/** The directory a bundle is extracted into, under the caller's work directory (a leftover is swept by name). */
+export const BUNDLE_WORK_PREFIX = '.bundle-';
 
 /** Caps on what a bundle may declare, checked before anything is written (our bundles: ~80 MB, ~6,500 entries). */
 export const MAX_BUNDLE_BYTES = 2 * 1024 ** 3;

@@ -286,17 +286,19 @@ export class Engine {
   }
 
   /** Publishes raw to an exchange with a confirm (for the message dispatcher). */
-  async publishRaw(exchange: string, routingKey: string, body: Buffer): Promise<void> {
-    await this.publisher.publish(this.channel(), exchange, routingKey, body).catch((e: Error) => {
-      throw new BrokerUnavailable(`the broker refused a publish to ${exchange}: ${e.message}`, { cause: e });
-    });
+  publishRaw(exchange: string, routingKey: string, body: Buffer): Promise<void> {
+    return this.publishOrUnavailable(exchange, routingKey, body);
   }
 
   /** Sends a job to Dispatcher_<name>; a broker fault throws BrokerUnavailable (a task calling it is retried). */
-  async dispatch(job: unknown): Promise<void> {
-    const queue = dispatcherQueue(this.o.config.name);
-    await this.publisher.publish(this.channel(), '', queue, Buffer.from(JSON.stringify(job ?? null))).catch((e: Error) => {
-      throw new BrokerUnavailable(`the broker refused a publish to ${queue}: ${e.message}`, { cause: e });
+  dispatch(job: unknown): Promise<void> {
+    return this.publishOrUnavailable('', dispatcherQueue(this.o.config.name), Buffer.from(JSON.stringify(job ?? null)));
+  }
+
+  /** One confirmed publish for a task; the broker's refusal becomes BrokerUnavailable, so the task is retried. */
+  private async publishOrUnavailable(exchange: string, key: string, body: Buffer): Promise<void> {
+    await this.publisher.publish(this.channel(), exchange, key, body).catch((e: Error) => {
+      throw new BrokerUnavailable(`the broker refused a publish to ${exchange || key}: ${e.message}`, { cause: e });
     });
   }
 

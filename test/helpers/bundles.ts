@@ -25,27 +25,38 @@ async function deps(root: string): Promise<string> {
   return JSON.stringify(lock);
 }
 
-export async function bundleOfCommit(commit: string): Promise<string> {
-  const cacheDir = path.join(os.tmpdir(), 'cps-test-bundles');
-  const cached = path.join(cacheDir, `${commit}.tar.gz`);
-  await mkdir(cacheDir, { recursive: true });
-  // The update tests ask at once: one builds, the other waits and takes it.
-  const release = await lockfile.lock(cacheDir, {
-    lockfilePath: path.join(cacheDir, `${commit}.lock`),
+/**
+ * `work` done once among test files running at once: the first to take the
+ * lock on `dir` runs it, the others wait and then find what it left
+ * (`cached` answers undefined until then).
+ */
+async function onceUnderLock<T>(dir: string, name: string, cached: () => Promise<T | undefined>, work: () => Promise<T>): Promise<T> {
+  await mkdir(dir, { recursive: true });
+  const release = await lockfile.lock(dir, {
+    lockfilePath: path.join(dir, `${name}.lock`),
     retries: { retries: 600, minTimeout: 500, maxTimeout: 500 },
   });
   try {
-    if (
-      await stat(cached).then(
-        () => true,
-        () => false,
-      )
-    )
-      return cached;
-    return await buildCommit(commit, cached);
+    return (await cached()) ?? (await work());
   } finally {
     await release();
   }
+}
+
+export function bundleOfCommit(commit: string): Promise<string> {
+  const cacheDir = path.join(os.tmpdir(), 'cps-test-bundles');
+  const cached = path.join(cacheDir, `${commit}.tar.gz`);
+  // The update tests ask at once: one builds, the other waits and takes it.
+  return onceUnderLock(
+    cacheDir,
+    commit,
+    () =>
+      stat(cached).then(
+        () => cached,
+        () => undefined,
+      ),
+    () => buildCommit(commit, cached),
+  );
 }
 
 async function buildCommit(commit: string, cached: string): Promise<string> {
@@ -94,19 +105,19 @@ export async function currentBundle(out: string): Promise<SignedBundle> {
   if (!shared) return buildSigned(out);
   const done = path.join(shared, 'current-bundle.json');
   // Several test files ask at once: one builds, the others wait for it.
-  const release = await lockfile.lock(shared, {
-    lockfilePath: path.join(shared, 'current-bundle.lock'),
-    retries: { retries: 600, minTimeout: 500, maxTimeout: 500 },
-  });
-  try {
-    const cached = await readFile(done, 'utf8').catch(() => undefined);
-    if (cached) return JSON.parse(cached) as SignedBundle;
-    const built = await buildSigned(path.join(shared, 'current'));
-    await writeFile(done, JSON.stringify(built));
-    return built;
-  } finally {
-    await release();
-  }
+  return onceUnderLock(
+    shared,
+    'current-bundle',
+    async () => {
+      const text = await readFile(done, 'utf8').catch(() => undefined);
+      return text ? (JSON.parse(text) as SignedBundle) : undefined;
+    },
+    async () => {
+      const built = await buildSigned(path.join(shared, 'current'));
+      await writeFile(done, JSON.stringify(built));
+      return built;
+    },
+  );
 }
 
 async function buildSigned(out: string): Promise<SignedBundle> {

@@ -66,7 +66,7 @@ export class MemoryBroker {
     for (const confirm of held) confirm();
   }
 
-  /** Messages ready in a queue (not delivered), as their parsed bodies. */
+  /** Messages ready in a queue (not delivered yet), oldest first. */
   ready(queue: string): Stored[] {
     return [...(this.queues.get(queue)?.ready ?? [])];
   }
@@ -126,7 +126,7 @@ export class MemoryBroker {
     if (!ex.bindings.some((b) => b.queue === queue && b.pattern === pattern)) ex.bindings.push({ queue, pattern });
   }
 
-  /** Routes a message; the queues it reached, or an error for a refused one. */
+  /** Routes a message to the queues bound; the error the broker refuses it with, if it does (refuse()). */
   route(exchange: string, key: string, body: Buffer, headers: Record<string, unknown>): Error | undefined {
     const targets =
       exchange === ''
