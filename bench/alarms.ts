@@ -1,8 +1,10 @@
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import type { Alarm } from '../runtime/alarm/model.js';
+import type { StoredAlarm } from '../runtime/alarm/model.js';
+import { ALARM_INDEXES } from '../runtime/engines/axe.js';
 import { SqliteStore } from '../runtime/store/sqlite.js';
+import { storedAlarm } from '../test/helpers/alarms.js';
 import { freshVhost, writeRuntimePrefix } from '../test/helpers/broker.js';
 import { ROOT, removeDir, tempDir, waitFor } from '../test/helpers/index.js';
 import { chainRound, median, rawRound } from './pipeline.js';
@@ -35,29 +37,15 @@ next=sink
 
 async function apiRate(dir: string): Promise<{ rps: number; p50: number; p99: number }> {
   const store = new SqliteStore(path.join(dir, 'var', 'lib', 'canopsis', 'api.db'));
-  const alarms = store.collection<Alarm>('alarms');
-  for (const f of [['entity'], ['resolved', 'opened_at'], ['opened_at'], ['state.val']]) await alarms.ensureIndex(f);
+  const alarms = store.collection<StoredAlarm>('alarms');
+  for (const f of ALARM_INDEXES) await alarms.ensureIndex(f);
   for (let i = 0; i < 10_000; i++) {
     const t = 1_700_000_000 + i;
-    await alarms.put(`r${i}/c${i % 100}:${t}:1`, {
-      id: `r${i}/c${i % 100}:${t}:1`,
-      entity: `r${i}/c${i % 100}`,
-      connector: 'nagios',
-      connector_name: 'n1',
-      component: `c${i % 100}`,
-      resource: `r${i}`,
-      opened_at: t,
-      last_update: t,
-      last_event: t,
-      events_count: 1,
-      output: 'x',
-      state: { val: 1 + (i % 3), t, locked: false },
-      status: { val: 1, t },
-      state_changes: [t],
-      non_ok_since: t,
-      steps: [],
-      resolved: i % 4 === 0 ? t + 60 : null,
-    });
+    const id = `r${i}/c${i % 100}:${t}:1`;
+    await alarms.put(
+      id,
+      storedAlarm({ id, entity: `r${i}/c${i % 100}`, opened: t, state: 1 + (i % 3), resolved: i % 4 === 0 ? t + 60 : null }),
+    );
   }
   await store.close();
   await writeRuntimePrefix(dir, {
@@ -86,7 +74,7 @@ async function apiRate(dir: string): Promise<{ rps: number; p50: number; p99: nu
         while (performance.now() < until) {
           const page = 1 + (n++ % 150);
           const t = performance.now();
-          const r = await fetch(`http://127.0.0.1:${PORT}/api/v4/alarms?opened=true&limit=50&page=${page}&sort_by=opened_at&sort=desc`, {
+          const r = await fetch(`http://127.0.0.1:${PORT}/api/v4/alarms?opened=true&limit=50&page=${page}&sort_by=t&sort=desc`, {
             headers: { 'x-canopsis-authkey': KEY },
           });
           await r.arrayBuffer();

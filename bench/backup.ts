@@ -37,17 +37,18 @@ async function fill(dir: string, prefix: string, from: number, to: number): Prom
     `const { SqliteStore } = await import(${JSON.stringify(path.join(prefix, 'lib/canopsis/current/dist/runtime/store/sqlite.js'))});
 const s = new SqliteStore(${JSON.stringify(path.join(prefix, 'var/lib/canopsis/canopsis.db'))});
 const alarms = s.collection('alarms'), entities = s.collection('entities');
-const [a] = await alarms.find({ connector: 'bench' }, { limit: 1 });
+const [a] = await alarms.find({ 'v.connector': 'bench' }, { limit: 1 });
 const [e] = await entities.find({ type: 'resource' }, { limit: 1 });
 const { key: _a, ...alarm } = a; const { key: _e, ...entity } = e;
 // Varied as real ones are: times, outputs and counters differ from one alarm to the next.
 for (let i = ${from}; i < ${to}; i++) {
   const ent = 'fill' + i + '/host-' + (i % 997);
-  const t = alarm.opened_at - Math.floor(Math.random() * 86400 * 30);
+  const t = alarm.t - Math.floor(Math.random() * 86400 * 30);
   const id = ent + ':' + t + ':1';
   const output = 'disk /var' + (i % 13) + ' is ' + (80 + Math.floor(Math.random() * 20)) + '% full (' + Math.random().toString(36).slice(2) + ')';
   await entities.put(ent, { ...entity, name: 'fill' + i, component: 'host-' + (i % 997), created: t, last_event_date: t + 60 });
-  await alarms.put(id, { ...alarm, id, entity: ent, component: 'host-' + (i % 997), resource: 'fill' + i, opened_at: t, last_update: t + 60, last_event: t + 60, output, events_count: 1 + (i % 50), state: { ...alarm.state, t }, status: { ...alarm.status, t }, state_changes: [t], non_ok_since: t, ...(alarm.steps ? { steps: alarm.steps.map((s) => ({ ...s, t, m: output })) } : {}) });
+  const step = (s) => ({ ...s, t, m: output });
+  await alarms.put(id, { ...alarm, t, d: ent, v: { ...alarm.v, component: 'host-' + (i % 997), resource: 'fill' + i, creation_date: t, last_update_date: t + 60, last_event_date: t + 60, output, events_count: 1 + (i % 50), state: step(alarm.v.state), status: step(alarm.v.status), steps: alarm.v.steps.map(step) }, timing: { state_changes: [t], non_ok_since: t } });
 }
 await s.close();
 `,

@@ -5,6 +5,7 @@ import { readStateFile } from '../apply/state-file.js';
 import { compareVersions } from '../bundle/format.js';
 import { parseIni, setIniValue } from '../settings/ini-text.js';
 import { RENAMED_KEYS } from '../settings/schema.js';
+import { alarmsFromV4, alarmsToV4 } from './alarms-v4.js';
 
 /*
  * Ordered migrations between versions: settings keys renamed or removed
@@ -125,6 +126,13 @@ export const MIGRATIONS: Migration[] = [
     description: 'stored entities take Canopsis v4 field names: created, last_event_date, enabled',
     store: entitiesToV4,
     down: { store: entitiesFromV4 },
+  },
+  {
+    id: '0.4.0-alarms-v4',
+    description:
+      "stored alarms take Canopsis v4's shape (t, d, v with steps {_t,a,m,t,val}); connector entities are named by connector_name",
+    store: alarmsToV4,
+    down: { store: alarmsFromV4 },
   },
 ];
 

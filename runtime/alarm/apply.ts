@@ -1,11 +1,15 @@
+import { randomUUID } from 'node:crypto';
 import { entityId } from '../event/canopsis-event.js';
 import type { Event } from '../tasks/types.js';
 import {
   type Alarm,
   type AlarmSettings,
+  CROP_KEEP,
   type EntityAlarms,
+  isLocked,
   SEEN_MAX,
   STATUS,
+  type StateCounter,
   type StatusValue,
   type Step,
   type StepType,
@@ -13,11 +17,26 @@ import {
 
 /*
  * What an event does to an entity's alarms: a pure function of the entity's
- * document, the event and the settings. axe runs it inside the store's
- * atomic modify; tests run it alone.
+ * document, the event, the settings and the clock. axe runs it inside the
+ * store's atomic modify; tests run it alone.
+ *
+ * As Canopsis' axe (release-22.10, lib/canopsis/alarm/event_processor.go and
+ * lib/canopsis/operation/executor/*): alarm time (creation, last event) is
+ * axe's own clock; steps carry the event's timestamp, which the cleaner
+ * has already brought within a day of now.
  */
 
-export type Change = 'opened' | 'changed' | 'resolved' | 'acked' | 'unacked' | 'cancelled' | 'uncancelled';
+export type Change =
+  | 'opened'
+  | 'changed'
+  | 'resolved'
+  | 'acked'
+  | 'unacked'
+  | 'cancelled'
+  | 'uncancelled'
+  | 'snoozed'
+  | 'unsnoozed'
+  | 'activated';
 
 export interface Applied {
   next: EntityAlarms;
@@ -27,35 +46,110 @@ export interface Applied {
   ignored?: string;
 }
 
+export interface Clock {
+  /** axe's time, unix seconds. */
+  now: number;
+  /** A new alarm id (a UUID unless a test fixes it). */
+  newId?: () => string;
+}
+
 const str = (v: unknown, d = '') => (typeof v === 'string' ? v : v === undefined || v === null ? d : String(v));
 
+/** A step as Canopsis writes it: user_id always there ('' for none), initiator 'external' unless the event says (Event.Format). */
+const step = (_t: StepType, t: number, a: string, m: string, val = 0, e?: Event): Step => ({
+  _t,
+  t,
+  a,
+  m,
+  val,
+  user_id: e && typeof e.user_id === 'string' ? e.user_id : '',
+  initiator: !e ? 'system' : e.initiator === 'user' || e.initiator === 'system' ? e.initiator : 'external',
+});
+
 function computeStatus(a: Alarm, now: number, s: AlarmSettings): StatusValue {
-  if (a.cancel) return STATUS.cancelled;
-  const recent = a.state_changes.filter((t) => now - t <= s.flappingWindow);
+  if (a.v.canceled) return STATUS.cancelled;
+  const recent = a.timing.state_changes.filter((t) => now - t <= s.flappingWindow);
   if (recent.length >= s.flappingCount) return STATUS.flapping;
   // A short trip out of OK: stealthy for a window after coming back, then off.
+  const { back_to_ok, non_ok_since } = a.timing;
   if (
-    a.state.val === 0 &&
-    a.back_to_ok !== undefined &&
-    a.back_to_ok - a.non_ok_since <= s.stealthyWindow &&
-    now - a.back_to_ok < s.stealthyWindow
+    a.v.state.val === 0 &&
+    back_to_ok !== undefined &&
+    back_to_ok - non_ok_since <= s.stealthyWindow &&
+    now - back_to_ok < s.stealthyWindow
   ) {
     return STATUS.stealthy;
   }
-  return a.state.val > 0 ? STATUS.ongoing : STATUS.off;
+  return a.v.state.val > 0 ? STATUS.ongoing : STATUS.off;
 }
 
-function pushStep(a: Alarm, step: Step, s: AlarmSettings): void {
-  a.steps.push(step);
-  if (a.steps.length > s.maxSteps) a.steps.splice(0, a.steps.length - s.maxSteps);
+/**
+ * Canopsis' AlarmSteps.Add: past the hard limit only the steps that close
+ * an alarm (back to OK, a cancel) are still added; the rest are dropped.
+ */
+function pushStep(a: Alarm, st: Step, s: AlarmSettings): boolean {
+  const closing =
+    ((st._t === 'statedec' || st._t === 'statusdec') && st.val === 0) ||
+    st._t === 'cancel' ||
+    (st._t === 'statusinc' && st.val === STATUS.cancelled);
+  if (a.v.steps.length >= s.maxSteps && !closing) return false;
+  a.v.steps.push(st);
+  return true;
 }
 
-function setStatus(a: Alarm, now: number, author: string, s: AlarmSettings): boolean {
+/**
+ * Canopsis' AlarmSteps.Crop: past CROP_KEEP state steps after the current
+ * status step, the older ones are folded into one statecounter step right
+ * after the status step, which counts them by direction and by state.
+ */
+export function cropSteps(steps: Step[], status: Step, keep = CROP_KEEP): Step[] {
+  let at = -1;
+  for (let i = steps.length - 1; i >= 0; i--) {
+    const x = steps[i]!;
+    if (x._t === status._t && x.t === status.t && x.val === status.val && x.a === status.a && x.m === status.m) {
+      at = i;
+      break;
+    }
+  }
+  if (at < 0) return steps;
+  const isState = (x: Step) => x._t === 'stateinc' || x._t === 'statedec';
+  const after = steps.slice(at + 1);
+  let stateSteps = after.filter(isState).length;
+  if (stateSteps <= keep) return steps;
+  const counter: StateCounter = { statechanges: 0, stateinc: 0, statedec: 0 };
+  const kept: Step[] = [];
+  let existing: Step | undefined;
+  for (const x of after) {
+    if (x._t === 'statecounter' && !existing && kept.length === 0) {
+      existing = x;
+      continue;
+    }
+    if (isState(x) && stateSteps > keep) {
+      stateSteps -= 1;
+      counter[x._t as 'stateinc' | 'statedec'] += 1;
+      const k = `state:${x.val}` as 'state:0';
+      counter[k] = (counter[k] ?? 0) + 1;
+      counter.statechanges += 1;
+      continue;
+    }
+    kept.push(x);
+  }
+  const base = existing?.statecounter ?? { statechanges: 0, stateinc: 0, statedec: 0 };
+  const merged: StateCounter = { ...base };
+  for (const [k, n] of Object.entries(counter) as Array<[keyof StateCounter, number]>) merged[k] = (merged[k] ?? 0) + n;
+  const folded: Step = existing
+    ? { ...existing, statecounter: merged }
+    : { _t: 'statecounter', t: status.t, a: status.a, m: status.m, val: status.val, statecounter: merged };
+  return [...steps.slice(0, at + 1), folded, ...kept];
+}
+
+function setStatus(a: Alarm, t: number, now: number, author: string, message: string, s: AlarmSettings, e?: Event): boolean {
   const val = computeStatus(a, now, s);
-  if (val === a.status.val) return false;
-  const type: StepType = val > a.status.val ? 'statusinc' : 'statusdec';
-  a.status = { val, t: now };
-  pushStep(a, { type, t: now, author, message: '', val }, s);
+  if (val === a.v.status.val) return false;
+  a.v.status = step(val > a.v.status.val ? 'statusinc' : 'statusdec', t, author, message, val, e);
+  a.v.state_changes_since_status_update = 0;
+  a.v.last_update_date = t;
+  pushStep(a, a.v.status, s);
   return true;
 }
 
@@ -74,125 +168,201 @@ export function fingerprint(e: Event): string {
   return JSON.stringify(sorted(e));
 }
 
-function openAlarm(e: Event, doc: EntityAlarms, now: number, s: AlarmSettings): Alarm {
-  const entity = entityId(e);
-  const author = `${str(e.connector)}.${str(e.connector_name)}`;
+const connectorAuthor = (e: Event) => `${str(e.connector)}.${str(e.connector_name)}`;
+
+function openAlarm(e: Event, clock: Clock, s: AlarmSettings): Alarm {
+  const t = Number(e.timestamp);
+  const now = clock.now;
+  const author = connectorAuthor(e);
   const state = Number(e.state);
+  const output = str(e.output);
+  const longOutput = str(e.long_output);
+  const stateStep = step('stateinc', t, author, output, state, e);
+  const statusStep = step('statusinc', t, author, output, STATUS.ongoing, e);
   const alarm: Alarm = {
-    id: `${entity}:${now}:${doc.count + 1}`,
-    entity,
-    connector: str(e.connector),
-    connector_name: str(e.connector_name),
-    component: str(e.component),
-    ...(e.source_type === 'resource' ? { resource: str(e.resource) } : {}),
-    opened_at: now,
-    last_update: now,
-    last_event: now,
-    events_count: 1,
-    output: str(e.output),
-    state: { val: state, t: now, locked: false },
-    status: { val: STATUS.ongoing, t: now },
-    state_changes: [now],
-    non_ok_since: now,
-    steps: [],
-    resolved: null,
+    _id: (clock.newId ?? randomUUID)(),
+    t: now,
+    d: entityId(e),
+    tags: [],
+    v: {
+      state: stateStep,
+      status: statusStep,
+      steps: [stateStep, statusStep],
+      component: str(e.component),
+      connector: str(e.connector),
+      connector_name: str(e.connector_name),
+      ...(e.source_type === 'resource' ? { resource: str(e.resource) } : {}),
+      creation_date: now,
+      activation_date: now,
+      display_name: displayName(clock),
+      initial_output: output,
+      output,
+      initial_long_output: longOutput,
+      long_output: longOutput,
+      long_output_history: [longOutput],
+      last_update_date: t,
+      last_event_date: now,
+      parents: [],
+      children: [],
+      state_changes_since_status_update: 0,
+      total_state_changes: 1,
+      events_count: 1,
+      infos: {},
+      snooze_duration: 0,
+      inactive_duration: 0,
+    },
+    timing: { state_changes: [t], non_ok_since: t },
   };
-  pushStep(alarm, { type: 'stateinc', t: now, author, message: str(e.output), val: state }, s);
-  pushStep(alarm, { type: 'statusinc', t: now, author, message: str(e.output), val: STATUS.ongoing }, s);
+  void s;
   return alarm;
 }
 
-function applyCheck(a: Alarm, e: Event, now: number, s: AlarmSettings): boolean {
-  const author = `${str(e.connector)}.${str(e.connector_name)}`;
-  const state = Number(e.state);
-  a.events_count += 1;
-  a.last_event = now;
-  a.last_update = now;
-  a.output = str(e.output);
-  // A changestate lock holds until a state-0 check, which releases it even at state 0 already.
-  if (state === 0 && a.state.locked && a.state.val === 0) a.state = { ...a.state, locked: false };
-  if (state !== a.state.val && (!a.state.locked || state === 0)) {
-    const type: StepType = state > a.state.val ? 'stateinc' : 'statedec';
-    if (state === 0) a.back_to_ok = now;
-    else if (a.state.val === 0) a.non_ok_since = now;
-    a.state = { val: state, t: now, locked: false };
-    a.state_changes = [...a.state_changes.filter((t) => now - t <= s.flappingWindow), now].slice(-(s.flappingCount * 2));
-    pushStep(a, { type, t: now, author, message: str(e.output), val: state }, s);
-  }
-  setStatus(a, now, author, s);
-  return true;
+/** Canopsis' default display name scheme, {{ rand_string 2 }}-{{ rand_string 2 }}-{{ rand_string 2 }}, from the id's bytes. */
+function displayName(clock: Clock): string {
+  const letters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+  const seed = (clock.newId ?? randomUUID)().replace(/-/g, '');
+  const pick = (i: number) => letters[Number.parseInt(seed.slice(i * 2, i * 2 + 2), 16) % letters.length];
+  return `${pick(0)}${pick(1)}-${pick(2)}${pick(3)}-${pick(4)}${pick(5)}`;
 }
 
-type Action = (a: Alarm, e: Event, now: number, s: AlarmSettings) => { changes: Change[]; ignored?: string };
+function applyCheck(a: Alarm, e: Event, now: number, s: AlarmSettings): void {
+  const t = Number(e.timestamp);
+  const author = connectorAuthor(e);
+  const state = Number(e.state);
+  const output = str(e.output);
+  a.v.events_count += 1;
+  a.v.last_event_date = now;
+  a.v.output = output;
+  if (e.long_output !== undefined && str(e.long_output) !== a.v.long_output) {
+    a.v.long_output = str(e.long_output);
+    a.v.long_output_history = [...a.v.long_output_history, a.v.long_output].slice(-100);
+  }
+  // A changestate lock holds against every state but 0 (UpdateAlarmState).
+  if (state !== a.v.state.val && (!isLocked(a) || state === 0)) {
+    if (state === 0) a.timing.back_to_ok = t;
+    else if (a.v.state.val === 0) a.timing.non_ok_since = t;
+    a.timing.state_changes = [...a.timing.state_changes.filter((x) => t - x <= s.flappingWindow), t].slice(-(s.flappingCount * 2));
+    a.v.state = step(state > a.v.state.val ? 'stateinc' : 'statedec', t, author, output, state, e);
+    a.v.total_state_changes += 1;
+    a.v.state_changes_since_status_update += 1;
+    a.v.last_update_date = t;
+    pushStep(a, a.v.state, s);
+  } else if (state === 0 && isLocked(a) && a.v.state.val === 0) {
+    // A state-0 check releases a lock that is already at 0: the state step becomes an ordinary one.
+    a.v.state = { ...a.v.state, _t: 'statedec' };
+  }
+  setStatus(a, t, t, author, output, s, e);
+  a.v.steps = cropSteps(a.v.steps, a.v.status);
+}
 
-const author = (e: Event) => str(e.author, `${str(e.connector)}.${str(e.connector_name)}`);
+type Outcome = { changes: Change[]; ignored?: string };
+type Action = (a: Alarm, e: Event, t: number, s: AlarmSettings) => Outcome;
+
+const author = (e: Event) => str(e.author, connectorAuthor(e));
 const message = (e: Event) => str(e.output);
 
+/** Ticket data as Canopsis keeps it: strings only. */
+function ticketData(v: unknown): Record<string, string> | undefined {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, str(x)]));
+}
+
+function setTicket(a: Alarm, e: Event, t: number, s: AlarmSettings, type: 'declareticket' | 'assocticket', value: string): void {
+  const st = step(type, t, author(e), type === 'assocticket' ? value : message(e), 0, e);
+  const data = ticketData(e.ticket_data);
+  a.v.ticket = { _t: type, t, a: st.a, m: st.m, val: value, ...(st.user_id ? { user_id: st.user_id } : {}), ...(data ? { data } : {}) };
+  pushStep(a, st, s);
+}
+
 const ACTIONS: Record<string, Action> = {
-  ack: (a, e, now, s) => {
-    if (a.ack) return { changes: [], ignored: 'the alarm is already acknowledged' };
-    a.ack = { author: author(e), message: message(e), t: now };
-    pushStep(a, { type: 'ack', t: now, author: author(e), message: message(e) }, s);
+  ack: (a, e, t, s) => {
+    if (a.v.ack) return { changes: [], ignored: 'the alarm is already acknowledged' };
+    a.v.ack = step('ack', t, author(e), message(e), 0, e);
+    pushStep(a, a.v.ack, s);
     return { changes: ['acked'] };
   },
-  ackremove: (a, e, now, s) => {
-    if (!a.ack) return { changes: [], ignored: 'the alarm is not acknowledged' };
-    delete a.ack;
-    pushStep(a, { type: 'ackremove', t: now, author: author(e), message: message(e) }, s);
+  ackremove: (a, e, t, s) => {
+    if (!a.v.ack) return { changes: [], ignored: 'the alarm is not acknowledged' };
+    delete a.v.ack;
+    pushStep(a, step('ackremove', t, author(e), message(e), 0, e), s);
     return { changes: ['unacked'] };
   },
-  cancel: (a, e, now, s) => {
-    if (a.cancel) return { changes: [], ignored: 'the alarm is already cancelled' };
-    a.cancel = { author: author(e), message: message(e), t: now };
-    pushStep(a, { type: 'cancel', t: now, author: author(e), message: message(e) }, s);
-    setStatus(a, now, author(e), s);
+  cancel: (a, e, t, s) => {
+    if (a.v.canceled) return { changes: [], ignored: 'the alarm is already cancelled' };
+    a.v.canceled = step('cancel', t, author(e), message(e), 0, e);
+    pushStep(a, a.v.canceled, s);
+    setStatus(a, t, t, connectorAuthor(e), message(e), s, e);
     return { changes: ['cancelled'] };
   },
-  uncancel: (a, e, now, s) => {
-    if (!a.cancel) return { changes: [], ignored: 'the alarm is not cancelled' };
-    delete a.cancel;
-    pushStep(a, { type: 'uncancel', t: now, author: author(e), message: message(e) }, s);
-    setStatus(a, now, author(e), s);
+  uncancel: (a, e, t, s) => {
+    if (!a.v.canceled) return { changes: [], ignored: 'the alarm is not cancelled' };
+    delete a.v.canceled;
+    pushStep(a, step('uncancel', t, author(e), message(e), 0, e), s);
+    setStatus(a, t, t, connectorAuthor(e), message(e), s, e);
     return { changes: ['uncancelled'] };
   },
-  snooze: (a, e, now, s) => {
+  snooze: (a, e, t, s) => {
+    if (a.v.snooze) return { changes: [], ignored: 'the alarm is already snoozed' };
     const duration = Number(e.duration ?? s.snoozeDefault);
     if (!Number.isFinite(duration) || duration <= 0)
       return { changes: [], ignored: `snooze duration must be positive seconds (found ${JSON.stringify(e.duration)})` };
-    a.snooze = { author: author(e), until: now + duration, t: now };
-    pushStep(a, { type: 'snooze', t: now, author: author(e), message: message(e), val: now + duration }, s);
-    return { changes: ['changed'] };
+    a.v.snooze = step('snooze', t, author(e), message(e), t + Math.round(duration), e);
+    pushStep(a, a.v.snooze, s);
+    return { changes: ['snoozed'] };
   },
-  changestate: (a, e, now, s) => {
+  // PartialUpdateUnsnooze: the snooze ends early; no step, its time is counted.
+  unsnooze: (a, _e, t) => {
+    if (!a.v.snooze) return { changes: [], ignored: 'the alarm is not snoozed' };
+    endSnooze(a, t);
+    return { changes: ['unsnoozed'] };
+  },
+  changestate: (a, e, t, s) => {
     const state = Number(e.state);
-    a.state = { val: state, t: now, locked: true };
-    pushStep(a, { type: 'changestate', t: now, author: author(e), message: message(e), val: state }, s);
-    setStatus(a, now, author(e), s);
+    if (a.v.state.val === 0) return { changes: [], ignored: 'changestate on an alarm in state 0 (Canopsis: "cannot change ok state")' };
+    if (state === a.v.state.val && isLocked(a)) return { changes: [], ignored: `the state is already locked at ${state}` };
+    a.v.state = step('changestate', t, author(e), message(e), state, e);
+    pushStep(a, a.v.state, s);
+    setStatus(a, t, t, author(e), message(e), s, e);
     return { changes: ['changed'] };
   },
-  declareticket: (a, e, now, s) => {
-    a.ticket = { author: author(e), value: str(e.ticket, 'N/A'), t: now, type: 'declareticket' };
-    pushStep(a, { type: 'declareticket', t: now, author: author(e), message: message(e) }, s);
+  declareticket: (a, e, t, s) => {
+    setTicket(a, e, t, s, 'declareticket', str(e.ticket, 'N/A'));
     return { changes: ['changed'] };
   },
-  assocticket: (a, e, now, s) => {
+  // A ticket a webhook opened elsewhere, reported back as an event: the same effect as declareticket.
+  declareticketwebhook: (a, e, t, s) => {
+    if (!str(e.ticket)) return { changes: [], ignored: 'declareticketwebhook without a ticket' };
+    setTicket(a, e, t, s, 'declareticket', str(e.ticket));
+    return { changes: ['changed'] };
+  },
+  assocticket: (a, e, t, s) => {
     if (!str(e.ticket)) return { changes: [], ignored: 'assocticket without a ticket' };
-    a.ticket = { author: author(e), value: str(e.ticket), t: now, type: 'assocticket' };
-    pushStep(a, { type: 'assocticket', t: now, author: author(e), message: message(e) }, s);
+    setTicket(a, e, t, s, 'assocticket', str(e.ticket));
     return { changes: ['changed'] };
   },
-  comment: (a, e, now, s) => {
-    pushStep(a, { type: 'comment', t: now, author: author(e), message: message(e) }, s);
+  comment: (a, e, t, s) => {
+    a.v.last_comment = step('comment', t, author(e), message(e), 0, e);
+    pushStep(a, a.v.last_comment, s);
     return { changes: ['changed'] };
+  },
+  activate: (a, _e, t) => {
+    if (a.v.activation_date !== undefined) return { changes: [], ignored: 'the alarm is already active' };
+    a.v.activation_date = t;
+    return { changes: ['activated'] };
   },
 };
+
+function endSnooze(a: Alarm, t: number): void {
+  a.v.snooze_duration += Math.max(0, t - a.v.snooze!.t);
+  delete a.v.snooze;
+}
 
 export const REDELIVERY = 'already applied (redelivery)';
 
 export const ALARM_EVENT_TYPES = ['check', ...Object.keys(ACTIONS)];
 
-/** Applies one event to an entity's alarm document. `now` is the event's timestamp. */
-export function applyEvent(doc: EntityAlarms | undefined, e: Event, s: AlarmSettings): Applied {
+/** Applies one event to an entity's alarm document at axe's time `clock.now`. */
+export function applyEvent(doc: EntityAlarms | undefined, e: Event, s: AlarmSettings, clock: Clock): Applied {
   const base: EntityAlarms = doc ? structuredClone(doc) : { current: null, open: false, count: 0, seen: [] };
   const print = fingerprint(e);
   if (base.seen.includes(print)) return { next: base, changes: [], ignored: REDELIVERY };
@@ -200,44 +370,52 @@ export function applyEvent(doc: EntityAlarms | undefined, e: Event, s: AlarmSett
     next.seen = [...next.seen, print].slice(-SEEN_MAX);
     return next;
   };
-  const now = Number(e.timestamp);
   const type = str(e.event_type);
   if (type === 'check') {
     const state = Number(e.state);
     if (!base.current) {
       if (state === 0) return { next: remember(base), changes: [], ignored: 'state 0 and no open alarm' };
-      base.current = openAlarm(e, base, now, s);
+      base.current = openAlarm(e, clock, s);
       base.open = true;
       base.count += 1;
       return { next: remember(base), changes: ['opened'] };
     }
-    applyCheck(base.current, e, now, s);
+    applyCheck(base.current, e, clock.now, s);
     return { next: remember(base), changes: ['changed'] };
   }
   const action = ACTIONS[type];
   if (!action) return { next: base, changes: [], ignored: `event_type ${type} does not act on alarms` };
   if (!base.current) return { next: remember(base), changes: [], ignored: `${type} with no open alarm on ${entityId(e)}` };
-  const r = action(base.current, e, now, s);
-  base.current.last_update = now;
+  const t = Number(e.timestamp);
+  const r = action(base.current, e, t, s);
+  if (r.changes.length) base.current.v.last_update_date = t;
   return { next: remember(base), ...r };
 }
 
 /**
- * On beat: time moves statuses on (flapping and stealthy windows end), and
- * an alarm off for resolveDelay, or cancelled for cancelDelay, is resolved.
- * `resolved` is the alarm as it was closed.
+ * On beat: time moves statuses on (flapping and stealthy windows end), an
+ * expired snooze ends, and an alarm off for resolveDelay, or cancelled for
+ * cancelDelay, is resolved. `resolved` is the alarm as it was closed.
  */
 export function onBeat(doc: EntityAlarms, now: number, s: AlarmSettings): Applied & { resolved?: Alarm } {
   if (!doc.current) return { next: doc, changes: [] };
   const next = structuredClone(doc);
   const a = next.current!;
-  const changes: Change[] = setStatus(a, now, 'axe', s) ? ['changed'] : [];
-  const offFor = a.status.val === STATUS.off ? now - a.status.t : -1;
-  const cancelledFor = a.cancel ? now - a.cancel.t : -1;
+  const changes: Change[] = [];
+  if (a.v.snooze && a.v.snooze.val <= now) {
+    endSnooze(a, a.v.snooze.val);
+    changes.push('unsnoozed');
+  }
+  if (setStatus(a, now, now, 'axe', '', s)) changes.push('changed');
+  const offFor = a.v.status.val === STATUS.off ? now - a.v.status.t : -1;
+  const cancelledFor = a.v.canceled ? now - a.v.canceled.t : -1;
   if (!(offFor >= s.resolveDelay || cancelledFor >= s.cancelDelay)) return { next: changes.length ? next : doc, changes };
-  a.resolved = now;
-  a.last_update = now;
-  pushStep(a, { type: 'resolve', t: now, author: 'axe', message: '' }, s);
+  // PartialUpdateResolve: the resolution time and the durations; no step.
+  if (a.v.snooze) endSnooze(a, now);
+  a.v.resolved = now;
+  a.v.duration = now - a.v.creation_date;
+  a.v.current_state_duration = now - a.v.state.t;
+  a.v.active_duration = a.v.duration - a.v.inactive_duration;
   next.current = null;
   next.open = false;
   return { next, changes: [...changes, 'resolved'], resolved: a };

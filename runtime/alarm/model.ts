@@ -1,9 +1,14 @@
 /*
- * Alarms as Canopsis keeps them (shared/notes/canopsis-events.md): one open
- * alarm per entity, its state and status, and a bounded list of steps.
+ * Alarms in Canopsis v4's shape (capensis/canopsis, release-22.10,
+ * community/go-engines-community/lib/canopsis/types/model_alarm.go and
+ * alarm_value.go): `t` the creation time, `d` the entity id, `v` the value,
+ * whose state, status, ack, cancel, snooze, ticket and last comment are each
+ * the step that set them. A state step of type `changestate` is the lock.
+ * One open alarm per entity; the id is a UUID and is the store key (the
+ * document itself has no `_id`: MongoDB reserves it).
  */
 
-export const STATUS = { off: 0, ongoing: 1, stealthy: 2, flapping: 3, cancelled: 4 } as const;
+export const STATUS = { off: 0, ongoing: 1, stealthy: 2, flapping: 3, cancelled: 4, noevents: 5 } as const;
 export type StatusValue = (typeof STATUS)[keyof typeof STATUS];
 
 export type StepType =
@@ -20,42 +25,106 @@ export type StepType =
   | 'declareticket'
   | 'assocticket'
   | 'comment'
-  | 'resolve';
+  | 'statecounter';
 
-export interface Step {
-  type: StepType;
-  t: number;
-  author: string;
-  message: string;
-  val?: number;
+/** What a statecounter step counts of the state steps it replaced (CropCounter). */
+export interface StateCounter {
+  statechanges: number;
+  stateinc: number;
+  statedec: number;
+  'state:0'?: number;
+  'state:1'?: number;
+  'state:2'?: number;
+  'state:3'?: number;
 }
 
-export interface Alarm {
-  id: string;
-  entity: string;
+/** AlarmStep: type, time, author, message, value. */
+export interface Step {
+  _t: StepType;
+  t: number;
+  a: string;
+  m: string;
+  val: number;
+  user_id?: string;
+  initiator?: 'user' | 'system' | 'external';
+  statecounter?: StateCounter;
+}
+
+export interface Ticket {
+  _t: 'declareticket' | 'assocticket';
+  t: number;
+  a: string;
+  user_id?: string;
+  m: string;
+  val: string;
+  data?: Record<string, string>;
+}
+
+export interface AlarmValue {
+  state: Step;
+  status: Step;
+  ack?: Step;
+  canceled?: Step;
+  snooze?: Step;
+  ticket?: Ticket;
+  last_comment?: Step;
+  steps: Step[];
+  component: string;
   connector: string;
   connector_name: string;
-  component: string;
   resource?: string;
-  opened_at: number;
-  last_update: number;
-  last_event: number;
-  events_count: number;
+  creation_date: number;
+  activation_date?: number;
+  display_name: string;
+  initial_output: string;
   output: string;
-  state: { val: number; t: number; locked: boolean };
-  status: { val: StatusValue; t: number };
+  initial_long_output: string;
+  long_output: string;
+  long_output_history: string[];
+  last_update_date: number;
+  last_event_date: number;
+  resolved?: number;
+  parents: string[];
+  children: string[];
+  state_changes_since_status_update: number;
+  total_state_changes: number;
+  events_count: number;
+  infos: Record<string, Record<string, unknown>>;
+  duration?: number;
+  current_state_duration?: number;
+  active_duration?: number;
+  snooze_duration: number;
+  inactive_duration: number;
+}
+
+/**
+ * Our own bookkeeping, beside `v`: Canopsis computes flapping and stealthy
+ * from its steps, which cropping folds away here, so the times the rules
+ * need are kept apart. The API leaves this field out.
+ */
+export interface AlarmTiming {
   /** Times of the last state changes, for the flapping window. */
   state_changes: number[];
   /** When the state last left 0, and when it last came back to 0: the stealthy window. */
   non_ok_since: number;
   back_to_ok?: number;
-  ack?: { author: string; message: string; t: number };
-  cancel?: { author: string; message: string; t: number };
-  snooze?: { author: string; until: number; t: number };
-  ticket?: { author: string; value: string; t: number; type: 'declareticket' | 'assocticket' };
-  steps: Step[];
-  resolved: number | null;
 }
+
+export interface Alarm {
+  /** The id (a UUID); the key of the document in `alarms`. */
+  _id: string;
+  t: number;
+  d: string;
+  tags: string[];
+  v: AlarmValue;
+  timing: AlarmTiming;
+}
+
+/** An alarm as stored in `alarms`: the id is the key. */
+export type StoredAlarm = Omit<Alarm, '_id'>;
+
+export const isLocked = (a: Alarm) => a.v.state._t === 'changestate';
+export const isSnoozed = (a: Alarm, now: number) => a.v.snooze !== undefined && a.v.snooze.val > now;
 
 export interface AlarmSettings {
   /** Seconds an alarm stays off before it is resolved. */
@@ -79,12 +148,15 @@ export const DEFAULT_ALARM_SETTINGS: AlarmSettings = {
   snoozeDefault: 300,
 };
 
+/** Canopsis' AlarmStepCropMinStates: state steps kept after the status step before the older ones are counted. */
+export const CROP_KEEP = 20;
+
 /** The per-entity document axe modifies atomically. */
 export interface EntityAlarms {
   current: Alarm | null;
   /** Whether an alarm is open (indexed: axe's beat looks at these only). */
   open: boolean;
-  /** How many alarms this entity had: part of the next alarm's id. */
+  /** How many alarms this entity had. */
   count: number;
   /** Fingerprints of the last events applied, so a redelivery adds nothing. */
   seen: string[];

@@ -65,9 +65,10 @@ try {
         headers: { 'content-type': 'application/json', 'x-canopsis-authkey': secrets.api?.authkey ?? '' },
         body: JSON.stringify(r.event),
       });
-      const body = (await res.json()) as { sent_events?: unknown[]; failed_events?: Array<{ error: string }> };
+      const body = (await res.json()) as { sent_events?: unknown[]; failed_reasons?: string[]; retry_events?: unknown[] };
+      if (body.retry_events?.length) throw new Error('the API could not hand it to the broker: send it again');
       if (res.status !== 200 || !body.sent_events?.length)
-        throw new Error(`the API refused it (${res.status}): ${body.failed_events?.[0]?.error ?? JSON.stringify(body)}`);
+        throw new Error(`the API refused it (${res.status}): ${body.failed_reasons?.[0] ?? JSON.stringify(body)}`);
     } catch (e) {
       // fetch says "fetch failed" and keeps the reason (refused, certificate) in its cause.
       const cause = (e as { cause?: Error }).cause;

@@ -56,6 +56,12 @@ async function readTls(conf: WebserverConf): Promise<{ cert: string; key: string
   return { cert, key };
 }
 
+/** The version of the release this runs from (its package.json, beside dist/). */
+async function releaseVersion(): Promise<string> {
+  const file = new URL('../../../package.json', import.meta.url);
+  return ((JSON.parse(await readFile(file, 'utf8')) as { version?: string }).version ?? 'unknown').toString();
+}
+
 const logger = createLogger('info', { service: 'webserver' });
 try {
   const prefix = prefixFrom(process.env, cmd.opts<{ prefix?: string }>().prefix);
@@ -117,6 +123,7 @@ try {
     publish,
     brokerReady: async () => connection.connected && ch !== undefined,
     queueStats,
+    version: await releaseVersion(),
     ...(https ? { https } : {}),
   });
   await app.listen({ host: bind, port });

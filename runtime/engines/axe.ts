@@ -1,5 +1,5 @@
 import { ALARM_EVENT_TYPES, applyEvent, onBeat, REDELIVERY } from '../alarm/apply.js';
-import type { Alarm, EntityAlarms } from '../alarm/model.js';
+import type { Alarm, EntityAlarms, StoredAlarm } from '../alarm/model.js';
 import { DEFAULT_RETENTION } from '../config/runtime.js';
 import { pruneEventLog } from '../dispatch/retention.js';
 import { entityId } from '../event/canopsis-event.js';
@@ -26,22 +26,27 @@ export const ENTITY_ALARMS = 'entity_alarms';
 
 interface Collections {
   entity: Collection<EntityAlarms>;
-  alarms: Collection<Alarm>;
+  alarms: Collection<StoredAlarm>;
 }
 
 const collections = (engine: EngineHandle): Promise<Collections> =>
   once(engine, 'axe', async () => {
     const store = await engine.store();
-    const c = { entity: store.collection<EntityAlarms>(ENTITY_ALARMS), alarms: store.collection<Alarm>(ALARMS) };
+    const c = { entity: store.collection<EntityAlarms>(ENTITY_ALARMS), alarms: store.collection<StoredAlarm>(ALARMS) };
     await c.entity.ensureIndex(['open']);
-    // ['resolved'] alone: retention deletes by it, oldest first.
-    for (const f of [['entity'], ['resolved'], ['resolved', 'opened_at'], ['opened_at'], ['state.val']]) await c.alarms.ensureIndex(f);
+    // ['v.resolved'] alone: retention deletes by it, oldest first.
+    for (const f of ALARM_INDEXES) await c.alarms.ensureIndex(f);
     return c;
   });
 
+/** What the API filters and sorts alarms by. */
+export const ALARM_INDEXES = [['d'], ['v.resolved'], ['v.resolved', 't'], ['t'], ['v.state.val'], ['v.last_update_date']];
+
 /** The alarms collection follows entity_alarms: written after every modify, so a crash between the two heals on the next event. */
 async function mirror(c: Collections, a: Alarm | null | undefined): Promise<void> {
-  if (a) await c.alarms.put(a.id, a);
+  if (!a) return;
+  const { _id, ...doc } = a;
+  await c.alarms.put(_id, doc);
 }
 
 /** The job on Dispatcher_axe that applies the retention settings. */
@@ -64,7 +69,7 @@ async function applyRetention(engine: EngineHandle, ctx: TaskContext): Promise<v
   const r = engine.runtime.retention ?? DEFAULT_RETENTION;
   const now = Math.floor(Date.now() / 1000);
   const c = await collections(engine);
-  const alarms = r.resolvedAlarms > 0 ? await pruneBefore(c.alarms, 'resolved', now - r.resolvedAlarms) : NOTHING_PRUNED;
+  const alarms = r.resolvedAlarms > 0 ? await pruneBefore(c.alarms, 'v.resolved', now - r.resolvedAlarms) : NOTHING_PRUNED;
   const log = r.eventLog > 0 ? await pruneEventLog(await engine.store(), now - r.eventLog) : NOTHING_PRUNED;
   if (alarms.deleted || log.deleted)
     ctx.logger.info(
@@ -85,7 +90,7 @@ export const axe: TaskModule = {
     const s = engine.runtime.alarms;
     let outcome: ReturnType<typeof applyEvent> | undefined;
     const { doc } = await c.entity.modify(entityId(event), (cur) => {
-      outcome = applyEvent(cur, event, s);
+      outcome = applyEvent(cur, event, s, { now: Math.floor(Date.now() / 1000) });
       return outcome.next === undefined || outcome.ignored === REDELIVERY ? undefined : outcome.next;
     });
     await mirror(c, doc?.current);
@@ -93,7 +98,7 @@ export const axe: TaskModule = {
     for (const change of o.changes) {
       await engine.report('info', `alarm_${change}`, {
         timestamp: Number(event.timestamp),
-        extra: { alarm: doc?.current?.id, entity: entityId(event), state: doc?.current?.state.val, status: doc?.current?.status.val },
+        extra: { alarm: doc?.current?._id, entity: entityId(event), state: doc?.current?.v.state.val, status: doc?.current?.v.status.val },
       });
     }
     if (o.ignored && o.ignored !== 'state 0 and no open alarm' && !o.ignored.startsWith('event_type')) {
@@ -125,7 +130,7 @@ export const axe: TaskModule = {
       for (const change of changes)
         await engine.report('info', `alarm_${change}`, {
           timestamp: now,
-          extra: { alarm: (resolved ?? doc?.current)?.id, entity: open.key },
+          extra: { alarm: (resolved ?? doc?.current)?._id, entity: open.key },
         });
     }
   },

@@ -12,7 +12,7 @@ import type { EngineHandle, Event, TaskModule } from '../tasks/types.js';
 export const ENTITIES = 'entities';
 
 export interface Entity {
-  type: 'connector' | 'component' | 'resource';
+  type: 'connector' | 'component' | 'resource' | 'service';
   name: string;
   /** Timestamp of the first event that named it. */
   created: number;
@@ -49,7 +49,14 @@ export const che: TaskModule = {
     const seen = Number(event.timestamp) || Math.floor(Date.now() / 1000);
     const connector = `${String(event.connector)}/${String(event.connector_name)}`;
     const component = String(event.component);
-    await c.modify(connector, touch(seen, { type: 'connector', name: connector, depends: [] }));
+    // Canopsis names a connector entity by its connector_name; the id says which connector it is.
+    await c.modify(connector, touch(seen, { type: 'connector', name: String(event.connector_name), depends: [] }));
+    // An event about the connector itself names no component; a service's events name the service as component.
+    if (event.source_type === 'connector') return event;
+    if (event.source_type === 'service') {
+      await c.modify(component, touch(seen, { type: 'service', name: component, connector, depends: [connector] }));
+      return event;
+    }
     await c.modify(component, touch(seen, { type: 'component', name: component, connector, depends: [connector] }));
     if (event.source_type === 'resource') {
       const id = `${String(event.resource)}/${component}`;

@@ -18,9 +18,15 @@ export const EVENT_TYPES = [
   'snooze',
   'unsnooze',
   'declareticket',
+  'declareticketwebhook',
   'assocticket',
+  'activate',
 ] as const;
-export const SOURCE_TYPES = ['component', 'resource'] as const;
+/** Canopsis' source types an event from outside may carry (types.Event.IsValid; metaalarm is internal). */
+export const SOURCE_TYPES = ['connector', 'component', 'resource', 'service'] as const;
+
+/** Canopsis' MaxEventTimestampVariation: a timestamp further than this from now is replaced by now (types.Event.Format). */
+export const MAX_TIMESTAMP_DRIFT = 24 * 3600;
 
 /** Events larger than this are refused (RabbitMQ and Canopsis' store both hate huge documents). */
 export const MAX_EVENT_BYTES = 1024 * 1024;
@@ -36,7 +42,7 @@ export const MAX_ROUTING_KEY = 255;
 
 export type Checked = { ok: true; event: Event } | { ok: false; reason: string };
 
-const REQUIRED = ['connector', 'connector_name', 'event_type', 'source_type', 'component'] as const;
+const REQUIRED = ['connector', 'connector_name', 'event_type', 'source_type'] as const;
 
 const isText = (v: unknown): v is string => typeof v === 'string' && v.trim() !== '';
 
@@ -61,10 +67,15 @@ export function checkEvent(input: unknown, now: () => number = () => Math.floor(
   if (!(SOURCE_TYPES as readonly string[]).includes(e.source_type as string)) {
     return { ok: false, reason: `unknown source_type "${String(e.source_type)}" (known: ${SOURCE_TYPES.join(', ')})` };
   }
+  if (e.source_type !== 'connector' && !isText(e.component))
+    return { ok: false, reason: `missing or empty field: component (source_type is ${e.source_type})` };
   if (e.source_type === 'resource' && !isText(e.resource))
     return { ok: false, reason: 'missing or empty field: resource (source_type is resource)' };
+  if (e.source_type === 'connector' && e.event_type === 'check')
+    return { ok: false, reason: 'a check event cannot have source_type connector (Canopsis: "cannot create check event for connector")' };
   const out: Event = { ...e };
-  if (e.source_type === 'component') delete out.resource;
+  if (e.source_type !== 'resource') delete out.resource;
+  if (e.source_type === 'connector') delete out.component;
   const needsState = e.event_type === 'check' || e.event_type === 'changestate';
   if (e.state !== undefined || needsState) {
     const s = typeof e.state === 'string' && /^[0-3]$/.test(e.state) ? Number(e.state) : e.state;
@@ -76,6 +87,10 @@ export function checkEvent(input: unknown, now: () => number = () => Math.floor(
   if (e.timestamp === undefined || e.timestamp === null || e.timestamp === '') out.timestamp = now();
   else if (typeof e.timestamp !== 'number' || !Number.isFinite(e.timestamp)) {
     return { ok: false, reason: `timestamp must be unix seconds (found ${JSON.stringify(e.timestamp)})` };
+  } else if (Math.abs(e.timestamp - now()) > MAX_TIMESTAMP_DRIFT) {
+    // As Canopsis: a clock far off (or a timestamp in milliseconds) would open alarms in another day.
+    out.timestamp = now();
+    out.timestamp_replaced = e.timestamp;
   }
   if (out.state_type === undefined && e.event_type === 'check') out.state_type = 1;
   if (routingKey(out).length > MAX_ROUTING_KEY)
@@ -122,10 +137,25 @@ export function parseEventBody(body: Buffer): Parsed {
 
 /** connector.connector_name.event_type.source_type.component[.resource] */
 export function routingKey(e: Event): string {
-  const parts = [e.connector, e.connector_name, e.event_type, e.source_type, e.component];
+  const parts = [e.connector, e.connector_name, e.event_type, e.source_type, e.component ?? ''];
   if (e.source_type === 'resource') parts.push(e.resource);
   return parts.map((p) => String(p ?? '')).join('.');
 }
 
-/** Entity id: resource/component, or component for a component event. */
-export const entityId = (e: Event) => (e.source_type === 'resource' ? `${String(e.resource)}/${String(e.component)}` : String(e.component));
+/** Entity id as Canopsis' Event.GetEID: resource/component, component, or connector/connector_name. */
+export const entityId = (e: Event) =>
+  e.source_type === 'resource'
+    ? `${String(e.resource)}/${String(e.component)}`
+    : e.source_type === 'connector'
+      ? `${String(e.connector)}/${String(e.connector_name)}`
+      : String(e.component);
+
+/**
+ * The source type Canopsis' API sets from the fields present (lib/api/event/api.go
+ * processValue): resource with a resource, component with a component, else connector.
+ */
+export function derivedSourceType(e: Record<string, unknown>): 'resource' | 'component' | 'connector' {
+  if (isText(e.component) && isText(e.resource)) return 'resource';
+  if (isText(e.component)) return 'component';
+  return 'connector';
+}

@@ -69,11 +69,21 @@ const strip = <T>(d: Raw | null): Stored<T> | undefined => {
   return rest as Stored<T>;
 };
 
+const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 function toMongo(filter: Filter | undefined): MongoFilter<Document> {
   const out: Record<string, unknown> = {};
   for (const [field, cond] of Object.entries(filter ?? {})) {
+    if (cond === undefined) continue;
+    if (field === '$or') {
+      const alternatives = (cond as Filter[]).map(toMongo);
+      // MongoDB refuses an empty $or; no alternative means nothing matches.
+      out.$or = alternatives.length ? alternatives : [{ _id: { $exists: false } }];
+      continue;
+    }
     if (field !== 'key') checkField(field);
-    out[field] = cond;
+    out[field] =
+      cond && typeof cond === 'object' && '$contains' in cond ? { $regex: escapeRegex(String(cond.$contains)), $options: 'i' } : cond;
   }
   return out;
 }

@@ -71,9 +71,21 @@ const jsonPath = (field: string) => `$.${field}`;
 const sqlValue = (v: Scalar) => (v === true ? 1 : v === false ? 0 : v);
 
 function where(filter: Filter | undefined): { sql: string; params: unknown[] } {
+  const { sql, params } = conditions(filter);
+  return { sql: sql ? `WHERE ${sql}` : '', params };
+}
+
+function conditions(filter: Filter | undefined): { sql: string; params: unknown[] } {
   const parts: string[] = [];
   const params: unknown[] = [];
   for (const [field, cond] of Object.entries(filter ?? {})) {
+    if (cond === undefined) continue;
+    if (field === '$or') {
+      const alternatives = (cond as Filter[]).map(conditions);
+      parts.push(alternatives.length ? `(${alternatives.map((a) => `(${a.sql || '1'})`).join(' OR ')})` : '0');
+      for (const a of alternatives) params.push(...a.params);
+      continue;
+    }
     // The path is inlined (checked by checkField): SQLite only uses an expression
     // index when the query's expression is the same text, literal included.
     if (field !== 'key') checkField(field);
@@ -97,6 +109,9 @@ function where(filter: Filter | undefined): { sql: string; params: unknown[] } {
       params.push(...colParams, ...(c.$ne === null ? [] : [...colParams, sqlValue(c.$ne)]));
     } else if ('$exists' in c) {
       parts.push(`json_type(doc, '${jsonPath(field)}') IS ${c.$exists ? 'NOT ' : ''}NULL`);
+    } else if ('$contains' in c) {
+      parts.push(`instr(lower(${col}), lower(?)) > 0`);
+      params.push(String(c.$contains));
     } else {
       const bounds = Object.entries(c) as Array<[string, number | string]>;
       if (bounds.length === 0) throw new StoreError(`empty condition on ${field}`);
@@ -108,7 +123,7 @@ function where(filter: Filter | undefined): { sql: string; params: unknown[] } {
       }
     }
   }
-  return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', params };
+  return { sql: parts.join(' AND '), params };
 }
 
 function orderBy(sort: FindOptions['sort']): { sql: string; params: unknown[] } {

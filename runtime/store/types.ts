@@ -10,8 +10,10 @@ export type Scalar = string | number | boolean | null;
 /** Equality, or one operator, per field (dotted paths reach nested fields). */
 /** A range may combine bounds: { $gte: 10, $lt: 20 }. */
 export type Range = Partial<Record<'$gt' | '$gte' | '$lt' | '$lte', number | string>>;
-export type Condition = Scalar | { $in: Scalar[] } | { $ne: Scalar } | { $exists: boolean } | Range;
-export type Filter = Record<string, Condition>;
+/** `$contains`: a case-insensitive substring of a string field (ASCII case folding, the same on both backends). */
+export type Condition = Scalar | { $in: Scalar[] } | { $ne: Scalar } | { $exists: boolean } | { $contains: string } | Range;
+/** Every field's condition holds; `$or`, when given, also needs one of its filters to hold. */
+export type Filter = { [field: string]: Condition | Filter[] | undefined; $or?: Filter[] };
 
 export interface FindOptions {
   sort?: Array<[string, 1 | -1]>;

@@ -1,57 +1,218 @@
 import type { Filter, FindOptions } from '../store/types.js';
 
 /*
- * GET /api/v4/alarms parameters -> a store query, as Canopsis v4 pages
- * them: page (from 1), limit, opened, entity, state, tstart/tstop on the
- * opening time, sort_by/sort.
+ * Query parameters -> store queries, as Canopsis v4 reads them
+ * (capensis/canopsis release-22.10: lib/api/pagination/pagination.go,
+ * lib/api/alarm/models.go ListRequest, lib/api/alarm/mongo_query.go,
+ * lib/api/entity/models.go ListRequest). A bad value is an Invalid with
+ * Canopsis' {errors: {field: message}} body; nothing is silently ignored:
+ * a parameter we cannot honour is refused and says so.
  */
 
-export interface AlarmsQuery {
-  filter: Filter;
-  options: FindOptions;
+export class Invalid extends Error {
+  constructor(readonly errors: Record<string, string>) {
+    super(
+      Object.entries(errors)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join('; '),
+    );
+  }
+}
+
+export type Query = Record<string, string | string[] | undefined>;
+
+const one = (q: Query, name: string): string | undefined => {
+  const v = q[name];
+  return Array.isArray(v) ? v[v.length - 1] : v;
+};
+/** `name[]` (the usual form) or `name`, as a list. */
+const many = (q: Query, name: string): string[] => {
+  const v = q[`${name}[]`] ?? q[name];
+  return v === undefined ? [] : (Array.isArray(v) ? v : [v]).filter((x) => x !== '');
+};
+const title = (s: string) => s.replace(/(^|_)([a-z])/g, (_m, _u, c: string) => c.toUpperCase());
+
+export interface Page {
   page: number;
   limit: number;
 }
 
-export class BadQuery extends Error {}
-
-const SORTABLE = new Set(['opened_at', 'last_update', 'state.val', 'status.val', 'entity', 'events_count']);
-
-export function alarmsQuery(q: Record<string, string | undefined>): AlarmsQuery {
-  const int = (name: string, d: number, min: number, max: number) => {
-    const v = q[name];
+/** page and limit: numeric, > 0 (pagination.Query), defaults 1 and 10. */
+export function pageOf(q: Query, maxLimit = 10_000): Page {
+  const errors: Record<string, string> = {};
+  const num = (name: string, d: number, max: number) => {
+    const v = one(q, name);
     if (v === undefined || v === '') return d;
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new BadQuery(`${name}: expected an integer ${min}..${max}, found "${v}"`);
+    if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) errors[name] = `${title(name)} must be numeric.`;
+    else if (n <= 0) errors[name] = `${title(name)} should be greater than 0.`;
+    else if (n > max) errors[name] = `${title(name)} should be ${max} or less.`;
     return n;
   };
-  const page = int('page', 1, 1, 1_000_000);
-  const limit = int('limit', 10, 1, 10_000);
+  const page = num('page', 1, 1_000_000);
+  const limit = num('limit', 10, maxLimit);
+  if (Object.keys(errors).length) throw new Invalid(errors);
+  return { page, limit };
+}
+
+/** GET /api/v4/alarms?opened: true only open, false only resolved, absent open and recently resolved. */
+export type Opened = 'open' | 'resolved' | 'open-and-recent';
+
+export interface AlarmsQuery extends Page {
+  filter: Filter;
+  options: FindOptions;
+  opened: Opened;
+  withSteps: boolean;
+}
+
+const TIME_FIELDS = ['t', 'v.creation_date', 'v.resolved', 'v.last_update_date', 'v.last_event_date'];
+/** mongo_query.go defaultSearchByFields / availableSearchByFields (22.10 adds v.display_name and v.output to the latter). */
+const SEARCH_BY = ['v.connector', 'v.connector_name', 'v.component', 'v.resource'];
+const SEARCH_BY_AVAILABLE = new Set([...SEARCH_BY, 'v.display_name', 'v.output']);
+/** mongo_query.go fieldsAliases: short names a client may sort by. */
+const ALIASES: Record<string, string> = {
+  uid: '_id',
+  connector: 'v.connector',
+  connector_name: 'v.connector_name',
+  component: 'v.component',
+  resource: 'v.resource',
+  entity_id: 'd',
+  state: 'v.state.val',
+  status: 'v.status.val',
+  output: 'v.output',
+  opened: 't',
+  resolved: 'v.resolved',
+  ticket: 'v.ticket.val',
+};
+const SORT_FIELD = /^(t|d|_id|v(\.[a-z_]+)+)$/;
+
+const storeField = (f: string) => (f === '_id' ? 'key' : f);
+
+function sortField(raw: string, errors: Record<string, string>, key: string): string | undefined {
+  const f = ALIASES[raw] ?? raw;
+  if (!SORT_FIELD.test(f)) {
+    errors[key] = `${title(key)} must be t, d, _id, a v.* field or one of ${Object.keys(ALIASES).join(', ')}.`;
+    return undefined;
+  }
+  return storeField(f);
+}
+
+const bool = (q: Query, name: string, errors: Record<string, string>): boolean | undefined => {
+  const v = one(q, name);
+  if (v === undefined || v === '') return undefined;
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  errors[name] = `${title(name)} must be true or false.`;
+  return undefined;
+};
+
+/** Seconds a resolved alarm still shows when `opened` is absent. */
+export const RECENTLY_RESOLVED = 3600;
+
+export function alarmsQuery(q: Query, now: number): AlarmsQuery {
+  const { page, limit } = pageOf(q);
+  const errors: Record<string, string> = {};
   const filter: Filter = {};
-  if (q.opened !== undefined && q.opened !== '') {
-    if (q.opened !== 'true' && q.opened !== 'false') throw new BadQuery(`opened: expected true or false, found "${q.opened}"`);
-    filter.resolved = q.opened === 'true' ? null : { $ne: null };
-  }
-  if (q.entity) filter.entity = q.entity;
-  if (q.state !== undefined && q.state !== '') filter['state.val'] = int('state', 0, 0, 3);
-  const tstart = q.tstart ? int('tstart', 0, 0, Number.MAX_SAFE_INTEGER) : undefined;
-  const tstop = q.tstop ? int('tstop', 0, 0, Number.MAX_SAFE_INTEGER) : undefined;
+  const and: Filter[] = [];
+
+  const openedFlag = bool(q, 'opened', errors);
+  const opened: Opened = openedFlag === undefined ? 'open-and-recent' : openedFlag ? 'open' : 'resolved';
+  if (opened === 'open') filter['v.resolved'] = { $exists: false };
+  if (opened === 'resolved') filter['v.resolved'] = { $exists: true };
+  if (opened === 'open-and-recent')
+    and.push({ $or: [{ 'v.resolved': { $exists: false } }, { 'v.resolved': { $gte: now - RECENTLY_RESOLVED } }] });
+
+  // Saved widget filters live in Canopsis' UI database; there are none here, so every id is unknown.
+  if (many(q, 'filters').length) errors.filter = "Filter doesn't exist.";
+
+  const timeField = one(q, 'time_field') ?? '';
+  if (timeField && !TIME_FIELDS.includes(timeField)) errors.time_field = `TimeField must be one of [${TIME_FIELDS.join(' ')}] or empty.`;
+  const tf = timeField || (opened === 'resolved' ? 'v.resolved' : 't');
+  const bound = (name: string) => {
+    const v = one(q, name);
+    if (v === undefined || v === '') return undefined;
+    if (!/^\d+$/.test(v)) {
+      errors[name] = `${title(name)} must be a unix timestamp in seconds.`;
+      return undefined;
+    }
+    return Number(v);
+  };
+  const tstart = bound('tstart');
+  const tstop = bound('tstop');
   if (tstart !== undefined || tstop !== undefined) {
-    filter.opened_at = { ...(tstart !== undefined ? { $gte: tstart } : {}), ...(tstop !== undefined ? { $lte: tstop } : {}) };
+    filter[tf] = { ...(tstart !== undefined ? { $gte: tstart } : {}), ...(tstop !== undefined ? { $lte: tstop } : {}) };
   }
-  const sortBy = q.sort_by || 'opened_at';
-  if (!SORTABLE.has(sortBy)) throw new BadQuery(`sort_by: expected one of ${[...SORTABLE].join(', ')}, found "${sortBy}"`);
-  const dir = (q.sort || 'desc').toLowerCase();
-  if (dir !== 'asc' && dir !== 'desc') throw new BadQuery(`sort: expected asc or desc, found "${q.sort}"`);
-  return { filter, options: { sort: [[sortBy, dir === 'asc' ? 1 : -1]], skip: (page - 1) * limit, limit }, page, limit };
+
+  // Our own filters, kept from earlier versions: one entity, one state.
+  const entity = one(q, 'entity');
+  if (entity) filter.d = entity;
+  const state = one(q, 'state');
+  if (state !== undefined && state !== '') {
+    if (!/^[0-3]$/.test(state)) errors.state = 'State must be one of [0 1 2 3].';
+    else filter['v.state.val'] = Number(state);
+  }
+  // No entity belongs to a category and no alarm carries tags here: a filter on either matches nothing.
+  if (one(q, 'category')) filter.key = { $in: [] };
+  if (one(q, 'tag')) filter.key = { $in: [] };
+
+  const search = (one(q, 'search') ?? '').trim();
+  if (search) {
+    const by = many(q, 'active_columns').filter((c) => SEARCH_BY_AVAILABLE.has(c));
+    const fields = [...(by.length ? by : SEARCH_BY), 'd'];
+    and.push({ $or: fields.map((f) => ({ [f]: { $contains: search } })) });
+  }
+
+  const multi = many(q, 'multi_sort');
+  const sortBy = one(q, 'sort_by') ?? '';
+  const dir = (one(q, 'sort') ?? '').toLowerCase();
+  if (dir && dir !== 'asc' && dir !== 'desc') errors.sort = 'Sort must be one of [asc desc] or empty.';
+  let sort: FindOptions['sort'] = [];
+  if (multi.length) {
+    if (sortBy) errors.sort_by = "Can't be present both SortBy and MultiSort.";
+    for (const m of multi) {
+      const [f, d, ...extra] = m.split(',');
+      if (!f || (d !== 'asc' && d !== 'desc') || extra.length) {
+        errors.multi_sort = 'Invalid multi_sort value.';
+        continue;
+      }
+      const field = sortField(f, errors, 'multi_sort');
+      if (field) sort.push([field, d === 'asc' ? 1 : -1]);
+    }
+  } else {
+    const field = sortField(sortBy || 't', errors, 'sort_by');
+    if (field) sort = [[field, dir === 'asc' ? 1 : -1]];
+  }
+  if (!sort.some(([f]) => f === 'key')) sort.push(['key', 1]);
+
+  const withSteps = bool(q, 'with_steps', errors) ?? false;
+  if (Object.keys(errors).length) throw new Invalid(errors);
+  if (and.length === 1) filter.$or = and[0]!.$or;
+  else if (and.length > 1) {
+    // Two $or conditions: (a or b) and (c or d) = the cross product, which the store's one $or can say.
+    filter.$or = and[0]!.$or!.flatMap((x) => and[1]!.$or!.map((y) => ({ ...x, ...y })));
+  }
+  return { filter, options: { sort, skip: (page - 1) * limit, limit }, page, limit, opened, withSteps };
+}
+
+/** Canopsis' PaginatedMeta; a page past the last is "page is out of range" (NewPaginatedMeta). */
+export function pageMeta(p: Page, total: number) {
+  const pageCount = Math.max(1, Math.ceil(total / p.limit));
+  if (p.page > pageCount) throw new PageOutOfRange();
+  return { page: p.page, page_count: pageCount, per_page: p.limit, total_count: total };
+}
+
+export class PageOutOfRange extends Error {
+  constructor() {
+    super('page is out of range');
+  }
 }
 
 /**
  * The first query parameter given more than once (?limit=1&limit=2), or
- * undefined. Every route reads one value per name; the querystring parser
- * makes an array of a repeated one, which no handler expects.
+ * undefined. Lists are named with [] (filters[]=a&filters[]=b) and may repeat;
+ * any other parameter is read once, and a second value is a client's mistake.
  */
 export function repeatedParameter(query: unknown): string | undefined {
   if (query === null || typeof query !== 'object') return undefined;
-  return Object.entries(query).find(([, v]) => Array.isArray(v))?.[0];
+  return Object.entries(query).find(([k, v]) => Array.isArray(v) && !k.endsWith('[]'))?.[0];
 }

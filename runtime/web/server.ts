@@ -1,21 +1,28 @@
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { Alarm } from '../alarm/model.js';
+import type { StoredAlarm } from '../alarm/model.js';
 import { ALARMS } from '../engines/axe.js';
-import { ENTITIES, type Entity } from '../engines/che.js';
-import { checkEvent, MAX_EVENT_DEPTH, nestedDeeperThan } from '../event/canopsis-event.js';
-import type { Filter, Store } from '../store/types.js';
+import { MAX_EVENT_DEPTH, nestedDeeperThan } from '../event/canopsis-event.js';
+import type { Store } from '../store/types.js';
 import type { Event } from '../tasks/types.js';
-import { alarmsQuery, BadQuery, repeatedParameter } from './alarms-query.js';
+import { repeatedParameter } from './alarms-query.js';
 import { authenticate, type Credentials, type Principal, presented } from './auth.js';
+import { alarmActionRoutes } from './routes/alarm-actions.js';
+import { alarmReadRoutes } from './routes/alarms.js';
+import { entityRoutes } from './routes/entities.js';
+import { eventRoutes } from './routes/events.js';
+import { sessionRoutes } from './routes/session.js';
+import { bearer, REVOKED_TOKENS, TOKEN_TTL, Tokens } from './tokens.js';
 
 /*
- * The REST API, after Canopsis v4's routes so that its clients work.
- * Authentication is the application's: the API key (header
- * x-canopsis-authkey or ?authkey=), read-only keys, users over HTTP basic.
- * Every answer is JSON; errors never carry a stack trace. Failed logins are
- * counted per client address: past the limit the address gets 429 for the
- * rest of the window, and no password is checked for it meanwhile.
+ * The REST API, speaking Canopsis v4 (docs/canopsis-compatibility.md says
+ * route by route what matches and where it comes from). Authentication:
+ * the API key (header x-canopsis-authkey or ?authkey=), read-only keys,
+ * users over HTTP basic or with the token of POST /api/v4/login
+ * (Authorization: Bearer). Every answer is JSON; errors never carry a stack
+ * trace. Failed logins are counted per client address: past the limit the
+ * address gets 429 for the rest of the window, and no password is checked
+ * for it meanwhile.
  */
 
 export interface QueueStat {
@@ -39,12 +46,17 @@ export interface ServerDeps {
   https?: { cert: string | Buffer; key: string | Buffer };
   /** Failed logins allowed per client address and window before 429 (default 10 per minute). */
   authFailures?: { max: number; windowMs: number };
+  /** The appliance's version, for /api/v4/app-info. */
+  version?: string;
+  /** Seconds a login token lasts (default 24 h). */
+  tokenTtl?: number;
 }
 
 export const AUTH_FAILURES = { max: 10, windowMs: 60_000 };
 
-const PUBLIC = new Set(['/api/v4/healthcheck']);
-const ALARM_ACTIONS = ['ack', 'ackremove', 'cancel', 'uncancel', 'snooze', 'comment'] as const;
+const PUBLIC = new Set(['/api/v4/healthcheck', '/api/v4/login', '/api/v4/logout']);
+/** POST routes that only read: a read-only caller may use them. */
+const READS = new Set(['/api/v4/alarm-details']);
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -54,13 +66,6 @@ declare module 'fastify' {
 
 /** The label of a request in /metrics: its route pattern, never the URL a client typed (it may carry ?authkey=). */
 const routeLabel = (req: FastifyRequest) => (req.is404 || !req.routeOptions.url ? 'unmatched' : req.routeOptions.url);
-
-const pageMeta = (page: number, limit: number, total: number) => ({
-  page,
-  page_count: Math.max(1, Math.ceil(total / limit)),
-  per_page: limit,
-  total_count: total,
-});
 
 export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
   const options = { bodyLimit: d.bodyLimit ?? 1024 * 1024, logger: d.logger ?? false, return503OnClosing: true };
@@ -75,7 +80,7 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
       status === 413 ? `body larger than ${d.bodyLimit ?? 1024 * 1024} bytes` : status >= 500 ? 'internal error' : err.message;
     void reply.status(status).send({ error: message });
   });
-  app.setNotFoundHandler((_req, reply) => void reply.status(404).send({ error: 'not found' }));
+  app.setNotFoundHandler((_req, reply) => void reply.status(404).send({ error: 'Not found' }));
 
   // A body nested deeper than an event may be is refused before parsing: it could not be serialised to the
   // broker (JSON.stringify overflows its stack) and would end as a 500. Fastify's own parser does the rest.
@@ -104,6 +109,18 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
       .header('retry-after', String(Math.max(1, ttlSeconds)))
       .send({ error: `too many failed logins from ${req.ip}: retry in ${Math.max(1, ttlSeconds)} s` });
 
+  const tokens = new Tokens(d.credentials.authkey, d.store.collection(REVOKED_TOKENS), d.tokenTtl ?? TOKEN_TTL);
+
+  /** Who is calling: an API key, a login token, or HTTP basic; undefined for none or a bad one. */
+  const principalOf = async (req: FastifyRequest, key: string | undefined): Promise<Principal | undefined> => {
+    const token = key ? undefined : bearer(req.headers.authorization);
+    if (!token) return authenticate(d.credentials, key, req.headers.authorization);
+    const t = await tokens.verify(token);
+    // The user's current role: a user removed from api-users.ini loses its tokens with it.
+    const user = t ? d.credentials.users.get(t.name) : undefined;
+    return t && user ? { name: t.name, role: user.role } : undefined;
+  };
+
   app.addHook('onRequest', async (req, reply) => {
     const method = req.method;
     const route = routeLabel(req);
@@ -121,7 +138,7 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
       const now = await failures(req, { increment: false });
       if (!now.isAllowed && now.isExceeded) return tooMany(req, reply, now.ttlInSeconds);
     }
-    const principal = await authenticate(d.credentials, key, req.headers.authorization);
+    const principal = await principalOf(req, key);
     if (!principal) {
       if (kind) {
         const after = await failures(req);
@@ -130,9 +147,9 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
       return reply
         .status(401)
         .header('www-authenticate', 'Basic realm="canopsis"')
-        .send({ error: 'authentication required: x-canopsis-authkey header, ?authkey= or HTTP basic' });
+        .send({ error: 'authentication required: x-canopsis-authkey header, ?authkey=, a login token (Bearer) or HTTP basic' });
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD' && principal.role !== 'admin') {
+    if (req.method !== 'GET' && req.method !== 'HEAD' && !READS.has(route) && principal.role !== 'admin') {
       return reply.status(403).send({ error: `${principal.name} is read-only` });
     }
     req.principal = principal;
@@ -149,96 +166,28 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
     return reply.status(broker && store ? 200 : 503).send({ broker, store });
   });
 
-  app.post('/api/v4/event', async (req: FastifyRequest, reply) => {
-    const body = req.body as unknown;
-    if (body === null || typeof body !== 'object')
-      return reply.status(400).send({ error: 'expected an event object or an array of events' });
-    const events = Array.isArray(body) ? body : [body];
-    const sent: Event[] = [];
-    const failed: Array<{ event: unknown; error: string }> = [];
-    const retry: Array<{ event: unknown; error: string }> = [];
-    for (const e of events) {
-      const r = checkEvent(e);
-      if (!r.ok) {
-        failed.push({ event: e, error: r.reason });
-        continue;
-      }
-      try {
-        await d.publish(r.event);
-        sent.push(r.event);
-      } catch (err) {
-        retry.push({ event: e, error: `not published: ${(err as Error).message}` });
-      }
-    }
-    counters.eventsSent += sent.length;
-    counters.eventsFailed += failed.length;
-    return reply
-      .status(failed.length && !sent.length && !retry.length ? 400 : 200)
-      .send({ sent_events: sent, failed_events: failed, retry_events: retry });
-  });
-
-  app.get('/api/v4/alarms', async (req, reply) => {
-    let q: ReturnType<typeof alarmsQuery>;
-    try {
-      q = alarmsQuery(req.query as Record<string, string | undefined>);
-    } catch (e) {
-      if (e instanceof BadQuery) return reply.status(400).send({ error: e.message });
-      throw e;
-    }
-    const c = d.store.collection<Alarm>(ALARMS);
-    const [data, total] = await Promise.all([c.find(q.filter, q.options), c.count(q.filter)]);
-    return { data: data.map(({ steps: _s, ...a }) => ({ ...a, _id: a.id })), meta: pageMeta(q.page, q.limit, total) };
-  });
-
-  app.get('/api/v4/alarms/:id', async (req, reply) => {
-    const { id } = req.params as { id: string };
-    const a = await d.store.collection<Alarm>(ALARMS).get(id);
-    if (!a) return reply.status(404).send({ error: `no alarm ${id}` });
-    return { ...a, _id: a.id };
-  });
-
-  for (const action of ALARM_ACTIONS) {
-    app.put(`/api/v4/alarms/:id/${action}`, async (req, reply) => {
-      const { id } = req.params as { id: string };
-      const a = await d.store.collection<Alarm>(ALARMS).get(id);
-      if (!a) return reply.status(404).send({ error: `no alarm ${id}` });
-      if (a.resolved !== null) return reply.status(409).send({ error: `alarm ${id} is resolved` });
-      const body = (req.body ?? {}) as { comment?: string; duration?: number };
-      // Through the pipeline, like any source: axe stays the only writer of alarms.
-      const event: Event = {
-        connector: a.connector,
-        connector_name: a.connector_name,
-        event_type: action,
-        source_type: a.resource ? 'resource' : 'component',
-        component: a.component,
-        ...(a.resource ? { resource: a.resource } : {}),
-        author: req.principal!.name,
-        output: body.comment ?? '',
-        timestamp: Math.floor(Date.now() / 1000),
-        ...(action === 'snooze' ? { duration: body.duration } : {}),
-      };
-      const r = checkEvent(event);
-      if (!r.ok) return reply.status(400).send({ error: r.reason });
-      await d.publish(r.event);
-      return reply.status(202).send({ accepted: true, event: r.event });
-    });
-  }
-
-  app.get('/api/v4/entities', async (req, reply) => {
-    const query = req.query as Record<string, string | undefined>;
-    let page = 1;
-    let limit = 10;
-    try {
-      const q = alarmsQuery({ page: query.page, limit: query.limit });
-      page = q.page;
-      limit = q.limit;
-    } catch (e) {
-      return reply.status(400).send({ error: (e as Error).message });
-    }
-    const filter: Filter = query.type ? { type: query.type } : {};
-    const c = d.store.collection<Entity>(ENTITIES);
-    const [data, total] = await Promise.all([c.find(filter, { sort: [['key', 1]], skip: (page - 1) * limit, limit }), c.count(filter)]);
-    return { data: data.map((e) => ({ ...e, _id: e.key })), meta: pageMeta(page, limit, total) };
+  eventRoutes(app, d.publish, counters);
+  alarmReadRoutes(app, d.store);
+  alarmActionRoutes(app, { store: d.store, publish: d.publish });
+  entityRoutes(app, d.store);
+  sessionRoutes(app, {
+    credentials: d.credentials,
+    tokens,
+    version: d.version ?? 'unknown',
+    limiter: {
+      blocked: async (req, reply) => {
+        const now = await failures(req, { increment: false });
+        if (now.isAllowed || !now.isExceeded) return false;
+        await tooMany(req, reply, now.ttlInSeconds);
+        return true;
+      },
+      failed: async (req, reply) => {
+        const after = await failures(req);
+        if (after.isAllowed || !after.isExceeded) return false;
+        await tooMany(req, reply, after.ttlInSeconds);
+        return true;
+      },
+    },
   });
 
   app.get('/metrics', async (_req, reply) => {
@@ -277,11 +226,14 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
       'gauge',
       stats.map((s) => [{ engine: s.engine }, s.consumers > 0 ? 1 : 0]),
     );
-    const alarms = d.store.collection<Alarm>(ALARMS);
+    const alarms = d.store.collection<StoredAlarm>(ALARMS);
     const open = await Promise.all(
       [0, 1, 2, 3].map(
         async (state) =>
-          [{ state: String(state) }, await alarms.count({ resolved: null, 'state.val': state })] as [Record<string, string>, number],
+          [{ state: String(state) }, await alarms.count({ 'v.resolved': { $exists: false }, 'v.state.val': state })] as [
+            Record<string, string>,
+            number,
+          ],
       ),
     );
     metric('canopsis_alarms_open', 'Open alarms by state', 'gauge', open);

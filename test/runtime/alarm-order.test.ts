@@ -88,16 +88,16 @@ test('numprocs 2: 1,000 interleaved state changes on 10 entities leave each alar
       'every event applied',
       async () => {
         const all = await store.collection<EntityAlarms>('entity_alarms').find({ open: true });
-        const applied = all.reduce((n, d) => n + (d.current?.events_count ?? 0), 0);
+        const applied = all.reduce((n, d) => n + (d.current?.v.events_count ?? 0), 0);
         return applied === N ? all : undefined;
       },
       60_000,
     );
     assert.equal(docs.length, ENTITIES);
-    for (const d of docs) assert.equal(d.current!.state.val, last.get(d.key), `${d.key} ends in the state of its last event`);
+    for (const d of docs) assert.equal(d.current!.v.state.val, last.get(d.key), `${d.key} ends in the state of its last event`);
     for (const d of docs)
       assert.equal(
-        d.current!.output,
+        d.current!.v.output,
         `#${N - ENTITIES + Number(d.key.slice(3, d.key.indexOf('/')))}`,
         `${d.key}'s last output is its last event's`,
       );

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { outputsOf } from '../../runtime/engine/outcome.js';
-import { checkEvent, entityId, routingKey } from '../../runtime/event/canopsis-event.js';
+import { checkEvent, derivedSourceType, entityId, MAX_TIMESTAMP_DRIFT, routingKey } from '../../runtime/event/canopsis-event.js';
 import { DROP, RejectedEvent, routeTo } from '../../runtime/tasks/types.js';
 
 const base = {
@@ -33,7 +33,9 @@ test('each kind of bad event gets its own reason', () => {
     return r.reason;
   };
   assert.match(reason([base]), /found an array/);
-  assert.match(reason({ ...base, connector: '', component: undefined }), /missing or empty fields: connector, component/);
+  assert.match(reason({ ...base, connector: '', connector_name: undefined }), /missing or empty fields: connector, connector_name/);
+  assert.match(reason({ ...base, component: undefined }), /missing or empty field: component \(source_type is resource\)/);
+  assert.match(reason({ ...base, source_type: 'connector' }), /a check event cannot have source_type connector/);
   assert.match(reason({ ...base, event_type: 'teleport' }), /unknown event_type "teleport"/);
   assert.match(reason({ ...base, source_type: 'planet' }), /unknown source_type "planet"/);
   assert.match(reason({ ...base, state: 4 }), /state must be an integer 0\.\.3/);
@@ -42,6 +44,35 @@ test('each kind of bad event gets its own reason', () => {
   assert.match(reason({ ...base, timestamp: 'yesterday' }), /timestamp must be unix seconds/);
   assert.match(reason({ ...base, component: 'c'.repeat(300) }), /routing key longer than 255 bytes/);
   assert.ok(checkEvent({ ...base, event_type: 'ack', state: undefined }).ok, 'an ack needs no state');
+});
+
+// Canopsis release-22.10, lib/canopsis/types/event.go: IsValid (source types), GetEID, Format
+// (MaxEventTimestampVariation = 24 h); lib/api/event/api.go processValue (the source type from the fields present).
+test("Canopsis' source types and entity ids; a timestamp more than a day away is replaced by now", () => {
+  const now = 1_800_000_000;
+  const ack = checkEvent({ ...base, event_type: 'ack', source_type: 'connector', state: undefined }, () => now);
+  assert.ok(ack.ok);
+  assert.equal(entityId(ack.event), 'nagios/nagios1');
+  assert.equal(ack.event.component, undefined);
+  assert.equal(routingKey(ack.event), 'nagios.nagios1.ack.connector.');
+  const svc = checkEvent({ ...base, source_type: 'service', component: 'shop', resource: undefined }, () => now);
+  assert.ok(svc.ok);
+  assert.equal(entityId(svc.event), 'shop');
+  const far = checkEvent({ ...base, timestamp: now - MAX_TIMESTAMP_DRIFT - 1 }, () => now);
+  assert.ok(far.ok);
+  assert.equal(far.event.timestamp, now);
+  assert.equal(far.event.timestamp_replaced, now - MAX_TIMESTAMP_DRIFT - 1, 'the original kept for whoever looks');
+  const ms = checkEvent({ ...base, timestamp: now * 1000 }, () => now);
+  assert.ok(ms.ok);
+  assert.equal(ms.event.timestamp, now, 'milliseconds are far in the future: replaced');
+  const near = checkEvent({ ...base, timestamp: now - MAX_TIMESTAMP_DRIFT }, () => now);
+  assert.ok(near.ok);
+  assert.equal(near.event.timestamp, now - MAX_TIMESTAMP_DRIFT, 'within a day: kept');
+  assert.equal(derivedSourceType({ component: 'c', resource: 'r' }), 'resource');
+  assert.equal(derivedSourceType({ component: 'c', resource: '' }), 'component');
+  assert.equal(derivedSourceType({ connector: 'x' }), 'connector');
+  for (const type of ['declareticketwebhook', 'activate', 'unsnooze'])
+    assert.ok(checkEvent({ ...base, event_type: type, state: undefined }).ok, `${type} is accepted`);
 });
 
 test('task outcomes: the event, a list, a route, DROP; anything else is refused', () => {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
+import { storedAlarm } from '../helpers/alarms.js';
 import { type EngineProcess, freshVhost, startEngine, stopEngine, type Vhost, writeRuntimePrefix } from '../helpers/broker.js';
 import { removeDir, tempDir, waitFor } from '../helpers/index.js';
 
@@ -46,14 +47,7 @@ after(async () => {
   await removeDir(dir);
 });
 
-const alarm = (id: string, opened: number, resolved: number | null) => ({
-  id,
-  entity: id,
-  opened_at: opened,
-  last_update: opened,
-  resolved,
-  state: { val: 2, t: opened, locked: false },
-});
+const alarm = (id: string, opened: number, resolved: number | null) => storedAlarm({ id, entity: `${id}/host`, opened, resolved });
 
 test('old resolved alarms and old event_log entries go, open alarms and recent ones stay, by one job at a time', async () => {
   const now = Math.floor(Date.now() / 1000);
@@ -97,7 +91,7 @@ test('old resolved alarms and old event_log entries go, open alarms and recent o
   const db = new Database(storeFile(), { readonly: true });
   const indexes = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index'").all() as Array<{ name: string }>).map((r) => r.name);
   db.close();
-  assert.ok(indexes.includes('c_alarms__resolved'), indexes.join(', '));
+  assert.ok(indexes.includes('c_alarms__v_resolved'), indexes.join(', '));
   assert.ok(indexes.includes('c_event_log__timestamp'), indexes.join(', '));
 
   const stats = [];

@@ -75,6 +75,34 @@ export function storeContract(label: string, store: () => Store): void {
     assert.equal(await c.count({ state: 2, 'v.status': 0 }), 5);
   });
 
+  test(`${label}: search: a case-insensitive substring, and $or between filters`, async () => {
+    const c = fresh('search');
+    const rows: Array<[string, string, number]> = [
+      ['a', 'Disk-Full on web1', 1],
+      ['b', 'cpu high on WEB2', 2],
+      ['c', 'disk ok (1.5% used) [a*b]', 0],
+      ['d', 'memory', 3],
+    ];
+    for (const [k, name, state] of rows) await c.put(k, { name, state });
+    await c.put('e', { name: 'no state' });
+    const keys = async (f: Parameters<typeof c.find>[0]) => (await c.find(f, { sort: [['key', 1]] })).map((d) => d.key);
+    assert.deepEqual(await keys({ name: { $contains: 'web' } }), ['a', 'b']);
+    assert.deepEqual(await keys({ name: { $contains: 'DISK' } }), ['a', 'c']);
+    // Regex and LIKE characters are plain text.
+    assert.deepEqual(await keys({ name: { $contains: '1.5%' } }), ['c']);
+    assert.deepEqual(await keys({ name: { $contains: '[a*b]' } }), ['c']);
+    assert.deepEqual(await keys({ name: { $contains: '.' } }), ['c']);
+    assert.deepEqual(await keys({ $or: [{ name: { $contains: 'memory' } }, { state: 2 }] }), ['b', 'd']);
+    assert.deepEqual(await keys({ state: { $gte: 1 }, $or: [{ name: { $contains: 'web' } }, { name: { $contains: 'mem' } }] }), [
+      'a',
+      'b',
+      'd',
+    ]);
+    assert.deepEqual(await keys({ state: 1, $or: [{ name: { $contains: 'cpu' } }, { name: { $contains: 'mem' } }] }), []);
+    assert.deepEqual(await keys({ $or: [] }), [], 'no alternative: nothing matches');
+    assert.equal(await c.count({ $or: [{ state: 0 }, { state: { $exists: false } }] }), 2);
+  });
+
   test(`${label}: modify is an atomic read-modify-write that can create, change or leave a document`, async () => {
     const c = fresh('modify');
     const created = await c.modify('e1', (cur) => (cur ? undefined : { name: 'e1', n: 1 }));
