@@ -99,7 +99,7 @@ test("the README's first command as root on a fresh prefix: exit 0, the probe co
   assert.equal(await owner(path.join(prefix, 'var/lib/pkgmgr')), 'root');
 
   const alarm = await eventBecomesAlarm(prefix, 'disk1');
-  assert.equal((alarm.state as { val: number }).val, 2);
+  assert.equal((alarm.v as { state: { val: number } }).state.val, 2);
   const status = await run(path.join(prefix, 'bin', 'hypcontrol'), ['status'], { env: { CPS_PREFIX: prefix } });
   assert.equal(status.exitCode, 0, status.all);
   assert.match(status.stdout, /amqp2engines +running .*dead letters: none/);

@@ -127,7 +127,7 @@ test('10,000 check events from a connector become alarms readable through the RE
   assert.equal(total, 10_000);
   const page = await api('/alarms?opened=true&entity=svc42/bulk-host42');
   assert.equal(page.data.length, 1);
-  assert.equal((page.data[0]!.state as { val: number }).val, 1 + (42 % 3));
+  assert.equal((page.data[0]!.v as { state: { val: number } }).state.val, 1 + (42 % 3));
 });
 
 test('faults: an engine killed -9 five times and the broker restarted once, nothing lost, no engine left dead', async () => {

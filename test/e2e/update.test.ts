@@ -149,16 +149,20 @@ test('v1 -> v2: the setting renamed and the entities reshaped once, the edit kep
   assert.match(text, /\nmongodb_dbpath = var\/lib\/mongodb\n/);
   assert.doesNotMatch(text, /\ndbpath =/);
   const record = await migrationRecord();
-  assert.deepEqual(Object.keys(record), ['0.2.0-metric-engines', '0.3.0-store-dbpath', '0.3.0-entity-fields']);
+  assert.deepEqual(Object.keys(record), ['0.2.0-metric-engines', '0.3.0-store-dbpath', '0.3.0-entity-fields', '0.4.0-alarms-v4']);
   assert.match(await readFile(path.join(prefix, 'etc', 'webserver.conf'), 'utf8'), /; kept across updates/);
-  assert.equal((await alarmsOf('before-update')).data[0]?._id, alarm, 'the v1 alarm is readable through the v2 API');
-  const reshaped = await entity('before-update');
-  assert.deepEqual(reshaped, {
-    ...Object.fromEntries(Object.entries(before).filter(([k]) => k !== 'first_seen' && k !== 'last_seen')),
+  const v1Alarm = (await alarmsOf('before-update')).data[0] as { _id: string; v?: { state?: { val?: number } } } | undefined;
+  assert.equal(v1Alarm?._id, alarm, 'the v1 alarm is readable through the v2 API');
+  assert.equal(typeof v1Alarm?.v?.state?.val, 'number', "in Canopsis v4's shape");
+  const reshaped = (await entity('before-update')) as Record<string, unknown>;
+  const expected: Record<string, unknown> = {
+    ...Object.fromEntries(Object.entries(before).filter(([k]) => k !== 'first_seen' && k !== 'last_seen' && k !== 'depends')),
     created: before.first_seen,
     last_event_date: (before as { last_seen?: number }).last_seen,
     enabled: true,
-  });
+  };
+  for (const [k, v] of Object.entries(expected)) assert.deepEqual(reshaped[k], v, `entity field ${k}`);
+  assert.equal(reshaped.first_seen, undefined);
 
   await run(path.join(prefix, 'bin', 'send-event'), ['--component', 'after-update', '--state', '3'], { env: env() });
   await waitFor('the pipeline works after the update', async () => (await alarmsOf('after-update')).data.length === 1);
