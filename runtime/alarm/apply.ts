@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { entityId } from '../event/canopsis-event.js';
 import type { Event } from '../tasks/types.js';
 import {
@@ -83,18 +83,20 @@ function computeStatus(a: Alarm, now: number, s: AlarmSettings): StatusValue {
   return a.v.state.val > 0 ? STATUS.ongoing : STATUS.off;
 }
 
+/** A step past the limit: the event that needed it changes nothing (Canopsis' executors fail on Steps.Add's error). */
+class StepLimit extends Error {}
+
 /**
  * Canopsis' AlarmSteps.Add: past the hard limit only the steps that close
- * an alarm (back to OK, a cancel) are still added; the rest are dropped.
+ * an alarm (back to OK, a cancel) are still added.
  */
-function pushStep(a: Alarm, st: Step, s: AlarmSettings): boolean {
+function pushStep(a: Alarm, st: Step, s: AlarmSettings): void {
   const closing =
     ((st._t === 'statedec' || st._t === 'statusdec') && st.val === 0) ||
     st._t === 'cancel' ||
     (st._t === 'statusinc' && st.val === STATUS.cancelled);
-  if (a.v.steps.length >= s.maxSteps && !closing) return false;
+  if (a.v.steps.length >= s.maxSteps && !closing) throw new StepLimit(`max number of steps reached: ${s.maxSteps}`);
   a.v.steps.push(st);
-  return true;
 }
 
 /**
@@ -169,6 +171,8 @@ export function fingerprint(e: Event): string {
 }
 
 const connectorAuthor = (e: Event) => `${str(e.connector)}.${str(e.connector_name)}`;
+/** What a check's steps take from the event: its initiator, never its user (UpdateAlarmState passes none). */
+const checkSource = (e: Event): Event => ({ initiator: e.initiator });
 
 function openAlarm(e: Event, clock: Clock, s: AlarmSettings): Alarm {
   const t = Number(e.timestamp);
@@ -177,10 +181,12 @@ function openAlarm(e: Event, clock: Clock, s: AlarmSettings): Alarm {
   const state = Number(e.state);
   const output = str(e.output);
   const longOutput = str(e.long_output);
-  const stateStep = step('stateinc', t, author, output, state, e);
-  const statusStep = step('statusinc', t, author, output, STATUS.ongoing, e);
+  // UpdateAlarmState makes check steps with no user: the event's user_id is not theirs.
+  const stateStep = step('stateinc', t, author, output, state, checkSource(e));
+  const statusStep = step('statusinc', t, author, output, STATUS.ongoing, checkSource(e));
+  const id = (clock.newId ?? randomUUID)();
   const alarm: Alarm = {
-    _id: (clock.newId ?? randomUUID)(),
+    _id: id,
     t: now,
     d: entityId(e),
     tags: [],
@@ -194,7 +200,7 @@ function openAlarm(e: Event, clock: Clock, s: AlarmSettings): Alarm {
       ...(e.source_type === 'resource' ? { resource: str(e.resource) } : {}),
       creation_date: now,
       activation_date: now,
-      display_name: displayName(clock),
+      display_name: displayName(id),
       initial_output: output,
       output,
       initial_long_output: longOutput,
@@ -217,12 +223,11 @@ function openAlarm(e: Event, clock: Clock, s: AlarmSettings): Alarm {
   return alarm;
 }
 
-/** Canopsis' default display name scheme, {{ rand_string 2 }}-{{ rand_string 2 }}-{{ rand_string 2 }}, from the id's bytes. */
-function displayName(clock: Clock): string {
-  const letters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
-  const seed = (clock.newId ?? randomUUID)().replace(/-/g, '');
-  const pick = (i: number) => letters[Number.parseInt(seed.slice(i * 2, i * 2 + 2), 16) % letters.length];
-  return `${pick(0)}${pick(1)}-${pick(2)}${pick(3)}-${pick(4)}${pick(5)}`;
+/** Canopsis' default display name scheme, {{ rand_string 2 }}-{{ rand_string 2 }}-{{ rand_string 2 }}: random letters, drawn from the id's hash. */
+function displayName(id: string): string {
+  const h = createHash('sha256').update(id).digest();
+  const letter = (i: number) => String.fromCharCode(65 + (h[i]! % 26));
+  return `${letter(0)}${letter(1)}-${letter(2)}${letter(3)}-${letter(4)}${letter(5)}`;
 }
 
 function applyCheck(a: Alarm, e: Event, now: number, s: AlarmSettings): void {
@@ -231,27 +236,28 @@ function applyCheck(a: Alarm, e: Event, now: number, s: AlarmSettings): void {
   const state = Number(e.state);
   const output = str(e.output);
   a.v.events_count += 1;
-  a.v.last_event_date = now;
+  // updateAlarm (event_processor.go): the last event's own time.
+  a.v.last_event_date = t;
   a.v.output = output;
-  if (e.long_output !== undefined && str(e.long_output) !== a.v.long_output) {
-    a.v.long_output = str(e.long_output);
-    a.v.long_output_history = [...a.v.long_output_history, a.v.long_output].slice(-100);
+  // UpdateLongOutput: always the event's, "" when it has none; the history keeps each new value.
+  const longOutput = str(e.long_output);
+  if (longOutput !== a.v.long_output) {
+    a.v.long_output = longOutput;
+    a.v.long_output_history = [...a.v.long_output_history, longOutput].slice(-100);
   }
-  // A changestate lock holds against every state but 0 (UpdateAlarmState).
+  // A changestate lock holds against every state but 0 (UpdateAlarmState); a state-0 check on a lock at 0 changes nothing.
   if (state !== a.v.state.val && (!isLocked(a) || state === 0)) {
     if (state === 0) a.timing.back_to_ok = t;
     else if (a.v.state.val === 0) a.timing.non_ok_since = t;
     a.timing.state_changes = [...a.timing.state_changes.filter((x) => t - x <= s.flappingWindow), t].slice(-(s.flappingCount * 2));
-    a.v.state = step(state > a.v.state.val ? 'stateinc' : 'statedec', t, author, output, state, e);
+    a.v.state = step(state > a.v.state.val ? 'stateinc' : 'statedec', t, author, output, state, checkSource(e));
     a.v.total_state_changes += 1;
     a.v.state_changes_since_status_update += 1;
     a.v.last_update_date = t;
     pushStep(a, a.v.state, s);
-  } else if (state === 0 && isLocked(a) && a.v.state.val === 0) {
-    // A state-0 check releases a lock that is already at 0: the state step becomes an ordinary one.
-    a.v.state = { ...a.v.state, _t: 'statedec' };
   }
-  setStatus(a, t, t, author, output, s, e);
+  void now;
+  setStatus(a, t, t, author, output, s, checkSource(e));
   a.v.steps = cropSteps(a.v.steps, a.v.status);
 }
 
@@ -270,7 +276,8 @@ function ticketData(v: unknown): Record<string, string> | undefined {
 function setTicket(a: Alarm, e: Event, t: number, s: AlarmSettings, type: 'declareticket' | 'assocticket', value: string): void {
   const st = step(type, t, author(e), type === 'assocticket' ? value : message(e), 0, e);
   const data = ticketData(e.ticket_data);
-  a.v.ticket = { _t: type, t, a: st.a, m: st.m, val: value, ...(st.user_id ? { user_id: st.user_id } : {}), ...(data ? { data } : {}) };
+  // AlarmStep.NewTicket: the ticket's message is the ticket itself.
+  a.v.ticket = { _t: type, t, a: st.a, user_id: st.user_id ?? '', m: value, val: value, ...(data ? { data } : {}) };
   pushStep(a, st, s);
 }
 
@@ -308,6 +315,8 @@ const ACTIONS: Record<string, Action> = {
       return { changes: [], ignored: `snooze duration must be positive seconds (found ${JSON.stringify(e.duration)})` };
     a.v.snooze = step('snooze', t, author(e), message(e), t + Math.round(duration), e);
     pushStep(a, a.v.snooze, s);
+    // startInactiveInterval: a snoozed alarm is not active.
+    a.v.inactive_start ??= t;
     return { changes: ['snoozed'] };
   },
   // PartialUpdateUnsnooze: the snooze ends early; no step, its time is counted.
@@ -352,9 +361,14 @@ const ACTIONS: Record<string, Action> = {
   },
 };
 
+/** PartialUpdateUnsnooze and stopInactiveInterval: the snoozed time counted, the alarm active again. */
 function endSnooze(a: Alarm, t: number): void {
   a.v.snooze_duration += Math.max(0, t - a.v.snooze!.t);
   delete a.v.snooze;
+  if (a.v.inactive_start !== undefined) {
+    a.v.inactive_duration += Math.max(0, t - a.v.inactive_start);
+    delete a.v.inactive_start;
+  }
 }
 
 export const REDELIVERY = 'already applied (redelivery)';
@@ -380,16 +394,30 @@ export function applyEvent(doc: EntityAlarms | undefined, e: Event, s: AlarmSett
       base.count += 1;
       return { next: remember(base), changes: ['opened'] };
     }
-    applyCheck(base.current, e, clock.now, s);
+    try {
+      applyCheck(base.current, e, clock.now, s);
+    } catch (err) {
+      if (err instanceof StepLimit) return unchanged(doc, remember, err.message);
+      throw err;
+    }
     return { next: remember(base), changes: ['changed'] };
   }
   const action = ACTIONS[type];
   if (!action) return { next: base, changes: [], ignored: `event_type ${type} does not act on alarms` };
   if (!base.current) return { next: remember(base), changes: [], ignored: `${type} with no open alarm on ${entityId(e)}` };
-  const t = Number(e.timestamp);
-  const r = action(base.current, e, t, s);
-  if (r.changes.length) base.current.v.last_update_date = t;
-  return { next: remember(base), ...r };
+  // Only state and status changes move last_update_date (UpdateAlarmState and the executors that change the status).
+  try {
+    return { next: remember(base), ...action(base.current, e, Number(e.timestamp), s) };
+  } catch (err) {
+    if (err instanceof StepLimit) return unchanged(doc, remember, err.message);
+    throw err;
+  }
+}
+
+/** The document as it was, the event remembered (a redelivery changes nothing either), with why. */
+function unchanged(doc: EntityAlarms | undefined, remember: (d: EntityAlarms) => EntityAlarms, why: string): Applied {
+  const kept = doc ? structuredClone(doc) : { current: null, open: false, count: 0, seen: [] };
+  return { next: remember(kept), changes: [], ignored: why };
 }
 
 /**
@@ -406,7 +434,12 @@ export function onBeat(doc: EntityAlarms, now: number, s: AlarmSettings): Applie
     endSnooze(a, a.v.snooze.val);
     changes.push('unsnoozed');
   }
-  if (setStatus(a, now, now, 'axe', '', s)) changes.push('changed');
+  try {
+    if (setStatus(a, now, now, 'axe', '', s)) changes.push('changed');
+  } catch (err) {
+    // A status step past the limit: the status waits (a resolution below needs no step).
+    if (!(err instanceof StepLimit)) throw err;
+  }
   const offFor = a.v.status.val === STATUS.off ? now - a.v.status.t : -1;
   const cancelledFor = a.v.canceled ? now - a.v.canceled.t : -1;
   if (!(offFor >= s.resolveDelay || cancelledFor >= s.cancelDelay)) return { next: changes.length ? next : doc, changes };

@@ -95,6 +95,8 @@ export interface AlarmValue {
   active_duration?: number;
   snooze_duration: number;
   inactive_duration: number;
+  /** When the current inactive interval (a snooze) began. */
+  inactive_start?: number;
 }
 
 /**

@@ -67,7 +67,9 @@ export function alarmView(a: Stored<StoredAlarm>, entity: Entity | undefined, o:
       infos_rule_version: {},
       duration,
       current_state_duration: open ? o.now - v.state.t : (v.current_state_duration ?? 0),
-      active_duration: open ? duration - v.inactive_duration : (v.active_duration ?? duration),
+      active_duration: open
+        ? duration - v.inactive_duration - (v.inactive_start !== undefined ? o.now - v.inactive_start : 0)
+        : (v.active_duration ?? duration),
       pbh_inactive_duration: 0,
     },
   };

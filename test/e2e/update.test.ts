@@ -154,7 +154,7 @@ test('v1 -> v2: the setting renamed and the entities reshaped once, the edit kep
   const v1Alarm = (await alarmsOf('before-update')).data[0] as { _id: string; v?: { state?: { val?: number } } } | undefined;
   assert.equal(v1Alarm?._id, alarm, 'the v1 alarm is readable through the v2 API');
   assert.equal(typeof v1Alarm?.v?.state?.val, 'number', "in Canopsis v4's shape");
-  const reshaped = (await entity('before-update')) as Record<string, unknown>;
+  const reshaped = (await entity('before-update')) as unknown as Record<string, unknown>;
   const expected: Record<string, unknown> = {
     ...Object.fromEntries(Object.entries(before).filter(([k]) => k !== 'first_seen' && k !== 'last_seen' && k !== 'depends')),
     created: before.first_seen,

@@ -1,14 +1,37 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type Applied, applyEvent, type Change, fingerprint, onBeat, REDELIVERY } from '../../runtime/alarm/apply.js';
-import { type Alarm, type AlarmSettings, DEFAULT_ALARM_SETTINGS, type EntityAlarms, STATUS, type Step } from '../../runtime/alarm/model.js';
+import {
+  type Applied,
+  applyEvent,
+  type Change,
+  type Clock,
+  cropSteps,
+  fingerprint,
+  onBeat,
+  REDELIVERY,
+} from '../../runtime/alarm/apply.js';
+import {
+  type Alarm,
+  type AlarmSettings,
+  DEFAULT_ALARM_SETTINGS,
+  type EntityAlarms,
+  isLocked,
+  STATUS,
+  type Step,
+  type StepType,
+} from '../../runtime/alarm/model.js';
 import type { Event } from '../../runtime/tasks/types.js';
 
 /*
  * The alarm rules (runtime/alarm/apply.ts), as an operator sees them: a
  * sequence of events and beats on one entity, and after each one the
- * alarm's state, status, steps, events_count, ack and resolution.
- * Everything here is pure: `timestamp` is "now" for events, beats get theirs.
+ * alarm's state, status, steps, events_count, ack, snooze and resolution.
+ * Everything here is pure: axe's clock is the event's `timestamp` unless an
+ * op says otherwise, beats get theirs, and alarm ids come from a counter.
+ *
+ * The alarm is in Canopsis v4's shape (capensis/canopsis, release-22.10,
+ * community/go-engines-community/lib/canopsis/types/alarm_value.go and
+ * model_alarm.go); the Canopsis sources cited below are on that branch.
  */
 
 const settings = (over: Partial<AlarmSettings> = {}): AlarmSettings => ({ ...DEFAULT_ALARM_SETTINGS, ...over });
@@ -33,11 +56,27 @@ const act = (type: string, t: number, extra: Event = {}): Event => ({
   ...extra,
 });
 
-/** A step as an operator reads it in the timeline: `type` or `type:val`. */
-const label = (s: Step) => (s.val === undefined ? s.type : `${s.type}:${s.val}`);
-const steps = (a: Alarm | null | undefined) => (a ? a.steps.map(label) : []);
+/** Deterministic, UUID-shaped alarm ids (hex, as the display name is drawn from one too). */
+const idMaker = () => {
+  let n = 0;
+  return () => `00000000-0000-4000-8000-${(++n).toString(16).padStart(12, '0')}`;
+};
+const FIRST_ID = idMaker()();
+/** axe's clock at `now`, with deterministic ids. */
+const clockAt = (now: number, newId: () => string = idMaker()): Clock => ({ now, newId });
+/** applyEvent with axe's clock at the event's timestamp (or `now`). */
+const apply = (doc: EntityAlarms | undefined, e: Event, s: AlarmSettings = DEFAULT_ALARM_SETTINGS, now = Number(e.timestamp)) =>
+  applyEvent(doc, e, s, clockAt(now));
 
-type Op = ({ ev: Event } | { beat: number }) & { expect?: Expect };
+/** Steps whose `val` means something; the others carry 0. */
+const VALUED = new Set<StepType>(['stateinc', 'statedec', 'statusinc', 'statusdec', 'changestate', 'snooze']);
+/** A step as an operator reads it in the timeline: `type` or `type:val`. */
+const label = (s: Step) => (VALUED.has(s._t) ? `${s._t}:${s.val}` : s._t);
+const steps = (a: Alarm | null | undefined) => (a ? a.v.steps.map(label) : []);
+/** A step's type, time, author, message and value (who asked for it is tested on its own). */
+const core = (s: Step | undefined) => s && { _t: s._t, t: s.t, a: s.a, m: s.m, val: s.val };
+
+type Op = ({ ev: Event; now?: number } | { beat: number }) & { expect?: Expect };
 
 interface Expect {
   changes?: Change[];
@@ -53,6 +92,9 @@ interface Expect {
   steps?: string[];
   /** The ack's author, or null for no ack. */
   ack?: string | null;
+  /** When the snooze ends, or null for no snooze. */
+  snoozed?: number | null;
+  snooze_duration?: number;
   /** Whether the entity still has an open alarm after this op. */
   open?: boolean;
   /** Whether this op resolved the alarm (beats only). */
@@ -64,6 +106,7 @@ interface Expect {
 /** Plays ops on one entity, asserting each op's expectations; returns the final document and every result. */
 function play(s: AlarmSettings, ops: Op[], start?: EntityAlarms) {
   let doc: EntityAlarms | undefined = start;
+  const newId = idMaker();
   const results: Array<Applied & { resolved?: Alarm }> = [];
   ops.forEach((op, i) => {
     const what =
@@ -77,7 +120,7 @@ function play(s: AlarmSettings, ops: Op[], start?: EntityAlarms) {
       assert.ok(doc, `${at}: a beat needs a document`);
       r = onBeat(doc, op.beat, s);
     } else {
-      r = applyEvent(doc, op.ev, s);
+      r = applyEvent(doc, op.ev, s, { now: op.now ?? Number(op.ev.timestamp), newId });
     }
     results.push(r);
     const e = op.expect ?? {};
@@ -85,13 +128,15 @@ function play(s: AlarmSettings, ops: Op[], start?: EntityAlarms) {
     if (e.ignored instanceof RegExp) assert.match(r.ignored ?? '', e.ignored, `${at}: ignored`);
     else assert.equal(r.ignored, e.ignored, `${at}: ignored`);
     if (e.changes) assert.deepEqual(r.changes, e.changes, `${at}: changes`);
-    if (e.state !== undefined) assert.equal(a?.state.val, e.state, `${at}: state`);
-    if (e.status !== undefined) assert.equal(a?.status.val, e.status, `${at}: status`);
-    if (e.locked !== undefined) assert.equal(a?.state.locked, e.locked, `${at}: locked`);
-    if (e.events_count !== undefined) assert.equal(a?.events_count, e.events_count, `${at}: events_count`);
+    if (e.state !== undefined) assert.equal(a?.v.state.val, e.state, `${at}: state`);
+    if (e.status !== undefined) assert.equal(a?.v.status.val, e.status, `${at}: status`);
+    if (e.locked !== undefined) assert.equal(a ? isLocked(a) : undefined, e.locked, `${at}: locked`);
+    if (e.events_count !== undefined) assert.equal(a?.v.events_count, e.events_count, `${at}: events_count`);
     if (e.added) assert.deepEqual(steps(a).slice(before.length), e.added, `${at}: steps added`);
     if (e.steps) assert.deepEqual(steps(a), e.steps, `${at}: steps`);
-    if (e.ack !== undefined) assert.equal(a?.ack?.author ?? null, e.ack, `${at}: ack`);
+    if (e.ack !== undefined) assert.equal(a?.v.ack?.a ?? null, e.ack, `${at}: ack`);
+    if (e.snoozed !== undefined) assert.equal(a?.v.snooze?.val ?? null, e.snoozed, `${at}: snooze end`);
+    if (e.snooze_duration !== undefined) assert.equal(a?.v.snooze_duration, e.snooze_duration, `${at}: snooze_duration`);
     if (e.open !== undefined) {
       assert.equal(r.next.open, e.open, `${at}: open flag`);
       assert.equal(r.next.current !== null, e.open, `${at}: current alarm`);
@@ -99,13 +144,13 @@ function play(s: AlarmSettings, ops: Op[], start?: EntityAlarms) {
     if (e.resolved !== undefined) {
       assert.equal(r.resolved !== undefined, e.resolved, `${at}: resolved`);
       if (e.resolved) {
-        assert.equal(r.resolved?.resolved, (op as { beat: number }).beat, `${at}: resolved timestamp`);
+        assert.equal(r.resolved?.v.resolved, (op as { beat: number }).beat, `${at}: resolved timestamp`);
         assert.equal(r.next.current, null, `${at}: current cleared`);
         assert.equal(r.next.open, false, `${at}: open cleared`);
         assert.ok(r.changes.includes('resolved'), `${at}: 'resolved' change`);
       } else {
         assert.ok(!r.changes.includes('resolved'), `${at}: no 'resolved' change`);
-        if (r.next.current) assert.equal(r.next.current.resolved, null, `${at}: still unresolved`);
+        if (r.next.current) assert.equal(r.next.current.v.resolved, undefined, `${at}: still unresolved`);
       }
     }
     if (e.same !== undefined) assert.equal(r.next === doc, e.same, `${at}: same document`);
@@ -118,7 +163,7 @@ function play(s: AlarmSettings, ops: Op[], start?: EntityAlarms) {
 
 test('a check with state > 0 and no alarm opens one: stateinc then statusinc to ongoing, events_count 1', () => {
   for (const state of [1, 2, 3]) {
-    const r = applyEvent(undefined, check(1000, state), DEFAULT_ALARM_SETTINGS);
+    const r = apply(undefined, check(1000, state, { long_output: 'details' }));
     assert.deepEqual(r.changes, ['opened'], `state ${state}`);
     assert.equal(r.ignored, undefined);
     const a = r.next.current!;
@@ -127,41 +172,98 @@ test('a check with state > 0 and no alarm opens one: stateinc then statusinc to 
     assert.equal(r.next.count, 1);
     assert.deepEqual(steps(a), [`stateinc:${state}`, `statusinc:${STATUS.ongoing}`]);
     assert.deepEqual(
-      a.steps.map((s) => [s.t, s.author]),
+      a.v.steps.map((s) => [s.t, s.a, s.m]),
       [
-        [1000, 'nagios.nagios1'],
-        [1000, 'nagios.nagios1'],
+        [1000, 'nagios.nagios1', `state ${state} at 1000`],
+        [1000, 'nagios.nagios1', `state ${state} at 1000`],
       ],
     );
-    assert.equal(a.state.val, state);
-    assert.equal(a.state.locked, false);
-    assert.equal(a.status.val, STATUS.ongoing);
-    assert.equal(a.events_count, 1);
-    assert.equal(a.output, `state ${state} at 1000`);
-    assert.equal(a.opened_at, 1000);
-    assert.equal(a.last_event, 1000);
-    assert.equal(a.resolved, null);
-    assert.equal(a.ack, undefined);
-    assert.equal(a.entity, ENTITY);
+    assert.deepEqual(a.v.state, a.v.steps[0], 'v.state is the step that set it');
+    assert.deepEqual(a.v.status, a.v.steps[1], 'v.status is the step that set it');
+    assert.equal(a.v.state.val, state);
+    assert.equal(isLocked(a), false);
+    assert.equal(a.v.status.val, STATUS.ongoing);
+    assert.equal(a.v.events_count, 1);
+    assert.equal(a.v.total_state_changes, 1);
+    assert.equal(a.v.state_changes_since_status_update, 0);
+    assert.equal(a.v.output, `state ${state} at 1000`);
+    assert.equal(a.v.initial_output, `state ${state} at 1000`);
+    assert.equal(a.v.long_output, 'details');
+    assert.deepEqual(a.v.long_output_history, ['details']);
+    assert.equal(a.t, 1000);
+    assert.equal(a.v.creation_date, 1000);
+    assert.equal(a.v.activation_date, 1000, 'active from its creation');
+    assert.equal(a.v.last_event_date, 1000);
+    assert.equal(a.v.last_update_date, 1000);
+    assert.match(a.v.display_name, /^[A-Z]{2}-[A-Z]{2}-[A-Z]{2}$/);
+    assert.equal(a.v.resolved, undefined);
+    assert.equal(a.v.ack, undefined);
+    assert.equal(a.v.snooze_duration, 0);
+    assert.equal(a.d, ENTITY);
+    assert.equal(a._id, FIRST_ID, 'the id is the injected one');
   }
 });
 
+test("time: the alarm (t, creation_date, last_event_date) is on axe's clock, the steps and last_update_date on the event's timestamp", () => {
+  // event_processor.go: newAlarm(event, _, now) sets Time, CreationDate and LastEventDate to now, LastUpdateDate to the event's timestamp.
+  const FIXED = '0f0e0d0c-0b0a-4908-8706-050403020100';
+  const s = settings({ stealthyWindow: 5 });
+  const r1 = applyEvent(undefined, check(1000, 2), s, { now: 1004, newId: () => FIXED });
+  const a1 = r1.next.current!;
+  assert.equal(a1._id, FIXED);
+  assert.equal(a1.t, 1004);
+  assert.equal(a1.v.creation_date, 1004);
+  assert.equal(a1.v.activation_date, 1004);
+  assert.equal(a1.v.last_event_date, 1004);
+  assert.equal(a1.v.last_update_date, 1000);
+  assert.deepEqual(
+    a1.v.steps.map((x) => x.t),
+    [1000, 1000],
+  );
+  const r2 = applyEvent(r1.next, check(1010, 3), s, { now: 1013 });
+  const a2 = r2.next.current!;
+  assert.equal(a2._id, FIXED, 'still the same alarm');
+  assert.equal(a2.t, 1004);
+  // updateAlarm (event_processor.go): a later check's last_event_date is its own timestamp.
+  assert.equal(a2.v.last_event_date, 1010);
+  assert.equal(a2.v.last_update_date, 1010);
+  assert.equal(a2.v.state.t, 1010);
+  const a3 = applyEvent(r2.next, act('ack', 1020), s, { now: 1030 }).next.current!;
+  assert.equal(a3.v.ack!.t, 1020);
+  assert.equal(a3.v.last_event_date, 1010, 'an action is not an event of the entity');
+  assert.equal(a3.v.last_update_date, 1010, 'nor an update: only state and status changes are (UpdateAlarmState)');
+});
+
 test('entity id: resource/component for a resource event, component for a component event', () => {
-  const res = applyEvent(undefined, check(1000, 2), DEFAULT_ALARM_SETTINGS).next.current!;
-  assert.equal(res.entity, 'disk/host1');
-  assert.equal(res.component, 'host1');
-  assert.equal(res.resource, 'disk');
-  assert.ok(res.id.startsWith('disk/host1'), res.id);
-  const comp = applyEvent(undefined, check(1000, 2, { source_type: 'component', resource: undefined }), DEFAULT_ALARM_SETTINGS).next
-    .current!;
-  assert.equal(comp.entity, 'host1');
-  assert.equal(comp.component, 'host1');
-  assert.equal('resource' in comp, false);
-  assert.ok(comp.id.startsWith('host1:'), comp.id);
+  const res = apply(undefined, check(1000, 2)).next.current!;
+  assert.equal(res.d, 'disk/host1');
+  assert.equal(res.v.component, 'host1');
+  assert.equal(res.v.resource, 'disk');
+  assert.equal(res.v.connector, 'nagios');
+  assert.equal(res.v.connector_name, 'nagios1');
+  const comp = apply(undefined, check(1000, 2, { source_type: 'component', resource: undefined })).next.current!;
+  assert.equal(comp.d, 'host1');
+  assert.equal(comp.v.component, 'host1');
+  assert.equal('resource' in comp.v, false);
+});
+
+test('ids: without an injected id generator, alarms get UUIDs, distinct even for alarms opened in the same second', () => {
+  const s = settings({ resolveDelay: 0, stealthyWindow: 0 });
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  const d1 = applyEvent(undefined, check(1000, 2), s, { now: 1000 }).next;
+  const first = d1.current!;
+  assert.match(first._id, UUID);
+  const d2 = applyEvent(d1, check(1000, 0), s, { now: 1000 }).next;
+  const b = onBeat(d2, 1000, s);
+  assert.ok(b.resolved);
+  const d3 = applyEvent(b.next, check(1000, 2, { output: 'again' }), s, { now: 1000 });
+  assert.deepEqual(d3.changes, ['opened']);
+  assert.match(d3.next.current!._id, UUID);
+  assert.notEqual(d3.next.current!._id, first._id);
 });
 
 test('a check with state 0 and no open alarm opens nothing (the entity is still recorded)', () => {
-  const r = applyEvent(undefined, check(1000, 0), DEFAULT_ALARM_SETTINGS);
+  const r = apply(undefined, check(1000, 0));
   assert.deepEqual(r.changes, []);
   assert.equal(r.ignored, 'state 0 and no open alarm');
   assert.equal(r.next.current, null);
@@ -169,36 +271,44 @@ test('a check with state 0 and no open alarm opens nothing (the entity is still 
   assert.equal(r.next.count, 0);
   assert.equal(r.next.seen.length, 1, 'remembered, so a redelivery is recognised');
   // Another OK check on that document: still nothing.
-  const r2 = applyEvent(r.next, check(1010, 0), DEFAULT_ALARM_SETTINGS);
+  const r2 = apply(r.next, check(1010, 0));
   assert.equal(r2.ignored, 'state 0 and no open alarm');
   assert.equal(r2.next.current, null);
 });
 
-test('one open alarm per entity: later checks update the same alarm (output, last event, events_count)', () => {
-  const { doc } = play(DEFAULT_ALARM_SETTINGS, [
+test('one open alarm per entity: later checks update the same alarm (output, last event, events_count, state change counters)', () => {
+  const { doc, results } = play(DEFAULT_ALARM_SETTINGS, [
     { ev: check(1000, 2), expect: { changes: ['opened'], events_count: 1 } },
     {
       ev: check(1010, 2, { output: 'still bad' }),
       expect: { changes: ['changed'], state: 2, status: STATUS.ongoing, events_count: 2, added: [] },
     },
     {
-      ev: check(1020, 3, { output: 'worse' }),
+      ev: check(1020, 3, { output: 'worse', long_output: 'worse details' }),
       expect: { changes: ['changed'], state: 3, status: STATUS.ongoing, events_count: 3, added: ['stateinc:3'] },
     },
     {
-      ev: check(1030, 1, { output: 'better' }),
+      ev: check(1030, 1, { output: 'better', long_output: 'worse details' }),
       expect: { changes: ['changed'], state: 1, status: STATUS.ongoing, events_count: 4, added: ['statedec:1'] },
     },
   ]);
   const a = doc.current!;
   assert.equal(doc.count, 1, 'no second alarm');
-  assert.equal(a.opened_at, 1000);
-  assert.equal(a.output, 'better');
-  assert.equal(a.last_event, 1030);
-  assert.equal(a.last_update, 1030);
-  assert.equal(a.state.t, 1030);
+  assert.equal(a._id, results[0]!.next.current!._id);
+  assert.equal(a.v.creation_date, 1000);
+  assert.equal(a.v.output, 'better');
+  assert.equal(a.v.initial_output, 'state 2 at 1000');
+  assert.equal(a.v.long_output, 'worse details');
+  assert.deepEqual(a.v.long_output_history, ['', 'worse details']);
+  assert.equal(a.v.last_event_date, 1030);
+  assert.equal(a.v.last_update_date, 1030);
+  assert.equal(a.v.state.t, 1030);
+  // UpdateAlarmState (event_processor.go): each state change counts; a status change resets the count since the last status.
+  assert.equal(a.v.total_state_changes, 3);
+  assert.equal(a.v.state_changes_since_status_update, 2);
+  assert.equal(results[1]!.next.current!.v.last_update_date, 1000, 'a check that changes nothing does not update last_update_date');
   assert.deepEqual(
-    a.steps.map((s) => s.message),
+    a.v.steps.map((s) => s.m),
     ['state 2 at 1000', 'state 2 at 1000', 'worse', 'better'],
   );
 });
@@ -220,16 +330,19 @@ test('open then resolve: state 2, state 0 (off), resolved by beat after resolve_
     },
     { beat: 1401, expect: { changes: [], same: true, resolved: false, open: true } },
     { beat: 1459, expect: { changes: [], same: true, resolved: false, open: true, status: STATUS.off } },
+    // PartialUpdateResolve (partial_update_alarm.go): no step, the resolution time and the durations.
     {
       beat: 1460,
-      expect: { changes: ['resolved'], resolved: true, open: false, added: ['resolve'], state: 0, status: STATUS.off, events_count: 2 },
+      expect: { changes: ['resolved'], resolved: true, open: false, added: [], state: 0, status: STATUS.off, events_count: 2 },
     },
   ]);
   const closed = results[5]!.resolved!;
-  assert.equal(closed.resolved, 1460);
-  assert.equal(closed.last_update, 1460);
-  assert.deepEqual(closed.steps.at(-1), { type: 'resolve', t: 1460, author: 'axe', message: '' });
-  assert.deepEqual(steps(closed), ['stateinc:2', 'statusinc:1', 'statedec:0', 'statusdec:0', 'resolve']);
+  assert.equal(closed.v.resolved, 1460);
+  assert.equal(closed.v.duration, 460, 'from creation to resolution');
+  assert.equal(closed.v.current_state_duration, 60, 'from the last state change to resolution');
+  assert.equal(closed.v.active_duration, 460, 'never snoozed: active all along');
+  assert.equal(closed.v.last_update_date, 1400, 'resolving is not an update of the alarm');
+  assert.deepEqual(steps(closed), ['stateinc:2', 'statusinc:1', 'statedec:0', 'statusdec:0']);
   assert.equal(doc.current, null);
   assert.equal(doc.open, false);
   assert.equal(doc.count, 1);
@@ -255,7 +368,7 @@ test('off then not-OK again before resolve_delay: the alarm stays open and ongoi
     { beat: 1200, expect: { resolved: false, same: true, open: true } },
   ]);
   assert.equal(doc.count, 1);
-  assert.equal(doc.current!.id, results[0]!.next.current!.id);
+  assert.equal(doc.current!._id, results[0]!.next.current!._id);
 });
 
 test('a new alarm after resolution gets a new id and a fresh timeline', () => {
@@ -281,23 +394,14 @@ test('a new alarm after resolution gets a new id and a fresh timeline', () => {
   ]);
   const first = results[3]!.resolved!;
   const second = doc.current!;
-  assert.notEqual(second.id, first.id);
-  assert.equal(second.entity, first.entity);
-  assert.equal(second.opened_at, 2000);
-  assert.equal(second.resolved, null);
+  assert.equal(first._id, FIRST_ID);
+  assert.notEqual(second._id, first._id);
+  assert.equal(second.d, first.d);
+  assert.equal(second.t, 2000);
+  assert.equal(second.v.creation_date, 2000);
+  assert.equal(second.v.resolved, undefined);
   assert.equal(doc.count, 2);
-  assert.equal(first.resolved, 1160, 'the first alarm as it was closed is unchanged');
-});
-
-test('a new alarm in the same second as the previous one was opened still gets a distinct id', () => {
-  const s = settings({ resolveDelay: 0, stealthyWindow: 0 });
-  const { doc, results } = play(s, [
-    { ev: check(1000, 2) },
-    { ev: check(1000, 0) },
-    { beat: 1000, expect: { resolved: true } },
-    { ev: check(1000, 2, { output: 'again' }), expect: { changes: ['opened'] } },
-  ]);
-  assert.notEqual(doc.current!.id, results[0]!.next.current!.id);
+  assert.equal(first.v.resolved, 1160, 'the first alarm as it was closed is unchanged');
 });
 
 // ---------------------------------------------------------------- stealthy
@@ -317,7 +421,7 @@ test('stealthy blip: back to OK within stealthy_window is stealthy (2), off on t
       expect: {
         changes: ['resolved'],
         resolved: true,
-        steps: ['stateinc:3', 'statusinc:1', 'statedec:0', 'statusinc:2', 'statusdec:0', 'resolve'],
+        steps: ['stateinc:3', 'statusinc:1', 'statedec:0', 'statusinc:2', 'statusdec:0'],
       },
     },
   ]);
@@ -333,7 +437,7 @@ test('stealthy: table of how long the alarm was out of OK', () => {
   ];
   for (const row of rows) {
     const { doc } = play(s, [{ ev: check(1000, 2) }, { ev: check(row.back, 0) }]);
-    assert.equal(doc.current!.status.val, row.status, row.why);
+    assert.equal(doc.current!.v.status.val, row.status, row.why);
   }
 });
 
@@ -412,9 +516,9 @@ test('flapping with the shipped defaults (10 changes in 3600 s)', () => {
   const ops: Op[] = [{ ev: check(1000, 2) }];
   for (let i = 1; i < 10; i++) ops.push({ ev: check(1000 + i * 100, i % 2 ? 0 : 2) });
   const { doc } = play(DEFAULT_ALARM_SETTINGS, ops);
-  assert.equal(doc.current!.status.val, STATUS.flapping, '10 changes in 900 s');
+  assert.equal(doc.current!.v.status.val, STATUS.flapping, '10 changes in 900 s');
   const { doc: nine } = play(DEFAULT_ALARM_SETTINGS, ops.slice(0, 9));
-  assert.notEqual(nine.current!.status.val, STATUS.flapping, '9 changes');
+  assert.notEqual(nine.current!.v.status.val, STATUS.flapping, '9 changes');
 });
 
 // ---------------------------------------------------------------- status order
@@ -447,6 +551,7 @@ test('status order: flapping (3) over stealthy (2)', () => {
 // ---------------------------------------------------------------- changestate
 
 test('changestate locks the state: non-zero checks are counted but ignored, a state-0 check applies and unlocks', () => {
+  // UpdateAlarmState (event_processor.go): "if alarm.IsStateLocked() && state != types.AlarmStateOK { return nil }".
   play(settings({ stealthyWindow: 5 }), [
     { ev: check(1000, 2) },
     {
@@ -474,23 +579,73 @@ test("changestate: the step carries the author and message; the output of the al
     { ev: act('changestate', 1010, { state: 1, output: 'known issue' }), expect: { state: 1, locked: true } },
   ]);
   const a = doc.current!;
-  assert.deepEqual(a.steps.at(-1), { type: 'changestate', t: 1010, author: 'alice', message: 'known issue', val: 1 });
-  assert.equal(a.output, 'disk full');
-  assert.equal(a.state.t, 1010);
-  assert.equal(a.last_update, 1010);
-  assert.equal(a.last_event, 1000, 'last_event is the last check');
+  assert.deepEqual(core(a.v.steps.at(-1)), { _t: 'changestate', t: 1010, a: 'alice', m: 'known issue', val: 1 });
+  assert.deepEqual(a.v.state, a.v.steps.at(-1), 'the lock is the state step');
+  assert.equal(a.v.output, 'disk full');
+  // change_state_executor.go sets LastUpdateDate only with a new status; 2 -> 1 leaves it ongoing.
+  assert.equal(a.v.last_update_date, 1000);
+  assert.equal(a.v.last_event_date, 1000, 'last_event_date is the last check');
 });
 
-test('changestate then a state-0 check while the lock holds state 0: the lock is released', () => {
+test('changestate to 0 then a state-0 check: nothing changes, the lock holds, the alarm resolves', () => {
+  // UpdateAlarmState (event_processor.go): `if state != currentState` guards everything, so a state-0 check on a lock at 0
+  // does nothing and the lock stays (IsStateLocked: the state step is a changestate); non-OK checks are then refused.
   play(settings({ stealthyWindow: 5, resolveDelay: 60 }), [
     { ev: check(1000, 2) },
     { ev: act('changestate', 1010, { state: 0 }), expect: { state: 0, locked: true, status: STATUS.off } },
-    // Spec: "sets and locks the state until a state-0 check"; "state 0 always applies and unlocks".
-    { ev: check(1020, 0), expect: { state: 0, locked: false } },
-    // So the next non-OK check must apply.
-    { ev: check(1030, 2), expect: { state: 2, status: STATUS.ongoing, added: ['stateinc:2', 'statusinc:1'] } },
-    { beat: 1100, expect: { resolved: false, open: true } },
+    { ev: check(1020, 0), expect: { state: 0, locked: true, added: [] } },
+    { ev: check(1030, 2), expect: { state: 0, locked: true, status: STATUS.off, added: [] } },
+    { beat: 1100, expect: { resolved: true, open: false } },
   ]);
+});
+
+test('changestate: table of when it is ignored (alarm in state 0; same state when already locked)', () => {
+  // change_state_executor.go: `if currentState == types.AlarmStateOK { return "", fmt.Errorf("cannot change ok state") }`
+  // and `if currentState == *params.State && alarm.IsStateLocked() { return "", nil }`.
+  const rows: Array<{ why: string; before: Op[]; state: number; ignored?: string | RegExp; after: number; locked: boolean }> = [
+    {
+      why: 'alarm back to OK (state 0), not yet resolved',
+      before: [{ ev: check(1000, 2) }, { ev: check(1100, 0) }],
+      state: 3,
+      ignored: /cannot change ok state/,
+      after: 0,
+      locked: false,
+    },
+    {
+      why: 'alarm locked at 0 by an earlier changestate',
+      before: [{ ev: check(1000, 2) }, { ev: act('changestate', 1100, { state: 0 }) }],
+      state: 2,
+      ignored: /cannot change ok state/,
+      after: 0,
+      locked: true,
+    },
+    {
+      why: 'same state, already locked',
+      before: [{ ev: check(1000, 2) }, { ev: act('changestate', 1100, { state: 3 }) }],
+      state: 3,
+      ignored: 'the state is already locked at 3',
+      after: 3,
+      locked: true,
+    },
+    { why: 'same state, not locked yet: it locks', before: [{ ev: check(1000, 2) }], state: 2, after: 2, locked: true },
+    {
+      why: 'another state, already locked: the lock moves',
+      before: [{ ev: check(1000, 2) }, { ev: act('changestate', 1100, { state: 3 }) }],
+      state: 1,
+      after: 1,
+      locked: true,
+    },
+  ];
+  for (const row of rows) {
+    const { doc } = play(settings({ stealthyWindow: 5 }), row.before);
+    const r = apply(doc, act('changestate', 1200, { state: row.state }));
+    if (row.ignored instanceof RegExp) assert.match(r.ignored ?? '', row.ignored, row.why);
+    else assert.equal(r.ignored, row.ignored, row.why);
+    assert.deepEqual(r.changes, row.ignored ? [] : ['changed'], row.why);
+    assert.equal(r.next.current!.v.state.val, row.after, row.why);
+    assert.equal(isLocked(r.next.current!), row.locked, row.why);
+    assert.deepEqual(steps(r.next.current), [...steps(doc.current), ...(row.ignored ? [] : [`changestate:${row.state}`])], row.why);
+  }
 });
 
 // ---------------------------------------------------------------- cancel
@@ -513,8 +668,9 @@ test('cancel: status 4, resolved by beat after cancel_delay and not before; a se
     { beat: 4610, expect: { changes: ['resolved'], resolved: true, status: STATUS.cancelled } },
   ]);
   const closed = results.at(-1)!.resolved!;
-  assert.deepEqual(closed.cancel, { author: 'alice', message: 'cancel by alice at 1010', t: 1010 });
-  assert.deepEqual(steps(closed), ['stateinc:2', 'statusinc:1', 'cancel', 'statusinc:4', 'stateinc:3', 'statedec:0', 'resolve']);
+  assert.deepEqual(core(closed.v.canceled), { _t: 'cancel', t: 1010, a: 'alice', m: 'cancel by alice at 1010', val: 0 });
+  assert.deepEqual(steps(closed), ['stateinc:2', 'statusinc:1', 'cancel', 'statusinc:4', 'stateinc:3', 'statedec:0']);
+  assert.equal(closed.v.duration, 3610);
 });
 
 test('a cancelled alarm with state > 0 is resolved after cancel_delay too', () => {
@@ -570,22 +726,22 @@ test('ack with no alarm is ignored with a reason; ack, ack again (ignored), ackr
     { ev: act('ack', 1050, { author: 'carol' }), expect: { changes: ['acked'], ack: 'carol', added: ['ack'] } },
   ]);
   const a = doc.current!;
-  assert.deepEqual(a.ack, { author: 'carol', message: 'ack by alice at 1050', t: 1050 });
+  assert.deepEqual(core(a.v.ack), { _t: 'ack', t: 1050, a: 'carol', m: 'ack by alice at 1050', val: 0 });
   assert.deepEqual(
-    a.steps.filter((s) => s.type.startsWith('ack')).map((s) => [s.type, s.author, s.t, s.message]),
+    a.v.steps.filter((s) => s._t.startsWith('ack')).map((s) => [s._t, s.a, s.t, s.m]),
     [
       ['ack', 'alice', 1010, 'looking'],
       ['ackremove', 'bob', 1030, 'ackremove by alice at 1030'],
       ['ack', 'carol', 1050, 'ack by alice at 1050'],
     ],
   );
-  assert.equal(a.last_update, 1050);
-  assert.equal(a.output, 'state 2 at 1000', 'an ack does not change the alarm output');
+  assert.equal(a.v.last_update_date, 1000, 'acks are not updates of the alarm (PartialUpdateAck sets no date)');
+  assert.equal(a.v.output, 'state 2 at 1000', 'an ack does not change the alarm output');
 });
 
 test('an ack without an author is authored by connector.connector_name', () => {
   const { doc } = play(DEFAULT_ALARM_SETTINGS, [{ ev: check(1000, 2) }, { ev: act('ack', 1010, { author: undefined }) }]);
-  assert.equal(doc.current!.ack!.author, 'nagios.nagios1');
+  assert.equal(doc.current!.v.ack!.a, 'nagios.nagios1');
 });
 
 test('the ack survives state changes and is kept on the resolved alarm', () => {
@@ -596,29 +752,119 @@ test('the ack survives state changes and is kept on the resolved alarm', () => {
     { ev: check(1030, 0), expect: { ack: 'alice' } },
     { beat: 1090, expect: { resolved: true, ack: 'alice' } },
   ]);
-  assert.equal(results.at(-1)!.resolved!.ack!.t, 1010);
+  assert.equal(results.at(-1)!.resolved!.v.ack!.t, 1010);
 });
 
-// ---------------------------------------------------------------- snooze, tickets, comment
+// ---------------------------------------------------------------- user_id, initiator
 
-test('snooze: duration or snooze_default; a non-positive duration is ignored', () => {
-  const s = settings({ snoozeDefault: 300 });
-  const { doc } = play(s, [
+test('action steps carry the user_id and initiator of the event that made them (initiator external by default)', () => {
+  // NewAlarmStep(type, time, author, msg, userID, role, initiator) in alarm_value.go; executors pass the event's UserID and
+  // Initiator, which Event.Format (types/event.go) sets to "external" when the event has none.
+  const { doc } = play(settings({ cancelDelay: 3600 }), [
     { ev: check(1000, 2) },
-    { ev: act('snooze', 1010, { duration: 600 }), expect: { changes: ['changed'], added: ['snooze:1610'] } },
-    { ev: act('snooze', 1020), expect: { changes: ['changed'], added: ['snooze:1320'] } },
-    { ev: act('snooze', 1030, { duration: 0 }), expect: { changes: [], ignored: /snooze duration must be positive/, added: [] } },
-    { ev: act('snooze', 1040, { duration: -5 }), expect: { changes: [], ignored: /snooze duration must be positive/, added: [] } },
-    {
-      ev: act('snooze', 1050, { duration: 'soon' }),
-      expect: { changes: [], ignored: /snooze duration must be positive.*"soon"/, added: [] },
-    },
+    { ev: act('ack', 1010, { user_id: 'u-1', initiator: 'user' }), expect: { added: ['ack'] } },
+    { ev: act('comment', 1020, { initiator: 'robot' }), expect: { added: ['comment'] } },
+    { ev: act('comment', 1025), expect: { added: ['comment'] } },
+    { ev: act('cancel', 1030, { user_id: 'u-2', initiator: 'system' }), expect: { added: ['cancel', 'statusinc:4'] } },
+    { ev: act('assocticket', 1040, { ticket: 'INC-1', user_id: 'u-3', initiator: 'user' }), expect: { added: ['assocticket'] } },
+    { ev: act('changestate', 1050, { state: 3, user_id: 'u-4', initiator: 'user' }), expect: { added: ['changestate:3'] } },
   ]);
-  assert.deepEqual(doc.current!.snooze, { author: 'alice', until: 1320, t: 1020 });
-  assert.equal(doc.current!.status.val, STATUS.ongoing, 'snooze does not change the status');
+  const a = doc.current!;
+  assert.deepEqual(
+    a.v.steps.slice(2).map((s) => [label(s), s.a, s.user_id || null, s.initiator]),
+    [
+      ['ack', 'alice', 'u-1', 'user'],
+      ['comment', 'alice', null, 'external'],
+      ['comment', 'alice', null, 'external'],
+      ['cancel', 'alice', 'u-2', 'system'],
+      // cancel_executor.go: the status step is the connector's, with the user's id and initiator.
+      ['statusinc:4', 'nagios.nagios1', 'u-2', 'system'],
+      ['assocticket', 'alice', 'u-3', 'user'],
+      ['changestate:3', 'alice', 'u-4', 'user'],
+    ],
+  );
+  assert.equal(a.v.ack!.user_id, 'u-1');
+  assert.equal(a.v.ack!.initiator, 'user');
+  assert.equal(a.v.canceled!.user_id, 'u-2');
+  assert.equal(a.v.status.user_id, 'u-2', 'v.status is the step the cancel added');
+  assert.equal(a.v.ticket!.user_id, 'u-3');
+  assert.equal(a.v.state.user_id, 'u-4', 'the lock says who set it');
 });
+
+// ---------------------------------------------------------------- snooze
+
+test('snooze: duration or snooze_default; a non-positive duration is ignored; a snoozed alarm cannot be snoozed again', () => {
+  // snooze_executor.go: `if alarm.Value.Snooze != nil { return "", nil }`; PartialUpdateSnooze: val = the snooze's end.
+  const s = settings({ snoozeDefault: 300 });
+  const { results } = play(s, [
+    { ev: check(1000, 2) },
+    { ev: act('snooze', 1002, { duration: 0 }), expect: { changes: [], ignored: /snooze duration must be positive/, added: [] } },
+    { ev: act('snooze', 1003, { duration: -5 }), expect: { changes: [], ignored: /snooze duration must be positive/, added: [] } },
+    {
+      ev: act('snooze', 1004, { duration: 'soon' }),
+      expect: { changes: [], ignored: /snooze duration must be positive.*"soon"/, added: [], snoozed: null },
+    },
+    { ev: act('snooze', 1010, { duration: 600 }), expect: { changes: ['snoozed'], added: ['snooze:1610'], snoozed: 1610 } },
+    {
+      ev: act('snooze', 1020, { duration: 60, author: 'bob' }),
+      expect: { changes: [], ignored: 'the alarm is already snoozed', added: [], snoozed: 1610 },
+    },
+    // The default duration, once the first snooze is over.
+    { ev: act('unsnooze', 1030), expect: { changes: ['unsnoozed'], snoozed: null } },
+    { ev: act('snooze', 1040), expect: { changes: ['snoozed'], added: ['snooze:1340'], snoozed: 1340 } },
+  ]);
+  const first = results[4]!.next.current!;
+  assert.deepEqual(core(first.v.snooze), { _t: 'snooze', t: 1010, a: 'alice', m: 'snooze by alice at 1010', val: 1610 });
+  assert.equal(first.v.status.val, STATUS.ongoing, 'snooze does not change the status');
+  assert.equal(first.v.state.val, 2, 'nor the state');
+});
+
+test('unsnooze ends the snooze early without a step and counts the time snoozed; with no snooze it is ignored', () => {
+  // unsnooze_executor.go and PartialUpdateUnsnooze: Snooze = nil, snooze_duration += timestamp - snooze.t; no step.
+  play(DEFAULT_ALARM_SETTINGS, [
+    { ev: check(1000, 2) },
+    { ev: act('unsnooze', 1005), expect: { changes: [], ignored: 'the alarm is not snoozed', added: [], snooze_duration: 0 } },
+    { ev: act('snooze', 1010, { duration: 600 }), expect: { snoozed: 1610 } },
+    { ev: act('unsnooze', 1030), expect: { changes: ['unsnoozed'], added: [], snoozed: null, snooze_duration: 20 } },
+    { ev: act('unsnooze', 1040), expect: { changes: [], ignored: 'the alarm is not snoozed', snooze_duration: 20 } },
+    // Snoozed time adds up.
+    { ev: act('snooze', 1100, { duration: 600 }), expect: { snoozed: 1700 } },
+    { ev: act('unsnooze', 1150), expect: { changes: ['unsnoozed'], snoozed: null, snooze_duration: 70 } },
+  ]);
+});
+
+test('a beat at or after the snooze end ends it ("unsnoozed"); before, the beat changes nothing', () => {
+  // periodical_worker.go: ResolveSnoozes picks alarms no longer IsSnoozed() (end not after now) and sends them an unsnooze.
+  const { results } = play(DEFAULT_ALARM_SETTINGS, [
+    { ev: check(1000, 2) },
+    { ev: act('snooze', 1010, { duration: 300 }), expect: { snoozed: 1310 } },
+    { beat: 1309, expect: { changes: [], same: true, snoozed: 1310, snooze_duration: 0 } },
+    { beat: 1310, expect: { changes: ['unsnoozed'], same: false, snoozed: null, snooze_duration: 300, added: [], resolved: false } },
+    { beat: 1400, expect: { changes: [], same: true, snooze_duration: 300 } },
+    // Snoozable again.
+    { ev: act('snooze', 1500, { duration: 60 }), expect: { changes: ['snoozed'], snoozed: 1560 } },
+  ]);
+  assert.equal(results[3]!.next.current!.v.status.val, STATUS.ongoing);
+});
+
+test('an alarm resolved while snoozed counts the snooze up to the resolution', () => {
+  // PartialUpdateResolve: "if a.Value.Snooze != nil { snooze_duration += timestamp - snooze.t }".
+  const { results } = play(settings({ resolveDelay: 60, stealthyWindow: 5 }), [
+    { ev: check(1000, 2) },
+    { ev: act('snooze', 1010, { duration: 3600 }), expect: { snoozed: 4610 } },
+    { ev: check(1100, 0), expect: { status: STATUS.off, snoozed: 4610 } },
+    { beat: 1160, expect: { changes: ['resolved'], resolved: true } },
+  ]);
+  const closed = results.at(-1)!.resolved!;
+  assert.equal(closed.v.snooze_duration, 150);
+  assert.equal(closed.v.duration, 160);
+  assert.equal(closed.v.current_state_duration, 60);
+});
+
+// ---------------------------------------------------------------- tickets, comment, activate
 
 test('declareticket and assocticket set the ticket; assocticket without a ticket is ignored', () => {
+  // PartialUpdateDeclareTicket / PartialUpdateAssocTicket (partial_update_alarm.go) and AlarmStep.NewTicket (alarm_value.go).
   const { doc, results } = play(DEFAULT_ALARM_SETTINGS, [
     { ev: check(1000, 2) },
     { ev: act('declareticket', 1010), expect: { changes: ['changed'], added: ['declareticket'] } },
@@ -626,21 +872,83 @@ test('declareticket and assocticket set the ticket; assocticket without a ticket
     { ev: act('assocticket', 1030, { ticket: 'INC-42' }), expect: { changes: ['changed'], added: ['assocticket'] } },
     { ev: act('declareticket', 1040, { ticket: 'INC-43', author: 'bob' }), expect: { changes: ['changed'], added: ['declareticket'] } },
   ]);
-  assert.deepEqual(results[1]!.next.current!.ticket, { author: 'alice', value: 'N/A', t: 1010, type: 'declareticket' });
-  assert.deepEqual(results[3]!.next.current!.ticket, { author: 'alice', value: 'INC-42', t: 1030, type: 'assocticket' });
-  assert.deepEqual(doc.current!.ticket, { author: 'bob', value: 'INC-43', t: 1040, type: 'declareticket' });
+  const pick = (a: Alarm) => {
+    const { _t, t, a: author, val } = a.v.ticket!;
+    return { _t, t, a: author, val };
+  };
+  assert.deepEqual(pick(results[1]!.next.current!), { _t: 'declareticket', t: 1010, a: 'alice', val: 'N/A' });
+  assert.deepEqual(core(results[1]!.next.current!.v.steps.at(-1)), {
+    _t: 'declareticket',
+    t: 1010,
+    a: 'alice',
+    m: 'declareticket by alice at 1010',
+    val: 0,
+  });
+  // assocticket: the ticket number is the step's message and the ticket's value and message.
+  assert.deepEqual(results[3]!.next.current!.v.ticket, { _t: 'assocticket', t: 1030, a: 'alice', user_id: '', m: 'INC-42', val: 'INC-42' });
+  assert.equal(results[1]!.next.current!.v.ticket!.m, 'N/A', 'NewTicket: the message of any ticket is its value');
+  assert.deepEqual(core(results[3]!.next.current!.v.steps.at(-1)), { _t: 'assocticket', t: 1030, a: 'alice', m: 'INC-42', val: 0 });
+  assert.deepEqual(pick(doc.current!), { _t: 'declareticket', t: 1040, a: 'bob', val: 'INC-43' });
 });
 
-test('comment adds a comment step and changes nothing else', () => {
+test('declareticketwebhook sets the ticket as declareticket does (with its data); without a ticket it is ignored', () => {
+  // declare_ticket_webhook_executor.go: PartialUpdateDeclareTicket(time, author, output, params.Ticket, params.Data, ...).
   const { doc } = play(DEFAULT_ALARM_SETTINGS, [
+    { ev: check(1000, 2) },
+    { ev: act('declareticketwebhook', 1010), expect: { changes: [], ignored: 'declareticketwebhook without a ticket', added: [] } },
+    {
+      ev: act('declareticketwebhook', 1020, { ticket: 'SNOW-7', ticket_data: { url: 'https://itsm/SNOW-7' }, output: 'opened by webhook' }),
+      expect: { changes: ['changed'], added: ['declareticket'] },
+    },
+  ]);
+  const a = doc.current!;
+  assert.equal(a.v.ticket!._t, 'declareticket');
+  assert.equal(a.v.ticket!.val, 'SNOW-7');
+  assert.equal(a.v.ticket!.t, 1020);
+  assert.equal(a.v.ticket!.a, 'alice');
+  assert.deepEqual(a.v.ticket!.data, { url: 'https://itsm/SNOW-7' });
+  assert.deepEqual(core(a.v.steps.at(-1)), { _t: 'declareticket', t: 1020, a: 'alice', m: 'opened by webhook', val: 0 });
+});
+
+test('comment adds a comment step, sets last_comment and changes nothing else', () => {
+  // PartialUpdateComment: LastComment = the step, pushed to the steps.
+  const { doc, results } = play(DEFAULT_ALARM_SETTINGS, [
     { ev: check(1000, 2) },
     {
       ev: act('comment', 1010, { output: 'rebooting it' }),
       expect: { changes: ['changed'], added: ['comment'], state: 2, status: STATUS.ongoing, events_count: 1, ack: null },
     },
+    { ev: act('comment', 1020, { output: 'back up', author: 'bob' }), expect: { changes: ['changed'], added: ['comment'] } },
   ]);
-  assert.deepEqual(doc.current!.steps.at(-1), { type: 'comment', t: 1010, author: 'alice', message: 'rebooting it' });
-  assert.equal(doc.current!.last_update, 1010);
+  const commented = results[1]!.next.current!;
+  assert.deepEqual(core(commented.v.steps.at(-1)), { _t: 'comment', t: 1010, a: 'alice', m: 'rebooting it', val: 0 });
+  assert.deepEqual(commented.v.last_comment, commented.v.steps.at(-1), 'last_comment is the comment step');
+  assert.equal(commented.v.last_update_date, 1000, 'PartialUpdateComment sets no date');
+  assert.deepEqual(core(doc.current!.v.last_comment), { _t: 'comment', t: 1020, a: 'bob', m: 'back up', val: 0 }, 'the last one wins');
+  assert.equal(doc.current!.v.output, 'state 2 at 1000');
+});
+
+test('activate sets activation_date only when the alarm has none (a new alarm is active from its creation)', () => {
+  // activate_executor.go: `if alarm.IsActivated() { return "", nil }`; PartialUpdateActivate sets ActivationDate, no step.
+  const opened = apply(undefined, check(1000, 2), DEFAULT_ALARM_SETTINGS, 1003).next;
+  assert.equal(opened.current!.v.activation_date, 1003);
+  const again = apply(opened, act('activate', 1010));
+  assert.equal(again.ignored, 'the alarm is already active');
+  assert.deepEqual(again.changes, []);
+  assert.equal(again.next.current!.v.activation_date, 1003);
+  // An alarm stored without an activation date (as one not yet activated in Canopsis).
+  const inactive = structuredClone(opened);
+  delete inactive.current!.v.activation_date;
+  play(
+    DEFAULT_ALARM_SETTINGS,
+    [
+      { ev: act('activate', 1020), expect: { changes: ['activated'], added: [] } },
+      { ev: act('activate', 1030), expect: { changes: [], ignored: 'the alarm is already active' } },
+    ],
+    inactive,
+  ).results.forEach((r, i) => {
+    assert.equal(r.next.current!.v.activation_date, 1020, `activate #${i}`);
+  });
 });
 
 // ---------------------------------------------------------------- events with no open alarm
@@ -652,37 +960,36 @@ test('table: every non-check alarm event on an entity with no open alarm is igno
     ['cancel', {}],
     ['uncancel', {}],
     ['snooze', { duration: 60 }],
+    ['unsnooze', {}],
     ['changestate', { state: 2 }],
     ['declareticket', { ticket: 'T' }],
+    ['declareticketwebhook', { ticket: 'T' }],
     ['assocticket', { ticket: 'T' }],
     ['comment', {}],
+    ['activate', {}],
   ];
-  const okDoc = applyEvent(undefined, check(900, 0), DEFAULT_ALARM_SETTINGS).next;
+  const okDoc = apply(undefined, check(900, 0)).next;
   for (const [type, extra] of rows) {
     for (const [where, doc] of [
       ['no document', undefined],
       ['entity seen OK', okDoc],
     ] as const) {
-      const r = applyEvent(doc, act(type, 1000, extra), DEFAULT_ALARM_SETTINGS);
+      const r = apply(doc, act(type, 1000, extra));
       assert.equal(r.ignored, `${type} with no open alarm on ${ENTITY}`, `${type} (${where})`);
       assert.deepEqual(r.changes, [], `${type} (${where})`);
       assert.equal(r.next.current, null, `${type} (${where}) opens nothing`);
       assert.equal(r.next.open, false);
       assert.equal(r.next.count, 0);
     }
-    const comp = applyEvent(
-      undefined,
-      act(type, 1000, { ...extra, source_type: 'component', resource: undefined }),
-      DEFAULT_ALARM_SETTINGS,
-    );
+    const comp = apply(undefined, act(type, 1000, { ...extra, source_type: 'component', resource: undefined }));
     assert.equal(comp.ignored, `${type} with no open alarm on host1`, `${type} on a component`);
   }
 });
 
 test('events that do not act on alarms (perf, log) are ignored and not remembered', () => {
-  const open = applyEvent(undefined, check(1000, 2), DEFAULT_ALARM_SETTINGS).next;
+  const open = apply(undefined, check(1000, 2)).next;
   for (const type of ['perf', 'log']) {
-    const r = applyEvent(open, act(type, 1010), DEFAULT_ALARM_SETTINGS);
+    const r = apply(open, act(type, 1010));
     assert.equal(r.ignored, `event_type ${type} does not act on alarms`);
     assert.deepEqual(r.changes, []);
     assert.deepEqual(r.next, open);
@@ -691,39 +998,125 @@ test('events that do not act on alarms (perf, log) are ignored and not remembere
 
 // ---------------------------------------------------------------- max_steps
 
-test('steps are bounded by max_steps: the oldest are dropped', () => {
-  const s = settings({ maxSteps: 5 });
-  const ops: Op[] = [{ ev: check(1000, 2) }];
-  for (let i = 1; i <= 10; i++) ops.push({ ev: check(1000 + i * 1000, i % 2 ? 3 : 2) });
-  const { doc } = play(s, ops);
-  const a = doc.current!;
-  assert.equal(a.steps.length, 5);
-  assert.deepEqual(
-    a.steps.map((x) => [label(x), x.t]),
-    [
-      ['statedec:2', 7000],
-      ['stateinc:3', 8000],
-      ['statedec:2', 9000],
-      ['stateinc:3', 10000],
-      ['statedec:2', 11000],
-    ],
-  );
-  assert.equal(a.events_count, 11, 'events_count is not bounded');
-  // Further actions keep the bound.
-  const r = applyEvent(doc, act('ack', 20000), s);
-  assert.equal(r.next.current!.steps.length, 5);
-  assert.deepEqual(steps(r.next.current).at(-1), 'ack');
-  assert.equal(r.next.current!.steps[0]!.t, 8000);
-  // And the resolve step on beat.
-  const off = applyEvent(r.next, check(30000, 0), s).next;
-  const closed = onBeat(off, 30000 + s.resolveDelay, s).resolved!;
-  assert.equal(closed.steps.length, 5);
-  assert.deepEqual(steps(closed).slice(-3), ['statedec:0', 'statusdec:0', 'resolve']);
+test('past max_steps, only the steps that close an alarm are still added (back to OK, cancel)', () => {
+  // AlarmSteps.Add (alarm_value.go): past AlarmStepsHardLimit only statedec/statusdec to 0, cancel and statusinc to cancelled.
+  const s = settings({ maxSteps: 6, stealthyWindow: 5, flappingCount: 1000 });
+  const { doc } = play(s, [
+    { ev: check(1000, 2), expect: { steps: ['stateinc:2', 'statusinc:1'] } },
+    { ev: act('ack', 1010), expect: { added: ['ack'] } },
+    { ev: act('comment', 1020), expect: { added: ['comment'] } },
+    { ev: check(1030, 3), expect: { added: ['stateinc:3'] } },
+    { ev: check(1040, 2), expect: { added: ['statedec:2'] } },
+    // At the limit: nothing but closing steps. A check that needs none still counts; one that needs one changes
+    // nothing at all, and neither does an action (the executors fail on Steps.Add's error, nothing is saved).
+    { ev: check(1045, 2), expect: { added: [], events_count: 4 } },
+    { ev: check(1050, 3), expect: { added: [], events_count: 4, state: 2, ignored: 'max number of steps reached: 6' } },
+    { ev: act('comment', 1060), expect: { changes: [], added: [], ignored: 'max number of steps reached: 6' } },
+    { ev: check(1070, 0), expect: { state: 0, status: STATUS.off, added: ['statedec:0', 'statusdec:0'] } },
+    { ev: act('cancel', 1090), expect: { changes: ['cancelled'], status: STATUS.cancelled, added: ['cancel', 'statusinc:4'] } },
+  ]);
+  assert.equal(doc.current!.v.steps.length, 10);
 });
 
-test('max_steps 1 at opening keeps only the status step', () => {
-  const a = applyEvent(undefined, check(1000, 2), settings({ maxSteps: 1 })).next.current!;
-  assert.deepEqual(steps(a), ['statusinc:1']);
+test("with the shipped defaults the limit is Canopsis' AlarmStepsHardLimit, 2000", () => {
+  assert.equal(DEFAULT_ALARM_SETTINGS.maxSteps, 2000);
+  const s = settings({ stealthyWindow: 5 });
+  // An alarm with 2000 steps (1998 comments after the opening ones), built directly: applying them one by one is slow.
+  const full = apply(undefined, check(1000, 2), s).next;
+  const a = full.current!;
+  for (let i = 0; i < 1998; i++) a.v.steps.push({ _t: 'comment', t: 1001 + i, a: 'alice', m: `comment ${i}`, val: 0 });
+  play(
+    s,
+    [
+      { ev: act('ack', 5000), expect: { added: [], changes: [], ack: null, ignored: 'max number of steps reached: 2000' } },
+      { ev: check(5010, 3), expect: { added: [], state: 2, ignored: 'max number of steps reached: 2000' } },
+      { ev: check(5020, 0), expect: { status: STATUS.off, added: ['statedec:0', 'statusdec:0'] } },
+    ],
+    full,
+  );
+});
+
+// ---------------------------------------------------------------- step cropping
+
+/** A statecounter step as the timeline shows it: its counts. */
+const counterOf = (a: Alarm) => a.v.steps.find((x) => x._t === 'statecounter')?.statecounter;
+
+test('AlarmSteps.Crop, as Canopsis tests it: 40 state steps after the status, keep 30, 10 folded into a statecounter', () => {
+  // Port of TestAlarmStepsCrop (types/alarm_value_test.go).
+  const st: Step = { _t: 'statusinc', t: 0, a: 'test', m: 'test', val: 1 };
+  const s1: Step = { _t: 'stateinc', t: 0, a: '', m: '', val: 2 };
+  const s2: Step = { _t: 'statedec', t: 0, a: '', m: '', val: 1 };
+  const twenty = [st, ...Array.from({ length: 10 }, () => [s1, s2]).flat()];
+  assert.equal(cropSteps(twenty, st, 30), twenty, 'crop does not work for the first 21 steps');
+  const forty = [...twenty, ...Array.from({ length: 10 }, () => [s1, s2]).flat()];
+  const cropped = cropSteps(forty, st, 30);
+  assert.equal(cropped.length, 30 + 2);
+  assert.equal(cropped[0]!._t, st._t);
+  assert.equal(cropped[1]!._t, 'statecounter');
+  assert.deepEqual(cropped[1]!.statecounter, { statechanges: 10, stateinc: 5, statedec: 5, 'state:1': 5, 'state:2': 5 });
+  assert.equal(cropped[1]!.a, 'test');
+  assert.equal(cropped[1]!.m, 'test');
+  assert.equal(cropped[1]!.val, st.val);
+  assert.deepEqual(cropped.slice(2), forty.slice(11), 'the 30 most recent state steps are kept');
+});
+
+test('cropping: past 20 state steps after the status step, the oldest are counted in one statecounter step right after it', () => {
+  // event_processor.go updateAlarm: alarm.CropSteps() after each check; AlarmStepCropMinStates = 20.
+  const s = settings({ flappingCount: 1000, stealthyWindow: 5 });
+  const ops: Op[] = [{ ev: check(1000, 2) }, { ev: check(1001, 3) }, { ev: act('ack', 1002) }];
+  // Alternating 2 and 3: 20 state steps after the status step, not one more.
+  for (let i = 2; i <= 20; i++) ops.push({ ev: check(1000 + i, i % 2 ? 3 : 2) });
+  const { doc: twenty } = play(s, ops);
+  assert.equal(counterOf(twenty.current!), undefined, '20 state steps: nothing is cropped');
+  assert.equal(twenty.current!.v.steps.length, 23);
+
+  const { doc, results } = play(
+    s,
+    [
+      {
+        ev: check(1021, 3),
+        expect: {
+          state: 3,
+          status: STATUS.ongoing,
+          // The first stateinc:3 is folded; the ack keeps its place, before the 20 state steps kept.
+          steps: [
+            'stateinc:2',
+            'statusinc:1',
+            'statecounter',
+            'ack',
+            ...Array.from({ length: 20 }, (_, i) => (i % 2 ? 'stateinc:3' : 'statedec:2')),
+          ],
+        },
+      },
+      // The next one is merged into the same counter.
+      { ev: check(1022, 2), expect: { added: [] } },
+    ],
+    twenty,
+  );
+  const first = results[0]!.next.current!;
+  assert.deepEqual(counterOf(first), { statechanges: 1, stateinc: 1, statedec: 0, 'state:3': 1 });
+  const counter = first.v.steps[2]!;
+  assert.deepEqual([counter.a, counter.m, counter.val], ['nagios.nagios1', 'state 2 at 1000', STATUS.ongoing], 'from the status step');
+  const a = doc.current!;
+  assert.deepEqual(counterOf(a), { statechanges: 2, stateinc: 1, statedec: 1, 'state:3': 1, 'state:2': 1 });
+  assert.equal(a.v.steps.filter((x) => x._t === 'statecounter').length, 1);
+  assert.equal(a.v.steps.length, 24);
+  assert.deepEqual(steps(a).slice(-2), ['stateinc:3', 'statedec:2']);
+  assert.equal(a.v.total_state_changes, 23, 'total_state_changes still counts every change');
+
+  // A new status: state steps count from it; the old counter stays where it was.
+  const { doc: off } = play(s, [{ ev: check(1100, 0), expect: { status: STATUS.off, added: ['statedec:0', 'statusdec:0'] } }], doc);
+  assert.deepEqual(counterOf(off.current!), counterOf(a));
+  assert.equal(off.current!.v.steps.length, 26);
+});
+
+test('cropping counts only stateinc/statedec: actions after the status step are never folded', () => {
+  const s = settings({ flappingCount: 1000 });
+  const ops: Op[] = [{ ev: check(1000, 2) }];
+  for (let i = 1; i <= 25; i++) ops.push({ ev: act('comment', 1000 + i) });
+  const { doc } = play(s, [...ops, { ev: check(1100, 2) }]);
+  assert.equal(counterOf(doc.current!), undefined);
+  assert.equal(doc.current!.v.steps.length, 27);
 });
 
 // ---------------------------------------------------------------- redelivery
@@ -754,24 +1147,28 @@ test('redelivery: the same event applied twice adds nothing, whatever its key or
     { ev: act('ack', 1020), expect: { changes: [], ignored: REDELIVERY, ack: null, added: [] } },
     { ev: act('comment', 1040), expect: { added: ['comment'] } },
     { ev: act('comment', 1040), expect: { ignored: REDELIVERY, added: [] } },
+    // A snooze ended early and delivered again must not snooze the alarm again.
+    { ev: act('snooze', 1050, { duration: 600 }), expect: { changes: ['snoozed'], snoozed: 1650 } },
+    { ev: act('unsnooze', 1060), expect: { changes: ['unsnoozed'], snoozed: null } },
+    { ev: act('snooze', 1050, { duration: 600 }), expect: { changes: [], ignored: REDELIVERY, snoozed: null, added: [] } },
     // The opening check again, much later: still nothing.
     { ev: open, expect: { ignored: REDELIVERY, events_count: 2, state: 3 } },
   ]);
   assert.equal(doc.count, 1);
-  assert.deepEqual(steps(doc.current), ['stateinc:2', 'statusinc:1', 'stateinc:3', 'ack', 'ackremove', 'comment']);
+  assert.deepEqual(steps(doc.current), ['stateinc:2', 'statusinc:1', 'stateinc:3', 'ack', 'ackremove', 'comment', 'snooze:1650']);
 });
 
 test('redelivery: the document returned for a redelivery equals the one given', () => {
   const s = DEFAULT_ALARM_SETTINGS;
-  const d1 = applyEvent(undefined, check(1000, 2), s).next;
-  const d2 = applyEvent(d1, check(1010, 0), s).next;
-  const r = applyEvent(d2, check(1010, 0), s);
+  const d1 = apply(undefined, check(1000, 2), s).next;
+  const d2 = apply(d1, check(1010, 0), s).next;
+  const r = apply(d2, check(1010, 0), s);
   assert.equal(r.ignored, REDELIVERY);
   assert.deepEqual(r.next, d2);
   // An ignored event is remembered too: delivered again, it is a redelivery.
-  const ignored = applyEvent(undefined, act('ack', 900), s);
+  const ignored = apply(undefined, act('ack', 900), s);
   assert.match(ignored.ignored ?? '', /no open alarm/);
-  assert.equal(applyEvent(ignored.next, act('ack', 900), s).ignored, REDELIVERY);
+  assert.equal(apply(ignored.next, act('ack', 900), s).ignored, REDELIVERY);
 });
 
 test('redelivery of the opening check after resolution does not reopen the alarm', () => {
@@ -788,15 +1185,20 @@ test('redelivery of the opening check after resolution does not reopen the alarm
 
 test('applyEvent and onBeat do not modify the document they are given', () => {
   const s = settings({ resolveDelay: 60, stealthyWindow: 5 });
-  const d1 = applyEvent(undefined, check(1000, 2), s).next;
+  const d1 = apply(undefined, check(1000, 2), s).next;
   const snap1 = structuredClone(d1);
-  const r = applyEvent(d1, act('ack', 1010), s);
+  const r = apply(d1, act('ack', 1010), s);
   assert.deepEqual(d1, snap1);
   assert.notEqual(r.next, d1);
-  const d2 = applyEvent(r.next, check(1100, 0), s).next;
-  const snap2 = structuredClone(d2);
+  const snoozed = apply(r.next, act('snooze', 1020, { duration: 30 }), s).next;
+  const snap2 = structuredClone(snoozed);
+  const u = onBeat(snoozed, 1050, s);
+  assert.deepEqual(u.changes, ['unsnoozed']);
+  assert.deepEqual(snoozed, snap2, 'the unsnoozing beat did not touch its input');
+  const d2 = apply(u.next, check(1100, 0), s).next;
+  const snap3 = structuredClone(d2);
   const b = onBeat(d2, 1160, s);
   assert.ok(b.resolved);
-  assert.deepEqual(d2, snap2, 'the beat did not touch its input');
-  assert.equal(d2.current!.resolved, null);
+  assert.deepEqual(d2, snap3, 'the resolving beat did not touch its input');
+  assert.equal(d2.current!.v.resolved, undefined);
 });

@@ -1,6 +1,7 @@
 import type { AddressInfo, Server } from 'node:net';
-import { after, before } from 'node:test';
+import { after, before, test } from 'node:test';
 import { MongoStore } from '../../runtime/store/mongodb.js';
+import { alarmsMigrationRoundTrip } from '../installer/alarms-migration-case.js';
 import { storeContract } from './contract.js';
 
 /*
@@ -35,3 +36,5 @@ after(async () => {
 });
 
 storeContract(real ? 'mongodb (real server)' : 'mongodb (CongoDB wire server)', () => store);
+
+test("mongodb: the 0.4.0 migration reshapes 0.3.0 alarms to Canopsis v4's and back", () => alarmsMigrationRoundTrip(store));
