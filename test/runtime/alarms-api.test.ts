@@ -1,21 +1,11 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { execa, type ResultPromise } from 'execa';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
 import { hashPassword } from '../../runtime/web/auth.js';
-import { type ApiClient, apiClient } from '../../runtime/web/client.js';
-import { selfSignedCert } from '../helpers/api.js';
-import {
-  type EngineProcess,
-  freshVhost,
-  startEngine,
-  stopEngine,
-  type Vhost,
-  whenConsuming,
-  writeRuntimePrefix,
-} from '../helpers/broker.js';
-import { ROOT, removeDir, tempDir, waitFor } from '../helpers/index.js';
+import type { ApiClient } from '../../runtime/web/client.js';
+import { type ApiStack, startApiStack } from '../helpers/api-stack.js';
+import { waitFor } from '../helpers/index.js';
 
 /*
  * Check events through the real broker and engines (cleaner -> che -> axe)
@@ -23,32 +13,10 @@ import { ROOT, removeDir, tempDir, waitFor } from '../helpers/index.js';
  * over HTTPS with a self-signed certificate at the default etc/ssl/ paths.
  */
 
-const PORT = 5791;
 const KEY = 'test-admin-key-0123456789';
 const RO_KEY = 'test-readonly-key-0123456789';
+let stack: ApiStack;
 let client: ApiClient;
-
-let vhost: Vhost;
-let dir: string;
-const engines: EngineProcess[] = [];
-let web: ResultPromise<{ reject: false; all: true; buffer: true }>;
-let webLogs = '';
-
-const CONF = `
-[engine:cleaner]
-event_processing=canopsis.cleaner.process.event_processing
-next=che
-exchange=canopsis.events
-
-[engine:che]
-event_processing=canopsis.che.process.event_processing
-next=axe
-
-[engine:axe]
-event_processing=canopsis.axe.process.event_processing
-beat_processing=canopsis.axe.process.beat_processing
-beat_interval=0.3
-`;
 
 const FAILING = `
 export const dispatcher = {
@@ -58,44 +26,20 @@ export const dispatcher = {
 `;
 
 before(async () => {
-  vhost = await freshVhost('alarms');
-  dir = await tempDir('alarms');
   const { keyHash } = await import('../../runtime/web/auth.js');
-  await writeRuntimePrefix(dir, {
-    vhost: vhost.name,
-    engines: CONF,
+  stack = await startApiStack({
+    tag: 'alarms',
+    port: 5791,
+    authkey: KEY,
     plugins: { 'failing-dispatcher.mjs': FAILING },
-    files: {
-      'etc/runtime.conf': `[store]\nbackend = embedded\nfile = ${dir}/var/lib/canopsis/canopsis.db\n\n[dispatchers]\nevent_dispatchers = database,failing\n\n[alarms]\nresolve_delay = 1\ncancel_delay = 3600\nflapping_count = 4\nflapping_window = 600\nstealthy_window = 0\nmax_steps = 50\nsnooze_default = 300\n`,
-      'etc/canopsis-secrets.ini': `[rabbitmq]\npassword = guest\n\n[api]\nauthkey = ${KEY}\n`,
-      'etc/webserver.conf': `[server]\nbind = 127.0.0.1\nport = ${PORT}\ntls = true\n`,
-      'etc/api-users.ini': `[user:viewer]\nrole = readonly\npassword_hash = ${await hashPassword('viewer-pass')}\n\n[key:dashboard]\nrole = readonly\nkey_sha256 = ${keyHash(RO_KEY)}\n`,
-    },
+    runtime:
+      '[dispatchers]\nevent_dispatchers = database,failing\n\n[alarms]\nresolve_delay = 1\ncancel_delay = 3600\nflapping_count = 4\nflapping_window = 600\nstealthy_window = 0\nmax_steps = 50\nsnooze_default = 300\n',
+    users: `[user:viewer]\nrole = readonly\npassword_hash = ${await hashPassword('viewer-pass')}\n\n[key:dashboard]\nrole = readonly\nkey_sha256 = ${keyHash(RO_KEY)}\n`,
   });
-  await selfSignedCert(path.join(dir, 'etc', 'ssl'));
-  client = await apiClient(dir);
-  for (const name of ['cleaner', 'che', 'axe']) {
-    const p = startEngine(dir, name);
-    engines.push(p);
-    await whenConsuming(p);
-  }
-  web = execa(process.execPath, [path.join(ROOT, 'dist', 'runtime', 'cli', 'webserver.js'), '--prefix', dir], {
-    reject: false,
-    all: true,
-    buffer: true,
-  });
-  web.all?.on('data', (d: Buffer) => (webLogs += d.toString()));
-  await waitFor('the API healthy', async () => (await client.fetch('/healthcheck').catch(() => undefined))?.status === 200, 30_000);
+  client = stack.client;
 });
 
-after(async () => {
-  web?.kill('SIGTERM');
-  await web;
-  await client?.close();
-  await Promise.all(engines.map((p) => stopEngine(p)));
-  await vhost.remove();
-  await removeDir(dir);
-});
+after(() => stack?.stop());
 
 const api = async (method: string, url: string, body?: unknown, headers: Record<string, string> = { 'x-canopsis-authkey': KEY }) => {
   const r = await client.fetch(`${client.origin}${url}`, {
@@ -227,7 +171,7 @@ test('/metrics is Prometheus text with per-engine queue figures', async () => {
 });
 
 test('alarm changes reach the database dispatcher; a failing dispatcher is logged and counted, the engine goes on', async () => {
-  const store = new SqliteStore(path.join(dir, 'var', 'lib', 'canopsis', 'canopsis.db'));
+  const store = new SqliteStore(path.join(stack.dir, 'var', 'lib', 'canopsis', 'canopsis.db'));
   try {
     const log = await store.collection<{ action: string; engine: string }>('event_log').find({ engine: 'axe' });
     const actions = new Set(log.map((l) => l.action));
@@ -236,7 +180,7 @@ test('alarm changes reach the database dispatcher; a failing dispatcher is logge
   } finally {
     await store.close();
   }
-  const axe = engines[2]!;
+  const axe = stack.engines[2]!;
   assert.match(axe.logs(), /"dispatcher":"failing".*"msg":"event dispatcher failed"/);
   assert.equal(axe.nodeChildProcess.exitCode, null);
 });

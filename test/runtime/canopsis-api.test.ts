@@ -1,20 +1,9 @@
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { execa, type ResultPromise } from 'execa';
 import { hashPassword } from '../../runtime/web/auth.js';
-import { type ApiClient, apiClient } from '../../runtime/web/client.js';
-import { selfSignedCert } from '../helpers/api.js';
-import {
-  type EngineProcess,
-  freshVhost,
-  startEngine,
-  stopEngine,
-  type Vhost,
-  whenConsuming,
-  writeRuntimePrefix,
-} from '../helpers/broker.js';
-import { ROOT, removeDir, tempDir, waitFor } from '../helpers/index.js';
+import type { ApiClient } from '../../runtime/web/client.js';
+import { type ApiStack, startApiStack } from '../helpers/api-stack.js';
+import { waitFor } from '../helpers/index.js';
 
 /*
  * Canopsis v4's own API scenarios, replayed against the appliance running
@@ -29,66 +18,23 @@ import { ROOT, removeDir, tempDir, waitFor } from '../helpers/index.js';
  * read-only user here (Canopsis: a role without the permission).
  */
 
-const PORT = 5796;
 const KEY = 'test-admin-key-canopsis-api-0123';
+let stack: ApiStack;
 let client: ApiClient;
-let vhost: Vhost;
-let dir: string;
-const engines: EngineProcess[] = [];
-let web: ResultPromise<{ reject: false; all: true; buffer: true }>;
-
-const CONF = `
-[engine:cleaner]
-event_processing=canopsis.cleaner.process.event_processing
-next=che
-exchange=canopsis.events
-
-[engine:che]
-event_processing=canopsis.che.process.event_processing
-next=axe
-
-[engine:axe]
-event_processing=canopsis.axe.process.event_processing
-beat_processing=canopsis.axe.process.beat_processing
-beat_interval=0.3
-`;
 
 before(async () => {
-  vhost = await freshVhost('cpsapi');
-  dir = await tempDir('cpsapi');
-  await writeRuntimePrefix(dir, {
-    vhost: vhost.name,
-    engines: CONF,
-    files: {
-      'etc/runtime.conf': `[store]\nbackend = embedded\nfile = ${dir}/var/lib/canopsis/canopsis.db\n\n[dispatchers]\nevent_dispatchers =\n\n[alarms]\nresolve_delay = 1\ncancel_delay = 3600\nflapping_count = 10\nflapping_window = 3600\nstealthy_window = 0\nmax_steps = 2000\nsnooze_default = 300\n`,
-      'etc/canopsis-secrets.ini': `[rabbitmq]\npassword = guest\n\n[api]\nauthkey = ${KEY}\n`,
-      'etc/webserver.conf': `[server]\nbind = 127.0.0.1\nport = ${PORT}\ntls = true\n`,
-      'etc/api-users.ini': `[user:root]\nrole = admin\npassword_hash = ${await hashPassword('test')}\n\n[user:noperms]\nrole = readonly\npassword_hash = ${await hashPassword('test')}\n`,
-    },
+  stack = await startApiStack({
+    tag: 'cpsapi',
+    port: 5796,
+    authkey: KEY,
+    runtime:
+      '[dispatchers]\nevent_dispatchers =\n\n[alarms]\nresolve_delay = 1\ncancel_delay = 3600\nflapping_count = 10\nflapping_window = 3600\nstealthy_window = 0\nmax_steps = 2000\nsnooze_default = 300\n',
+    users: `[user:root]\nrole = admin\npassword_hash = ${await hashPassword('test')}\n\n[user:noperms]\nrole = readonly\npassword_hash = ${await hashPassword('test')}\n`,
   });
-  await selfSignedCert(path.join(dir, 'etc', 'ssl'));
-  client = await apiClient(dir);
-  for (const name of ['cleaner', 'che', 'axe']) {
-    const p = startEngine(dir, name);
-    engines.push(p);
-    await whenConsuming(p);
-  }
-  web = execa(process.execPath, [path.join(ROOT, 'dist', 'runtime', 'cli', 'webserver.js'), '--prefix', dir], {
-    reject: false,
-    all: true,
-    buffer: true,
-  });
-  await waitFor('the API healthy', async () => (await client.fetch('/healthcheck').catch(() => undefined))?.status === 200, 30_000);
+  client = stack.client;
 });
 
-after(async () => {
-  web?.kill('SIGTERM');
-  await web;
-  await client?.close();
-  await Promise.all(engines.map((p) => stopEngine(p)));
-  await vhost.remove();
-  await removeDir(dir);
-});
+after(() => stack?.stop());
 
 // biome-ignore lint/suspicious/noExplicitAny: bodies are whatever JSON the API answers
 type Json = any;
