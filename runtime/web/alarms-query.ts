@@ -117,10 +117,10 @@ export function alarmsQuery(q: Query, now: number): AlarmsQuery {
 
   const openedFlag = bool(q, 'opened', errors);
   const opened: Opened = openedFlag === undefined ? 'open-and-recent' : openedFlag ? 'open' : 'resolved';
-  if (opened === 'open') filter['v.resolved'] = { $exists: false };
-  if (opened === 'resolved') filter['v.resolved'] = { $exists: true };
-  if (opened === 'open-and-recent')
-    and.push({ $or: [{ 'v.resolved': { $exists: false } }, { 'v.resolved': { $gte: now - RECENTLY_RESOLVED } }] });
+  // v.resolved is absent or a number, never null: `null` (IS NULL on SQLite, missing on MongoDB) uses the index.
+  if (opened === 'open') filter['v.resolved'] = null;
+  if (opened === 'resolved') filter['v.resolved'] = { $ne: null };
+  if (opened === 'open-and-recent') and.push({ $or: [{ 'v.resolved': null }, { 'v.resolved': { $gte: now - RECENTLY_RESOLVED } }] });
 
   // Saved widget filters live in Canopsis' UI database; there are none here, so every id is unknown.
   if (many(q, 'filters').length) errors.filter = "Filter doesn't exist.";

@@ -230,10 +230,7 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
     const open = await Promise.all(
       [0, 1, 2, 3].map(
         async (state) =>
-          [{ state: String(state) }, await alarms.count({ 'v.resolved': { $exists: false }, 'v.state.val': state })] as [
-            Record<string, string>,
-            number,
-          ],
+          [{ state: String(state) }, await alarms.count({ 'v.resolved': null, 'v.state.val': state })] as [Record<string, string>, number],
       ),
     );
     metric('canopsis_alarms_open', 'Open alarms by state', 'gauge', open);

@@ -54,7 +54,7 @@ export function entityRoutes(app: FastifyInstance, store: Store): void {
       const [data, total] = await Promise.all([c.find(q.filter, q.options), c.count(q.filter)]);
       const meta = pageMeta(q, total);
       const open = data.length
-        ? await store.collection<StoredAlarm>(ALARMS).find({ d: { $in: data.map((e) => e.key) }, 'v.resolved': { $exists: false } })
+        ? await store.collection<StoredAlarm>(ALARMS).find({ d: { $in: data.map((e) => e.key) }, 'v.resolved': null })
         : [];
       const byEntity = new Map(open.map((a) => [a.d, a]));
       return {
