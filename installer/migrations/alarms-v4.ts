@@ -3,8 +3,9 @@ import type { Alarm, AlarmValue, Step, StepType, StoredAlarm } from '../../runti
 import type { Filter, Store } from '../../runtime/store/types.js';
 
 /*
- * 0.4.0 stores alarms in Canopsis v4's shape (runtime/alarm/model.ts) and
- * names connector entities by their connector_name, as Canopsis does. This
+ * 0.4.0 stores alarms in Canopsis v4's shape (runtime/alarm/model.ts);
+ * entities get Canopsis' description, infos and impact_level, and
+ * connector entities are named by their connector_name, as Canopsis does. This
  * is the reshaping both ways: up for an update from 0.3.0, down for a
  * rollback or a downgrade. Ids do not change, so a link or a script holding
  * an alarm id keeps working; alarms opened from 0.4.0 on get UUIDs.
@@ -186,10 +187,23 @@ export async function alarmsToV4(store: Store): Promise<void> {
       ? { ...d, current: alarmUp(d.current as unknown as AlarmV3) as unknown as Record<string, unknown> }
       : undefined,
   );
-  // Canopsis names a connector entity by its connector_name (its id stays connector/connector_name).
-  await reshape<{ type?: string; name?: string }>(store, 'entities', { type: 'connector' }, (key, d) =>
-    d.name === key && key.includes('/') ? { ...d, name: key.slice(key.indexOf('/') + 1) } : undefined,
-  );
+  // Canopsis names a connector entity by its connector_name (its id stays connector/connector_name),
+  // and every entity has a description, infos and an impact level.
+  await reshape<EntityAny>(store, 'entities', { impact_level: { $exists: false } }, (key, d) => ({
+    ...d,
+    ...(d.type === 'connector' && d.name === key && key.includes('/') ? { name: key.slice(key.indexOf('/') + 1) } : {}),
+    description: d.description ?? '',
+    infos: d.infos ?? {},
+    impact_level: d.impact_level ?? 1,
+  }));
+}
+
+interface EntityAny {
+  type?: string;
+  name?: string;
+  description?: string;
+  infos?: object;
+  impact_level?: number;
 }
 
 export async function alarmsFromV4(store: Store): Promise<void> {
@@ -201,7 +215,8 @@ export async function alarmsFromV4(store: Store): Promise<void> {
       ? { ...d, current: alarmDown(d.current as unknown as Alarm) as unknown as Record<string, unknown> }
       : undefined,
   );
-  await reshape<{ type?: string; name?: string }>(store, 'entities', { type: 'connector' }, (key, d) =>
-    d.name !== key ? { ...d, name: key } : undefined,
-  );
+  await reshape<EntityAny>(store, 'entities', { impact_level: { $exists: true } }, (key, d) => {
+    const { description: _d, infos: _i, impact_level: _l, ...rest } = d;
+    return d.type === 'connector' ? { ...rest, name: key } : rest;
+  });
 }

@@ -23,7 +23,14 @@ export interface Entity {
   component?: string;
   /** Ids of the entities this one depends on (resource -> component -> connector). */
   depends: string[];
+  /** Canopsis' entity fields nothing here sets yet, stored with their defaults (types.Entity). */
+  description?: string;
+  infos?: Record<string, { name: string; description: string; value: unknown }>;
+  impact_level?: number;
 }
+
+/** What a new entity holds besides what its event says: Canopsis' defaults. */
+export const ENTITY_DEFAULTS = { description: '', infos: {}, impact_level: 1 } as const;
 
 const entities = (engine: EngineHandle): Promise<Collection<Entity>> =>
   once(engine, ENTITIES, async () => {
@@ -35,7 +42,7 @@ const entities = (engine: EngineHandle): Promise<Collection<Entity>> =>
 const touch =
   (seen: number, fresh: Omit<Entity, 'created' | 'last_event_date' | 'enabled'>) =>
   (cur: (Entity & { key: string }) | undefined): Entity | undefined => {
-    if (!cur) return { ...fresh, created: seen, last_event_date: seen, enabled: true };
+    if (!cur) return { ...fresh, ...ENTITY_DEFAULTS, created: seen, last_event_date: seen, enabled: true };
     // Unchanged links and an older event: nothing to write.
     if (cur.last_event_date >= seen) return undefined;
     const { key: _key, ...doc } = cur;

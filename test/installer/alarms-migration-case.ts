@@ -68,7 +68,8 @@ export async function alarmsMigrationRoundTrip(store: Store): Promise<void> {
   await alarms.put(closed.id, plain(closed));
   await perEntity.put('disk/web1', { current: plain(open), open: true, count: 1, seen: [] });
   await perEntity.put('cpu/web1', { current: null, open: false, count: 1, seen: [] });
-  await entities.put('nagios/n1', { type: 'connector', name: 'nagios/n1', depends: [], created: 1, last_event_date: 2, enabled: true });
+  const connector = { type: 'connector', name: 'nagios/n1', depends: [], created: 1, last_event_date: 2, enabled: true };
+  await entities.put('nagios/n1', connector);
 
   await alarmsToV4(store);
   // Field by field as Canopsis' types.Alarm / AlarmValue (release-22.10 lib/canopsis/types/model_alarm.go, alarm_value.go).
@@ -95,7 +96,11 @@ export async function alarmsMigrationRoundTrip(store: Store): Promise<void> {
   assert.equal(r.v.duration, 600);
   assert.ok(!r.v.steps.some((s: { _t: string }) => s._t === 'resolve'), 'Canopsis has no resolve step');
   assert.equal(((await perEntity.get('disk/web1')) as Json).current._id, open.id, "axe's copy too");
-  assert.equal((await entities.get('nagios/n1'))!.name, 'n1', 'a connector entity is named by its connector_name');
+  assert.deepEqual(
+    await entities.get('nagios/n1'),
+    { ...connector, key: 'nagios/n1', name: 'n1', description: '', infos: {}, impact_level: 1 },
+    "a connector entity is named by its connector_name, and every entity has Canopsis' description, infos, impact_level",
+  );
   const once = JSON.stringify(await alarms.find({}, { sort: [['key', 1]] }));
   await alarmsToV4(store);
   assert.equal(JSON.stringify(await alarms.find({}, { sort: [['key', 1]] })), once, 'a second run changes nothing');
@@ -104,7 +109,7 @@ export async function alarmsMigrationRoundTrip(store: Store): Promise<void> {
   assert.deepEqual(await alarms.get(open.id), { key: open.id, ...plain(open) }, 'down gives back what 0.3.0 wrote');
   assert.deepEqual(await alarms.get(closed.id), { key: closed.id, ...plain(closed) });
   assert.deepEqual(((await perEntity.get('disk/web1')) as Json).current, plain(open));
-  assert.equal((await entities.get('nagios/n1'))!.name, 'nagios/n1');
+  assert.deepEqual(await entities.get('nagios/n1'), { key: 'nagios/n1', ...connector });
   await alarmsFromV4(store);
   assert.deepEqual(await alarms.get(open.id), { key: open.id, ...plain(open) }, 'down twice: the same');
 }
