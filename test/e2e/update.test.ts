@@ -115,10 +115,10 @@ test('v1 installed and running; an update to a v2 whose engines exit is rolled b
     env: { ...process.env, CPS_SERVICE_TIMEOUT: '20' },
   });
   assert.equal(update.exitCode, 9, update.all);
-  assert.match(update.stdout, /migrations to run: 0\.3\.0-store-dbpath, 0\.3\.0-entity-fields/);
+  assert.match(update.stdout, /migrations to run: 0\.3\.0-store-dbpath, 0\.3\.0-entity-fields, 0\.4\.0-alarms-v4/);
   assert.match(
     update.stderr,
-    /update to 0\.4\.0 failed \(health check: service amqp2engines restart: .*\); rolled back to 0\.2\.0 \(0\.2\.0\+[0-9a-f]{8}\), migrations undone: 0\.3\.0-entity-fields, 0\.3\.0-store-dbpath, running again/,
+    /update to 0\.4\.0 failed \(health check: service amqp2engines restart: .*\); rolled back to 0\.2\.0 \(0\.2\.0\+[0-9a-f]{8}\), migrations undone: 0\.4\.0-alarms-v4, 0\.3\.0-entity-fields, 0\.3\.0-store-dbpath, running again/,
   );
   assert.equal(await readlink(path.join(prefix, 'lib', 'canopsis', 'current')), release1, 'current points at v1 again');
   assert.match(await settingsText(), /\ndbpath = var\/lib\/mongodb\n/, 'the renamed key is back');
