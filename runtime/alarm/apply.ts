@@ -1,5 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { entityId } from '../event/canopsis-event.js';
+import type { PbehaviorInfo } from '../pbehavior/model.js';
+import { samePbehavior } from '../pbehavior/resolve.js';
 import type { Event } from '../tasks/types.js';
 import {
   type Alarm,
@@ -36,7 +38,9 @@ export type Change =
   | 'uncancelled'
   | 'snoozed'
   | 'unsnoozed'
-  | 'activated';
+  | 'activated'
+  | 'pbhenter'
+  | 'pbhleave';
 
 export interface Applied {
   next: EntityAlarms;
@@ -315,8 +319,7 @@ const ACTIONS: Record<string, Action> = {
       return { changes: [], ignored: `snooze duration must be positive seconds (found ${JSON.stringify(e.duration)})` };
     a.v.snooze = step('snooze', t, author(e), message(e), t + Math.round(duration), e);
     pushStep(a, a.v.snooze, s);
-    // startInactiveInterval: a snoozed alarm is not active.
-    a.v.inactive_start ??= t;
+    startInactive(a, t);
     return { changes: ['snoozed'] };
   },
   // PartialUpdateUnsnooze: the snooze ends early; no step, its time is counted.
@@ -354,6 +357,15 @@ const ACTIONS: Record<string, Action> = {
     pushStep(a, a.v.last_comment, s);
     return { changes: ['changed'] };
   },
+  // From the pbehavior engine: the pbehavior in force on the entity changed (event_type pbhenter, pbhleave).
+  pbhenter: (a, e, t, s) => {
+    const changes = syncPbehavior(a, pbehaviorOf(e), t, s);
+    return changes.length ? { changes } : { changes, ignored: 'the alarm is already in this pbehavior' };
+  },
+  pbhleave: (a, _e, t, s) => {
+    const changes = syncPbehavior(a, undefined, t, s);
+    return changes.length ? { changes } : { changes, ignored: 'the alarm is in no pbehavior' };
+  },
   activate: (a, _e, t) => {
     if (a.v.activation_date !== undefined) return { changes: [], ignored: 'the alarm is already active' };
     a.v.activation_date = t;
@@ -361,14 +373,60 @@ const ACTIONS: Record<string, Action> = {
   },
 };
 
-/** PartialUpdateUnsnooze and stopInactiveInterval: the snoozed time counted, the alarm active again. */
+/** startInactiveInterval: a snoozed alarm, or one in a pbehavior that is not active, is not active. */
+function startInactive(a: Alarm, t: number): void {
+  a.v.inactive_start ??= t;
+}
+
+/** stopInactiveInterval: the inactive time counted once nothing keeps the alarm inactive any more. */
+function stopInactive(a: Alarm, t: number): void {
+  const stillInactive = a.v.snooze !== undefined || (a.v.pbehavior_info !== undefined && a.v.pbehavior_info.canonical_type !== 'active');
+  if (stillInactive || a.v.inactive_start === undefined) return;
+  a.v.inactive_duration += Math.max(0, t - a.v.inactive_start);
+  delete a.v.inactive_start;
+}
+
+/** PartialUpdateUnsnooze: the snoozed time counted. */
 function endSnooze(a: Alarm, t: number): void {
   a.v.snooze_duration += Math.max(0, t - a.v.snooze!.t);
   delete a.v.snooze;
-  if (a.v.inactive_start !== undefined) {
-    a.v.inactive_duration += Math.max(0, t - a.v.inactive_start);
-    delete a.v.inactive_start;
+  stopInactive(a, t);
+}
+
+const pbhOutput = (i: PbehaviorInfo) => `Pbehavior ${i.name}. Type: ${i.type_name}. Reason: ${i.reason_name}.`;
+
+/**
+ * The alarm follows the pbehavior in force on its entity (PartialUpdatePbhEnter,
+ * PartialUpdatePbhLeave, PartialUpdatePbhLeaveAndEnter): a pbhleave step for
+ * the one left, a pbhenter step for the one entered, the inactive time counted.
+ */
+function syncPbehavior(a: Alarm, info: PbehaviorInfo | undefined, t: number, s: AlarmSettings): Change[] {
+  const current = a.v.pbehavior_info;
+  if (samePbehavior(current, info)) return [];
+  const changes: Change[] = [];
+  if (current) {
+    pushStep(a, { ...step('pbhleave', t, 'system', pbhOutput(current), 0), pbehavior_canonical_type: current.canonical_type }, s);
+    if (current.canonical_type !== 'active') {
+      const enter = [...a.v.steps].reverse().find((x) => x._t === 'pbhenter');
+      if (enter) a.v.pbh_inactive_duration = (a.v.pbh_inactive_duration ?? 0) + Math.max(0, t - enter.t);
+    }
+    delete a.v.pbehavior_info;
+    changes.push('pbhleave');
   }
+  if (info) {
+    pushStep(a, { ...step('pbhenter', t, 'system', pbhOutput(info), 0), pbehavior_canonical_type: info.canonical_type }, s);
+    a.v.pbehavior_info = info;
+    if (info.canonical_type !== 'active') startInactive(a, t);
+    changes.push('pbhenter');
+  }
+  stopInactive(a, t);
+  return changes;
+}
+
+/** The pbehavior info an event carries (set by the pbehavior engine), or undefined when it says none. */
+function pbehaviorOf(e: Event): PbehaviorInfo | undefined {
+  const i = e.pbehavior_info as PbehaviorInfo | null | undefined;
+  return i && typeof i === 'object' && typeof i.id === 'string' && i.id !== '' ? i : undefined;
 }
 
 export const REDELIVERY = 'already applied (redelivery)';
@@ -392,15 +450,20 @@ export function applyEvent(doc: EntityAlarms | undefined, e: Event, s: AlarmSett
       base.current = openAlarm(e, clock, s);
       base.open = true;
       base.count += 1;
-      return { next: remember(base), changes: ['opened'] };
+      // createAlarm: an alarm of an entity in a pbehavior is born in it (CreateAndPbhEnter).
+      const entered = 'pbehavior_info' in e ? syncPbehavior(base.current, pbehaviorOf(e), Number(e.timestamp), s) : [];
+      return { next: remember(base), changes: ['opened', ...entered] };
     }
+    let synced: Change[] = [];
     try {
       applyCheck(base.current, e, clock.now, s);
+      // Events that went through the pbehavior engine say which pbehavior is in force now.
+      if ('pbehavior_info' in e) synced = syncPbehavior(base.current, pbehaviorOf(e), Number(e.timestamp), s);
     } catch (err) {
       if (err instanceof StepLimit) return unchanged(doc, remember, err.message);
       throw err;
     }
-    return { next: remember(base), changes: ['changed'] };
+    return { next: remember(base), changes: ['changed', ...synced] };
   }
   const action = ACTIONS[type];
   if (!action) return { next: base, changes: [], ignored: `event_type ${type} does not act on alarms` };

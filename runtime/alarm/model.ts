@@ -1,3 +1,5 @@
+import type { PbehaviorInfo } from '../pbehavior/model.js';
+
 /*
  * Alarms in Canopsis v4's shape (capensis/canopsis, release-22.10,
  * community/go-engines-community/lib/canopsis/types/model_alarm.go and
@@ -25,7 +27,9 @@ export type StepType =
   | 'declareticket'
   | 'assocticket'
   | 'comment'
-  | 'statecounter';
+  | 'statecounter'
+  | 'pbhenter'
+  | 'pbhleave';
 
 /** What a statecounter step counts of the state steps it replaced (CropCounter). */
 export interface StateCounter {
@@ -48,6 +52,8 @@ export interface Step {
   user_id?: string;
   initiator?: 'user' | 'system' | 'external';
   statecounter?: StateCounter;
+  /** pbhenter/pbhleave: the canonical type of the pbehavior entered or left. */
+  pbehavior_canonical_type?: string;
 }
 
 export interface Ticket {
@@ -95,8 +101,12 @@ export interface AlarmValue {
   active_duration?: number;
   snooze_duration: number;
   inactive_duration: number;
-  /** When the current inactive interval (a snooze) began. */
+  /** When the current inactive interval (a snooze, an inactive pbehavior) began. */
   inactive_start?: number;
+  /** The pbehavior in force on the alarm's entity (absent: none, the default active type). */
+  pbehavior_info?: PbehaviorInfo;
+  /** Seconds spent in pbehaviors that are not active. */
+  pbh_inactive_duration?: number;
 }
 
 /**

@@ -70,7 +70,7 @@ export function alarmView(a: Stored<StoredAlarm>, entity: Entity | undefined, o:
       active_duration: open
         ? duration - v.inactive_duration - (v.inactive_start !== undefined ? o.now - v.inactive_start : 0)
         : (v.active_duration ?? duration),
-      pbh_inactive_duration: 0,
+      pbh_inactive_duration: v.pbh_inactive_duration ?? 0,
     },
   };
 }
