@@ -9,7 +9,7 @@ import { routingKey } from '../event/canopsis-event.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/types.js';
 import type { TaskRegistry } from '../tasks/registry.js';
-import type { BeatTask, EngineHandle, EventTask } from '../tasks/types.js';
+import type { BeatTask, EngineHandle, Event, EventTask } from '../tasks/types.js';
 import { BeatScheduler } from './beats.js';
 import { amqpLink, type BrokerLink, type EngineConnection, type EventChannel, type OpenLink } from './broker-port.js';
 import { ChannelLife } from './channel-life.js';
@@ -128,6 +128,7 @@ export class Engine {
       state: new Map(),
       runtime: o.runtime,
       dispatch: (job) => this.dispatch(job),
+      emit: (event) => this.emit(event),
       store: () => this.openStore(),
       report: async (level, action, info) => {
         if (this.dispatcherSet) await this.dispatcherSet.dump(level, action, info);
@@ -293,6 +294,12 @@ export class Engine {
   /** Sends a job to Dispatcher_<name>; a broker fault throws BrokerUnavailable (a task calling it is retried). */
   dispatch(job: unknown): Promise<void> {
     return this.publishOrUnavailable('', dispatcherQueue(this.o.config.name), Buffer.from(JSON.stringify(job ?? null)));
+  }
+
+  /** Publishes an event of a beat or a job to the next queues, each confirmed. */
+  async emit(event: Event): Promise<void> {
+    const body = Buffer.from(JSON.stringify(event));
+    for (const queue of this.targets) await this.publishOrUnavailable('', queue, body);
   }
 
   /** One confirmed publish for a task; the broker's refusal becomes BrokerUnavailable, so the task is retried. */

@@ -32,6 +32,12 @@ export interface EngineHandle {
   readonly prefix: string;
   /** Sends a job to Dispatcher_<name>: exactly one process of this engine type gets it. */
   dispatch(job: unknown): Promise<void>;
+  /**
+   * Publishes an event a beat or a job made (not an answer to an input) to
+   * this engine's next queues, confirmed; a broker fault throws, so the
+   * beat or job is tried again.
+   */
+  emit(event: Event): Promise<void>;
   /** Per-process state a module keeps between calls (caches, rules). */
   readonly state: Map<string, unknown>;
   /** The store, opened on first use and shared by the process. */

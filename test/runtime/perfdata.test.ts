@@ -577,6 +577,7 @@ function handle(retention: number): EngineHandle & { reports: Report[] } {
     worker: 0,
     prefix: dir,
     dispatch: async () => undefined,
+    emit: async () => undefined,
     state: new Map(),
     store: async () => store,
     report: async (level, action, info) => {
