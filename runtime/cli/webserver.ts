@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { Command } from 'commander';
 import { BrokerConnection } from '../amqp/connection.js';
-import { deadQueue, declareExchanges, engineQueue, queueCounts } from '../amqp/topology.js';
+import { deadQueue, declareExchanges, dispatcherQueue, engineQueue, queueCounts } from '../amqp/topology.js';
 import { readEngines } from '../config/engines.js';
 import { prefixFrom, readBrokerConfig, readWebserverConf, type WebserverConf } from '../config/files.js';
 import { openStore, readRuntimeConfig } from '../config/runtime.js';
@@ -106,6 +106,15 @@ try {
       );
     });
 
+  const dispatchJob = (engine: string, job: unknown) =>
+    new Promise<void>((resolve, reject) => {
+      if (!engines.has(engine)) return resolve();
+      if (!ch) return reject(new Error('broker not connected'));
+      ch.sendToQueue(dispatcherQueue(engine), Buffer.from(JSON.stringify(job)), { persistent: true }, (err) =>
+        err ? reject(err) : resolve(),
+      );
+    });
+
   const queueStats = async (): Promise<QueueStat[]> => {
     if (!conn) return [];
     const out: QueueStat[] = [];
@@ -123,6 +132,7 @@ try {
     publish,
     brokerReady: async () => connection.connected && ch !== undefined,
     queueStats,
+    dispatchJob,
     version: await releaseVersion(),
     ...(https ? { https } : {}),
   });

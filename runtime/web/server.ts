@@ -2,6 +2,7 @@ import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { StoredAlarm } from '../alarm/model.js';
 import { ALARMS } from '../engines/axe.js';
+import { RECOMPUTE_JOB } from '../engines/pbehavior.js';
 import { MAX_EVENT_DEPTH, nestedDeeperThan } from '../event/canopsis-event.js';
 import type { Store } from '../store/types.js';
 import type { Event } from '../tasks/types.js';
@@ -11,6 +12,7 @@ import { alarmActionRoutes } from './routes/alarm-actions.js';
 import { alarmReadRoutes } from './routes/alarms.js';
 import { entityRoutes } from './routes/entities.js';
 import { eventRoutes } from './routes/events.js';
+import { pbehaviorRoutes } from './routes/pbehaviors.js';
 import { sessionRoutes } from './routes/session.js';
 import { bearer, REVOKED_TOKENS, TOKEN_TTL, Tokens } from './tokens.js';
 
@@ -50,6 +52,8 @@ export interface ServerDeps {
   version?: string;
   /** Seconds a login token lasts (default 24 h). */
   tokenTtl?: number;
+  /** Sends a job to Dispatcher_<engine> when that engine is in the chain (a pbehavior change asks for a recompute). */
+  dispatchJob?: (engine: string, job: unknown) => Promise<void>;
 }
 
 export const AUTH_FAILURES = { max: 10, windowMs: 60_000 };
@@ -170,6 +174,15 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
   alarmReadRoutes(app, d.store);
   alarmActionRoutes(app, { store: d.store, publish: d.publish });
   entityRoutes(app, d.store);
+  pbehaviorRoutes(app, {
+    store: d.store,
+    recompute: async () => {
+      // The engine also recomputes on its own every minute: a job that cannot be sent only delays the change.
+      await d
+        .dispatchJob?.('pbehavior', RECOMPUTE_JOB)
+        .catch((e: Error) => app.log.warn({ err: e.message }, 'pbehavior recompute job not sent'));
+    },
+  });
   sessionRoutes(app, {
     credentials: d.credentials,
     tokens,

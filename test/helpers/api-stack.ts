@@ -36,12 +36,14 @@ export interface ApiStackOptions {
   /** The [dispatchers] and [alarms] sections of etc/runtime.conf (the [store] one is written here). */
   runtime: string;
   plugins?: Record<string, string>;
+  /** amqp2engines.conf and the engines to start, in order (default: cleaner -> che -> axe). */
+  chain?: { conf: string; engines: string[] };
 }
 
 export interface ApiStack {
   dir: string;
   client: ApiClient;
-  /** cleaner, che, axe */
+  /** In the order started (default cleaner, che, axe). */
   engines: EngineProcess[];
   webLogs(): string;
   stop(): Promise<void>;
@@ -52,7 +54,7 @@ export async function startApiStack(o: ApiStackOptions): Promise<ApiStack> {
   const dir = await tempDir(o.tag);
   await writeRuntimePrefix(dir, {
     vhost: vhost.name,
-    engines: API_CHAIN,
+    engines: o.chain?.conf ?? API_CHAIN,
     ...(o.plugins ? { plugins: o.plugins } : {}),
     files: {
       'etc/runtime.conf': `[store]\nbackend = embedded\nfile = ${dir}/var/lib/canopsis/canopsis.db\n\n${o.runtime}`,
@@ -64,7 +66,7 @@ export async function startApiStack(o: ApiStackOptions): Promise<ApiStack> {
   await selfSignedCert(path.join(dir, 'etc', 'ssl'));
   const client = await apiClient(dir);
   const engines: EngineProcess[] = [];
-  for (const name of ['cleaner', 'che', 'axe']) {
+  for (const name of o.chain?.engines ?? ['cleaner', 'che', 'axe']) {
     const p = startEngine(dir, name);
     engines.push(p);
     await whenConsuming(p);

@@ -1,0 +1,333 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import {
+  CANONICAL_TYPES,
+  type Exception,
+  type Exdate,
+  PBEHAVIOR_EXCEPTIONS,
+  PBEHAVIOR_REASONS,
+  PBEHAVIOR_TYPES,
+  PBEHAVIORS,
+  type PBehavior,
+  type PbhType,
+  type Reason,
+} from '../../pbehavior/model.js';
+import { checkPattern } from '../../pbehavior/pattern.js';
+import { checkRrule } from '../../pbehavior/resolve.js';
+import { ensureDefaults } from '../../pbehavior/store.js';
+import type { Collection, Store } from '../../store/types.js';
+import { pageMeta, pageOf, type Query } from '../alarms-query.js';
+import { badQuery, NOT_FOUND } from './alarms.js';
+
+/*
+ * Maintenance windows through the API, as Canopsis v4 serves them
+ * (release-22.10, lib/api/pbehavior, pbehaviortype, pbehaviorreason,
+ * pbehaviorexception: models.go and api.go; routes in lib/api/router.go):
+ * list (paged, search on name), create (201, the document answered with its
+ * type, reason and exceptions expanded), get, update (200), delete (204),
+ * 404 {"error":"Not found"}, 400 {errors: {field: message}}. A change asks
+ * the pbehavior engine to recompute (a job on Dispatcher_pbehavior).
+ */
+
+type Body = Record<string, unknown>;
+type Errors = Record<string, string>;
+const now = () => Math.floor(Date.now() / 1000);
+const COLOR = /^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|#[0-9a-fA-F]{8}|(rgb|rgba|hsl|hsla)\([^)]*\))$/;
+
+const text = (b: Body, field: string, errors: Errors, title: string, required = true): string => {
+  const v = b[field];
+  if (v === undefined || v === null || v === '') {
+    if (required) errors[field] = `${title} is missing.`;
+    return '';
+  }
+  if (typeof v !== 'string') errors[field] = `${title} must be a string.`;
+  else if ([...v].length > 255) errors[field] = `${title} should be 255 or less.`;
+  return typeof v === 'string' ? v : '';
+};
+const seconds = (v: unknown) => (Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : undefined);
+
+async function exdatesOf(b: Body, errors: Errors, types: Collection<PbhType>): Promise<Exdate[]> {
+  const raw = b.exdates ?? [];
+  if (!Array.isArray(raw)) {
+    errors.exdates = 'Exdates must be an array.';
+    return [];
+  }
+  const out: Exdate[] = [];
+  for (const [i, x] of raw.entries()) {
+    const e = (x ?? {}) as Body;
+    const begin = seconds(e.begin);
+    const end = seconds(e.end);
+    if (begin === undefined) errors[`exdates.${i}.begin`] = 'Begin is missing.';
+    if (end === undefined) errors[`exdates.${i}.end`] = 'End is missing.';
+    else if (begin !== undefined && end <= begin) errors[`exdates.${i}.end`] = 'End should be greater than Begin.';
+    if (typeof e.type !== 'string' || !(await types.get(e.type))) errors[`exdates.${i}.type`] = "Type doesn't exist.";
+    if (begin !== undefined && end !== undefined && typeof e.type === 'string') out.push({ begin, end, type: e.type });
+  }
+  return out;
+}
+
+/** An EditRequest checked against the stored types, reasons and exceptions. */
+async function pbehaviorOf(store: Store, b: Body, author: string, created: number): Promise<{ doc?: PBehavior; errors: Errors }> {
+  const errors: Errors = {};
+  const name = text(b, 'name', errors, 'Name');
+  if (typeof b.enabled !== 'boolean') errors.enabled = 'Enabled is missing.';
+  const tstart = seconds(b.tstart);
+  if (tstart === undefined) errors.tstart = 'Start is missing.';
+  const tstop = b.tstop === undefined || b.tstop === null ? undefined : seconds(b.tstop);
+  if (b.tstop !== undefined && b.tstop !== null && tstop === undefined) errors.tstop = 'Stop must be a unix timestamp.';
+  if (tstart !== undefined && tstop !== undefined && tstop <= tstart) errors.tstop = 'Stop should be greater than Start.';
+  const rrule = typeof b.rrule === 'string' ? b.rrule : '';
+  if (rrule && tstop === undefined) errors.tstop = 'Stop is missing: a recurring pbehavior needs the length of its spans.';
+  const rruleError = rrule ? checkRrule(rrule, tstart ?? 0) : undefined;
+  if (rruleError) errors.rrule = rruleError;
+  const types = store.collection<PbhType>(PBEHAVIOR_TYPES);
+  if (typeof b.type !== 'string' || !b.type) errors.type = 'Type is missing.';
+  else if (!(await types.get(b.type))) errors.type = "Type doesn't exist.";
+  if (typeof b.reason !== 'string' || !b.reason) errors.reason = 'Reason is missing.';
+  else if (!(await store.collection<Reason>(PBEHAVIOR_REASONS).get(b.reason))) errors.reason = "Reason doesn't exist.";
+  const color = text(b, 'color', errors, 'Color');
+  if (color && !COLOR.test(color)) errors.color = 'Color is not valid.';
+  const exdates = await exdatesOf(b, errors, types);
+  const exceptions = Array.isArray(b.exceptions) ? b.exceptions : [];
+  for (const [i, id] of exceptions.entries())
+    if (typeof id !== 'string' || !(await store.collection<Exception>(PBEHAVIOR_EXCEPTIONS).get(id)))
+      errors[`exceptions.${i}`] = "Exception doesn't exist.";
+  const patternError = b.entity_pattern === undefined ? 'EntityPattern is missing.' : checkPattern(b.entity_pattern);
+  if (patternError) errors.entity_pattern = patternError;
+  if (Object.keys(errors).length) return { errors };
+  return {
+    errors,
+    doc: {
+      author,
+      name,
+      enabled: b.enabled as boolean,
+      tstart: tstart!,
+      ...(tstop !== undefined ? { tstop } : {}),
+      rrule,
+      exdates,
+      exceptions: exceptions as string[],
+      type: b.type as string,
+      reason: b.reason as string,
+      entity_pattern: b.entity_pattern as PBehavior['entity_pattern'],
+      color,
+      comments: [],
+      created,
+      updated: now(),
+    },
+  };
+}
+
+/** The Response of lib/api/pbehavior/models.go: type, reason, exceptions expanded. */
+async function pbehaviorView(store: Store, key: string, p: PBehavior): Promise<Record<string, unknown>> {
+  const types = store.collection<PbhType>(PBEHAVIOR_TYPES);
+  const withId = async <T extends object>(c: Collection<T>, id: string) => {
+    const d = await c.get(id);
+    if (!d) return null;
+    const { key: k, ...rest } = d;
+    return { _id: k, ...rest };
+  };
+  return {
+    _id: key,
+    author: { _id: p.author, name: p.author },
+    comments: p.comments,
+    enabled: p.enabled,
+    name: p.name,
+    reason: await withId(store.collection<Reason>(PBEHAVIOR_REASONS), p.reason),
+    rrule: p.rrule,
+    tstart: p.tstart,
+    tstop: p.tstop ?? null,
+    created: p.created,
+    updated: p.updated,
+    type: await withId(types, p.type),
+    color: p.color,
+    exdates: await Promise.all(p.exdates.map(async (x) => ({ begin: x.begin, end: x.end, type: await withId(types, x.type) }))),
+    exceptions: (await Promise.all(p.exceptions.map((id) => withId(store.collection<Exception>(PBEHAVIOR_EXCEPTIONS), id)))).filter(
+      Boolean,
+    ),
+    entity_pattern: p.entity_pattern,
+  };
+}
+
+export interface PbehaviorDeps {
+  store: Store;
+  /** Asks the pbehavior engine to recompute now (a job on Dispatcher_pbehavior); a failure only delays it to its next beat. */
+  recompute: () => Promise<void>;
+}
+
+/** List, get, create, update, delete for one collection of simple documents (types, reasons, exceptions). */
+function simpleCrud<T extends object>(
+  app: FastifyInstance,
+  d: PbehaviorDeps,
+  route: string,
+  name: string,
+  check: (b: Body) => Promise<{ doc?: T; errors: Errors }>,
+  inUse: (id: string) => Promise<boolean>,
+): void {
+  const c = () => d.store.collection<T>(name);
+  const view = (key: string, doc: T) => ({ _id: key, ...doc });
+  app.get(route, async (req, reply) => {
+    try {
+      await ensureDefaults(d.store);
+      const q = req.query as Query;
+      const page = pageOf(q);
+      const search = typeof q.search === 'string' ? q.search : '';
+      const filter = search ? { name: { $contains: search } } : {};
+      const [data, total] = await Promise.all([
+        c().find(filter, { sort: [['key', 1]], skip: (page.page - 1) * page.limit, limit: page.limit }),
+        c().count(filter),
+      ]);
+      return { data: data.map(({ key, ...doc }) => view(key, doc as T)), meta: pageMeta(page, total) };
+    } catch (e) {
+      const sent = badQuery(e, reply);
+      if (sent) return sent;
+      throw e;
+    }
+  });
+  app.get(`${route}/:id`, async (req, reply) => {
+    await ensureDefaults(d.store);
+    const doc = await c().get((req.params as { id: string }).id);
+    if (!doc) return reply.status(404).send(NOT_FOUND);
+    const { key, ...rest } = doc;
+    return view(key, rest as T);
+  });
+  const save = async (id: string, body: unknown, reply: FastifyReply, status: 200 | 201) => {
+    const r = await check((body ?? {}) as Body);
+    if (!r.doc) return reply.status(400).send({ errors: r.errors });
+    await c().put(id, r.doc);
+    await d.recompute();
+    return reply.status(status).send(view(id, r.doc));
+  };
+  app.post(route, async (req, reply) => {
+    const b = (req.body ?? {}) as Body;
+    const id = typeof b._id === 'string' && b._id ? b._id : randomUUID();
+    if (await c().get(id)) return reply.status(400).send({ errors: { _id: 'ID already exists.' } });
+    return save(id, b, reply, 201);
+  });
+  app.put(`${route}/:id`, async (req, reply) => {
+    const { id } = req.params as { id: string };
+    if (!(await c().get(id))) return reply.status(404).send(NOT_FOUND);
+    return save(id, req.body, reply, 200);
+  });
+  app.delete(`${route}/:id`, async (req, reply) => {
+    const { id } = req.params as { id: string };
+    if (!(await c().get(id))) return reply.status(404).send(NOT_FOUND);
+    if (await inUse(id)) return reply.status(400).send({ error: `${id} is used by a pbehavior` });
+    await c().delete({ key: id });
+    await d.recompute();
+    return reply.status(204).send();
+  });
+}
+
+export function pbehaviorRoutes(app: FastifyInstance, d: PbehaviorDeps): void {
+  const pbhs = () => d.store.collection<PBehavior>(PBEHAVIORS);
+  const used = (field: 'type' | 'reason') => async (id: string) => (await pbhs().count({ [field]: id })) > 0;
+
+  simpleCrud<PbhType>(
+    app,
+    d,
+    '/api/v4/pbehavior-types',
+    PBEHAVIOR_TYPES,
+    async (b) => {
+      const errors: Errors = {};
+      const name = text(b, 'name', errors, 'Name');
+      const description = text(b, 'description', errors, 'Description');
+      const icon = text(b, 'icon_name', errors, 'IconName', false);
+      if (typeof b.type !== 'string' || !(CANONICAL_TYPES as string[]).includes(b.type))
+        errors.type = `Type must be one of [${CANONICAL_TYPES.join(' ')}].`;
+      if (!Number.isSafeInteger(b.priority)) errors.priority = 'Priority is missing.';
+      else {
+        const clash = await d.store.collection<PbhType>(PBEHAVIOR_TYPES).find({ priority: b.priority as number, name: { $ne: name } });
+        if (clash.length) errors.priority = 'Priority already exists.';
+      }
+      if (Object.keys(errors).length) return { errors };
+      return { errors, doc: { name, description, type: b.type as PbhType['type'], priority: b.priority as number, icon_name: icon } };
+    },
+    used('type'),
+  );
+  simpleCrud<Reason>(
+    app,
+    d,
+    '/api/v4/pbehavior-reasons',
+    PBEHAVIOR_REASONS,
+    async (b) => {
+      const errors: Errors = {};
+      const name = text(b, 'name', errors, 'Name');
+      const description = text(b, 'description', errors, 'Description');
+      return Object.keys(errors).length ? { errors } : { errors, doc: { name, description, created: now() } };
+    },
+    used('reason'),
+  );
+  simpleCrud<Exception>(
+    app,
+    d,
+    '/api/v4/pbehavior-exceptions',
+    PBEHAVIOR_EXCEPTIONS,
+    async (b) => {
+      const errors: Errors = {};
+      const name = text(b, 'name', errors, 'Name');
+      const description = text(b, 'description', errors, 'Description');
+      const exdates = await exdatesOf(b, errors, d.store.collection<PbhType>(PBEHAVIOR_TYPES));
+      return Object.keys(errors).length ? { errors } : { errors, doc: { name, description, exdates, created: now() } };
+    },
+    async (id) => (await pbhs().find({})).some((p) => p.exceptions.includes(id)),
+  );
+
+  app.get('/api/v4/pbehaviors', async (req, reply) => {
+    try {
+      const q = req.query as Query;
+      const page = pageOf(q);
+      const search = typeof q.search === 'string' ? q.search : '';
+      const filter = search ? { name: { $contains: search } } : {};
+      const [data, total] = await Promise.all([
+        pbhs().find(filter, {
+          sort: [
+            ['created', -1],
+            ['key', 1],
+          ],
+          skip: (page.page - 1) * page.limit,
+          limit: page.limit,
+        }),
+        pbhs().count(filter),
+      ]);
+      const meta = pageMeta(page, total);
+      return { data: await Promise.all(data.map(({ key, ...p }) => pbehaviorView(d.store, key, p))), meta };
+    } catch (e) {
+      const sent = badQuery(e, reply);
+      if (sent) return sent;
+      throw e;
+    }
+  });
+  app.get('/api/v4/pbehaviors/:id', async (req, reply) => {
+    const p = await pbhs().get((req.params as { id: string }).id);
+    if (!p) return reply.status(404).send(NOT_FOUND);
+    const { key, ...doc } = p;
+    return pbehaviorView(d.store, key, doc);
+  });
+  const save = async (id: string, body: unknown, author: string, created: number, reply: FastifyReply, status: 200 | 201) => {
+    await ensureDefaults(d.store);
+    const r = await pbehaviorOf(d.store, (body ?? {}) as Body, author, created);
+    if (!r.doc) return reply.status(400).send({ errors: r.errors });
+    await pbhs().put(id, r.doc);
+    await d.recompute();
+    return reply.status(status).send(await pbehaviorView(d.store, id, r.doc));
+  };
+  app.post('/api/v4/pbehaviors', async (req, reply) => {
+    const b = (req.body ?? {}) as Body;
+    const id = typeof b._id === 'string' && b._id ? b._id : randomUUID();
+    if (await pbhs().get(id)) return reply.status(400).send({ errors: { _id: 'ID already exists.' } });
+    return save(id, b, req.principal!.name, now(), reply, 201);
+  });
+  app.put('/api/v4/pbehaviors/:id', async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const cur = await pbhs().get(id);
+    if (!cur) return reply.status(404).send(NOT_FOUND);
+    return save(id, req.body, req.principal!.name, cur.created, reply, 200);
+  });
+  app.delete('/api/v4/pbehaviors/:id', async (req, reply) => {
+    const { id } = req.params as { id: string };
+    if (!(await pbhs().get(id))) return reply.status(404).send(NOT_FOUND);
+    await pbhs().delete({ key: id });
+    await d.recompute();
+    return reply.status(204).send();
+  });
+}

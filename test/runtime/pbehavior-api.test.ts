@@ -1,0 +1,186 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { ApiClient } from '../../runtime/web/client.js';
+import { type ApiStack, startApiStack } from '../helpers/api-stack.js';
+import { waitFor } from '../helpers/index.js';
+
+/*
+ * Maintenance windows through the API, on the running chain cleaner -> che
+ * -> pbehavior -> axe. Requests, codes and bodies after Canopsis v4
+ * (capensis/canopsis release-22.10, lib/api/pbehavior, pbehaviortype,
+ * pbehaviorreason: models.go, api.go; default types and reason from
+ * database/fixtures/pbehavior.yml).
+ */
+
+const KEY = 'test-admin-key-pbehavior-api-01';
+let stack: ApiStack;
+let client: ApiClient;
+
+const CHAIN = `
+[engine:cleaner]
+event_processing=canopsis.cleaner.process.event_processing
+next=che
+exchange=canopsis.events
+
+[engine:che]
+event_processing=canopsis.che.process.event_processing
+next=pbehavior
+
+[engine:pbehavior]
+event_processing=canopsis.pbehavior.process.event_processing
+beat_processing=canopsis.pbehavior.process.beat_processing
+beat_interval=0.3
+next=axe
+
+[engine:axe]
+event_processing=canopsis.axe.process.event_processing
+beat_processing=canopsis.axe.process.beat_processing
+beat_interval=0.3
+`;
+
+before(async () => {
+  stack = await startApiStack({
+    tag: 'pbhapi',
+    port: 5797,
+    authkey: KEY,
+    runtime: '[dispatchers]\nevent_dispatchers =\n\n[alarms]\nresolve_delay = 100000\n',
+    chain: { conf: CHAIN, engines: ['cleaner', 'che', 'pbehavior', 'axe'] },
+  });
+  client = stack.client;
+});
+
+after(() => stack?.stop());
+
+// biome-ignore lint/suspicious/noExplicitAny: bodies are whatever JSON the API answers
+type Json = any;
+async function call(method: string, url: string, body?: unknown): Promise<{ status: number; body: Json }> {
+  const headers: Record<string, string> = { 'x-canopsis-authkey': KEY };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const r = await client.fetch(`${client.origin}${url}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : undefined };
+}
+
+const alarmOf = async (resource: string) =>
+  (await call('GET', `/api/v4/alarms?opened=true&search=${resource}&with_steps=true`)).body.data?.[0] as Json;
+
+test('the default types and reason are there; a type of an existing priority or in use is refused', async () => {
+  const types = await call('GET', '/api/v4/pbehavior-types?limit=100');
+  assert.equal(types.status, 200);
+  assert.deepEqual(types.body.data.map((t: Json) => [t.name, t.type]).sort(), [
+    ['Default active', 'active'],
+    ['Default inactive', 'inactive'],
+    ['Default maintenance', 'maintenance'],
+    ['Default pause', 'pause'],
+  ]);
+  assert.deepEqual(
+    (await call('GET', '/api/v4/pbehavior-reasons')).body.data.map((r: Json) => r.name),
+    ['Default'],
+  );
+  const custom = await call('POST', '/api/v4/pbehavior-types', {
+    name: 'Urgent works',
+    description: 'x',
+    type: 'maintenance',
+    priority: 10,
+    icon_name: 'build',
+  });
+  assert.equal(custom.status, 201);
+  assert.equal(custom.body.priority, 10);
+  const clash = await call('POST', '/api/v4/pbehavior-types', {
+    name: 'Other',
+    description: 'x',
+    type: 'pause',
+    priority: 10,
+    icon_name: '',
+  });
+  assert.deepEqual(clash.body, { errors: { priority: 'Priority already exists.' } });
+  const bad = await call('POST', '/api/v4/pbehavior-types', { name: 'x', description: 'x', type: 'holiday', priority: 11 });
+  assert.deepEqual(bad.body, { errors: { type: 'Type must be one of [active inactive maintenance pause].' } });
+  const now = Math.floor(Date.now() / 1000);
+  const user = await call('POST', '/api/v4/pbehaviors', {
+    name: 'uses it',
+    enabled: false,
+    tstart: now,
+    type: custom.body._id,
+    reason: 'default-reason',
+    color: '#000000',
+    entity_pattern: [[{ field: 'name', cond: { type: 'eq', value: 'nothing' } }]],
+  });
+  assert.equal(user.status, 201, JSON.stringify(user.body));
+  const inUse = await call('DELETE', `/api/v4/pbehavior-types/${custom.body._id}`);
+  assert.equal(inUse.status, 400);
+  assert.match(inUse.body.error, /is used by a pbehavior/);
+  assert.equal((await call('DELETE', `/api/v4/pbehaviors/${user.body._id}`)).status, 204);
+  assert.equal((await call('DELETE', `/api/v4/pbehavior-types/${custom.body._id}`)).status, 204);
+  assert.equal((await call('GET', `/api/v4/pbehavior-types/${custom.body._id}`)).status, 404);
+});
+
+test('a maintenance window created through the API puts the alarm in it; disabling it takes the alarm out; delete, then 404', async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const invalid = await call('POST', '/api/v4/pbehaviors', {
+    enabled: true,
+    tstart: now,
+    tstop: now - 1,
+    rrule: 'FREQ=SOMETIMES',
+    type: 'nope',
+    reason: 'default-reason',
+    color: 'blue',
+    entity_pattern: [[{ field: 'colour', cond: { type: 'eq', value: 'x' } }]],
+  });
+  assert.equal(invalid.status, 400);
+  assert.deepEqual(Object.keys(invalid.body.errors).sort(), ['color', 'entity_pattern', 'name', 'rrule', 'tstop', 'type']);
+  assert.equal(invalid.body.errors.name, 'Name is missing.');
+  assert.equal(invalid.body.errors.type, "Type doesn't exist.");
+
+  const body = {
+    name: 'web1 works',
+    enabled: true,
+    tstart: now - 600,
+    tstop: now + 3600,
+    rrule: 'FREQ=WEEKLY',
+    type: 'default-maintenance',
+    reason: 'default-reason',
+    color: '#2FAB63',
+    exdates: [],
+    exceptions: [],
+    entity_pattern: [[{ field: 'component', cond: { type: 'eq', value: 'web1' } }]],
+  };
+  const created = await call('POST', '/api/v4/pbehaviors', body);
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const id = created.body._id as string;
+  assert.match(id, /^[0-9a-f-]{36}$/);
+  assert.equal(created.body.type.name, 'Default maintenance', 'the type expanded, as Response');
+  assert.equal(created.body.reason.name, 'Default');
+  assert.deepEqual(created.body.author, { _id: 'authkey', name: 'authkey' });
+
+  await call('POST', '/api/v4/event', {
+    connector: 'nagios',
+    connector_name: 'n1',
+    event_type: 'check',
+    component: 'web1',
+    resource: 'cpu',
+    state: 2,
+    output: 'hot',
+  });
+  const a = await waitFor('the alarm in maintenance', async () => {
+    const x = await alarmOf('cpu');
+    return x?.v.pbehavior_info ? x : undefined;
+  });
+  assert.equal(a.v.pbehavior_info.id, id);
+  assert.equal(a.v.pbehavior_info.canonical_type, 'maintenance');
+  assert.deepEqual(
+    a.v.steps.map((s: Json) => s._t),
+    ['stateinc', 'statusinc', 'pbhenter'],
+  );
+
+  const off = await call('PUT', `/api/v4/pbehaviors/${id}`, { ...body, enabled: false });
+  assert.equal(off.status, 200);
+  assert.equal(off.body.enabled, false);
+  // The API asked the engine to recompute: the alarm leaves without waiting for the minute's job.
+  await waitFor('the alarm out of maintenance', async () => (await alarmOf('cpu'))?.v.pbehavior_info === undefined, 20_000);
+  assert.equal((await alarmOf('cpu')).v.steps.at(-1)._t, 'pbhleave');
+
+  assert.equal((await call('DELETE', `/api/v4/pbehaviors/${id}`)).status, 204);
+  assert.deepEqual(await call('GET', `/api/v4/pbehaviors/${id}`), { status: 404, body: { error: 'Not found' } });
+  assert.equal((await call('PUT', `/api/v4/pbehaviors/${id}`, body)).status, 404);
+});
