@@ -3,7 +3,7 @@ import type { Store } from '../../runtime/store/types.js';
 import { writeAtomic } from '../apply/apply.js';
 import { readStateFile } from '../apply/state-file.js';
 import { compareVersions } from '../bundle/format.js';
-import { parseIni, setIniValue } from '../settings/ini-text.js';
+import { parseIni, removeIniSection, setIniValue } from '../settings/ini-text.js';
 import { RENAMED_KEYS } from '../settings/schema.js';
 import { alarmsFromV4, alarmsToV4 } from './alarms-v4.js';
 
@@ -59,6 +59,30 @@ export function addMetricEngines(text: string): string {
     ['engine:collectdgw', 'next', 'che'],
   ];
   return sets.reduce((t, [section, key, value]) => setIniValue(t, section, key, value), text);
+}
+
+/**
+ * 0.4.0 puts the pbehavior engine between che and axe in a stock chain
+ * (che's next is axe and there is no pbehavior engine yet). A chain the
+ * operator changed there is left alone.
+ */
+export function addPbehaviorEngine(text: string): string {
+  const ini = parseIni(text);
+  if ((ini.get('engine:che')?.next ?? '') !== 'axe' || !ini.has('engine:axe') || ini.has('engine:pbehavior')) return text;
+  const sets: Array<[string, string, string]> = [
+    ['engine:che', 'next', 'pbehavior'],
+    ['engine:pbehavior', 'event_processing', 'canopsis.pbehavior.process.event_processing'],
+    ['engine:pbehavior', 'beat_processing', 'canopsis.pbehavior.process.beat_processing'],
+    ['engine:pbehavior', 'next', 'axe'],
+  ];
+  return sets.reduce((t, [section, key, value]) => setIniValue(t, section, key, value), text);
+}
+
+/** The way back: che goes straight to axe again, when pbehavior sits between them as 0.4.0 put it. */
+export function removePbehaviorEngine(text: string): string {
+  const ini = parseIni(text);
+  if ((ini.get('engine:che')?.next ?? '') !== 'pbehavior' || (ini.get('engine:pbehavior')?.next ?? '') !== 'axe') return text;
+  return setIniValue(removeIniSection(text, 'engine:pbehavior'), 'engine:che', 'next', 'axe');
 }
 
 /** Entities as 0.2.0 stored them (first_seen / last_seen). */
@@ -126,6 +150,12 @@ export const MIGRATIONS: Migration[] = [
     description: 'stored entities take Canopsis v4 field names: created, last_event_date, enabled',
     store: entitiesToV4,
     down: { store: entitiesFromV4 },
+  },
+  {
+    id: '0.4.0-pbehavior-engine',
+    description: 'the pbehavior engine (maintenance windows) joins the stock chain between che and axe',
+    settings: addPbehaviorEngine,
+    down: { settings: removePbehaviorEngine },
   },
   {
     id: '0.4.0-alarms-v4',

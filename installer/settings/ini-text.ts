@@ -47,6 +47,25 @@ export function setIniValue(text: string, section: string, key: string, value: s
   return lines.join('\n');
 }
 
+/** The text without the section (its header, keys and comments up to the next header); unchanged if it is absent. */
+export function removeIniSection(text: string, section: string): string {
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => (HEADER.exec(l)?.[1] ?? '').trim() === section);
+  if (start < 0) return text;
+  // The empty string after the text's last newline stays: the file keeps ending with one.
+  let end = lines.at(-1) === '' ? lines.length - 1 : lines.length;
+  for (let i = start + 1; i < lines.length; i++) {
+    if (HEADER.test(lines[i]!)) {
+      end = i;
+      break;
+    }
+  }
+  // The blank line that separated it from the previous section goes with it.
+  const from = start > 0 && lines[start - 1]!.trim() === '' ? start - 1 : start;
+  lines.splice(from, end - from);
+  return lines.join('\n');
+}
+
 /** Sections in file order, every value as the string the operator wrote. */
 export function parseIni(text: string): Map<string, Record<string, string>> {
   const parsed = ini.parse(text) as Record<string, unknown>;

@@ -153,7 +153,16 @@ export const DEFAULT_ENGINES: Array<[string, RawSection]> = [
       next: 'che',
     },
   ],
-  ['che', { event_processing: 'canopsis.che.process.event_processing', next: 'axe' }],
+  ['che', { event_processing: 'canopsis.che.process.event_processing', next: 'pbehavior' }],
+  // Maintenance windows, between che and axe as in Canopsis 4.
+  [
+    'pbehavior',
+    {
+      event_processing: 'canopsis.pbehavior.process.event_processing',
+      beat_processing: 'canopsis.pbehavior.process.beat_processing',
+      next: 'axe',
+    },
+  ],
   [
     'axe',
     {

@@ -431,7 +431,7 @@ function pbehaviorOf(e: Event): PbehaviorInfo | undefined {
 
 export const REDELIVERY = 'already applied (redelivery)';
 
-export const ALARM_EVENT_TYPES = ['check', ...Object.keys(ACTIONS)];
+export const ALARM_EVENT_TYPES = ['check', 'noevents', ...Object.keys(ACTIONS)];
 
 /** Applies one event to an entity's alarm document at axe's time `clock.now`. */
 export function applyEvent(doc: EntityAlarms | undefined, e: Event, s: AlarmSettings, clock: Clock): Applied {
@@ -443,6 +443,14 @@ export function applyEvent(doc: EntityAlarms | undefined, e: Event, s: AlarmSett
     return next;
   };
   const type = str(e.event_type);
+  if (type === 'noevents') {
+    try {
+      return noEvents(base, e, clock, s, remember);
+    } catch (err) {
+      if (err instanceof StepLimit) return unchanged(doc, remember, err.message);
+      throw err;
+    }
+  }
   if (type === 'check') {
     const state = Number(e.state);
     if (!base.current) {
@@ -475,6 +483,43 @@ export function applyEvent(doc: EntityAlarms | undefined, e: Event, s: AlarmSett
     if (err instanceof StepLimit) return unchanged(doc, remember, err.message);
     throw err;
   }
+}
+
+/**
+ * An idle rule's event (event_processor.go updateAlarmOnNoEventsEvent): the
+ * entity sent nothing for too long. It opens an alarm, or moves the open
+ * one, to the event's state with status noevents (5); the next check
+ * recomputes the status as usual.
+ */
+function noEvents(base: EntityAlarms, e: Event, clock: Clock, s: AlarmSettings, remember: (d: EntityAlarms) => EntityAlarms): Applied {
+  const t = Number(e.timestamp);
+  const state = Number(e.state);
+  const who = author(e);
+  if (!base.current) {
+    if (state === 0) return { next: remember(base), changes: [], ignored: 'noevents at state 0 and no open alarm' };
+    const a = openAlarm(e, clock, s);
+    a.v.state = { ...a.v.state, a: who };
+    a.v.status = step('statusinc', t, who, str(e.output), STATUS.noevents, e);
+    a.v.steps = [a.v.state, a.v.status];
+    base.current = a;
+    base.open = true;
+    base.count += 1;
+    return { next: remember(base), changes: ['opened'] };
+  }
+  const a = base.current;
+  if (a.v.status.val === STATUS.noevents && a.v.state.val === state) return { next: remember(base), changes: [], ignored: 'already idle' };
+  if (state !== a.v.state.val) {
+    a.v.state = step(state > a.v.state.val ? 'stateinc' : 'statedec', t, who, str(e.output), state, e);
+    pushStep(a, a.v.state, s);
+  }
+  const status = state === 0 ? computeStatus(a, t, s) : STATUS.noevents;
+  if (status !== a.v.status.val) {
+    a.v.status = step(status > a.v.status.val ? 'statusinc' : 'statusdec', t, who, str(e.output), status, e);
+    a.v.state_changes_since_status_update = 0;
+    a.v.last_update_date = t;
+    pushStep(a, a.v.status, s);
+  }
+  return { next: remember(base), changes: ['changed'] };
 }
 
 /** The document as it was, the event remembered (a redelivery changes nothing either), with why. */

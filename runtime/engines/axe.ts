@@ -3,10 +3,12 @@ import type { Alarm, EntityAlarms, StoredAlarm } from '../alarm/model.js';
 import { DEFAULT_RETENTION } from '../config/runtime.js';
 import { pruneEventLog } from '../dispatch/retention.js';
 import { entityId } from '../event/canopsis-event.js';
+import { durationSeconds, IDLE_RULES, type IdleRule, idleEvents } from '../idle/rules.js';
 import { NOTHING_PRUNED, pruneBefore } from '../store/prune.js';
 import type { Collection } from '../store/types.js';
 import { once } from '../tasks/state.js';
 import type { EngineHandle, Event, TaskContext, TaskModule } from '../tasks/types.js';
+import { ENTITIES, type Entity } from './che.js';
 
 /*
  * axe, the alarm engine. Per entity, one document (entity_alarms) holds the
@@ -80,34 +82,86 @@ async function applyRetention(engine: EngineHandle, ctx: TaskContext): Promise<v
   if (alarms.more || log.more) await engine.dispatch(RETENTION_JOB);
 }
 
+/** The job on Dispatcher_axe that applies the idle rules. */
+export const IDLE_JOB = { task: 'idle' } as const;
+/** Seconds between two idle checks. */
+export const IDLE_EVERY = 5;
+const NEXT_IDLE = 'axe.idle.next';
+
+/** Worker 0 sends the idle job when it is due (one per period for the engine type). */
+async function sendIdleJob(engine: EngineHandle, now: number): Promise<void> {
+  if (engine.worker !== 0) return;
+  if (now < ((engine.state.get(NEXT_IDLE) as number | undefined) ?? 0)) return;
+  await engine.dispatch(IDLE_JOB);
+  engine.state.set(NEXT_IDLE, now + IDLE_EVERY);
+}
+
+/** Idle rules: entities silent for longer than a rule says get a noevents event, applied here as any event. */
+async function applyIdleRules(engine: EngineHandle, ctx: TaskContext): Promise<void> {
+  const store = await engine.store();
+  const rules = await store.collection<IdleRule>(IDLE_RULES).find({ enabled: true });
+  if (rules.length === 0) return;
+  const now = Math.floor(Date.now() / 1000);
+  const shortest = Math.min(...rules.map((r) => durationSeconds(r.duration)).filter(Number.isFinite));
+  if (!Number.isFinite(shortest)) return;
+  const entities = await store.collection<Entity>(ENTITIES).find({ last_event_date: { $lte: now - shortest } });
+  const c = await collections(engine);
+  const docs = entities.length ? await c.entity.find({ key: { $in: entities.map((e) => e.key) }, open: true }) : [];
+  const open = new Map(docs.map((d) => [d.key, d.current]));
+  const events = idleEvents(
+    rules,
+    entities.map((e) => {
+      const a = open.get(e.key);
+      return {
+        entity: {
+          _id: e.key,
+          name: e.name,
+          type: e.type,
+          last_event_date: e.last_event_date,
+          ...(e.connector ? { connector: e.connector } : {}),
+          ...(e.component ? { component: e.component } : {}),
+        },
+        ...(a ? { alarm: { statusVal: a.v.status.val, ...(a.v.pbehavior_info ? { pbehavior: a.v.pbehavior_info } : {}) } } : {}),
+      };
+    }),
+    now,
+  );
+  for (const e of events) await applyAlarmEvent(engine, e);
+  if (events.length) ctx.logger.info({ entities: events.length }, 'idle rules: entities silent for too long');
+}
+
+/** One event applied to its entity's alarm (axe is the only writer of alarms), reported to the dispatchers. */
+async function applyAlarmEvent(engine: EngineHandle, event: Event): Promise<void> {
+  const c = await collections(engine);
+  const s = engine.runtime.alarms;
+  let outcome: ReturnType<typeof applyEvent> | undefined;
+  const { doc } = await c.entity.modify(entityId(event), (cur) => {
+    outcome = applyEvent(cur, event, s, { now: Math.floor(Date.now() / 1000) });
+    return outcome.next === undefined || outcome.ignored === REDELIVERY ? undefined : outcome.next;
+  });
+  await mirror(c, doc?.current);
+  const o = outcome!;
+  for (const change of o.changes) {
+    await engine.report('info', `alarm_${change}`, {
+      timestamp: Number(event.timestamp),
+      extra: { alarm: doc?.current?._id, entity: entityId(event), state: doc?.current?.v.state.val, status: doc?.current?.v.status.val },
+    });
+  }
+  if (o.ignored && o.ignored !== 'state 0 and no open alarm' && !o.ignored.startsWith('event_type')) {
+    await engine.report('info', 'event_ignored', {
+      timestamp: Number(event.timestamp),
+      reason: o.ignored,
+      extra: { entity: entityId(event), event_type: event.event_type },
+    });
+  }
+}
+
 export const axe: TaskModule = {
   name: 'canopsis.axe.process',
   // One entity's events in arrival order, whatever numprocs is.
   partition: (event) => entityId(event),
   event_processing: async (engine, event: Event) => {
-    if (!ALARM_EVENT_TYPES.includes(String(event.event_type))) return event;
-    const c = await collections(engine);
-    const s = engine.runtime.alarms;
-    let outcome: ReturnType<typeof applyEvent> | undefined;
-    const { doc } = await c.entity.modify(entityId(event), (cur) => {
-      outcome = applyEvent(cur, event, s, { now: Math.floor(Date.now() / 1000) });
-      return outcome.next === undefined || outcome.ignored === REDELIVERY ? undefined : outcome.next;
-    });
-    await mirror(c, doc?.current);
-    const o = outcome!;
-    for (const change of o.changes) {
-      await engine.report('info', `alarm_${change}`, {
-        timestamp: Number(event.timestamp),
-        extra: { alarm: doc?.current?._id, entity: entityId(event), state: doc?.current?.v.state.val, status: doc?.current?.v.status.val },
-      });
-    }
-    if (o.ignored && o.ignored !== 'state 0 and no open alarm' && !o.ignored.startsWith('event_type')) {
-      await engine.report('info', 'event_ignored', {
-        timestamp: Number(event.timestamp),
-        reason: o.ignored,
-        extra: { entity: entityId(event), event_type: event.event_type },
-      });
-    }
+    if (ALARM_EVENT_TYPES.includes(String(event.event_type))) await applyAlarmEvent(engine, event);
     return event;
   },
   beat_processing: async (engine, ctx) => {
@@ -115,6 +169,7 @@ export const axe: TaskModule = {
     await sendRetentionJob(engine, now).catch((e: Error) =>
       ctx.logger.warn({ err: e.message }, 'retention job not sent; the next beat tries again'),
     );
+    await sendIdleJob(engine, now).catch((e: Error) => ctx.logger.warn({ err: e.message }, 'idle job not sent; the next beat tries again'));
     const c = await collections(engine);
     for (const open of await c.entity.find({ open: true })) {
       let resolved: Alarm | undefined;
@@ -136,6 +191,7 @@ export const axe: TaskModule = {
   },
   consume_dispatcher: async (engine, job, ctx) => {
     if ((job as { task?: unknown } | null)?.task === RETENTION_JOB.task) return applyRetention(engine, ctx);
+    if ((job as { task?: unknown } | null)?.task === IDLE_JOB.task) return applyIdleRules(engine, ctx);
     ctx.logger.warn({ job }, 'axe: unknown dispatcher job, ignored');
   },
 };

@@ -140,7 +140,13 @@ async function assertOnV2(running: boolean): Promise<void> {
   assert.deepEqual(status.pendingMigrations, []);
   assert.deepEqual(status.modifiedConffiles, ['etc/webserver.conf']);
   const applied = JSON.parse(await readFile(path.join(prefix, 'var', 'lib', 'pkgmgr', 'migrations.json'), 'utf8')).applied;
-  assert.deepEqual(Object.keys(applied), ['0.2.0-metric-engines', '0.3.0-store-dbpath', '0.3.0-entity-fields', '0.4.0-alarms-v4']);
+  assert.deepEqual(Object.keys(applied), [
+    '0.2.0-metric-engines',
+    '0.3.0-store-dbpath',
+    '0.3.0-entity-fields',
+    '0.4.0-pbehavior-engine',
+    '0.4.0-alarms-v4',
+  ]);
   assert.match(await readFile(path.join(prefix, 'etc', 'canopsis.ini'), 'utf8'), /\nmongodb_dbpath = var\/lib\/mongodb\n/);
   assert.match(await readFile(path.join(prefix, 'etc', 'webserver.conf'), 'utf8'), /; the operator was here\n/);
   await assert.rejects(stat(path.join(prefix, 'var', 'lib', 'pkgmgr', 'transaction')), 'the journal and snapshot are gone');

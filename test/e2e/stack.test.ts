@@ -224,7 +224,7 @@ test('init = systemd where systemd is not PID 1: units installed into the given 
     /Proof: a probe event went through the pipeline and came back as alarm [0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.\n/,
   );
   const dropIn = await readFile(path.join(unitDir, 'canopsis-engine-go@engine-che.service.d', 'override.conf'), 'utf8');
-  assert.match(dropIn, new RegExp(`ExecStart=\\nExecStart=/usr/bin/env ${prefix}/bin/%i -publishQueue Engine_axe`));
+  assert.match(dropIn, new RegExp(`ExecStart=\\nExecStart=/usr/bin/env ${prefix}/bin/%i -publishQueue Engine_pbehavior`));
   await readFile(path.join(unitDir, 'canopsis.target'), 'utf8');
   const s = await bin('hypcontrol', 'stop');
   assert.equal(s.exitCode, 0, s.all);

@@ -115,10 +115,13 @@ test('v1 installed and running; an update to a v2 whose engines exit is rolled b
     env: { ...process.env, CPS_SERVICE_TIMEOUT: '20' },
   });
   assert.equal(update.exitCode, 9, update.all);
-  assert.match(update.stdout, /migrations to run: 0\.3\.0-store-dbpath, 0\.3\.0-entity-fields, 0\.4\.0-alarms-v4/);
+  assert.match(
+    update.stdout,
+    /migrations to run: 0\.3\.0-store-dbpath, 0\.3\.0-entity-fields, 0\.4\.0-pbehavior-engine, 0\.4\.0-alarms-v4/,
+  );
   assert.match(
     update.stderr,
-    /update to 0\.4\.0 failed \(health check: service amqp2engines restart: .*\); rolled back to 0\.2\.0 \(0\.2\.0\+[0-9a-f]{8}\), migrations undone: 0\.4\.0-alarms-v4, 0\.3\.0-entity-fields, 0\.3\.0-store-dbpath, running again/,
+    /update to 0\.4\.0 failed \(health check: service amqp2engines restart: .*\); rolled back to 0\.2\.0 \(0\.2\.0\+[0-9a-f]{8}\), migrations undone: 0\.4\.0-alarms-v4, 0\.4\.0-pbehavior-engine, 0\.3\.0-entity-fields, 0\.3\.0-store-dbpath, running again/,
   );
   assert.equal(await readlink(path.join(prefix, 'lib', 'canopsis', 'current')), release1, 'current points at v1 again');
   assert.match(await settingsText(), /\ndbpath = var\/lib\/mongodb\n/, 'the renamed key is back');
@@ -149,7 +152,13 @@ test('v1 -> v2: the setting renamed and the entities reshaped once, the edit kep
   assert.match(text, /\nmongodb_dbpath = var\/lib\/mongodb\n/);
   assert.doesNotMatch(text, /\ndbpath =/);
   const record = await migrationRecord();
-  assert.deepEqual(Object.keys(record), ['0.2.0-metric-engines', '0.3.0-store-dbpath', '0.3.0-entity-fields', '0.4.0-alarms-v4']);
+  assert.deepEqual(Object.keys(record), [
+    '0.2.0-metric-engines',
+    '0.3.0-store-dbpath',
+    '0.3.0-entity-fields',
+    '0.4.0-pbehavior-engine',
+    '0.4.0-alarms-v4',
+  ]);
   assert.match(await readFile(path.join(prefix, 'etc', 'webserver.conf'), 'utf8'), /; kept across updates/);
   const v1Alarm = (await alarmsOf('before-update')).data[0] as { _id: string; v?: { state?: { val?: number } } } | undefined;
   assert.equal(v1Alarm?._id, alarm, 'the v1 alarm is readable through the v2 API');

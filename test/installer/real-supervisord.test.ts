@@ -88,6 +88,7 @@ describe('the rendered supervisord.conf run by supervisord', {
         'amqp2engines:engine-cleaner-0',
         'amqp2engines:engine-collectdgw-0',
         'amqp2engines:engine-event_filter-0',
+        'amqp2engines:engine-pbehavior-0',
         'amqp2engines:engine-perfdata-0',
         'collectd',
         'rabbitmq-server',

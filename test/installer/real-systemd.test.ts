@@ -22,6 +22,7 @@ const INSTANCES = [
   'engine-event_filter',
   'engine-che',
   'engine-che.1',
+  'engine-pbehavior',
   'engine-axe',
   'engine-perfdata',
   'engine-collectdgw',
@@ -42,7 +43,7 @@ async function verify(unitDir: string, units: string[]) {
  *   \t\tFragment Path: …/canopsis-engine-go@.service
  *   \t\tDropIn Path: …/canopsis-engine-go@engine-che.service.d/override.conf
  *   \t\t-> ExecStart:
- *   \t\t\tCommand Line: /usr/bin/env …/bin/engine-che -publishQueue Engine_axe
+ *   \t\t\tCommand Line: /usr/bin/env …/bin/engine-che -publishQueue Engine_pbehavior
  * It refuses to run as root in test mode, so it runs as nobody (hence a
  * world-readable prefix). The trailing colon of SYSTEMD_UNIT_PATH appends the
  * default unit directories (targets, slices) the units depend on.
@@ -147,7 +148,7 @@ describe('the rendered systemd units read by systemd', {
     assert.match(r.all ?? '', /canopsis-engine-go@\.service:\d+: Failed to parse service restart specifier, ignoring: allways/);
   });
 
-  it('each che worker runs its bin/engine-che* script with -publishQueue Engine_axe from the drop-in', async () => {
+  it('each che worker runs its bin/engine-che* script with -publishQueue Engine_pbehavior from the drop-in', async () => {
     for (const instance of ['engine-che', 'engine-che.1']) {
       const unit = engineUnit(instance);
       const section = (await systemdTest(unitDir, unit)).get(unit)!;
@@ -156,7 +157,7 @@ describe('the rendered systemd units read by systemd', {
       assert.deepEqual(values(section, 'User'), ['canopsis']);
       // The drop-in's empty ExecStart= resets the template's: exactly one command remains.
       const script = path.join(prefix, 'bin', instance);
-      assert.deepEqual(execStart(section), [`/usr/bin/env ${script} -publishQueue Engine_axe`], section.join('\n'));
+      assert.deepEqual(execStart(section), [`/usr/bin/env ${script} -publishQueue Engine_pbehavior`], section.join('\n'));
       await access(script, constants.X_OK);
     }
   });

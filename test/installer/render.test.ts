@@ -76,7 +76,7 @@ test('defaults: every service file, one ini and one bin per engine, no MongoDB',
   ]) {
     assert.ok(files.has(t), `${t} rendered`);
   }
-  for (const e of ['cleaner', 'event_filter', 'che', 'axe', 'perfdata', 'collectdgw']) {
+  for (const e of ['cleaner', 'event_filter', 'che', 'pbehavior', 'axe', 'perfdata', 'collectdgw']) {
     assert.ok(files.has(`etc/engines/${e}.ini`));
     assert.ok(files.has(`bin/engine-${e}`));
   }
@@ -84,7 +84,7 @@ test('defaults: every service file, one ini and one bin per engine, no MongoDB',
   assert.ok(!files.has('etc/supervisord.d/mongodb.conf'));
   assert.equal(
     ini.parse(content(files, 'etc/supervisord.d/amqp2engines.conf'))['group:amqp2engines'].programs,
-    'engine-cleaner,engine-event_filter,engine-che,engine-axe,engine-perfdata,engine-collectdgw',
+    'engine-cleaner,engine-event_filter,engine-che,engine-pbehavior,engine-axe,engine-perfdata,engine-collectdgw',
   );
   assert.match(
     content(files, 'etc/hypcontrol.conf'),
@@ -108,14 +108,20 @@ test('engine ini follows seed 001', async () => {
   assert.equal(che.stdout_logfile, '/nonexistent/opt/canopsis/var/log/engines/che.log');
   const conf = ini.parse(content(files, 'etc/amqp2engines.conf'));
   assert.equal(conf['engine:che'].event_processing, 'canopsis.che.process.event_processing');
-  assert.equal(conf['engine:che'].next, 'axe');
+  assert.equal(conf['engine:che'].next, 'pbehavior');
+  assert.equal(conf['engine:pbehavior'].next, 'axe');
   assert.equal(conf['engine:cleaner'].exchange, 'canopsis.events');
 });
 
-test('the che drop-in is seed 002: ExecStart emptied then publishing to Engine_axe', async () => {
+// Seed 002's drop-in chains che to the next engine; with pbehavior between che and axe it is Engine_pbehavior,
+// as Canopsis 4 documents it (capensis/canopsis release-4.2, cmd/engine-pbehavior/Pbehavior.md).
+test("the che drop-in (seed 002): ExecStart emptied then publishing to che's next, Engine_pbehavior", async () => {
   const { files } = await render('/nonexistent/srv/cps');
   const dropIn = content(files, 'etc/systemd/system/canopsis-engine-go@engine-che.service.d/override.conf');
-  assert.match(dropIn, /\[Service\]\nExecStart=\nExecStart=\/usr\/bin\/env \/nonexistent\/srv\/cps\/bin\/%i -publishQueue Engine_axe\n/);
+  assert.match(
+    dropIn,
+    /\[Service\]\nExecStart=\nExecStart=\/usr\/bin\/env \/nonexistent\/srv\/cps\/bin\/%i -publishQueue Engine_pbehavior\n/,
+  );
   const unit = content(files, 'etc/systemd/system/canopsis-engine-go@.service');
   for (const line of [
     'ExecStart=/usr/bin/env /nonexistent/srv/cps/bin/%i',

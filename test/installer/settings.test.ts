@@ -23,14 +23,15 @@ function problemsOf(text: string, sets = [] as ReturnType<typeof parseSetOption>
   return [];
 }
 
-test('the default canopsis.ini is valid and gives the cleaner -> event_filter -> che -> axe chain', async () => {
+test('the default canopsis.ini is valid and gives the cleaner -> event_filter -> che -> pbehavior -> axe chain', async () => {
   const s = validateSettingsText(await defaults(), FILE, host);
   assert.deepEqual(
     s.engines.map((e) => [e.name, e.next.join(',')]),
     [
       ['cleaner', 'event_filter'],
       ['event_filter', 'che'],
-      ['che', 'axe'],
+      ['che', 'pbehavior'],
+      ['pbehavior', 'axe'],
       ['axe', 'perfdata'],
       ['perfdata', ''],
       ['collectdgw', 'che'],
@@ -73,7 +74,7 @@ test('engine chains must name known engines and must not loop', async () => {
   );
   const loop = problemsOf(setIniValue(await defaults(), 'engine:axe', 'next', 'cleaner'));
   assert.ok(
-    loop.some((p) => /loops/.test(p) && /cleaner -> event_filter -> che -> axe/.test(p)),
+    loop.some((p) => /loops/.test(p) && /cleaner -> event_filter -> che -> pbehavior -> axe/.test(p)),
     loop.join('\n'),
   );
 });

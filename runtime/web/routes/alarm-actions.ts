@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { StoredAlarm } from '../../alarm/model.js';
+import { DURATION_UNITS } from '../../durations.js';
 import { ALARMS } from '../../engines/axe.js';
 import { checkEvent } from '../../event/canopsis-event.js';
 import type { Store } from '../../store/types.js';
@@ -16,9 +17,6 @@ import { NOT_FOUND } from './alarms.js';
  * with {id, status, item} or {status, item, error(s)} per item. The action
  * becomes an event through the pipeline: axe stays the only writer.
  */
-
-/** DurationWithUnit (lib/canopsis/datetime/duration.go): seconds per unit. */
-export const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 7 * 86400, M: 30 * 86400, y: 365 * 86400 };
 
 type Body = Record<string, unknown>;
 type Checked = { errors: Record<string, string> } | { event: Partial<Event> };
