@@ -543,7 +543,8 @@ export function onBeat(doc: EntityAlarms, now: number, s: AlarmSettings): Applie
     changes.push('unsnoozed');
   }
   try {
-    if (setStatus(a, now, now, 'axe', '', s)) changes.push('changed');
+    // An idle alarm stays idle until its entity speaks again: time alone does not compute its status.
+    if (a.v.status.val !== STATUS.noevents && setStatus(a, now, now, 'axe', '', s)) changes.push('changed');
   } catch (err) {
     // A status step past the limit: the status waits (a resolution below needs no step).
     if (!(err instanceof StepLimit)) throw err;

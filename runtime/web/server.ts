@@ -12,6 +12,7 @@ import { alarmActionRoutes } from './routes/alarm-actions.js';
 import { alarmReadRoutes } from './routes/alarms.js';
 import { entityRoutes } from './routes/entities.js';
 import { eventRoutes } from './routes/events.js';
+import { idleRuleRoutes } from './routes/idle-rules.js';
 import { pbehaviorRoutes } from './routes/pbehaviors.js';
 import { sessionRoutes } from './routes/session.js';
 import { bearer, REVOKED_TOKENS, TOKEN_TTL, Tokens } from './tokens.js';
@@ -174,6 +175,7 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
   alarmReadRoutes(app, d.store);
   alarmActionRoutes(app, { store: d.store, publish: d.publish });
   entityRoutes(app, d.store);
+  idleRuleRoutes(app, d.store);
   pbehaviorRoutes(app, {
     store: d.store,
     recompute: async () => {

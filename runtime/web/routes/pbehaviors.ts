@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import {
   CANONICAL_TYPES,
   type Exception,
@@ -16,8 +15,7 @@ import { checkPattern } from '../../pbehavior/pattern.js';
 import { checkRrule } from '../../pbehavior/resolve.js';
 import { ensureDefaults } from '../../pbehavior/store.js';
 import type { Collection, Store } from '../../store/types.js';
-import { pageMeta, pageOf, type Query } from '../alarms-query.js';
-import { badQuery, NOT_FOUND } from './alarms.js';
+import { type Body, crudRoutes, type Errors, text } from './crud.js';
 
 /*
  * Maintenance windows through the API, as Canopsis v4 serves them
@@ -29,21 +27,9 @@ import { badQuery, NOT_FOUND } from './alarms.js';
  * the pbehavior engine to recompute (a job on Dispatcher_pbehavior).
  */
 
-type Body = Record<string, unknown>;
-type Errors = Record<string, string>;
 const now = () => Math.floor(Date.now() / 1000);
 const COLOR = /^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|#[0-9a-fA-F]{8}|(rgb|rgba|hsl|hsla)\([^)]*\))$/;
 
-const text = (b: Body, field: string, errors: Errors, title: string, required = true): string => {
-  const v = b[field];
-  if (v === undefined || v === null || v === '') {
-    if (required) errors[field] = `${title} is missing.`;
-    return '';
-  }
-  if (typeof v !== 'string') errors[field] = `${title} must be a string.`;
-  else if ([...v].length > 255) errors[field] = `${title} should be 255 or less.`;
-  return typeof v === 'string' ? v : '';
-};
 const seconds = (v: unknown) => (Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : undefined);
 
 async function exdatesOf(b: Body, errors: Errors, types: Collection<PbhType>): Promise<Exdate[]> {
@@ -154,69 +140,24 @@ export interface PbehaviorDeps {
   recompute: () => Promise<void>;
 }
 
-/** List, get, create, update, delete for one collection of simple documents (types, reasons, exceptions). */
-function simpleCrud<T extends object>(
+const simpleCrud = <T extends object>(
   app: FastifyInstance,
   d: PbehaviorDeps,
   route: string,
   name: string,
   check: (b: Body) => Promise<{ doc?: T; errors: Errors }>,
   inUse: (id: string) => Promise<boolean>,
-): void {
-  const c = () => d.store.collection<T>(name);
-  const view = (key: string, doc: T) => ({ _id: key, ...doc });
-  app.get(route, async (req, reply) => {
-    try {
-      await ensureDefaults(d.store);
-      const q = req.query as Query;
-      const page = pageOf(q);
-      const search = typeof q.search === 'string' ? q.search : '';
-      const filter = search ? { name: { $contains: search } } : {};
-      const [data, total] = await Promise.all([
-        c().find(filter, { sort: [['key', 1]], skip: (page.page - 1) * page.limit, limit: page.limit }),
-        c().count(filter),
-      ]);
-      return { data: data.map(({ key, ...doc }) => view(key, doc as T)), meta: pageMeta(page, total) };
-    } catch (e) {
-      const sent = badQuery(e, reply);
-      if (sent) return sent;
-      throw e;
-    }
+) =>
+  crudRoutes<T>(app, {
+    store: d.store,
+    route,
+    collection: name,
+    check,
+    inUse,
+    changed: d.recompute,
+    before: () => ensureDefaults(d.store),
+    usedBy: 'a pbehavior',
   });
-  app.get(`${route}/:id`, async (req, reply) => {
-    await ensureDefaults(d.store);
-    const doc = await c().get((req.params as { id: string }).id);
-    if (!doc) return reply.status(404).send(NOT_FOUND);
-    const { key, ...rest } = doc;
-    return view(key, rest as T);
-  });
-  const save = async (id: string, body: unknown, reply: FastifyReply, status: 200 | 201) => {
-    const r = await check((body ?? {}) as Body);
-    if (!r.doc) return reply.status(400).send({ errors: r.errors });
-    await c().put(id, r.doc);
-    await d.recompute();
-    return reply.status(status).send(view(id, r.doc));
-  };
-  app.post(route, async (req, reply) => {
-    const b = (req.body ?? {}) as Body;
-    const id = typeof b._id === 'string' && b._id ? b._id : randomUUID();
-    if (await c().get(id)) return reply.status(400).send({ errors: { _id: 'ID already exists.' } });
-    return save(id, b, reply, 201);
-  });
-  app.put(`${route}/:id`, async (req, reply) => {
-    const { id } = req.params as { id: string };
-    if (!(await c().get(id))) return reply.status(404).send(NOT_FOUND);
-    return save(id, req.body, reply, 200);
-  });
-  app.delete(`${route}/:id`, async (req, reply) => {
-    const { id } = req.params as { id: string };
-    if (!(await c().get(id))) return reply.status(404).send(NOT_FOUND);
-    if (await inUse(id)) return reply.status(400).send({ error: `${id} is used by a pbehavior` });
-    await c().delete({ key: id });
-    await d.recompute();
-    return reply.status(204).send();
-  });
-}
 
 export function pbehaviorRoutes(app: FastifyInstance, d: PbehaviorDeps): void {
   const pbhs = () => d.store.collection<PBehavior>(PBEHAVIORS);
@@ -272,62 +213,14 @@ export function pbehaviorRoutes(app: FastifyInstance, d: PbehaviorDeps): void {
     async (id) => (await pbhs().find({})).some((p) => p.exceptions.includes(id)),
   );
 
-  app.get('/api/v4/pbehaviors', async (req, reply) => {
-    try {
-      const q = req.query as Query;
-      const page = pageOf(q);
-      const search = typeof q.search === 'string' ? q.search : '';
-      const filter = search ? { name: { $contains: search } } : {};
-      const [data, total] = await Promise.all([
-        pbhs().find(filter, {
-          sort: [
-            ['created', -1],
-            ['key', 1],
-          ],
-          skip: (page.page - 1) * page.limit,
-          limit: page.limit,
-        }),
-        pbhs().count(filter),
-      ]);
-      const meta = pageMeta(page, total);
-      return { data: await Promise.all(data.map(({ key, ...p }) => pbehaviorView(d.store, key, p))), meta };
-    } catch (e) {
-      const sent = badQuery(e, reply);
-      if (sent) return sent;
-      throw e;
-    }
-  });
-  app.get('/api/v4/pbehaviors/:id', async (req, reply) => {
-    const p = await pbhs().get((req.params as { id: string }).id);
-    if (!p) return reply.status(404).send(NOT_FOUND);
-    const { key, ...doc } = p;
-    return pbehaviorView(d.store, key, doc);
-  });
-  const save = async (id: string, body: unknown, author: string, created: number, reply: FastifyReply, status: 200 | 201) => {
-    await ensureDefaults(d.store);
-    const r = await pbehaviorOf(d.store, (body ?? {}) as Body, author, created);
-    if (!r.doc) return reply.status(400).send({ errors: r.errors });
-    await pbhs().put(id, r.doc);
-    await d.recompute();
-    return reply.status(status).send(await pbehaviorView(d.store, id, r.doc));
-  };
-  app.post('/api/v4/pbehaviors', async (req, reply) => {
-    const b = (req.body ?? {}) as Body;
-    const id = typeof b._id === 'string' && b._id ? b._id : randomUUID();
-    if (await pbhs().get(id)) return reply.status(400).send({ errors: { _id: 'ID already exists.' } });
-    return save(id, b, req.principal!.name, now(), reply, 201);
-  });
-  app.put('/api/v4/pbehaviors/:id', async (req, reply) => {
-    const { id } = req.params as { id: string };
-    const cur = await pbhs().get(id);
-    if (!cur) return reply.status(404).send(NOT_FOUND);
-    return save(id, req.body, req.principal!.name, cur.created, reply, 200);
-  });
-  app.delete('/api/v4/pbehaviors/:id', async (req, reply) => {
-    const { id } = req.params as { id: string };
-    if (!(await pbhs().get(id))) return reply.status(404).send(NOT_FOUND);
-    await pbhs().delete({ key: id });
-    await d.recompute();
-    return reply.status(204).send();
+  crudRoutes<PBehavior>(app, {
+    store: d.store,
+    route: '/api/v4/pbehaviors',
+    collection: PBEHAVIORS,
+    check: (b, author, existing) => pbehaviorOf(d.store, b, author, existing?.created ?? now()),
+    changed: d.recompute,
+    before: () => ensureDefaults(d.store),
+    sort: [['created', -1]],
+    view: (key, p) => pbehaviorView(d.store, key, p),
   });
 }
