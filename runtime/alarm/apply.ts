@@ -429,6 +429,38 @@ function pbehaviorOf(e: Event): PbehaviorInfo | undefined {
   return i && typeof i === 'object' && typeof i.id === 'string' && i.id !== '' ? i : undefined;
 }
 
+/**
+ * Scenario triggers (Canopsis' AlarmChangeType names, lib/api/scenario
+ * models.go) of what one event did to an alarm, read off the alarm before
+ * and after it: the action engine runs the scenarios they name.
+ */
+export function triggersOf(before: Alarm | null | undefined, after: Alarm | null | undefined): string[] {
+  if (!after) return [];
+  if (!before || before._id !== after._id) return ['create'];
+  const t: string[] = [];
+  const b = before.v;
+  const a = after.v;
+  if (a.state.val > b.state.val && a.state._t !== 'changestate') t.push('stateinc');
+  if (a.state.val < b.state.val && a.state._t !== 'changestate') t.push('statedec');
+  if (a.state._t === 'changestate' && (b.state._t !== 'changestate' || a.state.t !== b.state.t || a.state.val !== b.state.val))
+    t.push('changestate');
+  if (a.status.val !== b.status.val) t.push('changestatus');
+  if (a.ack && !b.ack) t.push('ack');
+  if (!a.ack && b.ack) t.push('ackremove');
+  if (a.canceled && !b.canceled) t.push('cancel');
+  if (!a.canceled && b.canceled) t.push('uncancel');
+  if (a.last_comment && a.last_comment.t !== b.last_comment?.t) t.push('comment');
+  if (a.ticket && (a.ticket.t !== b.ticket?.t || a.ticket.val !== b.ticket?.val)) t.push(a.ticket._t);
+  if (a.snooze && !b.snooze) t.push('snooze');
+  if (!a.snooze && b.snooze) t.push('unsnooze');
+  if (a.activation_date !== undefined && b.activation_date === undefined) t.push('activate');
+  if (!samePbehavior(a.pbehavior_info, b.pbehavior_info)) {
+    if (b.pbehavior_info) t.push('pbhleave');
+    if (a.pbehavior_info) t.push('pbhenter');
+  }
+  return t;
+}
+
 export const REDELIVERY = 'already applied (redelivery)';
 
 export const ALARM_EVENT_TYPES = ['check', 'noevents', ...Object.keys(ACTIONS)];

@@ -1,4 +1,4 @@
-import { ALARM_EVENT_TYPES, applyEvent, onBeat, REDELIVERY } from '../alarm/apply.js';
+import { ALARM_EVENT_TYPES, applyEvent, onBeat, REDELIVERY, triggersOf } from '../alarm/apply.js';
 import type { Alarm, EntityAlarms, StoredAlarm } from '../alarm/model.js';
 import { DEFAULT_RETENTION } from '../config/runtime.js';
 import { pruneEventLog } from '../dispatch/retention.js';
@@ -130,13 +130,19 @@ async function applyIdleRules(engine: EngineHandle, ctx: TaskContext): Promise<v
   if (events.length) ctx.logger.info({ entities: events.length }, 'idle rules: entities silent for too long');
 }
 
-/** One event applied to its entity's alarm (axe is the only writer of alarms), reported to the dispatchers. */
-async function applyAlarmEvent(engine: EngineHandle, event: Event): Promise<void> {
+/**
+ * One event applied to its entity's alarm (axe is the only writer of
+ * alarms), reported to the dispatchers. Answers the alarm's id and the
+ * scenario triggers of what changed, for the action engine.
+ */
+async function applyAlarmEvent(engine: EngineHandle, event: Event): Promise<{ alarm?: string; triggers: string[] }> {
   const c = await collections(engine);
+  let triggers: string[] = [];
   const s = engine.runtime.alarms;
   let outcome: ReturnType<typeof applyEvent> | undefined;
   const { doc } = await c.entity.modify(entityId(event), (cur) => {
     outcome = applyEvent(cur, event, s, { now: Math.floor(Date.now() / 1000) });
+    triggers = outcome.ignored === REDELIVERY ? [] : triggersOf(cur?.current, outcome.next.current);
     return outcome.next === undefined || outcome.ignored === REDELIVERY ? undefined : outcome.next;
   });
   await mirror(c, doc?.current);
@@ -154,6 +160,7 @@ async function applyAlarmEvent(engine: EngineHandle, event: Event): Promise<void
       extra: { entity: entityId(event), event_type: event.event_type },
     });
   }
+  return { ...(doc?.current ? { alarm: doc.current._id } : {}), triggers };
 }
 
 export const axe: TaskModule = {
@@ -161,8 +168,10 @@ export const axe: TaskModule = {
   // One entity's events in arrival order, whatever numprocs is.
   partition: (event) => entityId(event),
   event_processing: async (engine, event: Event) => {
-    if (ALARM_EVENT_TYPES.includes(String(event.event_type))) await applyAlarmEvent(engine, event);
-    return event;
+    if (!ALARM_EVENT_TYPES.includes(String(event.event_type))) return event;
+    const { alarm, triggers } = await applyAlarmEvent(engine, event);
+    // What the action engine runs scenarios on; an event that changed nothing goes on as it came.
+    return triggers.length ? { ...event, alarm_id: alarm, alarm_triggers: triggers } : event;
   },
   beat_processing: async (engine, ctx) => {
     const now = Math.floor(Date.now() / 1000);

@@ -1,4 +1,5 @@
 import { TaskRegistry } from '../tasks/registry.js';
+import { action } from './action.js';
 import { axe } from './axe.js';
 import { che } from './che.js';
 import { cleaner } from './cleaner.js';
@@ -10,6 +11,6 @@ import { perfdata } from './perfdata.js';
 /** A registry with every built-in task module. */
 export function builtinRegistry(): TaskRegistry {
   const r = new TaskRegistry();
-  for (const m of [cleaner, eventFilter, che, pbehavior, axe, perfdata, collectdgw]) r.register(m);
+  for (const m of [cleaner, eventFilter, che, pbehavior, axe, action, perfdata, collectdgw]) r.register(m);
   return r;
 }

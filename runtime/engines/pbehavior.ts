@@ -1,8 +1,9 @@
 import type { EntityAlarms } from '../alarm/model.js';
-import { entityId } from '../event/canopsis-event.js';
-import type { MatchableEntity } from '../pbehavior/pattern.js';
+import { PBEHAVIORS } from '../pbehavior/model.js';
+import { entityOfEvent, type MatchableEntity } from '../pbehavior/pattern.js';
 import { resolve, samePbehavior } from '../pbehavior/resolve.js';
 import { type Loaded, loadPbehaviors } from '../pbehavior/store.js';
+import { cached } from '../store/versions.js';
 import type { EngineHandle, Event, TaskContext, TaskModule } from '../tasks/types.js';
 import { ENTITY_ALARMS } from './axe.js';
 import { ENTITIES, type Entity } from './che.js';
@@ -14,15 +15,15 @@ import { ENTITIES, type Entity } from './che.js';
  * pbehaviors with no event: worker 0 sends a `recompute` job to
  * Dispatcher_pbehavior on its beat, one process of the engine type takes it
  * and emits pbhenter/pbhleave events to axe for every open alarm whose
- * pbehavior changed. The documents are reloaded at most every RELOAD
- * seconds, and by every recompute job (the API sends one after a change).
+ * pbehavior changed. The documents are cached until the API changes one
+ * (config_versions), and the API sends a recompute job after a change.
  */
 
 export const RECOMPUTE_JOB = { task: 'recompute' } as const;
 /** Seconds between two recompute jobs. */
 export const RECOMPUTE_EVERY = 60;
-const RELOAD = 10;
-const CACHE = 'pbehavior.loaded';
+/** Seconds the documents are kept at most; an API change is seen at once (config_versions). */
+const RELOAD = 300;
 const NEXT_RECOMPUTE = 'pbehavior.recompute.next';
 
 /**
@@ -31,26 +32,9 @@ const NEXT_RECOMPUTE = 'pbehavior.recompute.next';
  */
 export const pbehaviorNow = () => Math.floor(Date.now() / 1000) + (Number(process.env.CPS_CLOCK_OFFSET) || 0);
 
-async function loaded(engine: EngineHandle, fresh = false): Promise<Loaded> {
-  const cached = engine.state.get(CACHE) as { at: number; data: Loaded } | undefined;
-  const now = Date.now() / 1000;
-  if (!fresh && cached && now - cached.at < RELOAD) return cached.data;
-  const data = await loadPbehaviors(await engine.store());
-  engine.state.set(CACHE, { at: now, data });
-  return data;
-}
-
-/** The entity as a pattern sees it, from the event (che has just written the same). */
-function entityOfEvent(e: Event): MatchableEntity {
-  const connector = `${String(e.connector)}/${String(e.connector_name)}`;
-  const type = String(e.source_type);
-  return {
-    _id: entityId(e),
-    name: type === 'resource' ? String(e.resource) : type === 'connector' ? String(e.connector_name) : String(e.component),
-    type,
-    connector,
-    ...(type === 'resource' ? { component: String(e.component) } : {}),
-  };
+async function loaded(engine: EngineHandle): Promise<Loaded> {
+  const store = await engine.store();
+  return cached(engine.state, PBEHAVIORS, store, () => loadPbehaviors(store), RELOAD);
 }
 
 const entityOfDoc = (id: string, e: Entity | undefined): MatchableEntity => ({
@@ -63,7 +47,7 @@ const entityOfDoc = (id: string, e: Entity | undefined): MatchableEntity => ({
 });
 
 async function recompute(engine: EngineHandle, ctx: TaskContext): Promise<void> {
-  const data = await loaded(engine, true);
+  const data = await loaded(engine);
   const store = await engine.store();
   const now = pbehaviorNow();
   const open = await store.collection<EntityAlarms>(ENTITY_ALARMS).find({ open: true });

@@ -1,3 +1,5 @@
+import { entityId } from '../event/canopsis-event.js';
+import type { Event } from '../tasks/types.js';
 import type { EntityPattern, FieldCondition } from './model.js';
 
 /*
@@ -106,4 +108,17 @@ function holds(c: FieldCondition, e: MatchableEntity): boolean {
 export function matches(p: EntityPattern, e: MatchableEntity): boolean {
   if (p.length === 0) return true;
   return p.some((group) => group.every((c) => holds(c, e)));
+}
+
+/** The entity of an event as a pattern sees it (che writes the same from it). */
+export function entityOfEvent(e: Event): MatchableEntity {
+  const connector = `${String(e.connector)}/${String(e.connector_name)}`;
+  const type = String(e.source_type);
+  return {
+    _id: entityId(e),
+    name: type === 'resource' ? String(e.resource) : type === 'connector' ? String(e.connector_name) : String(e.component),
+    type,
+    connector,
+    ...(type === 'resource' ? { component: String(e.component) } : {}),
+  };
 }

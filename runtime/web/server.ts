@@ -14,6 +14,7 @@ import { entityRoutes } from './routes/entities.js';
 import { eventRoutes } from './routes/events.js';
 import { idleRuleRoutes } from './routes/idle-rules.js';
 import { pbehaviorRoutes } from './routes/pbehaviors.js';
+import { scenarioRoutes } from './routes/scenarios.js';
 import { sessionRoutes } from './routes/session.js';
 import { bearer, REVOKED_TOKENS, TOKEN_TTL, Tokens } from './tokens.js';
 
@@ -176,6 +177,7 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
   alarmActionRoutes(app, { store: d.store, publish: d.publish });
   entityRoutes(app, d.store);
   idleRuleRoutes(app, d.store);
+  scenarioRoutes(app, d.store);
   pbehaviorRoutes(app, {
     store: d.store,
     recompute: async () => {

@@ -42,6 +42,8 @@ export interface ApiStackOptions {
 
 export interface ApiStack {
   dir: string;
+  /** The AMQP URL of the stack's vhost. */
+  vhostUrl: string;
   client: ApiClient;
   /** In the order started (default cleaner, che, axe). */
   engines: EngineProcess[];
@@ -81,6 +83,7 @@ export async function startApiStack(o: ApiStackOptions): Promise<ApiStack> {
   await waitFor('the API healthy', async () => (await client.fetch('/healthcheck').catch(() => undefined))?.status === 200, 30_000);
   return {
     dir,
+    vhostUrl: vhost.url,
     client,
     engines,
     webLogs: () => logs,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Store } from '../../store/types.js';
+import { bumpVersion } from '../../store/versions.js';
 import { pageMeta, pageOf, type Query } from '../alarms-query.js';
 import { badQuery, NOT_FOUND } from './alarms.js';
 
@@ -31,6 +32,8 @@ export interface CrudOptions<T extends object> {
   store: Store;
   route: string;
   collection: string;
+  /** The config_versions counter bumped on every write, so that engines caching these documents reload them. */
+  version?: string;
   /** The document a request body makes (with the caller's name for `author`), or why not. */
   check: (b: Body, author: string, existing?: T) => Promise<{ doc?: T; errors: Errors }>;
   /** Whether something still refers to the document (then it cannot be deleted). */
@@ -81,6 +84,7 @@ export function crudRoutes<T extends object>(app: FastifyInstance, o: CrudOption
     const r = await o.check((body ?? {}) as Body, author, existing);
     if (!r.doc) return reply.status(400).send({ errors: r.errors });
     await c().put(id, r.doc);
+    if (o.version) await bumpVersion(o.store, o.version);
     await o.changed?.();
     return reply.status(status).send(await view(id, r.doc));
   };
@@ -102,6 +106,7 @@ export function crudRoutes<T extends object>(app: FastifyInstance, o: CrudOption
     if (!(await c().get(id))) return reply.status(404).send(NOT_FOUND);
     if (await o.inUse?.(id)) return reply.status(400).send({ error: `${id} is used by ${o.usedBy ?? 'another document'}` });
     await c().delete({ key: id });
+    if (o.version) await bumpVersion(o.store, o.version);
     await o.changed?.();
     return reply.status(204).send();
   });

@@ -1,0 +1,104 @@
+import type { StoredAlarm } from '../alarm/model.js';
+import { DURATION_UNITS } from '../durations.js';
+import { entityOfEvent } from '../pbehavior/pattern.js';
+import { SCENARIOS, type Scenario } from '../scenario/model.js';
+import { type Planned, plan } from '../scenario/plan.js';
+import { callWebhook, WebhookFailed } from '../scenario/webhook.js';
+import { cached } from '../store/versions.js';
+import { type EngineHandle, type Event, RejectedEvent, type Routed, routeTo, type TaskModule } from '../tasks/types.js';
+import { ALARMS } from './axe.js';
+import { ENTITIES, type Entity } from './che.js';
+
+/*
+ * action, after axe as in Canopsis 4 (engine-action): axe's outputs name
+ * the alarm and the scenario triggers of what changed (alarm_id,
+ * alarm_triggers); the scenarios those triggers select run their actions
+ * in order. An action on the alarm (ack, cancel, changestate...) is an
+ * event routed back to axe, the only writer of alarms, marked with its
+ * scenario so that it triggers other scenarios only when emit_trigger says
+ * so. A webhook is called here, retried as its scenario says; the ticket it
+ * answers goes to axe as a declareticketwebhook event. A webhook that still
+ * fails dead-letters the event with the reason (bin/dead-letters replay
+ * runs the scenarios again), and nothing of that event is published.
+ */
+
+async function scenarios(engine: EngineHandle): Promise<Array<Scenario & { key: string }>> {
+  const store = await engine.store();
+  return cached(engine.state, SCENARIOS, store, () => store.collection<Scenario>(SCENARIOS).find({ enabled: true }), 300);
+}
+
+const seconds = (d: { value: number; unit: string } | undefined, fallback: number) =>
+  d ? d.value * (DURATION_UNITS[d.unit] ?? 1) : fallback;
+
+/** The event an action on the alarm becomes, addressed to the alarm's entity. */
+function actionEvent(a: StoredAlarm, p: Planned, type: string, extra: Event): Event {
+  return {
+    connector: a.v.connector,
+    connector_name: a.v.connector_name,
+    event_type: type,
+    source_type: a.v.resource ? 'resource' : 'component',
+    component: a.v.component,
+    ...(a.v.resource ? { resource: a.v.resource } : {}),
+    author: p.author || 'system',
+    initiator: 'system',
+    output: p.action.parameters.output ?? '',
+    timestamp: Math.floor(Date.now() / 1000),
+    scenario: p.scenario,
+    scenario_emit_trigger: p.action.emit_trigger,
+    ...extra,
+  };
+}
+
+export const action: TaskModule = {
+  name: 'canopsis.action.process',
+  event_processing: async (engine, event: Event, ctx) => {
+    const triggers = Array.isArray(event.alarm_triggers) ? (event.alarm_triggers as string[]) : [];
+    // What a scenario did runs other scenarios only when it says so (emit_trigger).
+    if (triggers.length === 0 || typeof event.alarm_id !== 'string' || (event.scenario && event.scenario_emit_trigger !== true))
+      return event;
+    const list = await scenarios(engine);
+    if (list.length === 0) return event;
+    const store = await engine.store();
+    const stored = await store.collection<StoredAlarm>(ALARMS).get(event.alarm_id);
+    if (!stored) return event;
+    const { key: alarmId, ...alarm } = stored;
+    const planned = plan(list, triggers, entityOfEvent(event), alarm.v.pbehavior_info);
+    if (planned.length === 0) return event;
+    const entity = await store.collection<Entity>(ENTITIES).get(alarm.d);
+    const outputs: Array<Event | Routed> = [event];
+    for (const p of planned) {
+      const params = p.action.parameters;
+      switch (p.action.type) {
+        case 'webhook': {
+          try {
+            const r = await callWebhook({
+              request: params.request!,
+              ...(params.declare_ticket ? { declareTicket: params.declare_ticket } : {}),
+              retryCount: params.retry_count ?? 0,
+              retryDelay: seconds(params.retry_delay, 1),
+              data: { alarm: { _id: alarmId, ...alarm }, entity: entity ? { _id: entity.key, ...entity } : null, event },
+            });
+            ctx.logger.info({ scenario: p.scenario, action: p.index, status: r.status, attempts: r.attempts }, 'webhook called');
+            if (r.ticket !== undefined) outputs.push(routeTo('axe', actionEvent(alarm, p, 'declareticketwebhook', { ticket: r.ticket })));
+          } catch (e) {
+            if (e instanceof WebhookFailed) throw new RejectedEvent(`scenario ${p.scenario}, action ${p.index} (webhook): ${e.message}`);
+            throw e;
+          }
+          break;
+        }
+        case 'changestate':
+          outputs.push(routeTo('axe', actionEvent(alarm, p, 'changestate', { state: params.state })));
+          break;
+        case 'snooze':
+          outputs.push(routeTo('axe', actionEvent(alarm, p, 'snooze', { duration: seconds(params.duration, 300) })));
+          break;
+        case 'assocticket':
+          outputs.push(routeTo('axe', actionEvent(alarm, p, 'assocticket', { ticket: params.ticket })));
+          break;
+        default:
+          outputs.push(routeTo('axe', actionEvent(alarm, p, p.action.type, {})));
+      }
+    }
+    return outputs;
+  },
+};

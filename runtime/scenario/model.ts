@@ -1,0 +1,87 @@
+import type { CanonicalType, EntityPattern } from '../pbehavior/model.js';
+
+/*
+ * Scenarios as Canopsis v4 keeps them (capensis/canopsis release-22.10,
+ * lib/api/scenario/models.go, lib/canopsis/action/action.go Parameters,
+ * lib/canopsis/types/webhook.go): on a trigger, ordered actions on the
+ * alarm. Stored under their id in `scenarios`.
+ */
+
+export const SCENARIOS = 'scenarios';
+
+/** The triggers the appliance raises (models.go lists more: instructions, done, resolve are not raised here). */
+export const TRIGGERS = [
+  'create',
+  'stateinc',
+  'statedec',
+  'changestate',
+  'changestatus',
+  'ack',
+  'ackremove',
+  'cancel',
+  'uncancel',
+  'comment',
+  'declareticket',
+  'assocticket',
+  'snooze',
+  'unsnooze',
+  'activate',
+  'pbhenter',
+  'pbhleave',
+] as const;
+
+export const ACTION_TYPES = ['ack', 'ackremove', 'assocticket', 'cancel', 'changestate', 'snooze', 'webhook'] as const;
+export type ActionType = (typeof ACTION_TYPES)[number];
+
+export interface WebhookRequest {
+  url: string;
+  method: string;
+  auth?: { username: string; password: string };
+  headers?: Record<string, string>;
+  /** A Handlebars template of the body, given {alarm, entity, event}. */
+  payload?: string;
+  skip_verify: boolean;
+  /** Seconds; Canopsis' default is 30 s (lib/canopsis/config: WebhookTimeout). */
+  timeout?: { value: number; unit: string };
+}
+
+export interface WebhookDeclareTicket {
+  /** A dotted path in the JSON response holding the ticket number. */
+  ticket_id: string;
+  empty_response: boolean;
+}
+
+export interface ActionParameters {
+  output?: string;
+  author?: string;
+  forward_author?: boolean;
+  state?: number;
+  ticket?: string;
+  duration?: { value: number; unit: string };
+  request?: WebhookRequest;
+  declare_ticket?: WebhookDeclareTicket;
+  retry_count?: number;
+  retry_delay?: { value: number; unit: string };
+}
+
+export interface ScenarioAction {
+  type: ActionType;
+  parameters: ActionParameters;
+  comment: string;
+  entity_pattern: EntityPattern;
+  /** When this action's pattern does not match, the rest of the scenario is dropped too. */
+  drop_scenario_if_not_matched: boolean;
+  emit_trigger: boolean;
+}
+
+export interface Scenario {
+  name: string;
+  author: string;
+  enabled: boolean;
+  priority: number;
+  triggers: string[];
+  disable_during_periods: CanonicalType[];
+  actions: ScenarioAction[];
+  created: number;
+  updated: number;
+}

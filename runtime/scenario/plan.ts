@@ -1,0 +1,40 @@
+import type { PbehaviorInfo } from '../pbehavior/model.js';
+import { type MatchableEntity, matches } from '../pbehavior/pattern.js';
+import type { Scenario, ScenarioAction } from './model.js';
+
+/*
+ * Which actions the scenarios call for on one alarm change (Canopsis'
+ * engine-action: scenarios by priority, each whose triggers include one
+ * raised and not disabled by the alarm's pbehavior; an action whose
+ * entity pattern does not match is skipped, or ends its scenario when
+ * drop_scenario_if_not_matched). Pure.
+ */
+
+export interface Planned {
+  scenario: string;
+  index: number;
+  action: ScenarioAction;
+  author: string;
+}
+
+export function plan(
+  scenarios: Array<Scenario & { key: string }>,
+  triggers: string[],
+  entity: MatchableEntity,
+  pbehavior: PbehaviorInfo | undefined,
+): Planned[] {
+  const out: Planned[] = [];
+  const ordered = scenarios.filter((s) => s.enabled).sort((a, b) => a.priority - b.priority || (a.key < b.key ? -1 : 1));
+  for (const s of ordered) {
+    if (!s.triggers.some((t) => triggers.includes(t))) continue;
+    if (pbehavior && s.disable_during_periods.includes(pbehavior.canonical_type)) continue;
+    for (const [index, action] of s.actions.entries()) {
+      if (!matches(action.entity_pattern, entity)) {
+        if (action.drop_scenario_if_not_matched) break;
+        continue;
+      }
+      out.push({ scenario: s.key, index, action, author: action.parameters.author || s.author });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,114 @@
+import Handlebars from 'handlebars';
+import { Agent, request } from 'undici';
+import { DURATION_UNITS } from '../durations.js';
+import type { WebhookDeclareTicket, WebhookRequest } from './model.js';
+
+/*
+ * A scenario's webhook (capensis/canopsis release-22.10,
+ * lib/canopsis/types/webhook.go; lib/canopsis/action retry_count and
+ * retry_delay): the body rendered from a Handlebars template with the alarm,
+ * the entity and the event; TLS verified unless skip_verify; a timeout; a
+ * network error or a 5xx is retried retry_count times, retry_delay apart, a
+ * 4xx is not; the ticket number read from the JSON response when
+ * declare_ticket says where.
+ */
+
+export class WebhookFailed extends Error {}
+
+export interface WebhookCall {
+  request: WebhookRequest;
+  declareTicket?: WebhookDeclareTicket;
+  retryCount: number;
+  /** Seconds between attempts. */
+  retryDelay: number;
+  data: { alarm: unknown; entity: unknown; event: unknown };
+  /** Waits between attempts (tests pass their own). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface WebhookResult {
+  status: number;
+  attempts: number;
+  ticket?: string;
+  ticketData?: Record<string, string>;
+}
+
+const DEFAULT_TIMEOUT = 30;
+
+const render = (template: string, data: unknown, what: string) => {
+  try {
+    return Handlebars.compile(template, { noEscape: true, strict: false })(data);
+  } catch (e) {
+    throw new WebhookFailed(`the ${what} template does not render: ${(e as Error).message}`);
+  }
+};
+
+/** A value at a dotted path of a JSON document ("result.number"), as a string. */
+function at(doc: unknown, path: string): string | undefined {
+  let v: unknown = doc;
+  for (const p of path.split('.')) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[p] : undefined;
+  return v === undefined || v === null ? undefined : typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+export async function callWebhook(c: WebhookCall): Promise<WebhookResult> {
+  const sleep = c.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
+  const url = render(c.request.url, c.data, 'url');
+  const body = c.request.payload ? render(c.request.payload, c.data, 'payload') : undefined;
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(c.request.headers ?? {})) headers[k] = render(v, c.data, `header ${k}`);
+  if (c.request.auth)
+    headers.authorization = `Basic ${Buffer.from(`${c.request.auth.username}:${c.request.auth.password}`).toString('base64')}`;
+  const timeoutMs = (c.request.timeout ? c.request.timeout.value * (DURATION_UNITS[c.request.timeout.unit] ?? 1) : DEFAULT_TIMEOUT) * 1000;
+  const dispatcher = new Agent({
+    connect: { rejectUnauthorized: !c.request.skip_verify },
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  });
+  let last = '';
+  try {
+    for (let attempt = 1; attempt <= 1 + c.retryCount; attempt++) {
+      if (attempt > 1) await sleep(c.retryDelay * 1000);
+      let status: number;
+      let text: string;
+      try {
+        const r = await request(url, {
+          method: c.request.method.toUpperCase() as 'POST',
+          headers,
+          body,
+          dispatcher,
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        status = r.statusCode;
+        text = await r.body.text();
+      } catch (e) {
+        const cause = (e as { cause?: Error }).cause;
+        last = `${c.request.method.toUpperCase()} ${url}: ${(e as Error).message}${cause ? ` (${cause.message})` : ''}`;
+        continue;
+      }
+      if (status >= 500) {
+        last = `${c.request.method.toUpperCase()} ${url} answered ${status}`;
+        continue;
+      }
+      if (status >= 400)
+        throw new WebhookFailed(`${c.request.method.toUpperCase()} ${url} answered ${status} (not retried): ${text.slice(0, 200)}`);
+      const result: WebhookResult = { status, attempts: attempt };
+      const dt = c.declareTicket;
+      if (dt?.ticket_id) {
+        if (text.trim() === '' && dt.empty_response) return result;
+        let doc: unknown;
+        try {
+          doc = JSON.parse(text);
+        } catch {
+          throw new WebhookFailed(`${url} answered ${status} but not JSON, so no ticket could be read from ${dt.ticket_id}`);
+        }
+        const ticket = at(doc, dt.ticket_id);
+        if (ticket === undefined) throw new WebhookFailed(`${url} answered ${status} with no ${dt.ticket_id} in its JSON`);
+        result.ticket = ticket;
+      }
+      return result;
+    }
+    throw new WebhookFailed(`${last}; ${1 + c.retryCount} attempt(s), ${c.retryDelay} s apart`);
+  } finally {
+    await dispatcher.close();
+  }
+}

@@ -1,0 +1,309 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, test } from 'node:test';
+import amqp from 'amqplib';
+import type { Scenario, ScenarioAction } from '../../runtime/scenario/model.js';
+import { plan } from '../../runtime/scenario/plan.js';
+import { callWebhook, WebhookFailed } from '../../runtime/scenario/webhook.js';
+import type { ApiClient } from '../../runtime/web/client.js';
+import { type ApiStack, startApiStack } from '../helpers/api-stack.js';
+import { waitFor } from '../helpers/index.js';
+
+/*
+ * Scenarios with webhooks, as Canopsis v4's engine-action runs them
+ * (capensis/canopsis release-22.10: lib/api/scenario/models.go,
+ * lib/canopsis/action/action.go, lib/canopsis/types/webhook.go), against a
+ * real HTTP receiver this test starts on 127.0.0.1, and on the running
+ * chain cleaner -> che -> axe -> action.
+ */
+
+interface Received {
+  path: string;
+  body: string;
+  headers: IncomingMessage['headers'];
+}
+const received: Received[] = [];
+/** Per path, the statuses to answer in turn (the last one repeats). */
+const answers = new Map<string, number[]>();
+let receiver: Server;
+let base: string;
+
+const KEY = 'test-admin-key-scenarios-01234';
+let stack: ApiStack;
+let client: ApiClient;
+
+const CHAIN = `
+[engine:cleaner]
+event_processing=canopsis.cleaner.process.event_processing
+next=che
+exchange=canopsis.events
+
+[engine:che]
+event_processing=canopsis.che.process.event_processing
+next=axe
+
+[engine:axe]
+event_processing=canopsis.axe.process.event_processing
+next=action
+
+[engine:action]
+event_processing=canopsis.action.process.event_processing
+`;
+
+before(async () => {
+  receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      received.push({ path: req.url ?? '', body, headers: req.headers });
+      const list = answers.get(req.url ?? '') ?? [200];
+      const status = list.length > 1 ? list.shift()! : list[0]!;
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(status === 200 ? JSON.stringify({ result: { number: `INC-${received.length}` } }) : '{"error":"busy"}');
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+  base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  stack = await startApiStack({
+    tag: 'scen',
+    port: 5799,
+    authkey: KEY,
+    runtime: '[dispatchers]\nevent_dispatchers =\n\n[alarms]\nresolve_delay = 100000\n',
+    chain: { conf: CHAIN, engines: ['cleaner', 'che', 'axe', 'action'] },
+  });
+  client = stack.client;
+});
+
+after(async () => {
+  await stack?.stop();
+  await new Promise((r) => receiver?.close(r));
+});
+
+// biome-ignore lint/suspicious/noExplicitAny: bodies are whatever JSON the API answers
+type Json = any;
+async function call(method: string, url: string, body?: unknown): Promise<{ status: number; body: Json }> {
+  const headers: Record<string, string> = { 'x-canopsis-authkey': KEY };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const r = await client.fetch(`${client.origin}${url}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : undefined };
+}
+
+const action = (over: Partial<ScenarioAction>): ScenarioAction => ({
+  type: 'ack',
+  parameters: {},
+  comment: '',
+  entity_pattern: [],
+  drop_scenario_if_not_matched: false,
+  emit_trigger: false,
+  ...over,
+});
+
+test('plan: scenarios by priority on their triggers; a pattern that does not match skips the action or drops the scenario', () => {
+  const s = (key: string, over: Partial<Scenario>): Scenario & { key: string } => ({
+    key,
+    name: key,
+    author: 'root',
+    enabled: true,
+    priority: 1,
+    triggers: ['create'],
+    disable_during_periods: [],
+    actions: [action({})],
+    created: 0,
+    updated: 0,
+    ...over,
+  });
+  const web1 = { _id: 'disk/web1', name: 'disk', type: 'resource', component: 'web1' };
+  const onlyDb = [[{ field: 'component', cond: { type: 'eq', value: 'db1' } }]];
+  const planned = plan(
+    [
+      s('second', { priority: 2, actions: [action({ type: 'cancel' })] }),
+      s('first', { actions: [action({ entity_pattern: onlyDb }), action({ type: 'snooze' })] }),
+      s('dropped', {
+        priority: 3,
+        actions: [action({ entity_pattern: onlyDb, drop_scenario_if_not_matched: true }), action({ type: 'cancel' })],
+      }),
+      s('on-ack', { triggers: ['ack'] }),
+      s('off', { enabled: false }),
+      s('not-in-maintenance', { disable_during_periods: ['maintenance'] }),
+    ],
+    ['create', 'stateinc'],
+    web1,
+    { timestamp: 0, id: 'p', name: 'p', reason: '', reason_name: '', type: 't', type_name: 't', canonical_type: 'maintenance' },
+  );
+  assert.deepEqual(
+    planned.map((p) => `${p.scenario}:${p.index}:${p.action.type}`),
+    ['first:1:snooze', 'second:0:cancel'],
+  );
+});
+
+test('a webhook: the body rendered from its template, retried on 503, the ticket read from the answer; a 4xx is not retried', async () => {
+  answers.set('/unit', [503, 200]);
+  const slept: number[] = [];
+  const r = await callWebhook({
+    request: {
+      url: `${base}/unit`,
+      method: 'post',
+      headers: { 'x-origin': '{{entity._id}}' },
+      payload: '{"r": "{{alarm.v.resource}}"}',
+      skip_verify: false,
+    },
+    declareTicket: { ticket_id: 'result.number', empty_response: false },
+    retryCount: 2,
+    retryDelay: 3,
+    data: { alarm: { v: { resource: 'disk' } }, entity: { _id: 'disk/web1' }, event: {} },
+    sleep: async (ms) => {
+      slept.push(ms);
+    },
+  });
+  assert.equal(r.status, 200);
+  assert.equal(r.attempts, 2);
+  assert.deepEqual(slept, [3000], 'retry_delay between the attempts');
+  assert.match(r.ticket ?? '', /^INC-\d+$/);
+  const got = received.filter((x) => x.path === '/unit');
+  assert.equal(got.length, 2);
+  assert.equal(got[1]!.body, '{"r": "disk"}');
+  assert.equal(got[1]!.headers['x-origin'], 'disk/web1');
+  answers.set('/bad', [404]);
+  await assert.rejects(
+    callWebhook({
+      request: { url: `${base}/bad`, method: 'POST', skip_verify: false },
+      retryCount: 3,
+      retryDelay: 0,
+      data: { alarm: {}, entity: {}, event: {} },
+    }),
+    (e: Error) => e instanceof WebhookFailed && /answered 404 \(not retried\)/.test(e.message),
+  );
+  assert.equal(received.filter((x) => x.path === '/bad').length, 1);
+});
+
+test('a scenario made with the API posts to a real receiver, retries its 503, takes the ticket and acks the alarm', async () => {
+  answers.set('/tickets', [503, 200]);
+  const bad = await call('POST', '/api/v4/scenarios', {
+    name: 'x',
+    enabled: true,
+    triggers: ['create'],
+    delay: { value: 1, unit: 'm' },
+    actions: [],
+  });
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.errors.delay, /not supported yet/);
+  assert.equal(bad.body.errors.actions, 'Actions is missing.');
+  const created = await call('POST', '/api/v4/scenarios', {
+    name: 'open a ticket',
+    enabled: true,
+    priority: 1,
+    triggers: ['create'],
+    actions: [
+      {
+        type: 'webhook',
+        parameters: {
+          request: {
+            url: `${base}/tickets`,
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            payload: '{"summary": "{{alarm.v.resource}} on {{alarm.v.component}} is {{alarm.v.state.val}}", "entity": "{{entity._id}}"}',
+          },
+          retry_count: 2,
+          retry_delay: { value: 1, unit: 's' },
+          declare_ticket: { ticket_id: 'result.number' },
+        },
+        entity_pattern: [[{ field: 'component', cond: { type: 'eq', value: 'shop' } }]],
+        drop_scenario_if_not_matched: true,
+        emit_trigger: false,
+      },
+      { type: 'ack', parameters: { output: 'ticket opened' }, drop_scenario_if_not_matched: false, emit_trigger: false },
+    ],
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+
+  await call('POST', '/api/v4/event', {
+    connector: 'nagios',
+    connector_name: 'n1',
+    event_type: 'check',
+    component: 'shop',
+    resource: 'db',
+    state: 2,
+    output: 'slow',
+  });
+  await call('POST', '/api/v4/event', {
+    connector: 'nagios',
+    connector_name: 'n1',
+    event_type: 'check',
+    component: 'blog',
+    resource: 'db',
+    state: 2,
+    output: 'slow',
+  });
+  const a = await waitFor(
+    'the ticket and the ack on the alarm',
+    async () => {
+      const x = (await call('GET', '/api/v4/alarms?opened=true&search=shop')).body.data?.[0];
+      return x?.v.ticket && x.v.ack ? x : undefined;
+    },
+    30_000,
+    200,
+  );
+  assert.equal(a.v.ticket._t, 'declareticket');
+  assert.match(a.v.ticket.val, /^INC-\d+$/);
+  assert.equal(a.v.ack.a, 'authkey', "the scenario's author");
+  assert.equal(a.v.ack.m, 'ticket opened');
+  const posts = received.filter((x) => x.path === '/tickets');
+  assert.equal(posts.length, 2, 'the 503, then the retry');
+  assert.deepEqual(JSON.parse(posts[1]!.body), { summary: 'db on shop is 2', entity: 'db/shop' });
+  // blog did not match the webhook's pattern: the scenario was dropped, no ack either.
+  const blog = (await call('GET', '/api/v4/alarms?opened=true&search=blog')).body.data[0];
+  assert.equal(blog.v.ack, undefined);
+  assert.equal(blog.v.ticket, undefined);
+  // The ack the scenario made did not run the scenario again (emit_trigger false), and no ack loop.
+  assert.equal(posts.length, received.filter((x) => x.path === '/tickets').length);
+});
+
+test('a webhook still failing after its retries dead-letters the event with the reason', async () => {
+  answers.set('/down', [503]);
+  const created = await call('POST', '/api/v4/scenarios', {
+    name: 'always down',
+    enabled: true,
+    priority: 2,
+    triggers: ['create'],
+    actions: [
+      {
+        type: 'webhook',
+        parameters: { request: { url: `${base}/down`, method: 'POST' }, retry_count: 1, retry_delay: { value: 1, unit: 's' } },
+        entity_pattern: [[{ field: 'component', cond: { type: 'eq', value: 'down-host' } }]],
+        drop_scenario_if_not_matched: true,
+        emit_trigger: false,
+      },
+    ],
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  await call('POST', '/api/v4/event', {
+    connector: 'nagios',
+    connector_name: 'n1',
+    event_type: 'check',
+    component: 'down-host',
+    resource: 'db',
+    state: 3,
+    output: 'gone',
+  });
+  const conn = await amqp.connect(stack.vhostUrl);
+  try {
+    const ch = await conn.createChannel();
+    const dead = await waitFor(
+      'the dead letter',
+      async () => {
+        await ch.checkQueue('Engine_action.dead');
+        const m = await ch.get('Engine_action.dead', { noAck: true });
+        return m || undefined;
+      },
+      30_000,
+      250,
+    );
+    assert.match(String(dead.properties.headers?.['x-canopsis-reason']), /webhook.*\/down answered 503; 2 attempt\(s\), 1 s apart/);
+    assert.equal(JSON.parse(dead.content.toString()).component, 'down-host');
+  } finally {
+    await conn.close();
+  }
+  assert.equal(received.filter((x) => x.path === '/down').length, 2);
+});
