@@ -62,27 +62,46 @@ export function addMetricEngines(text: string): string {
 }
 
 /**
- * 0.4.0 puts the pbehavior engine between che and axe in a stock chain
- * (che's next is axe and there is no pbehavior engine yet). A chain the
- * operator changed there is left alone.
+ * 0.4.0 adds the operator engines to a stock chain, where Canopsis 4 has
+ * them: pbehavior between che and axe (when che's next is axe), action
+ * right after axe (when axe's next is perfdata or nothing). A chain the
+ * operator changed at either place is left alone there.
  */
-export function addPbehaviorEngine(text: string): string {
-  const ini = parseIni(text);
-  if ((ini.get('engine:che')?.next ?? '') !== 'axe' || !ini.has('engine:axe') || ini.has('engine:pbehavior')) return text;
-  const sets: Array<[string, string, string]> = [
-    ['engine:che', 'next', 'pbehavior'],
-    ['engine:pbehavior', 'event_processing', 'canopsis.pbehavior.process.event_processing'],
-    ['engine:pbehavior', 'beat_processing', 'canopsis.pbehavior.process.beat_processing'],
-    ['engine:pbehavior', 'next', 'axe'],
-  ];
-  return sets.reduce((t, [section, key, value]) => setIniValue(t, section, key, value), text);
+export function addOperatorEngines(text: string): string {
+  let ini = parseIni(text);
+  let out = text;
+  if ((ini.get('engine:che')?.next ?? '') === 'axe' && ini.has('engine:axe') && !ini.has('engine:pbehavior')) {
+    for (const [section, key, value] of [
+      ['engine:che', 'next', 'pbehavior'],
+      ['engine:pbehavior', 'event_processing', 'canopsis.pbehavior.process.event_processing'],
+      ['engine:pbehavior', 'beat_processing', 'canopsis.pbehavior.process.beat_processing'],
+      ['engine:pbehavior', 'next', 'axe'],
+    ] as const)
+      out = setIniValue(out, section, key, value);
+  }
+  ini = parseIni(out);
+  const axeNext = ini.get('engine:axe')?.next ?? '';
+  if (ini.has('engine:axe') && (axeNext === 'perfdata' || axeNext === '') && !ini.has('engine:action')) {
+    out = setIniValue(out, 'engine:axe', 'next', 'action');
+    out = setIniValue(out, 'engine:action', 'event_processing', 'canopsis.action.process.event_processing');
+    if (axeNext) out = setIniValue(out, 'engine:action', 'next', axeNext);
+  }
+  return out;
 }
 
-/** The way back: che goes straight to axe again, when pbehavior sits between them as 0.4.0 put it. */
-export function removePbehaviorEngine(text: string): string {
-  const ini = parseIni(text);
-  if ((ini.get('engine:che')?.next ?? '') !== 'pbehavior' || (ini.get('engine:pbehavior')?.next ?? '') !== 'axe') return text;
-  return setIniValue(removeIniSection(text, 'engine:pbehavior'), 'engine:che', 'next', 'axe');
+/** The way back: each engine taken out where 0.4.0 put it, its neighbours joined again. */
+export function removeOperatorEngines(text: string): string {
+  let ini = parseIni(text);
+  let out = text;
+  if ((ini.get('engine:axe')?.next ?? '') === 'action' && ini.has('engine:action')) {
+    const after = ini.get('engine:action')?.next ?? '';
+    out = setIniValue(removeIniSection(out, 'engine:action'), 'engine:axe', 'next', after);
+  }
+  ini = parseIni(out);
+  if ((ini.get('engine:che')?.next ?? '') === 'pbehavior' && (ini.get('engine:pbehavior')?.next ?? '') === 'axe') {
+    out = setIniValue(removeIniSection(out, 'engine:pbehavior'), 'engine:che', 'next', 'axe');
+  }
+  return out;
 }
 
 /** Entities as 0.2.0 stored them (first_seen / last_seen). */
@@ -152,10 +171,11 @@ export const MIGRATIONS: Migration[] = [
     down: { store: entitiesFromV4 },
   },
   {
-    id: '0.4.0-pbehavior-engine',
-    description: 'the pbehavior engine (maintenance windows) joins the stock chain between che and axe',
-    settings: addPbehaviorEngine,
-    down: { settings: removePbehaviorEngine },
+    id: '0.4.0-operator-engines',
+    description:
+      'the pbehavior engine (maintenance windows) joins the stock chain between che and axe, the action engine (scenarios) after axe',
+    settings: addOperatorEngines,
+    down: { settings: removeOperatorEngines },
   },
   {
     id: '0.4.0-alarms-v4',

@@ -168,9 +168,11 @@ export const DEFAULT_ENGINES: Array<[string, RawSection]> = [
     {
       event_processing: 'canopsis.axe.process.event_processing',
       beat_processing: 'canopsis.axe.process.beat_processing',
-      next: 'perfdata',
+      next: 'action',
     },
   ],
+  // Scenarios and their webhooks, after axe as in Canopsis 4.
+  ['action', { event_processing: 'canopsis.action.process.event_processing', next: 'perfdata' }],
   [
     'perfdata',
     {

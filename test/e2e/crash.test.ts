@@ -144,7 +144,7 @@ async function assertOnV2(running: boolean): Promise<void> {
     '0.2.0-metric-engines',
     '0.3.0-store-dbpath',
     '0.3.0-entity-fields',
-    '0.4.0-pbehavior-engine',
+    '0.4.0-operator-engines',
     '0.4.0-alarms-v4',
   ]);
   assert.match(await readFile(path.join(prefix, 'etc', 'canopsis.ini'), 'utf8'), /\nmongodb_dbpath = var\/lib\/mongodb\n/);

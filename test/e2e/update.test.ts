@@ -117,11 +117,11 @@ test('v1 installed and running; an update to a v2 whose engines exit is rolled b
   assert.equal(update.exitCode, 9, update.all);
   assert.match(
     update.stdout,
-    /migrations to run: 0\.3\.0-store-dbpath, 0\.3\.0-entity-fields, 0\.4\.0-pbehavior-engine, 0\.4\.0-alarms-v4/,
+    /migrations to run: 0\.3\.0-store-dbpath, 0\.3\.0-entity-fields, 0\.4\.0-operator-engines, 0\.4\.0-alarms-v4/,
   );
   assert.match(
     update.stderr,
-    /update to 0\.4\.0 failed \(health check: service amqp2engines restart: .*\); rolled back to 0\.2\.0 \(0\.2\.0\+[0-9a-f]{8}\), migrations undone: 0\.4\.0-alarms-v4, 0\.4\.0-pbehavior-engine, 0\.3\.0-entity-fields, 0\.3\.0-store-dbpath, running again/,
+    /update to 0\.4\.0 failed \(health check: service amqp2engines restart: .*\); rolled back to 0\.2\.0 \(0\.2\.0\+[0-9a-f]{8}\), migrations undone: 0\.4\.0-alarms-v4, 0\.4\.0-operator-engines, 0\.3\.0-entity-fields, 0\.3\.0-store-dbpath, running again/,
   );
   assert.equal(await readlink(path.join(prefix, 'lib', 'canopsis', 'current')), release1, 'current points at v1 again');
   assert.match(await settingsText(), /\ndbpath = var\/lib\/mongodb\n/, 'the renamed key is back');
@@ -156,7 +156,7 @@ test('v1 -> v2: the setting renamed and the entities reshaped once, the edit kep
     '0.2.0-metric-engines',
     '0.3.0-store-dbpath',
     '0.3.0-entity-fields',
-    '0.4.0-pbehavior-engine',
+    '0.4.0-operator-engines',
     '0.4.0-alarms-v4',
   ]);
   assert.match(await readFile(path.join(prefix, 'etc', 'webserver.conf'), 'utf8'), /; kept across updates/);

@@ -151,21 +151,23 @@ test('0.2.0-metric-engines adds perfdata and collectdgw to a stock 0.1.0 chain, 
   assert.equal(addMetricEngines(custom), custom);
 });
 
-test('0.4.0-pbehavior-engine puts pbehavior between che and axe in a stock chain and takes it out again; a changed chain is left alone', async () => {
-  const { addPbehaviorEngine, removePbehaviorEngine } = await import('../../installer/migrations/index.js');
+test('0.4.0-operator-engines puts pbehavior between che and axe and action after axe in a stock chain, and takes them out again', async () => {
+  const { addOperatorEngines, removeOperatorEngines } = await import('../../installer/migrations/index.js');
   const v3 =
-    '[engine:che]\n; context\nevent_processing = canopsis.che.process.event_processing\nnext = axe\n\n[engine:axe]\nevent_processing = canopsis.axe.process.event_processing\nnext = perfdata\n';
-  const v4 = addPbehaviorEngine(v3);
+    '[engine:che]\n; context\nevent_processing = canopsis.che.process.event_processing\nnext = axe\n\n[engine:axe]\nevent_processing = canopsis.axe.process.event_processing\nnext = perfdata\n\n[engine:perfdata]\nevent_processing = canopsis.perfdata.process.event_processing\n';
+  const v4 = addOperatorEngines(v3);
   assert.match(v4, /\[engine:che\]\n; context\nevent_processing = canopsis\.che\.process\.event_processing\nnext = pbehavior\n/);
   assert.match(
     v4,
     /\[engine:pbehavior\]\nevent_processing = canopsis\.pbehavior\.process\.event_processing\nbeat_processing = canopsis\.pbehavior\.process\.beat_processing\nnext = axe\n/,
   );
-  assert.equal(addPbehaviorEngine(v4), v4, 'idempotent');
-  assert.equal(removePbehaviorEngine(v4), v3, 'down gives back the 0.3.0 text, comments included');
-  assert.equal(removePbehaviorEngine(v3), v3);
-  const custom = v3.replace('next = axe', 'next = enrich');
-  assert.equal(addPbehaviorEngine(custom), custom);
+  assert.match(v4, /\[engine:axe\]\nevent_processing = canopsis\.axe\.process\.event_processing\nnext = action\n/);
+  assert.match(v4, /\[engine:action\]\nevent_processing = canopsis\.action\.process\.event_processing\nnext = perfdata\n/);
+  assert.equal(addOperatorEngines(v4), v4, 'idempotent');
+  assert.equal(removeOperatorEngines(v4), v3, 'down gives back the 0.3.0 text, comments included');
+  assert.equal(removeOperatorEngines(v3), v3);
+  const custom = v3.replace('next = axe', 'next = enrich').replace('next = perfdata', 'next = archive');
+  assert.equal(addOperatorEngines(custom), custom, 'a changed chain is left alone');
 });
 
 test('0.3.0 reshapes stored entities to Canopsis v4 fields and back; both directions idempotent, in batches', async () => {
@@ -250,7 +252,7 @@ test('migrate --down-to undoes what is newer than a version: the renamed key bac
   );
 
   const undone = await migrateDownTo(layout, '0.2.0', MIGRATIONS, inProcess(layout.prefix, MIGRATIONS));
-  assert.deepEqual(undone, ['0.4.0-alarms-v4', '0.4.0-pbehavior-engine', '0.3.0-entity-fields', '0.3.0-store-dbpath']);
+  assert.deepEqual(undone, ['0.4.0-alarms-v4', '0.4.0-operator-engines', '0.3.0-entity-fields', '0.3.0-store-dbpath']);
   assert.equal(await readFile(layout.settingsFile, 'utf8'), '[store]\n; where mongod keeps its files\ndbpath = /data/db\n');
   const after = new SqliteStore(path.join(layout.varLib, 'store.db'));
   assert.deepEqual(await after.collection('entities').get('web'), {

@@ -81,6 +81,7 @@ describe('the rendered supervisord.conf run by supervisord', {
     assert.deepEqual(
       names,
       [
+        'amqp2engines:engine-action-0',
         'amqp2engines:engine-axe-0',
         'amqp2engines:engine-che-0',
         'amqp2engines:engine-che-1',

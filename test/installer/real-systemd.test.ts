@@ -24,6 +24,7 @@ const INSTANCES = [
   'engine-che.1',
   'engine-pbehavior',
   'engine-axe',
+  'engine-action',
   'engine-perfdata',
   'engine-collectdgw',
 ];

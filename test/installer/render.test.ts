@@ -76,7 +76,7 @@ test('defaults: every service file, one ini and one bin per engine, no MongoDB',
   ]) {
     assert.ok(files.has(t), `${t} rendered`);
   }
-  for (const e of ['cleaner', 'event_filter', 'che', 'pbehavior', 'axe', 'perfdata', 'collectdgw']) {
+  for (const e of ['cleaner', 'event_filter', 'che', 'pbehavior', 'axe', 'action', 'perfdata', 'collectdgw']) {
     assert.ok(files.has(`etc/engines/${e}.ini`));
     assert.ok(files.has(`bin/engine-${e}`));
   }
@@ -84,7 +84,7 @@ test('defaults: every service file, one ini and one bin per engine, no MongoDB',
   assert.ok(!files.has('etc/supervisord.d/mongodb.conf'));
   assert.equal(
     ini.parse(content(files, 'etc/supervisord.d/amqp2engines.conf'))['group:amqp2engines'].programs,
-    'engine-cleaner,engine-event_filter,engine-che,engine-pbehavior,engine-axe,engine-perfdata,engine-collectdgw',
+    'engine-cleaner,engine-event_filter,engine-che,engine-pbehavior,engine-axe,engine-action,engine-perfdata,engine-collectdgw',
   );
   assert.match(
     content(files, 'etc/hypcontrol.conf'),

@@ -23,7 +23,7 @@ function problemsOf(text: string, sets = [] as ReturnType<typeof parseSetOption>
   return [];
 }
 
-test('the default canopsis.ini is valid and gives the cleaner -> event_filter -> che -> pbehavior -> axe chain', async () => {
+test('the default canopsis.ini is valid and gives the cleaner -> event_filter -> che -> pbehavior -> axe -> action chain', async () => {
   const s = validateSettingsText(await defaults(), FILE, host);
   assert.deepEqual(
     s.engines.map((e) => [e.name, e.next.join(',')]),
@@ -32,7 +32,8 @@ test('the default canopsis.ini is valid and gives the cleaner -> event_filter ->
       ['event_filter', 'che'],
       ['che', 'pbehavior'],
       ['pbehavior', 'axe'],
-      ['axe', 'perfdata'],
+      ['axe', 'action'],
+      ['action', 'perfdata'],
       ['perfdata', ''],
       ['collectdgw', 'che'],
     ],
