@@ -1,5 +1,6 @@
 import { benchAlarms } from './alarms.js';
 import { benchBackup } from './backup.js';
+import { benchOperator } from './operator.js';
 import { benchPipeline } from './pipeline.js';
 import { benchUpdate } from './update.js';
 
@@ -7,5 +8,6 @@ import { benchUpdate } from './update.js';
 const only = process.argv[2];
 if (!only || only === 'pipeline') await benchPipeline();
 if (!only || only === 'alarms') await benchAlarms();
+if (!only || only === 'operator') await benchOperator();
 if (!only || only === 'update') await benchUpdate();
 if (!only || only === 'backup') await benchBackup();
