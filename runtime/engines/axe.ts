@@ -92,7 +92,9 @@ const NEXT_IDLE = 'axe.idle.next';
 async function sendIdleJob(engine: EngineHandle, now: number): Promise<void> {
   if (engine.worker !== 0) return;
   if (now < ((engine.state.get(NEXT_IDLE) as number | undefined) ?? 0)) return;
-  await engine.dispatch(IDLE_JOB);
+  // No rule, no job: the queue carries nothing for a platform that has none.
+  const rules = await (await engine.store()).collection<IdleRule>(IDLE_RULES).count({ enabled: true });
+  if (rules > 0) await engine.dispatch(IDLE_JOB);
   engine.state.set(NEXT_IDLE, now + IDLE_EVERY);
 }
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { ApiClient } from '../../runtime/web/client.js';
 import { type ApiStack, startApiStack } from '../helpers/api-stack.js';
+import { startEngine, stopEngine, whenConsuming } from '../helpers/broker.js';
 import { waitFor } from '../helpers/index.js';
 
 /*
@@ -50,6 +51,16 @@ before(async () => {
 });
 
 after(() => stack?.stop());
+
+/** Restarts the pbehavior engine with its clock moved by `offset` seconds (tests only: CPS_CLOCK_OFFSET). */
+async function movePbehaviorClock(offset: number): Promise<void> {
+  const i = 2;
+  await stopEngine(stack.engines[i]!);
+  process.env.CPS_CLOCK_OFFSET = String(offset);
+  stack.engines[i] = startEngine(stack.dir, 'pbehavior');
+  delete process.env.CPS_CLOCK_OFFSET;
+  await whenConsuming(stack.engines[i]!);
+}
 
 // biome-ignore lint/suspicious/noExplicitAny: bodies are whatever JSON the API answers
 type Json = any;
@@ -115,7 +126,7 @@ test('the default types and reason are there; a type of an existing priority or 
   assert.equal((await call('GET', `/api/v4/pbehavior-types/${custom.body._id}`)).status, 404);
 });
 
-test('a maintenance window created through the API puts the alarm in it; disabling it takes the alarm out; delete, then 404', async () => {
+test('a weekly maintenance window created through the API: the alarm is born in it, leaves it when disabled, when the window closes, enters it again a week later; delete, then 404', async () => {
   const now = Math.floor(Date.now() / 1000);
   const invalid = await call('POST', '/api/v4/pbehaviors', {
     enabled: true,
@@ -179,6 +190,19 @@ test('a maintenance window created through the API puts the alarm in it; disabli
   // The API asked the engine to recompute: the alarm leaves without waiting for the minute's job.
   await waitFor('the alarm out of maintenance', async () => (await alarmOf('cpu'))?.v.pbehavior_info === undefined, 20_000);
   assert.equal((await alarmOf('cpu')).v.steps.at(-1)._t, 'pbhleave');
+
+  // Enabled again, and time moved (the engine's clock, CPS_CLOCK_OFFSET): two hours later the weekly window is
+  // closed, a week later it is open again.
+  await call('PUT', `/api/v4/pbehaviors/${id}`, body);
+  await waitFor('in maintenance again', async () => (await alarmOf('cpu'))?.v.pbehavior_info?.id === id, 20_000);
+  await movePbehaviorClock(2 * 3600);
+  await waitFor('out when the window closes', async () => (await alarmOf('cpu'))?.v.pbehavior_info === undefined, 20_000);
+  await movePbehaviorClock(7 * 24 * 3600);
+  await waitFor('in again a week later', async () => (await alarmOf('cpu'))?.v.pbehavior_info?.id === id, 20_000);
+  assert.deepEqual(
+    (await alarmOf('cpu')).v.steps.map((s: Json) => s._t),
+    ['stateinc', 'statusinc', 'pbhenter', 'pbhleave', 'pbhenter', 'pbhleave', 'pbhenter'],
+  );
 
   assert.equal((await call('DELETE', `/api/v4/pbehaviors/${id}`)).status, 204);
   assert.deepEqual(await call('GET', `/api/v4/pbehaviors/${id}`), { status: 404, body: { error: 'Not found' } });
