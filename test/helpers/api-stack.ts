@@ -40,7 +40,12 @@ export interface ApiStackOptions {
   chain?: { conf: string; engines: string[] };
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: tests read whatever JSON the API answers
+export type Json = any;
+
 export interface ApiStack {
+  /** One API request with the stack's key: the status and the parsed body. */
+  call(method: string, url: string, body?: unknown): Promise<{ status: number; body: Json }>;
   dir: string;
   /** The AMQP URL of the stack's vhost. */
   vhostUrl: string;
@@ -82,6 +87,17 @@ export async function startApiStack(o: ApiStackOptions): Promise<ApiStack> {
   web.all?.on('data', (d: Buffer) => (logs += d.toString()));
   await waitFor('the API healthy', async () => (await client.fetch('/healthcheck').catch(() => undefined))?.status === 200, 30_000);
   return {
+    call: async (method, url, body) => {
+      const headers: Record<string, string> = { 'x-canopsis-authkey': o.authkey };
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      const r = await client.fetch(`${client.origin}${url}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await r.text();
+      return { status: r.status, body: text ? JSON.parse(text) : undefined };
+    },
     dir,
     vhostUrl: vhost.url,
     client,

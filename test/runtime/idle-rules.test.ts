@@ -3,7 +3,6 @@ import { after, before, test } from 'node:test';
 import { applyEvent, onBeat } from '../../runtime/alarm/apply.js';
 import { DEFAULT_ALARM_SETTINGS, STATUS } from '../../runtime/alarm/model.js';
 import { type IdleCandidate, type IdleRule, idleEvents } from '../../runtime/idle/rules.js';
-import type { ApiClient } from '../../runtime/web/client.js';
 import { type ApiStack, startApiStack } from '../helpers/api-stack.js';
 import { waitFor } from '../helpers/index.js';
 
@@ -113,7 +112,6 @@ test('noevents opens an alarm at its state with status noevents (5); the next ch
 
 const KEY = 'test-admin-key-idle-rules-0123';
 let stack: ApiStack;
-let client: ApiClient;
 
 before(async () => {
   stack = await startApiStack({
@@ -122,20 +120,11 @@ before(async () => {
     authkey: KEY,
     runtime: '[dispatchers]\nevent_dispatchers =\n\n[alarms]\nresolve_delay = 100000\n',
   });
-  client = stack.client;
 });
 
 after(() => stack?.stop());
 
-// biome-ignore lint/suspicious/noExplicitAny: bodies are whatever JSON the API answers
-type Json = any;
-async function call(method: string, url: string, body?: unknown): Promise<{ status: number; body: Json }> {
-  const headers: Record<string, string> = { 'x-canopsis-authkey': KEY };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const r = await client.fetch(`${client.origin}${url}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : undefined };
-}
+const call = (method: string, url: string, body?: unknown) => stack.call(method, url, body);
 
 test('a connector that goes silent raises the idle alarm, through an idle rule made with the API', async () => {
   const bad = await call('POST', '/api/v4/idle-rules', {

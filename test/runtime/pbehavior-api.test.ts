@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { ApiClient } from '../../runtime/web/client.js';
-import { type ApiStack, startApiStack } from '../helpers/api-stack.js';
+import { type ApiStack, type Json, startApiStack } from '../helpers/api-stack.js';
 import { startEngine, stopEngine, whenConsuming } from '../helpers/broker.js';
 import { waitFor } from '../helpers/index.js';
 
@@ -15,7 +14,6 @@ import { waitFor } from '../helpers/index.js';
 
 const KEY = 'test-admin-key-pbehavior-api-01';
 let stack: ApiStack;
-let client: ApiClient;
 
 const CHAIN = `
 [engine:cleaner]
@@ -47,7 +45,6 @@ before(async () => {
     runtime: '[dispatchers]\nevent_dispatchers =\n\n[alarms]\nresolve_delay = 100000\n',
     chain: { conf: CHAIN, engines: ['cleaner', 'che', 'pbehavior', 'axe'] },
   });
-  client = stack.client;
 });
 
 after(() => stack?.stop());
@@ -62,15 +59,7 @@ async function movePbehaviorClock(offset: number): Promise<void> {
   await whenConsuming(stack.engines[i]!);
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: bodies are whatever JSON the API answers
-type Json = any;
-async function call(method: string, url: string, body?: unknown): Promise<{ status: number; body: Json }> {
-  const headers: Record<string, string> = { 'x-canopsis-authkey': KEY };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const r = await client.fetch(`${client.origin}${url}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : undefined };
-}
+const call = (method: string, url: string, body?: unknown) => stack.call(method, url, body);
 
 const alarmOf = async (resource: string) =>
   (await call('GET', `/api/v4/alarms?opened=true&search=${resource}&with_steps=true`)).body.data?.[0] as Json;

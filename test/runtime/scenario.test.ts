@@ -6,7 +6,6 @@ import amqp from 'amqplib';
 import type { Scenario, ScenarioAction } from '../../runtime/scenario/model.js';
 import { plan } from '../../runtime/scenario/plan.js';
 import { callWebhook, WebhookFailed } from '../../runtime/scenario/webhook.js';
-import type { ApiClient } from '../../runtime/web/client.js';
 import { type ApiStack, startApiStack } from '../helpers/api-stack.js';
 import { waitFor } from '../helpers/index.js';
 
@@ -31,7 +30,6 @@ let base: string;
 
 const KEY = 'test-admin-key-scenarios-01234';
 let stack: ApiStack;
-let client: ApiClient;
 
 const CHAIN = `
 [engine:cleaner]
@@ -72,7 +70,6 @@ before(async () => {
     runtime: '[dispatchers]\nevent_dispatchers =\n\n[alarms]\nresolve_delay = 100000\n',
     chain: { conf: CHAIN, engines: ['cleaner', 'che', 'axe', 'action'] },
   });
-  client = stack.client;
 });
 
 after(async () => {
@@ -80,15 +77,7 @@ after(async () => {
   await new Promise((r) => receiver?.close(r));
 });
 
-// biome-ignore lint/suspicious/noExplicitAny: bodies are whatever JSON the API answers
-type Json = any;
-async function call(method: string, url: string, body?: unknown): Promise<{ status: number; body: Json }> {
-  const headers: Record<string, string> = { 'x-canopsis-authkey': KEY };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const r = await client.fetch(`${client.origin}${url}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : undefined };
-}
+const call = (method: string, url: string, body?: unknown) => stack.call(method, url, body);
 
 const action = (over: Partial<ScenarioAction>): ScenarioAction => ({
   type: 'ack',
