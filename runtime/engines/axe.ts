@@ -165,6 +165,25 @@ async function applyAlarmEvent(engine: EngineHandle, event: Event): Promise<{ al
   return { ...(doc?.current ? { alarm: doc.current._id } : {}), triggers };
 }
 
+/** An event for the next engines (the action engine) about a change no event made; a broker fault only loses the trigger. */
+async function emitTriggers(engine: EngineHandle, a: Alarm, triggers: string[], now: number, ctx: TaskContext): Promise<void> {
+  await engine
+    .emit({
+      connector: a.v.connector,
+      connector_name: a.v.connector_name,
+      event_type: triggers.includes('resolve') ? 'resolve' : 'alarm_change',
+      source_type: a.v.resource ? 'resource' : 'component',
+      component: a.v.component,
+      ...(a.v.resource ? { resource: a.v.resource } : {}),
+      timestamp: now,
+      initiator: 'system',
+      output: '',
+      alarm_id: a._id,
+      alarm_triggers: triggers,
+    })
+    .catch((e: Error) => ctx.logger.warn({ err: e.message, alarm: a._id, triggers }, 'alarm triggers not sent to the next engines'));
+}
+
 export const axe: TaskModule = {
   name: 'canopsis.axe.process',
   // One entity's events in arrival order, whatever numprocs is.
@@ -185,14 +204,19 @@ export const axe: TaskModule = {
     for (const open of await c.entity.find({ open: true })) {
       let resolved: Alarm | undefined;
       let changes: string[] = [];
+      let triggers: string[] = [];
       const { doc } = await c.entity.modify(open.key, (cur) => {
         if (!cur) return undefined;
         const r = onBeat(cur, now, engine.runtime.alarms);
         resolved = r.resolved;
         changes = r.changes;
+        triggers = r.resolved ? ['resolve'] : triggersOf(cur.current, r.next.current);
         return r.changes.length ? r.next : undefined;
       });
       await mirror(c, resolved ?? doc?.current);
+      const changed = resolved ?? doc?.current;
+      // What time alone did (a resolution, a snooze's end) can trigger scenarios too: told to the next engines.
+      if (changed && changes.length && triggers.length) await emitTriggers(engine, changed, triggers, now, ctx);
       for (const change of changes)
         await engine.report('info', `alarm_${change}`, {
           timestamp: now,

@@ -9,7 +9,7 @@ import type { CanonicalType, EntityPattern } from '../pbehavior/model.js';
 
 export const SCENARIOS = 'scenarios';
 
-/** The triggers the appliance raises (models.go lists more: instructions, done, resolve are not raised here). */
+/** The triggers the appliance raises (models.go lists more: instructions and done are not raised here). */
 export const TRIGGERS = [
   'create',
   'stateinc',
@@ -28,6 +28,7 @@ export const TRIGGERS = [
   'activate',
   'pbhenter',
   'pbhleave',
+  'resolve',
 ] as const;
 
 export const ACTION_TYPES = ['ack', 'ackremove', 'assocticket', 'cancel', 'changestate', 'snooze', 'webhook'] as const;

@@ -43,6 +43,8 @@ next=axe
 
 [engine:axe]
 event_processing=canopsis.axe.process.event_processing
+beat_processing=canopsis.axe.process.beat_processing
+beat_interval=0.3
 next=action
 
 [engine:action]
@@ -67,7 +69,7 @@ before(async () => {
     tag: 'scen',
     port: 5799,
     authkey: KEY,
-    runtime: '[dispatchers]\nevent_dispatchers =\n\n[alarms]\nresolve_delay = 100000\n',
+    runtime: '[dispatchers]\nevent_dispatchers =\n\n[alarms]\nresolve_delay = 1\nstealthy_window = 0\n',
     chain: { conf: CHAIN, engines: ['cleaner', 'che', 'axe', 'action'] },
   });
 });
@@ -295,4 +297,46 @@ test('a webhook still failing after its retries dead-letters the event with the 
     await conn.close();
   }
   assert.equal(received.filter((x) => x.path === '/down').length, 2);
+});
+
+test("a scenario on resolve: time resolves the alarm on axe's beat, and the webhook hears of it", async () => {
+  answers.set('/resolved', [200]);
+  const created = await call('POST', '/api/v4/scenarios', {
+    name: 'tell on resolve',
+    enabled: true,
+    priority: 3,
+    triggers: ['resolve'],
+    actions: [
+      {
+        type: 'webhook',
+        parameters: {
+          request: {
+            url: `${base}/resolved`,
+            method: 'POST',
+            payload: '{"resolved": "{{alarm.v.resource}}/{{alarm.v.component}}", "after": {{alarm.v.duration}} }',
+          },
+        },
+        entity_pattern: [[{ field: 'component', cond: { type: 'eq', value: 'fixed-host' } }]],
+        drop_scenario_if_not_matched: true,
+        emit_trigger: false,
+      },
+    ],
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const check = (state: number) => ({
+    connector: 'nagios',
+    connector_name: 'n1',
+    event_type: 'check',
+    component: 'fixed-host',
+    resource: 'db',
+    state,
+    output: `state ${state}`,
+  });
+  await call('POST', '/api/v4/event', check(2));
+  await waitFor('the alarm', async () => (await call('GET', '/api/v4/alarms?opened=true&search=fixed-host')).body.data?.length === 1);
+  await call('POST', '/api/v4/event', check(0));
+  const heard = await waitFor('the webhook of the resolution', async () => received.find((x) => x.path === '/resolved'), 30_000, 200);
+  const body = JSON.parse(heard.body);
+  assert.equal(body.resolved, 'db/fixed-host');
+  assert.ok(body.after >= 1, 'the resolved alarm, with its duration');
 });
