@@ -197,3 +197,33 @@ test('a weekly maintenance window created through the API: the alarm is born in 
   assert.deepEqual(await call('GET', `/api/v4/pbehaviors/${id}`), { status: 404, body: { error: 'Not found' } });
   assert.equal((await call('PUT', `/api/v4/pbehaviors/${id}`, body)).status, 404);
 });
+
+test('bulk pbehaviors (lib/api/bulk/handler.go): 207, one answer per item, created, refused or not found', async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const valid = {
+    name: 'bulk one',
+    enabled: false,
+    tstart: now,
+    type: 'default-pause',
+    reason: 'default-reason',
+    color: '#FFFFFF',
+    entity_pattern: [[{ field: 'name', cond: { type: 'eq', value: 'nothing' } }]],
+  };
+  const created = await call('POST', '/api/v4/bulk/pbehaviors', [valid, { ...valid, name: '' }, 'x']);
+  assert.equal(created.status, 207);
+  assert.equal(created.body[0].status, 200);
+  assert.match(created.body[0].id, /^[0-9a-f-]{36}$/);
+  assert.deepEqual(created.body[1], { status: 400, item: { ...valid, name: '' }, errors: { name: 'Name is missing.' } });
+  assert.deepEqual(created.body[2], { status: 400, item: 'x', error: 'request has invalid structure' });
+  const id = created.body[0].id as string;
+  const updated = await call('PUT', '/api/v4/bulk/pbehaviors', [{ ...valid, _id: id, name: 'bulk renamed' }]);
+  assert.deepEqual(updated.body, [{ id, status: 200, item: { ...valid, _id: id, name: 'bulk renamed' } }]);
+  assert.equal((await call('GET', `/api/v4/pbehaviors/${id}`)).body.name, 'bulk renamed');
+  const deleted = await call('DELETE', '/api/v4/bulk/pbehaviors', [{ _id: id }, { _id: 'nope' }, {}]);
+  assert.deepEqual(deleted.body, [
+    { id, status: 200, item: { _id: id } },
+    { status: 404, item: { _id: 'nope' }, error: 'Not found' },
+    { status: 400, item: {}, errors: { _id: 'ID is missing.' } },
+  ]);
+  assert.equal((await call('GET', `/api/v4/pbehaviors/${id}`)).status, 404);
+});

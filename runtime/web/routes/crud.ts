@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Store } from '../../store/types.js';
 import { bumpVersion } from '../../store/versions.js';
 import { pageMeta, pageOf, type Query } from '../alarms-query.js';
@@ -46,6 +46,8 @@ export interface CrudOptions<T extends object> {
   usedBy?: string;
   /** Sort of the list (default: by id). */
   sort?: Array<[string, 1 | -1]>;
+  /** The bulk route (/api/v4/bulk/...): POST creates, PUT updates, DELETE deletes, an array each. */
+  bulk?: string;
   /** The answer for a document (default: the document with `_id`). */
   view?: (key: string, doc: T) => Promise<Record<string, unknown>> | Record<string, unknown>;
 }
@@ -79,35 +81,69 @@ export function crudRoutes<T extends object>(app: FastifyInstance, o: CrudOption
     const { key, ...rest } = doc;
     return await view(key, rest as T);
   });
-  const save = async (id: string, body: unknown, author: string, existing: T | undefined, reply: FastifyReply, status: 200 | 201) => {
+  /** One create, update or delete, as an outcome both the single and the bulk routes answer from. */
+  type Outcome = { status: 200 | 201 | 204; id: string; doc?: T } | { status: 400; errors?: Errors; error?: string } | { status: 404 };
+  const write = async (op: 'create' | 'update' | 'delete', id: string | undefined, body: Body, author: string): Promise<Outcome> => {
     await o.before?.();
-    const r = await o.check((body ?? {}) as Body, author, existing);
-    if (!r.doc) return reply.status(400).send({ errors: r.errors });
-    await c().put(id, r.doc);
+    if (op !== 'create' && !id) return { status: 400, errors: { _id: 'ID is missing.' } };
+    const key = id ?? randomUUID();
+    const current = await c().get(key);
+    if (op === 'create' && current) return { status: 400, errors: { _id: 'ID already exists.' } };
+    if (op !== 'create' && !current) return { status: 404 };
+    if (op === 'delete') {
+      if (await o.inUse?.(key)) return { status: 400, error: `${key} is used by ${o.usedBy ?? 'another document'}` };
+      await c().delete({ key });
+    } else {
+      const existing = current ? (({ key: _k, ...d }) => d as unknown as T)(current) : undefined;
+      const r = await o.check(body, author, existing);
+      if (!r.doc) return { status: 400, errors: r.errors };
+      await c().put(key, r.doc);
+      if (o.version) await bumpVersion(o.store, o.version);
+      await o.changed?.();
+      return { status: op === 'create' ? 201 : 200, id: key, doc: r.doc };
+    }
     if (o.version) await bumpVersion(o.store, o.version);
     await o.changed?.();
-    return reply.status(status).send(await view(id, r.doc));
+    return { status: 204, id: key };
   };
+  const answer = async (r: Outcome, reply: FastifyReply) => {
+    if (r.status === 404) return reply.status(404).send(NOT_FOUND);
+    if (r.status === 400) return reply.status(400).send(r.errors ? { errors: r.errors } : { error: r.error });
+    if (r.status === 204) return reply.status(204).send();
+    return reply.status(r.status).send(await view(r.id, r.doc!));
+  };
+  const bodyOf = (v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Body) : {});
   app.post(o.route, async (req, reply) => {
-    const b = (req.body ?? {}) as Body;
-    const id = typeof b._id === 'string' && b._id ? b._id : randomUUID();
-    if (await c().get(id)) return reply.status(400).send({ errors: { _id: 'ID already exists.' } });
-    return save(id, b, req.principal!.name, undefined, reply, 201);
+    const b = bodyOf(req.body);
+    return answer(await write('create', typeof b._id === 'string' && b._id ? b._id : undefined, b, req.principal!.name), reply);
   });
-  app.put(`${o.route}/:id`, async (req, reply) => {
-    const { id } = req.params as { id: string };
-    const existing = await c().get(id);
-    if (!existing) return reply.status(404).send(NOT_FOUND);
-    const { key: _k, ...doc } = existing;
-    return save(id, req.body, req.principal!.name, doc as T, reply, 200);
-  });
-  app.delete(`${o.route}/:id`, async (req, reply) => {
-    const { id } = req.params as { id: string };
-    if (!(await c().get(id))) return reply.status(404).send(NOT_FOUND);
-    if (await o.inUse?.(id)) return reply.status(400).send({ error: `${id} is used by ${o.usedBy ?? 'another document'}` });
-    await c().delete({ key: id });
-    if (o.version) await bumpVersion(o.store, o.version);
-    await o.changed?.();
-    return reply.status(204).send();
-  });
+  app.put(`${o.route}/:id`, async (req, reply) =>
+    answer(await write('update', (req.params as { id: string }).id, bodyOf(req.body), req.principal!.name), reply),
+  );
+  app.delete(`${o.route}/:id`, async (req, reply) =>
+    answer(await write('delete', (req.params as { id: string }).id, {}, req.principal!.name), reply),
+  );
+
+  // The bulk routes (lib/api/bulk/handler.go): an array in, 207 out, one {id, status, item} or {status, item, error(s)} per item.
+  if (!o.bulk) return;
+  const bulk = (op: 'create' | 'update' | 'delete') => async (req: FastifyRequest, reply: FastifyReply) => {
+    if (!Array.isArray(req.body)) return reply.status(400).send({ error: 'the body should be an array' });
+    const out: Array<Record<string, unknown>> = [];
+    for (const item of req.body as unknown[]) {
+      if (!item || typeof item !== 'object' || Array.isArray(item)) {
+        out.push({ status: 400, item, error: 'request has invalid structure' });
+        continue;
+      }
+      const b = item as Body;
+      const id = typeof b._id === 'string' && b._id ? b._id : undefined;
+      const r = await write(op, id, b, req.principal!.name);
+      if (r.status === 404) out.push({ status: 404, item, error: NOT_FOUND.error });
+      else if (r.status === 400) out.push({ status: 400, item, ...(r.errors ? { errors: r.errors } : { error: r.error }) });
+      else out.push({ id: r.id, status: 200, item });
+    }
+    return reply.status(207).send(out);
+  };
+  app.post(o.bulk, bulk('create'));
+  app.put(o.bulk, bulk('update'));
+  app.delete(o.bulk, bulk('delete'));
 }

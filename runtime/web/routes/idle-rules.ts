@@ -53,5 +53,12 @@ async function idleRuleOf(b: Body, author: string, existing?: IdleRule): Promise
 }
 
 export function idleRuleRoutes(app: FastifyInstance, store: Store): void {
-  crudRoutes<IdleRule>(app, { store, route: '/api/v4/idle-rules', collection: IDLE_RULES, check: idleRuleOf, sort: [['priority', 1]] });
+  crudRoutes<IdleRule>(app, {
+    store,
+    route: '/api/v4/idle-rules',
+    bulk: '/api/v4/bulk/idle-rules',
+    collection: IDLE_RULES,
+    check: idleRuleOf,
+    sort: [['priority', 1]],
+  });
 }

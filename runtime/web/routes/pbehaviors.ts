@@ -217,6 +217,7 @@ export function pbehaviorRoutes(app: FastifyInstance, d: PbehaviorDeps): void {
   crudRoutes<PBehavior>(app, {
     store: d.store,
     route: '/api/v4/pbehaviors',
+    bulk: '/api/v4/bulk/pbehaviors',
     collection: PBEHAVIORS,
     version: PBEHAVIORS,
     check: (b, author, existing) => pbehaviorOf(d.store, b, author, existing?.created ?? now()),

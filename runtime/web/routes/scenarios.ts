@@ -156,6 +156,7 @@ export function scenarioRoutes(app: FastifyInstance, store: Store): void {
   crudRoutes<Scenario>(app, {
     store,
     route: '/api/v4/scenarios',
+    bulk: '/api/v4/bulk/scenarios',
     collection: SCENARIOS,
     version: SCENARIOS,
     check: scenarioOf,
