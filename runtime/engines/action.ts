@@ -1,10 +1,12 @@
 import type { StoredAlarm } from '../alarm/model.js';
 import { DURATION_UNITS } from '../durations.js';
+import { PBEHAVIOR_REASONS, PBEHAVIOR_TYPES, PBEHAVIORS, type PBehavior } from '../pbehavior/model.js';
 import { entityOfEvent } from '../pbehavior/pattern.js';
+import { ensureDefaults } from '../pbehavior/store.js';
 import { SCENARIOS, type Scenario } from '../scenario/model.js';
 import { type Planned, plan } from '../scenario/plan.js';
 import { callWebhook, WebhookFailed } from '../scenario/webhook.js';
-import { cached } from '../store/versions.js';
+import { bumpVersion, cached } from '../store/versions.js';
 import { type EngineHandle, type Event, RejectedEvent, type Routed, routeTo, type TaskModule } from '../tasks/types.js';
 import { ALARMS } from './axe.js';
 import { ENTITIES, type Entity } from './che.js';
@@ -26,6 +28,9 @@ async function scenarios(engine: EngineHandle): Promise<Array<Scenario & { key: 
   const store = await engine.store();
   return cached(engine.state, SCENARIOS, store, () => store.collection<Scenario>(SCENARIOS).find({ enabled: true }), 300);
 }
+
+/** types.ActionPbehaviorColor */
+const ACTION_PBEHAVIOR_COLOR = '#808080';
 
 const seconds = (d: { value: number; unit: string } | undefined, fallback: number) =>
   d ? d.value * (DURATION_UNITS[d.unit] ?? 1) : fallback;
@@ -84,6 +89,43 @@ export const action: TaskModule = {
             if (e instanceof WebhookFailed) throw new RejectedEvent(`scenario ${p.scenario}, action ${p.index} (webhook): ${e.message}`);
             throw e;
           }
+          break;
+        }
+        case 'pbehavior': {
+          // engine-pbehavior's rpc_server_message_processor.go: a pbehavior on this entity, from now for duration or as given.
+          await ensureDefaults(store);
+          const types = store.collection(PBEHAVIOR_TYPES);
+          const reasons = store.collection(PBEHAVIOR_REASONS);
+          if (!(await types.get(params.type ?? '')))
+            throw new RejectedEvent(
+              `scenario ${p.scenario}, action ${p.index} (pbehavior): pbehavior type "${params.type}" does not exist`,
+            );
+          if (!(await reasons.get(params.reason ?? '')))
+            throw new RejectedEvent(
+              `scenario ${p.scenario}, action ${p.index} (pbehavior): pbehavior reason "${params.reason}" does not exist`,
+            );
+          const now = Math.floor(Date.now() / 1000);
+          const [tstart, tstop] = params.start_on_trigger ? [now, now + seconds(params.duration, 3600)] : [params.tstart!, params.tstop!];
+          const pbh: PBehavior = {
+            author: p.author || 'system',
+            name: params.name ?? p.scenario,
+            enabled: true,
+            tstart,
+            tstop,
+            rrule: params.rrule ?? '',
+            exdates: [],
+            exceptions: [],
+            type: params.type!,
+            reason: params.reason!,
+            entity_pattern: [[{ field: '_id', cond: { type: 'eq', value: alarm.d } }]],
+            color: ACTION_PBEHAVIOR_COLOR,
+            comments: [],
+            created: now,
+            updated: now,
+          };
+          // Keyed by the event and the action: a redelivered event puts the same pbehavior again, not a second one.
+          await store.collection<PBehavior>(PBEHAVIORS).put(`${p.scenario}-${p.index}-${alarmId}-${String(event.timestamp)}`, pbh);
+          await bumpVersion(store, PBEHAVIORS);
           break;
         }
         case 'changestate':

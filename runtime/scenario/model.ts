@@ -31,7 +31,7 @@ export const TRIGGERS = [
   'resolve',
 ] as const;
 
-export const ACTION_TYPES = ['ack', 'ackremove', 'assocticket', 'cancel', 'changestate', 'snooze', 'webhook'] as const;
+export const ACTION_TYPES = ['ack', 'ackremove', 'assocticket', 'cancel', 'changestate', 'snooze', 'pbehavior', 'webhook'] as const;
 export type ActionType = (typeof ACTION_TYPES)[number];
 
 export interface WebhookRequest {
@@ -63,6 +63,14 @@ export interface ActionParameters {
   declare_ticket?: WebhookDeclareTicket;
   retry_count?: number;
   retry_delay?: { value: number; unit: string };
+  /** pbehavior action: the pbehavior put on the alarm's entity. */
+  name?: string;
+  reason?: string;
+  type?: string;
+  rrule?: string;
+  tstart?: number;
+  tstop?: number;
+  start_on_trigger?: boolean;
 }
 
 export interface ScenarioAction {

@@ -340,3 +340,62 @@ test("a scenario on resolve: time resolves the alarm on axe's beat, and the webh
   assert.equal(body.resolved, 'db/fixed-host');
   assert.ok(body.after >= 1, 'the resolved alarm, with its duration');
 });
+
+test("the pbehavior action puts the alarm's entity in a pause from the trigger on, for its duration", async () => {
+  const bad = await call('POST', '/api/v4/scenarios', {
+    name: 'x',
+    enabled: true,
+    triggers: ['create'],
+    actions: [
+      {
+        type: 'pbehavior',
+        parameters: { name: 'p', reason: 'default-reason', type: 'default-pause' },
+        drop_scenario_if_not_matched: false,
+        emit_trigger: false,
+      },
+    ],
+  });
+  assert.deepEqual(bad.body.errors, { 'actions.0.parameters.tstart': 'Tstart with Tstop, or StartOnTrigger with Duration, is required.' });
+  const created = await call('POST', '/api/v4/scenarios', {
+    name: 'pause it',
+    enabled: true,
+    priority: 4,
+    triggers: ['create'],
+    actions: [
+      {
+        type: 'pbehavior',
+        parameters: {
+          name: 'paused by scenario',
+          reason: 'default-reason',
+          type: 'default-pause',
+          start_on_trigger: true,
+          duration: { value: 1, unit: 'h' },
+        },
+        entity_pattern: [[{ field: 'component', cond: { type: 'eq', value: 'paused-host' } }]],
+        drop_scenario_if_not_matched: true,
+        emit_trigger: false,
+      },
+    ],
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const before = Math.floor(Date.now() / 1000);
+  await call('POST', '/api/v4/event', {
+    connector: 'nagios',
+    connector_name: 'n1',
+    event_type: 'check',
+    component: 'paused-host',
+    resource: 'db',
+    state: 2,
+    output: 'x',
+  });
+  const pbh = await waitFor(
+    'the pbehavior',
+    async () => (await call('GET', '/api/v4/pbehaviors?search=paused%20by%20scenario')).body.data?.[0],
+    20_000,
+    200,
+  );
+  assert.deepEqual(pbh.entity_pattern, [[{ field: '_id', cond: { type: 'eq', value: 'db/paused-host' } }]]);
+  assert.equal(pbh.type.name, 'Default pause');
+  assert.equal(pbh.color, '#808080', 'types.ActionPbehaviorColor');
+  assert.ok(pbh.tstart >= before && pbh.tstop - pbh.tstart === 3600, `${pbh.tstart}..${pbh.tstop}`);
+});

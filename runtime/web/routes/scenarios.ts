@@ -34,10 +34,6 @@ function actionOf(raw: unknown, i: number, errors: Errors): ScenarioAction | und
   const at = `actions.${i}`;
   const a = (raw ?? {}) as Body;
   const p = (a.parameters ?? {}) as Body;
-  if (a.type === 'pbehavior') {
-    errors[`${at}.type`] = 'The pbehavior action is not supported yet: create the pbehavior through /api/v4/pbehaviors.';
-    return undefined;
-  }
   if (typeof a.type !== 'string' || !(ACTION_TYPES as readonly string[]).includes(a.type)) {
     errors[`${at}.type`] = `Type must be one of [${ACTION_TYPES.join(' ')}].`;
     return undefined;
@@ -66,6 +62,20 @@ function actionOf(raw: unknown, i: number, errors: Errors): ScenarioAction | und
       if (typeof p.ticket !== 'string' || !p.ticket) errors[`${at}.parameters.ticket`] = 'Ticket is missing.';
       else params.ticket = p.ticket;
       break;
+    case 'pbehavior': {
+      // engine-pbehavior rpc_server_message_processor.go: tstart with tstop, or start_on_trigger with a duration.
+      for (const f of ['name', 'reason', 'type'] as const)
+        if (typeof p[f] !== 'string' || !p[f]) errors[`${at}.parameters.${f}`] = `${f[0]!.toUpperCase()}${f.slice(1)} is missing.`;
+        else params[f] = p[f] as string;
+      if (typeof p.rrule === 'string' && p.rrule) params.rrule = p.rrule;
+      if (p.start_on_trigger === true) {
+        const d = duration(p.duration, `${at}.parameters.duration`, errors);
+        if (d) Object.assign(params, { start_on_trigger: true, duration: d });
+      } else if (Number.isSafeInteger(p.tstart) && Number.isSafeInteger(p.tstop) && (p.tstop as number) > (p.tstart as number)) {
+        Object.assign(params, { tstart: p.tstart, tstop: p.tstop });
+      } else errors[`${at}.parameters.tstart`] = 'Tstart with Tstop, or StartOnTrigger with Duration, is required.';
+      break;
+    }
     case 'webhook': {
       const r = (p.request ?? {}) as Body;
       if (typeof r.url !== 'string' || !/^https?:\/\/\S+$/.test(r.url))
