@@ -84,6 +84,7 @@ export function addOperatorEngines(text: string): string {
   if (ini.has('engine:axe') && (axeNext === 'perfdata' || axeNext === '') && !ini.has('engine:action')) {
     out = setIniValue(out, 'engine:axe', 'next', 'action');
     out = setIniValue(out, 'engine:action', 'event_processing', 'canopsis.action.process.event_processing');
+    out = setIniValue(out, 'engine:action', 'beat_processing', 'canopsis.action.process.beat_processing');
     if (axeNext) out = setIniValue(out, 'engine:action', 'next', axeNext);
   }
   return out;

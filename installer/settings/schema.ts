@@ -172,7 +172,14 @@ export const DEFAULT_ENGINES: Array<[string, RawSection]> = [
     },
   ],
   // Scenarios and their webhooks, after axe as in Canopsis 4.
-  ['action', { event_processing: 'canopsis.action.process.event_processing', next: 'perfdata' }],
+  [
+    'action',
+    {
+      event_processing: 'canopsis.action.process.event_processing',
+      beat_processing: 'canopsis.action.process.beat_processing',
+      next: 'perfdata',
+    },
+  ],
   [
     'perfdata',
     {

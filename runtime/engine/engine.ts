@@ -128,7 +128,7 @@ export class Engine {
       state: new Map(),
       runtime: o.runtime,
       dispatch: (job) => this.dispatch(job),
-      emit: (event) => this.emit(event),
+      emit: (event, engines) => this.emit(event, engines),
       store: () => this.openStore(),
       report: async (level, action, info) => {
         if (this.dispatcherSet) await this.dispatcherSet.dump(level, action, info);
@@ -296,10 +296,10 @@ export class Engine {
     return this.publishOrUnavailable('', dispatcherQueue(this.o.config.name), Buffer.from(JSON.stringify(job ?? null)));
   }
 
-  /** Publishes an event of a beat or a job to the next queues, each confirmed. */
-  async emit(event: Event): Promise<void> {
+  /** Publishes an event of a beat or a job to the next queues (or those of the engines named), each confirmed. */
+  async emit(event: Event, engines?: string[]): Promise<void> {
     const body = Buffer.from(JSON.stringify(event));
-    for (const queue of this.targets) await this.publishOrUnavailable('', queue, body);
+    for (const queue of engines ? engines.map(engineQueue) : this.targets) await this.publishOrUnavailable('', queue, body);
   }
 
   /** One confirmed publish for a task; the broker's refusal becomes BrokerUnavailable, so the task is retried. */

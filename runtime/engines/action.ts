@@ -3,11 +3,11 @@ import { DURATION_UNITS } from '../durations.js';
 import { PBEHAVIOR_REASONS, PBEHAVIOR_TYPES, PBEHAVIORS, type PBehavior } from '../pbehavior/model.js';
 import { entityOfEvent } from '../pbehavior/pattern.js';
 import { ensureDefaults } from '../pbehavior/store.js';
-import { SCENARIOS, type Scenario } from '../scenario/model.js';
+import { DELAYED_SCENARIOS, type DelayedRun, SCENARIOS, type Scenario } from '../scenario/model.js';
 import { type Planned, plan } from '../scenario/plan.js';
 import { callWebhook, WebhookFailed } from '../scenario/webhook.js';
 import { bumpVersion, cached } from '../store/versions.js';
-import { type EngineHandle, type Event, RejectedEvent, type Routed, routeTo, type TaskModule } from '../tasks/types.js';
+import { type EngineHandle, type Event, RejectedEvent, type Routed, routeTo, type TaskContext, type TaskModule } from '../tasks/types.js';
 import { ALARMS } from './axe.js';
 import { ENTITIES, type Entity } from './che.js';
 
@@ -54,23 +54,70 @@ function actionEvent(a: StoredAlarm, p: Planned, type: string, extra: Event): Ev
   };
 }
 
+/** The job on Dispatcher_action that sends due delayed runs back through the action engine. */
+export const DELAYED_JOB = { task: 'delayed' } as const;
+
+/** Worker 0, on its beat: a job when some delayed run is due (one process of the engine type takes it). */
+async function sendDelayedJob(engine: EngineHandle): Promise<void> {
+  if (engine.worker !== 0) return;
+  const due = await (await engine.store()).collection<DelayedRun>(DELAYED_SCENARIOS).count({ due: { $lte: Date.now() / 1000 } });
+  if (due > 0) await engine.dispatch(DELAYED_JOB);
+}
+
+/**
+ * Due runs go back into Engine_action as events naming their scenario, so a
+ * webhook that fails then is dead-lettered and replayable like any other.
+ * Sent, then forgotten: a crash between the two runs it twice (at least once).
+ */
+async function runDelayed(engine: EngineHandle, ctx: TaskContext): Promise<void> {
+  const c = (await engine.store()).collection<DelayedRun>(DELAYED_SCENARIOS);
+  const due = await c.find({ due: { $lte: Date.now() / 1000 } }, { sort: [['due', 1]], limit: 100 });
+  for (const d of due) {
+    await engine.emit({ ...d.event, delayed_scenario: d.scenario }, [engine.name]);
+    await c.delete({ key: d.key });
+  }
+  if (due.length) ctx.logger.info({ runs: due.length }, 'delayed scenarios due');
+}
+
 export const action: TaskModule = {
   name: 'canopsis.action.process',
+  beat_processing: async (engine, ctx) => {
+    await sendDelayedJob(engine).catch((e: Error) =>
+      ctx.logger.warn({ err: e.message }, 'delayed job not sent; the next beat tries again'),
+    );
+  },
+  consume_dispatcher: async (engine, job, ctx) => {
+    if ((job as { task?: unknown } | null)?.task === DELAYED_JOB.task) return runDelayed(engine, ctx);
+    ctx.logger.warn({ job }, 'action: unknown dispatcher job, ignored');
+  },
   event_processing: async (engine, event: Event, ctx) => {
     const triggers = Array.isArray(event.alarm_triggers) ? (event.alarm_triggers as string[]) : [];
+    // A delayed run coming back (see runDelayed): that scenario's actions, and the event goes no further.
+    const only = typeof event.delayed_scenario === 'string' ? event.delayed_scenario : undefined;
     // What a scenario did runs other scenarios only when it says so (emit_trigger).
-    if (triggers.length === 0 || typeof event.alarm_id !== 'string' || (event.scenario && event.scenario_emit_trigger !== true))
+    if ((triggers.length === 0 && !only) || typeof event.alarm_id !== 'string' || (event.scenario && event.scenario_emit_trigger !== true))
       return event;
+    const passOn: Array<Event | Routed> = only ? [] : [event];
     const list = await scenarios(engine);
-    if (list.length === 0) return event;
+    if (list.length === 0) return passOn;
     const store = await engine.store();
     const stored = await store.collection<StoredAlarm>(ALARMS).get(event.alarm_id);
-    if (!stored) return event;
+    if (!stored) return passOn;
     const { key: alarmId, ...alarm } = stored;
-    const planned = plan(list, triggers, entityOfEvent(event), alarm.v.pbehavior_info);
-    if (planned.length === 0) return event;
+    const all = plan(list, triggers, entityOfEvent(event), alarm.v.pbehavior_info, only);
+    // A scenario with a delay runs later, from the event as it is now (one waiting run per scenario and event).
+    const delayed = all.filter((p) => p.delay > 0);
+    for (const scenario of new Set(delayed.map((p) => p.scenario))) {
+      const delay = delayed.find((p) => p.scenario === scenario)!.delay;
+      const { alarm_triggers: _t, ...rest } = event;
+      await store
+        .collection<DelayedRun>(DELAYED_SCENARIOS)
+        .put(`${scenario}-${alarmId}-${String(event.timestamp)}`, { due: Date.now() / 1000 + delay, scenario, event: rest });
+    }
+    const planned = all.filter((p) => p.delay === 0);
+    if (planned.length === 0) return passOn;
     const entity = await store.collection<Entity>(ENTITIES).get(alarm.d);
-    const outputs: Array<Event | Routed> = [event];
+    const outputs: Array<Event | Routed> = passOn;
     for (const p of planned) {
       const params = p.action.parameters;
       switch (p.action.type) {

@@ -90,7 +90,19 @@ export interface Scenario {
   priority: number;
   triggers: string[];
   disable_during_periods: CanonicalType[];
+  /** Wait this long after the trigger before running the actions (engine-action's delayed scenarios). */
+  delay?: { value: number; unit: string };
   actions: ScenarioAction[];
   created: number;
   updated: number;
+}
+
+export const DELAYED_SCENARIOS = 'delayed_scenarios';
+
+/** A scenario run waiting for its delay: the event that triggered it, sent back to the action engine when due. */
+export interface DelayedRun {
+  /** Unix seconds, fractional: a run never starts before its delay has passed. */
+  due: number;
+  scenario: string;
+  event: Record<string, unknown>;
 }

@@ -1,3 +1,4 @@
+import { DURATION_UNITS } from '../durations.js';
 import type { PbehaviorInfo } from '../pbehavior/model.js';
 import { type MatchableEntity, matches } from '../pbehavior/pattern.js';
 import type { Scenario, ScenarioAction } from './model.js';
@@ -12,6 +13,8 @@ import type { Scenario, ScenarioAction } from './model.js';
 
 export interface Planned {
   scenario: string;
+  /** Seconds to wait before the scenario's actions run (0: now). */
+  delay: number;
   index: number;
   action: ScenarioAction;
   author: string;
@@ -22,18 +25,21 @@ export function plan(
   triggers: string[],
   entity: MatchableEntity,
   pbehavior: PbehaviorInfo | undefined,
+  /** A delayed run: this scenario only, its triggers already matched. */
+  only?: string,
 ): Planned[] {
   const out: Planned[] = [];
   const ordered = scenarios.filter((s) => s.enabled).sort((a, b) => a.priority - b.priority || (a.key < b.key ? -1 : 1));
   for (const s of ordered) {
-    if (!s.triggers.some((t) => triggers.includes(t))) continue;
+    if (only !== undefined ? s.key !== only : !s.triggers.some((t) => triggers.includes(t))) continue;
+    const delay = only !== undefined || !s.delay ? 0 : s.delay.value * (DURATION_UNITS[s.delay.unit] ?? 1);
     if (pbehavior && s.disable_during_periods.includes(pbehavior.canonical_type)) continue;
     for (const [index, action] of s.actions.entries()) {
       if (!matches(action.entity_pattern, entity)) {
         if (action.drop_scenario_if_not_matched) break;
         continue;
       }
-      out.push({ scenario: s.key, index, action, author: action.parameters.author || s.author });
+      out.push({ scenario: s.key, delay, index, action, author: action.parameters.author || s.author });
     }
   }
   return out;

@@ -34,10 +34,10 @@ export interface EngineHandle {
   dispatch(job: unknown): Promise<void>;
   /**
    * Publishes an event a beat or a job made (not an answer to an input) to
-   * this engine's next queues, confirmed; a broker fault throws, so the
-   * beat or job is tried again.
+   * this engine's next queues, or to the queues of the engines named,
+   * confirmed; a broker fault throws, so the beat or job is tried again.
    */
-  emit(event: Event): Promise<void>;
+  emit(event: Event, engines?: string[]): Promise<void>;
   /** Per-process state a module keeps between calls (caches, rules). */
   readonly state: Map<string, unknown>;
   /** The store, opened on first use and shared by the process. */

@@ -162,7 +162,10 @@ test('0.4.0-operator-engines puts pbehavior between che and axe and action after
     /\[engine:pbehavior\]\nevent_processing = canopsis\.pbehavior\.process\.event_processing\nbeat_processing = canopsis\.pbehavior\.process\.beat_processing\nnext = axe\n/,
   );
   assert.match(v4, /\[engine:axe\]\nevent_processing = canopsis\.axe\.process\.event_processing\nnext = action\n/);
-  assert.match(v4, /\[engine:action\]\nevent_processing = canopsis\.action\.process\.event_processing\nnext = perfdata\n/);
+  assert.match(
+    v4,
+    /\[engine:action\]\nevent_processing = canopsis\.action\.process\.event_processing\nbeat_processing = canopsis\.action\.process\.beat_processing\nnext = perfdata\n/,
+  );
   assert.equal(addOperatorEngines(v4), v4, 'idempotent');
   assert.equal(removeOperatorEngines(v4), v3, 'down gives back the 0.3.0 text, comments included');
   assert.equal(removeOperatorEngines(v3), v3);

@@ -49,6 +49,8 @@ next=action
 
 [engine:action]
 event_processing=canopsis.action.process.event_processing
+beat_processing=canopsis.action.process.beat_processing
+beat_interval=0.3
 `;
 
 before(async () => {
@@ -175,11 +177,11 @@ test('a scenario made with the API posts to a real receiver, retries its 503, ta
     name: 'x',
     enabled: true,
     triggers: ['create'],
-    delay: { value: 1, unit: 'm' },
+    delay: { value: 0, unit: 'm' },
     actions: [],
   });
   assert.equal(bad.status, 400);
-  assert.match(bad.body.errors.delay, /not supported yet/);
+  assert.equal(bad.body.errors['delay.value'], 'Value should be greater than 0.');
   assert.equal(bad.body.errors.actions, 'Actions is missing.');
   const created = await call('POST', '/api/v4/scenarios', {
     name: 'open a ticket',
@@ -398,4 +400,48 @@ test("the pbehavior action puts the alarm's entity in a pause from the trigger o
   assert.equal(pbh.type.name, 'Default pause');
   assert.equal(pbh.color, '#808080', 'types.ActionPbehaviorColor');
   assert.ok(pbh.tstart >= before && pbh.tstop - pbh.tstart === 3600, `${pbh.tstart}..${pbh.tstop}`);
+});
+
+test('a delayed scenario acts once its delay has passed, not before', async () => {
+  const created = await call('POST', '/api/v4/scenarios', {
+    name: 'ack later',
+    enabled: true,
+    priority: 5,
+    triggers: ['create'],
+    delay: { value: 2, unit: 's' },
+    actions: [
+      {
+        type: 'ack',
+        parameters: { output: 'acked after 2 s' },
+        entity_pattern: [[{ field: 'component', cond: { type: 'eq', value: 'slow-host' } }]],
+        drop_scenario_if_not_matched: true,
+        emit_trigger: false,
+      },
+    ],
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  assert.deepEqual(created.body.delay, { value: 2, unit: 's' });
+  const sent = Date.now();
+  await call('POST', '/api/v4/event', {
+    connector: 'nagios',
+    connector_name: 'n1',
+    event_type: 'check',
+    component: 'slow-host',
+    resource: 'db',
+    state: 2,
+    output: 'x',
+  });
+  const open = await waitFor('the alarm', async () => (await call('GET', '/api/v4/alarms?opened=true&search=slow-host')).body.data?.[0]);
+  assert.equal(open.v.ack, undefined, 'not acked at once');
+  const acked = await waitFor(
+    'the delayed ack',
+    async () => {
+      const a = (await call('GET', `/api/v4/alarms/${open._id}`)).body;
+      return a.v.ack ? a : undefined;
+    },
+    20_000,
+    200,
+  );
+  assert.equal(acked.v.ack.m, 'acked after 2 s');
+  assert.ok(Date.now() - sent >= 2000, `acked ${Date.now() - sent} ms after the event`);
 });

@@ -136,7 +136,7 @@ async function scenarioOf(b: Body, author: string, existing?: Scenario): Promise
   const periods = b.disable_during_periods ?? [];
   if (!Array.isArray(periods) || !periods.every((p) => (PERIODS as string[]).includes(p as string)))
     errors.disable_during_periods = `DisableDuringPeriods must be a list of [${PERIODS.join(' ')}].`;
-  if (b.delay !== undefined && b.delay !== null) errors.delay = 'A delay is not supported yet: scenarios run at once.';
+  const delay = b.delay === undefined || b.delay === null ? undefined : duration(b.delay, 'delay', errors);
   const rawActions = b.actions;
   const actions: ScenarioAction[] = [];
   if (!Array.isArray(rawActions) || rawActions.length === 0) errors.actions = 'Actions is missing.';
@@ -155,6 +155,7 @@ async function scenarioOf(b: Body, author: string, existing?: Scenario): Promise
       priority: (b.priority as number | undefined) ?? 1,
       triggers: triggers as string[],
       disable_during_periods: periods as CanonicalType[],
+      ...(delay ? { delay } : {}),
       actions,
       created: existing?.created ?? now(),
       updated: now(),
