@@ -1,5 +1,5 @@
 import type { StoredAlarm } from '../alarm/model.js';
-import { DURATION_UNITS } from '../durations.js';
+import { type DurationWithUnit, durationSeconds } from '../durations.js';
 import { PBEHAVIOR_REASONS, PBEHAVIOR_TYPES, PBEHAVIORS, type PBehavior } from '../pbehavior/model.js';
 import { entityOfEvent } from '../pbehavior/pattern.js';
 import { ensureDefaults } from '../pbehavior/store.js';
@@ -32,8 +32,7 @@ async function scenarios(engine: EngineHandle): Promise<Array<Scenario & { key: 
 /** types.ActionPbehaviorColor */
 const ACTION_PBEHAVIOR_COLOR = '#808080';
 
-const seconds = (d: { value: number; unit: string } | undefined, fallback: number) =>
-  d ? d.value * (DURATION_UNITS[d.unit] ?? 1) : fallback;
+const seconds = (d: DurationWithUnit | undefined, fallback: number) => (d ? durationSeconds(d) : fallback);
 
 /** The event an action on the alarm becomes, addressed to the alarm's entity. */
 function actionEvent(a: StoredAlarm, p: Planned, type: string, extra: Event): Event {

@@ -2,13 +2,14 @@ import { ALARM_EVENT_TYPES, applyEvent, onBeat, REDELIVERY, triggersOf } from '.
 import type { Alarm, EntityAlarms, StoredAlarm } from '../alarm/model.js';
 import { DEFAULT_RETENTION } from '../config/runtime.js';
 import { pruneEventLog } from '../dispatch/retention.js';
+import { durationSeconds } from '../durations.js';
 import { entityId } from '../event/canopsis-event.js';
-import { durationSeconds, IDLE_RULES, type IdleRule, idleEvents } from '../idle/rules.js';
+import { IDLE_RULES, type IdleRule, idleEvents } from '../idle/rules.js';
 import { NOTHING_PRUNED, pruneBefore } from '../store/prune.js';
 import type { Collection } from '../store/types.js';
 import { once } from '../tasks/state.js';
 import type { EngineHandle, Event, TaskContext, TaskModule } from '../tasks/types.js';
-import { ENTITIES, type Entity } from './che.js';
+import { ENTITIES, type Entity, matchableEntity } from './che.js';
 
 /*
  * axe, the alarm engine. Per entity, one document (entity_alarms) holds the
@@ -115,14 +116,7 @@ async function applyIdleRules(engine: EngineHandle, ctx: TaskContext): Promise<v
     entities.map((e) => {
       const a = open.get(e.key);
       return {
-        entity: {
-          _id: e.key,
-          name: e.name,
-          type: e.type,
-          last_event_date: e.last_event_date,
-          ...(e.connector ? { connector: e.connector } : {}),
-          ...(e.component ? { component: e.component } : {}),
-        },
+        entity: { ...matchableEntity(e.key, e), last_event_date: e.last_event_date },
         ...(a ? { alarm: { statusVal: a.v.status.val, ...(a.v.pbehavior_info ? { pbehavior: a.v.pbehavior_info } : {}) } } : {}),
       };
     }),

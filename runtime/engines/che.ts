@@ -1,3 +1,4 @@
+import type { MatchableEntity } from '../pbehavior/pattern.js';
 import type { Collection } from '../store/types.js';
 import { once } from '../tasks/state.js';
 import type { EngineHandle, Event, TaskModule } from '../tasks/types.js';
@@ -28,6 +29,16 @@ export interface Entity {
   infos?: Record<string, { name: string; description: string; value: unknown }>;
   impact_level?: number;
 }
+
+/** A stored entity as a pattern sees it (pbehaviors, idle rules); what the id says when che has not written it. */
+export const matchableEntity = (id: string, e: Entity | undefined): MatchableEntity => ({
+  _id: id,
+  name: e?.name ?? id,
+  type: e?.type ?? (id.includes('/') ? 'resource' : 'component'),
+  ...(e?.connector ? { connector: e.connector } : {}),
+  ...(e?.component ? { component: e.component } : {}),
+  ...(e?.infos ? { infos: e.infos } : {}),
+});
 
 /** What a new entity holds besides what its event says: Canopsis' defaults. */
 export const ENTITY_DEFAULTS = { description: '', infos: {}, impact_level: 1 } as const;

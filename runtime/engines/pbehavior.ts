@@ -1,12 +1,12 @@
 import type { EntityAlarms } from '../alarm/model.js';
 import { PBEHAVIORS } from '../pbehavior/model.js';
-import { entityOfEvent, type MatchableEntity } from '../pbehavior/pattern.js';
+import { entityOfEvent } from '../pbehavior/pattern.js';
 import { resolve, samePbehavior } from '../pbehavior/resolve.js';
 import { type Loaded, loadPbehaviors } from '../pbehavior/store.js';
 import { cached } from '../store/versions.js';
 import type { EngineHandle, Event, TaskContext, TaskModule } from '../tasks/types.js';
 import { ENTITY_ALARMS } from './axe.js';
-import { ENTITIES, type Entity } from './che.js';
+import { ENTITIES, type Entity, matchableEntity } from './che.js';
 
 /*
  * pbehavior, between che and axe as in Canopsis 4: every check event leaves
@@ -37,15 +37,6 @@ async function loaded(engine: EngineHandle): Promise<Loaded> {
   return cached(engine.state, PBEHAVIORS, store, () => loadPbehaviors(store), RELOAD);
 }
 
-const entityOfDoc = (id: string, e: Entity | undefined): MatchableEntity => ({
-  _id: id,
-  name: e?.name ?? id,
-  type: e?.type ?? (id.includes('/') ? 'resource' : 'component'),
-  ...(e?.connector ? { connector: e.connector } : {}),
-  ...(e?.component ? { component: e.component } : {}),
-  ...(e?.infos ? { infos: e.infos } : {}),
-});
-
 async function recompute(engine: EngineHandle, ctx: TaskContext): Promise<void> {
   const data = await loaded(engine);
   const store = await engine.store();
@@ -57,7 +48,7 @@ async function recompute(engine: EngineHandle, ctx: TaskContext): Promise<void> 
   for (const doc of open) {
     const a = doc.current;
     if (!a) continue;
-    const info = resolve(data.pbehaviors, entityOfDoc(doc.key, byId.get(doc.key)), now, data);
+    const info = resolve(data.pbehaviors, matchableEntity(doc.key, byId.get(doc.key)), now, data);
     if (samePbehavior(a.v.pbehavior_info, info)) continue;
     await engine.emit({
       connector: a.v.connector,

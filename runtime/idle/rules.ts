@@ -1,4 +1,4 @@
-import { DURATION_UNITS } from '../durations.js';
+import { durationSeconds } from '../durations.js';
 import type { CanonicalType, EntityPattern, PbehaviorInfo } from '../pbehavior/model.js';
 import { type MatchableEntity, matches } from '../pbehavior/pattern.js';
 import type { Event } from '../tasks/types.js';
@@ -36,8 +36,6 @@ export interface IdleCandidate {
   /** The entity's open alarm, if any. */
   alarm?: { statusVal: number; pbehavior?: PbehaviorInfo };
 }
-
-export const durationSeconds = (d: { value: number; unit: string }) => d.value * (DURATION_UNITS[d.unit] ?? Number.NaN);
 
 /** The noevents events the rules call for now. */
 export function idleEvents(rules: Array<IdleRule & { key: string }>, candidates: IdleCandidate[], now: number): Event[] {

@@ -1,4 +1,4 @@
-import { DURATION_UNITS } from '../durations.js';
+import { durationSeconds } from '../durations.js';
 import type { PbehaviorInfo } from '../pbehavior/model.js';
 import { type MatchableEntity, matches } from '../pbehavior/pattern.js';
 import type { Scenario, ScenarioAction } from './model.js';
@@ -32,7 +32,7 @@ export function plan(
   const ordered = scenarios.filter((s) => s.enabled).sort((a, b) => a.priority - b.priority || (a.key < b.key ? -1 : 1));
   for (const s of ordered) {
     if (only !== undefined ? s.key !== only : !s.triggers.some((t) => triggers.includes(t))) continue;
-    const delay = only !== undefined || !s.delay ? 0 : s.delay.value * (DURATION_UNITS[s.delay.unit] ?? 1);
+    const delay = only !== undefined || !s.delay ? 0 : durationSeconds(s.delay);
     if (pbehavior && s.disable_during_periods.includes(pbehavior.canonical_type)) continue;
     for (const [index, action] of s.actions.entries()) {
       if (!matches(action.entity_pattern, entity)) {

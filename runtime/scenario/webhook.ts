@@ -1,6 +1,6 @@
 import Handlebars from 'handlebars';
 import { Agent, request } from 'undici';
-import { DURATION_UNITS } from '../durations.js';
+import { durationSeconds } from '../durations.js';
 import type { WebhookDeclareTicket, WebhookRequest } from './model.js';
 
 /*
@@ -58,7 +58,7 @@ export async function callWebhook(c: WebhookCall): Promise<WebhookResult> {
   for (const [k, v] of Object.entries(c.request.headers ?? {})) headers[k] = render(v, c.data, `header ${k}`);
   if (c.request.auth)
     headers.authorization = `Basic ${Buffer.from(`${c.request.auth.username}:${c.request.auth.password}`).toString('base64')}`;
-  const timeoutMs = (c.request.timeout ? c.request.timeout.value * (DURATION_UNITS[c.request.timeout.unit] ?? 1) : DEFAULT_TIMEOUT) * 1000;
+  const timeoutMs = (c.request.timeout ? durationSeconds(c.request.timeout) : DEFAULT_TIMEOUT) * 1000;
   const dispatcher = new Agent({
     connect: { rejectUnauthorized: !c.request.skip_verify },
     headersTimeout: timeoutMs,

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { StoredAlarm } from '../../alarm/model.js';
-import { DURATION_UNITS } from '../../durations.js';
+import { checkDuration, durationSeconds } from '../../durations.js';
 import { ALARMS } from '../../engines/axe.js';
 import { checkEvent } from '../../event/canopsis-event.js';
 import type { Store } from '../../store/types.js';
@@ -47,13 +47,9 @@ export const ACTIONS: Record<string, ActionSpec> = {
     check: (b) => {
       const c = comment(b);
       if (typeof c !== 'string') return { errors: c };
-      const d = b.duration as { value?: unknown; unit?: unknown } | undefined;
-      if (!d || typeof d !== 'object') return { errors: { duration: 'Duration is missing.' } };
-      const unit = typeof d.unit === 'string' ? DURATION_UNITS[d.unit] : undefined;
-      if (unit === undefined) return { errors: { 'duration.unit': `Unit must be one of [${Object.keys(DURATION_UNITS).join(' ')}].` } };
-      if (!Number.isSafeInteger(d.value) || (d.value as number) <= 0)
-        return { errors: { 'duration.value': 'Value should be greater than 0.' } };
-      return { event: { output: c, duration: (d.value as number) * unit } };
+      const errors: Record<string, string> = {};
+      const d = checkDuration(b.duration, 'duration', errors, 'Duration is missing.');
+      return d ? { event: { output: c, duration: durationSeconds(d) } } : { errors };
     },
     applies: (a) => a.v.snooze === undefined,
   },

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { DURATION_UNITS } from '../../durations.js';
+import { checkDuration } from '../../durations.js';
 import { IDLE_RULES, type IdleRule } from '../../idle/rules.js';
 import { CANONICAL_TYPES, type CanonicalType } from '../../pbehavior/model.js';
 import { checkPattern } from '../../pbehavior/pattern.js';
@@ -23,11 +23,7 @@ async function idleRuleOf(b: Body, author: string, existing?: IdleRule): Promise
   if (b.type === 'alarm') errors.type = 'Alarm rules (type alarm) are not supported yet: only entity rules are applied.';
   else if (b.type !== 'entity') errors.type = 'Type must be one of [alarm entity].';
   if (!Number.isSafeInteger(b.priority)) errors.priority = 'Priority is missing.';
-  const d = b.duration as { value?: unknown; unit?: unknown } | undefined;
-  if (!d || typeof d !== 'object') errors.duration = 'Duration is missing.';
-  else if (typeof d.unit !== 'string' || !(d.unit in DURATION_UNITS))
-    errors['duration.unit'] = `Unit must be one of [${Object.keys(DURATION_UNITS).join(' ')}].`;
-  else if (!Number.isSafeInteger(d.value) || (d.value as number) <= 0) errors['duration.value'] = 'Value should be greater than 0.';
+  const duration = checkDuration(b.duration, 'duration', errors, 'Duration is missing.');
   const patternError = b.entity_pattern === undefined ? 'EntityPattern is missing.' : checkPattern(b.entity_pattern);
   if (patternError) errors.entity_pattern = patternError;
   const periods = b.disable_during_periods ?? [];
@@ -43,7 +39,7 @@ async function idleRuleOf(b: Body, author: string, existing?: IdleRule): Promise
       enabled: b.enabled as boolean,
       type: 'entity',
       priority: b.priority as number,
-      duration: { value: d!.value as number, unit: d!.unit as string },
+      duration: duration!,
       entity_pattern: b.entity_pattern as IdleRule['entity_pattern'],
       disable_during_periods: periods as CanonicalType[],
       created: existing?.created ?? now(),

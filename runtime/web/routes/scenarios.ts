@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { DURATION_UNITS } from '../../durations.js';
+import { checkDuration } from '../../durations.js';
 import { CANONICAL_TYPES, type CanonicalType } from '../../pbehavior/model.js';
 import { checkPattern } from '../../pbehavior/pattern.js';
 import { ACTION_TYPES, type ActionParameters, SCENARIOS, type Scenario, type ScenarioAction, TRIGGERS } from '../../scenario/model.js';
@@ -17,18 +17,7 @@ import { type Body, crudRoutes, type Errors, text } from './crud.js';
 const now = () => Math.floor(Date.now() / 1000);
 const PERIODS = CANONICAL_TYPES.filter((t) => t !== 'active');
 
-function duration(v: unknown, where: string, errors: Errors): { value: number; unit: string } | undefined {
-  const d = v as { value?: unknown; unit?: unknown } | undefined;
-  if (!d || typeof d !== 'object') {
-    errors[where] = `${where} is missing.`;
-    return undefined;
-  }
-  if (typeof d.unit !== 'string' || !(d.unit in DURATION_UNITS))
-    errors[`${where}.unit`] = `Unit must be one of [${Object.keys(DURATION_UNITS).join(' ')}].`;
-  else if (!Number.isSafeInteger(d.value) || (d.value as number) <= 0) errors[`${where}.value`] = 'Value should be greater than 0.';
-  else return { value: d.value as number, unit: d.unit };
-  return undefined;
-}
+const duration = (v: unknown, where: string, errors: Errors) => checkDuration(v, where, errors, `${where} is missing.`);
 
 function actionOf(raw: unknown, i: number, errors: Errors): ScenarioAction | undefined {
   const at = `actions.${i}`;
