@@ -485,6 +485,7 @@ export function applyEvent(doc: EntityAlarms | undefined, e: Event, s: AlarmSett
   }
   if (type === 'check') {
     const state = Number(e.state);
+    forgetIdleRule(base, e);
     if (!base.current) {
       if (state === 0) return { next: remember(base), changes: [], ignored: 'state 0 and no open alarm' };
       base.current = openAlarm(e, clock, s);
@@ -508,6 +509,8 @@ export function applyEvent(doc: EntityAlarms | undefined, e: Event, s: AlarmSett
   const action = ACTIONS[type];
   if (!action) return { next: base, changes: [], ignored: `event_type ${type} does not act on alarms` };
   if (!base.current) return { next: remember(base), changes: [], ignored: `${type} with no open alarm on ${entityId(e)}` };
+  // An idle rule's operation is not applied again to this alarm until the entity speaks (event_processor.go).
+  if (typeof e.idle_rule_apply === 'string' && e.idle_rule_apply) base.idle_rule_apply = e.idle_rule_apply;
   // Only state and status changes move last_update_date (UpdateAlarmState and the executors that change the status).
   try {
     return { next: remember(base), ...action(base.current, e, Number(e.timestamp), s) };
@@ -515,6 +518,21 @@ export function applyEvent(doc: EntityAlarms | undefined, e: Event, s: AlarmSett
     if (err instanceof StepLimit) return unchanged(doc, remember, err.message);
     throw err;
   }
+}
+
+/**
+ * A check clears the idle rule applied to the alarm (event_processor.go):
+ * always after a last_event rule, after a last_update rule only when the
+ * check changes the alarm's state or status (a check that changes nothing
+ * does not end "no update for so long").
+ */
+function forgetIdleRule(base: EntityAlarms, e: Event): void {
+  if (!base.idle_rule_apply) return;
+  const a = base.current;
+  // A locked state (changestate) is not moved by a check, except by a check at 0.
+  const unchanged = !!a && (a.v.state.val === Number(e.state) || (isLocked(a) && Number(e.state) !== 0));
+  if (base.idle_rule_apply === 'alarm_last_update' && unchanged) return;
+  delete base.idle_rule_apply;
 }
 
 /**

@@ -172,6 +172,12 @@ export interface EntityAlarms {
   count: number;
   /** Fingerprints of the last events applied, so a redelivery adds nothing. */
   seen: string[];
+  /**
+   * The alarm idle rule last applied to the open alarm ("alarm_last_event",
+   * "alarm_last_update"): not applied again until the entity speaks
+   * (Canopsis keeps it on the entity as last_idle_rule_apply).
+   */
+  idle_rule_apply?: string;
 }
 
 export const SEEN_MAX = 200;

@@ -1,12 +1,11 @@
 import type { StoredAlarm } from '../alarm/model.js';
 import { type DurationWithUnit, durationSeconds } from '../durations.js';
-import { PBEHAVIOR_REASONS, PBEHAVIOR_TYPES, PBEHAVIORS, type PBehavior } from '../pbehavior/model.js';
 import { entityOfEvent } from '../pbehavior/pattern.js';
-import { ensureDefaults } from '../pbehavior/store.js';
+import { PbehaviorOperationFailed, putOperationPbehavior } from '../pbehavior/store.js';
 import { DELAYED_SCENARIOS, type DelayedRun, SCENARIOS, type Scenario } from '../scenario/model.js';
 import { type Planned, plan } from '../scenario/plan.js';
 import { callWebhook, WebhookFailed } from '../scenario/webhook.js';
-import { bumpVersion, cached } from '../store/versions.js';
+import { cached } from '../store/versions.js';
 import { type EngineHandle, type Event, RejectedEvent, type Routed, routeTo, type TaskContext, type TaskModule } from '../tasks/types.js';
 import { ALARMS } from './axe.js';
 import { ENTITIES, type Entity } from './che.js';
@@ -28,9 +27,6 @@ async function scenarios(engine: EngineHandle): Promise<Array<Scenario & { key: 
   const store = await engine.store();
   return cached(engine.state, SCENARIOS, store, () => store.collection<Scenario>(SCENARIOS).find({ enabled: true }), 300);
 }
-
-/** types.ActionPbehaviorColor */
-const ACTION_PBEHAVIOR_COLOR = '#808080';
 
 const seconds = (d: DurationWithUnit | undefined, fallback: number) => (d ? durationSeconds(d) : fallback);
 
@@ -61,6 +57,28 @@ async function sendDelayedJob(engine: EngineHandle): Promise<void> {
   if (engine.worker !== 0) return;
   const due = await (await engine.store()).collection<DelayedRun>(DELAYED_SCENARIOS).count({ due: { $lte: Date.now() / 1000 } });
   if (due > 0) await engine.dispatch(DELAYED_JOB);
+}
+
+const WAKE = 'action.delayed.wake';
+
+/**
+ * The process that puts a delayed run also sends the job when it falls
+ * due, so a delay is kept to the second rather than to the beat; the
+ * beat's check stays, for runs whose process stopped meanwhile.
+ */
+function wakeAt(engine: EngineHandle, due: number, ctx: TaskContext): void {
+  const cur = engine.state.get(WAKE) as { at: number; timer: NodeJS.Timeout } | undefined;
+  if (cur && cur.at <= due) return;
+  if (cur) clearTimeout(cur.timer);
+  const timer = setTimeout(
+    () => {
+      engine.state.delete(WAKE);
+      engine.dispatch(DELAYED_JOB).catch((e: Error) => ctx.logger.warn({ err: e.message }, 'delayed job not sent; the beat tries again'));
+    },
+    Math.max(0, due * 1000 - Date.now()) + 20,
+  );
+  timer.unref();
+  engine.state.set(WAKE, { at: due, timer });
 }
 
 /**
@@ -103,15 +121,17 @@ export const action: TaskModule = {
     const stored = await store.collection<StoredAlarm>(ALARMS).get(event.alarm_id);
     if (!stored) return passOn;
     const { key: alarmId, ...alarm } = stored;
-    const all = plan(list, triggers, entityOfEvent(event), alarm.v.pbehavior_info, only);
+    const all = plan(list, triggers, entityOfEvent(event), alarm, Date.now() / 1000, only);
     // A scenario with a delay runs later, from the event as it is now (one waiting run per scenario and event).
     const delayed = all.filter((p) => p.delay > 0);
     for (const scenario of new Set(delayed.map((p) => p.scenario))) {
       const delay = delayed.find((p) => p.scenario === scenario)!.delay;
       const { alarm_triggers: _t, ...rest } = event;
+      const due = Date.now() / 1000 + delay;
       await store
         .collection<DelayedRun>(DELAYED_SCENARIOS)
-        .put(`${scenario}-${alarmId}-${String(event.timestamp)}`, { due: Date.now() / 1000 + delay, scenario, event: rest });
+        .put(`${scenario}-${alarmId}-${String(event.timestamp)}`, { due, scenario, event: rest });
+      wakeAt(engine, due, ctx);
     }
     const planned = all.filter((p) => p.delay === 0);
     if (planned.length === 0) return passOn;
@@ -138,40 +158,16 @@ export const action: TaskModule = {
           break;
         }
         case 'pbehavior': {
-          // engine-pbehavior's rpc_server_message_processor.go: a pbehavior on this entity, from now for duration or as given.
-          await ensureDefaults(store);
-          const types = store.collection(PBEHAVIOR_TYPES);
-          const reasons = store.collection(PBEHAVIOR_REASONS);
-          if (!(await types.get(params.type ?? '')))
-            throw new RejectedEvent(
-              `scenario ${p.scenario}, action ${p.index} (pbehavior): pbehavior type "${params.type}" does not exist`,
-            );
-          if (!(await reasons.get(params.reason ?? '')))
-            throw new RejectedEvent(
-              `scenario ${p.scenario}, action ${p.index} (pbehavior): pbehavior reason "${params.reason}" does not exist`,
-            );
           const now = Math.floor(Date.now() / 1000);
-          const [tstart, tstop] = params.start_on_trigger ? [now, now + seconds(params.duration, 3600)] : [params.tstart!, params.tstop!];
-          const pbh: PBehavior = {
-            author: p.author || 'system',
-            name: params.name ?? p.scenario,
-            enabled: true,
-            tstart,
-            tstop,
-            rrule: params.rrule ?? '',
-            exdates: [],
-            exceptions: [],
-            type: params.type!,
-            reason: params.reason!,
-            entity_pattern: [[{ field: '_id', cond: { type: 'eq', value: alarm.d } }]],
-            color: ACTION_PBEHAVIOR_COLOR,
-            comments: [],
-            created: now,
-            updated: now,
-          };
           // Keyed by the event and the action: a redelivered event puts the same pbehavior again, not a second one.
-          await store.collection<PBehavior>(PBEHAVIORS).put(`${p.scenario}-${p.index}-${alarmId}-${String(event.timestamp)}`, pbh);
-          await bumpVersion(store, PBEHAVIORS);
+          const key = `${p.scenario}-${p.index}-${alarmId}-${String(event.timestamp)}`;
+          try {
+            await putOperationPbehavior(store, key, params, { entity: alarm.d, author: p.author || 'system', name: p.scenario, now });
+          } catch (e) {
+            if (e instanceof PbehaviorOperationFailed)
+              throw new RejectedEvent(`scenario ${p.scenario}, action ${p.index} (pbehavior): ${e.message}`);
+            throw e;
+          }
           break;
         }
         case 'changestate':

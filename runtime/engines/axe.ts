@@ -4,7 +4,8 @@ import { DEFAULT_RETENTION } from '../config/runtime.js';
 import { pruneEventLog } from '../dispatch/retention.js';
 import { durationSeconds } from '../durations.js';
 import { entityId } from '../event/canopsis-event.js';
-import { IDLE_RULES, type IdleRule, idleEvents } from '../idle/rules.js';
+import { IDLE_RULES, type IdleCandidate, type IdleRule, idleOutcomes } from '../idle/rules.js';
+import { PbehaviorOperationFailed, putOperationPbehavior } from '../pbehavior/store.js';
 import { NOTHING_PRUNED, pruneBefore } from '../store/prune.js';
 import type { Collection } from '../store/types.js';
 import { once } from '../tasks/state.js';
@@ -99,32 +100,68 @@ async function sendIdleJob(engine: EngineHandle, now: number): Promise<void> {
   engine.state.set(NEXT_IDLE, now + IDLE_EVERY);
 }
 
-/** Idle rules: entities silent for longer than a rule says get a noevents event, applied here as any event. */
+/**
+ * Idle rules: entities silent and alarms untouched for longer than a rule
+ * says. What a rule calls for is applied here as any event (axe is the
+ * only writer of alarms); a pbehavior operation puts its pbehavior and
+ * marks the alarm so that it is not put again.
+ */
 async function applyIdleRules(engine: EngineHandle, ctx: TaskContext): Promise<void> {
   const store = await engine.store();
   const rules = await store.collection<IdleRule>(IDLE_RULES).find({ enabled: true });
   if (rules.length === 0) return;
   const now = Math.floor(Date.now() / 1000);
-  const shortest = Math.min(...rules.map((r) => durationSeconds(r.duration)).filter(Number.isFinite));
-  if (!Number.isFinite(shortest)) return;
-  const entities = await store.collection<Entity>(ENTITIES).find({ last_event_date: { $lte: now - shortest } });
+  const shortest = (type: IdleRule['type']) =>
+    Math.min(
+      ...rules
+        .filter((r) => r.type === type)
+        .map((r) => durationSeconds(r.duration))
+        .filter(Number.isFinite),
+    );
+  const [forEntities, forAlarms] = [shortest('entity'), shortest('alarm')];
+  const entitiesC = store.collection<Entity>(ENTITIES);
   const c = await collections(engine);
-  const docs = entities.length ? await c.entity.find({ key: { $in: entities.map((e) => e.key) }, open: true }) : [];
-  const open = new Map(docs.map((d) => [d.key, d.current]));
-  const events = idleEvents(
-    rules,
-    entities.map((e) => {
-      const a = open.get(e.key);
-      return {
-        entity: { ...matchableEntity(e.key, e), last_event_date: e.last_event_date },
-        ...(a ? { alarm: { statusVal: a.v.status.val, ...(a.v.pbehavior_info ? { pbehavior: a.v.pbehavior_info } : {}) } } : {}),
-      };
-    }),
-    now,
-  );
-  for (const e of events) await applyAlarmEvent(engine, e);
-  if (events.length) ctx.logger.info({ entities: events.length }, 'idle rules: entities silent for too long');
+  const silent = Number.isFinite(forEntities) ? await entitiesC.find({ last_event_date: { $lte: now - forEntities } }) : [];
+  // Alarm rules look at every open alarm: there are far fewer than entities, and the beat reads them all anyway.
+  const docs = await c.entity.find(Number.isFinite(forAlarms) ? { open: true } : { key: { $in: silent.map((e) => e.key) }, open: true });
+  const open = new Map(docs.filter((d) => d.current).map((d) => [d.key, d]));
+  const known = new Map(silent.map((e) => [e.key, e]));
+  const missing = [...open.keys()].filter((k) => !known.has(k));
+  if (missing.length) for (const e of await entitiesC.find({ key: { $in: missing } })) known.set(e.key, e);
+  const candidates: IdleCandidate[] = [...new Set([...known.keys(), ...open.keys()])].map((key) => {
+    const e = known.get(key);
+    const d = open.get(key);
+    return {
+      entity: { ...matchableEntity(key, e), ...(e ? { last_event_date: e.last_event_date } : {}) },
+      ...(d?.current ? { alarm: { doc: d.current, ...(d.idle_rule_apply ? { idleApplied: d.idle_rule_apply } : {}) } } : {}),
+    };
+  });
+  const outcomes = idleOutcomes(rules, candidates, now);
+  for (const o of outcomes) {
+    if ('event' in o) {
+      await applyAlarmEvent(engine, o.event);
+      continue;
+    }
+    try {
+      await putOperationPbehavior(store, `idle-${o.rule}-${o.entity}`, o.pbehavior, {
+        entity: o.entity,
+        author: 'system',
+        name: `Idle rule ${o.rule}`,
+        now,
+      });
+    } catch (e) {
+      if (!(e instanceof PbehaviorOperationFailed)) throw e;
+      ctx.logger.warn({ rule: o.rule, entity: o.entity, err: e.message }, 'idle rule: the pbehavior operation failed');
+    }
+    await c.entity.modify(o.entity, (cur) => (cur?.open ? { ...stripKey(cur), idle_rule_apply: o.apply } : undefined));
+  }
+  if (outcomes.length) ctx.logger.info({ applied: outcomes.length }, 'idle rules: entities silent or alarms untouched for too long');
 }
+
+const stripKey = <T extends { key: string }>(d: T): Omit<T, 'key'> => {
+  const { key: _k, ...rest } = d;
+  return rest;
+};
 
 /**
  * One event applied to its entity's alarm (axe is the only writer of

@@ -1,57 +1,112 @@
-import { durationSeconds } from '../durations.js';
-import type { CanonicalType, EntityPattern, PbehaviorInfo } from '../pbehavior/model.js';
+import type { StoredAlarm } from '../alarm/model.js';
+import { type AlarmPattern, alarmMatches } from '../alarm/pattern.js';
+import { type DurationWithUnit, durationSeconds } from '../durations.js';
+import type { CanonicalType, EntityPattern } from '../pbehavior/model.js';
 import { type MatchableEntity, matches } from '../pbehavior/pattern.js';
 import type { Event } from '../tasks/types.js';
 
 /*
- * Idle rules as Canopsis v4 applies them to entities (capensis/canopsis
- * release-22.10, lib/canopsis/idlerule/rule.go and
- * lib/canopsis/idlealarm/service.go): an entity whose last event is older
- * than the rule's duration gets a `noevents` event, state critical, output
- * "Idle rule NAME", author system; rules by priority, the first matching
- * one applies; not while the entity's alarm is in a pbehavior of a
- * disabled canonical type, and not again while its alarm is already idle.
- * Pure: the caller passes what is stored and the time.
+ * Idle rules as Canopsis v4 applies them (capensis/canopsis release-22.10,
+ * lib/canopsis/idlerule/rule.go and lib/canopsis/idlealarm/service.go).
+ * An entity rule: an entity whose last event is older than the rule's
+ * duration gets a `noevents` event, state critical, output "Idle rule
+ * NAME", author system, not again while its alarm is already idle. An
+ * alarm rule: an open alarm whose last event (or last update) is older
+ * gets the rule's operation (ack, snooze, a ticket, a pbehavior...), once,
+ * until its entity speaks again. Rules by priority, the first that applies
+ * wins; none while the alarm is in a pbehavior of a disabled canonical
+ * type. Pure: the caller passes what is stored and the time.
  */
 
 export const IDLE_RULES = 'idle_rules';
+
+/** The operations an alarm rule may apply (idlerule/rule.go Operation, idlealarm/service.go applyAlarmRule). */
+export const IDLE_OPERATIONS = ['ack', 'ackremove', 'cancel', 'assocticket', 'changestate', 'snooze', 'pbehavior'] as const;
+export type IdleOperation = (typeof IDLE_OPERATIONS)[number];
+
+export interface IdleOperationParameters {
+  output?: string;
+  state?: number;
+  ticket?: string;
+  duration?: DurationWithUnit;
+  name?: string;
+  reason?: string;
+  type?: string;
+  rrule?: string;
+  tstart?: number;
+  tstop?: number;
+  start_on_trigger?: boolean;
+}
 
 export interface IdleRule {
   name: string;
   description: string;
   author: string;
   enabled: boolean;
-  /** Only entity rules are applied here (alarm rules, with their operations, are not yet). */
-  type: 'entity';
+  /** entity: a silent entity gets a noevents alarm; alarm: an alarm without events or changes gets the operation. */
+  type: 'entity' | 'alarm';
   priority: number;
-  duration: { value: number; unit: string };
+  duration: DurationWithUnit;
   entity_pattern: EntityPattern;
   disable_during_periods: CanonicalType[];
+  /** Alarm rules: which date must be older than the duration. */
+  alarm_condition?: 'last_event' | 'last_update';
+  alarm_pattern?: AlarmPattern;
+  operation?: { type: IdleOperation; parameters: IdleOperationParameters };
   created: number;
   updated: number;
 }
 
 export interface IdleCandidate {
   entity: MatchableEntity & { last_event_date?: number };
-  /** The entity's open alarm, if any. */
-  alarm?: { statusVal: number; pbehavior?: PbehaviorInfo };
+  /** The entity's open alarm, if any, and the alarm rule already applied to it. */
+  alarm?: { doc: StoredAlarm; idleApplied?: string };
 }
 
-/** The noevents events the rules call for now. */
-export function idleEvents(rules: Array<IdleRule & { key: string }>, candidates: IdleCandidate[], now: number): Event[] {
-  const ordered = rules.filter((r) => r.enabled && r.type === 'entity').sort((a, b) => a.priority - b.priority || (a.key < b.key ? -1 : 1));
-  const out: Event[] = [];
+/** What an applied rule calls for: an event for axe, or (the pbehavior operation) a pbehavior on the alarm's entity. */
+export type IdleOutcome =
+  | { event: Event }
+  | { pbehavior: IdleOperationParameters; rule: string; alarm: StoredAlarm & { key?: string }; apply: string; entity: string };
+
+const EVENT_OF: Record<Exclude<IdleOperation, 'pbehavior'>, string> = {
+  ack: 'ack',
+  ackremove: 'ackremove',
+  cancel: 'cancel',
+  assocticket: 'assocticket',
+  changestate: 'changestate',
+  snooze: 'snooze',
+};
+
+/** Which rules call for what now: by priority, the first rule that applies to a candidate (service.go applyRules). */
+export function idleOutcomes(rules: Array<IdleRule & { key: string }>, candidates: IdleCandidate[], now: number): IdleOutcome[] {
+  const ordered = rules.filter((r) => r.enabled).sort((a, b) => a.priority - b.priority || (a.key < b.key ? -1 : 1));
+  const out: IdleOutcome[] = [];
   for (const c of candidates) {
-    const e = c.entity;
-    if ((e.type !== 'component' && e.type !== 'resource') || e.last_event_date === undefined) continue;
-    // "If some rule has already been applied on entity" (service.go): an idle alarm stays as it is.
-    if (c.alarm?.statusVal === 5) continue;
-    const rule = ordered.find((r) => now - e.last_event_date! >= durationSeconds(r.duration) && matches(r.entity_pattern, e));
-    if (!rule) continue;
-    if (c.alarm?.pbehavior && rule.disable_during_periods.includes(c.alarm.pbehavior.canonical_type)) continue;
-    const connector = e.connector ?? '';
-    const slash = connector.indexOf('/');
-    out.push({
+    for (const rule of ordered) {
+      const o = rule.type === 'alarm' ? alarmRule(rule, c, now) : entityRule(rule, c, now);
+      if (o === 'next') continue;
+      if (o !== 'none') out.push(o);
+      break;
+    }
+  }
+  return out;
+}
+
+const older = (t: number | undefined, rule: IdleRule, now: number) => t !== undefined && t <= now - durationSeconds(rule.duration);
+
+/** 'next': this rule does not apply, try the next; 'none': stop here with nothing to do. */
+function entityRule(rule: IdleRule & { key: string }, c: IdleCandidate, now: number): IdleOutcome | 'next' | 'none' {
+  const e = c.entity;
+  if ((e.type !== 'component' && e.type !== 'resource') || !older(e.last_event_date, rule, now) || !matches(rule.entity_pattern, e, now))
+    return 'next';
+  const pbh = c.alarm?.doc.v.pbehavior_info;
+  if (pbh && rule.disable_during_periods.includes(pbh.canonical_type)) return 'next';
+  // "If some rule has already been applied on entity" (service.go): an idle alarm stays as it is.
+  if (c.alarm?.doc.v.status.val === 5) return 'none';
+  const connector = e.connector ?? '';
+  const slash = connector.indexOf('/');
+  return {
+    event: {
       connector: slash < 0 ? connector : connector.slice(0, slash),
       connector_name: slash < 0 ? '' : connector.slice(slash + 1),
       event_type: 'noevents',
@@ -64,7 +119,38 @@ export function idleEvents(rules: Array<IdleRule & { key: string }>, candidates:
       initiator: 'system',
       idle_rule: rule.key,
       timestamp: now,
-    });
-  }
-  return out;
+    },
+  };
+}
+
+function alarmRule(rule: IdleRule & { key: string }, c: IdleCandidate, now: number): IdleOutcome | 'next' | 'none' {
+  const a = c.alarm?.doc;
+  // GetOpenedAlarmsWithLastDatesBefore: open alarms not idle (noevents), whose entity has no rule applied yet.
+  if (!a || a.v.resolved !== undefined || a.v.status.val === 5 || c.alarm?.idleApplied || !rule.operation) return 'next';
+  const date = rule.alarm_condition === 'last_update' ? a.v.last_update_date : a.v.last_event_date;
+  if (!older(date, rule, now)) return 'next';
+  if (!matches(rule.entity_pattern, c.entity, now) || !alarmMatches(rule.alarm_pattern ?? [], a, now)) return 'next';
+  if (a.v.pbehavior_info && rule.disable_during_periods.includes(a.v.pbehavior_info.canonical_type)) return 'next';
+  const apply = `alarm_${rule.alarm_condition ?? 'last_event'}`;
+  const p = rule.operation.parameters;
+  if (rule.operation.type === 'pbehavior') return { pbehavior: p, rule: rule.key, alarm: a, apply, entity: c.entity._id };
+  return {
+    event: {
+      connector: a.v.connector,
+      connector_name: a.v.connector_name,
+      event_type: EVENT_OF[rule.operation.type],
+      source_type: a.v.resource ? 'resource' : 'component',
+      component: a.v.component,
+      ...(a.v.resource ? { resource: a.v.resource } : {}),
+      output: p.output ?? '',
+      ...(p.ticket !== undefined ? { ticket: p.ticket } : {}),
+      ...(p.state !== undefined ? { state: p.state } : {}),
+      ...(rule.operation.type === 'snooze' && p.duration ? { duration: durationSeconds(p.duration) } : {}),
+      author: 'system',
+      initiator: 'system',
+      idle_rule: rule.key,
+      idle_rule_apply: apply,
+      timestamp: now,
+    },
+  };
 }

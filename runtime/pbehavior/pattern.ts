@@ -1,14 +1,15 @@
 import { entityId } from '../event/canopsis-event.js';
+import { checkGroups, type FieldDef, groupsMatch, type Kind, type PatternCondition } from '../pattern/conditions.js';
 import type { Event } from '../tasks/types.js';
-import type { EntityPattern, FieldCondition } from './model.js';
+import type { EntityPattern, PbehaviorInfo } from './model.js';
 
 /*
  * Entity patterns as Canopsis v4 matches them (release-22.10,
  * lib/canopsis/pattern/entity.go and conditions.go): groups OR-ed,
  * conditions in a group AND-ed, an empty pattern matches everything.
- * Fields: _id, name, type, category, component, connector, infos.<name>;
- * the string conditions and exist. A pattern naming anything else is
- * refused when it is saved (checkPattern), never silently ignored.
+ * Fields: _id, name, type, category, component, connector, infos.<name>.
+ * A pattern naming anything else is refused when it is saved
+ * (checkPattern), never silently ignored.
  */
 
 export interface MatchableEntity {
@@ -21,94 +22,45 @@ export interface MatchableEntity {
   infos?: Record<string, { value?: unknown }>;
 }
 
-const FIELDS = new Set(['_id', 'name', 'type', 'category', 'component', 'connector']);
-const STRING_CONDS = [
-  'eq',
-  'neq',
-  'is_one_of',
-  'is_not_one_of',
-  'contain',
-  'not_contain',
-  'begin_with',
-  'not_begin_with',
-  'end_with',
-  'not_end_with',
-  'regexp',
-] as const;
-const CONDS = new Set<string>([...STRING_CONDS, 'exist']);
+const STRING_FIELDS = new Set(['_id', 'name', 'type', 'category', 'component', 'connector']);
+const KINDS: Record<string, Kind> = { string: 'string', int: 'int', bool: 'bool', string_array: 'string_array' };
+
+/** entity.go: the entity's own fields are strings; an info is read as its field_type says, or tested for existence. */
+function entityField(c: PatternCondition): FieldDef<MatchableEntity> | undefined {
+  if (STRING_FIELDS.has(c.field)) return { kinds: ['string'], get: (e) => (e as unknown as Record<string, unknown>)[c.field] };
+  const info = /^infos\.([^.]+)$/.exec(c.field)?.[1];
+  if (info === undefined) return undefined;
+  const kind = c.field_type ? KINDS[c.field_type] : undefined;
+  if (c.field_type && !kind) return undefined;
+  return { kinds: kind ? [kind] : ['string', 'ref'], get: (e) => e.infos?.[info]?.value };
+}
 
 /** Why a pattern cannot be used, or undefined: the API answers it as a 400 on entity_pattern. */
-export function checkPattern(p: unknown): string | undefined {
-  if (!Array.isArray(p)) return 'entity_pattern must be an array of groups of conditions';
-  for (const [g, group] of p.entries()) {
-    if (!Array.isArray(group) || group.length === 0) return `entity_pattern.${g} must be a non-empty array of conditions`;
-    for (const [i, c] of (group as unknown[]).entries()) {
-      const where = `entity_pattern.${g}.${i}`;
-      const fc = c as Partial<FieldCondition> | null;
-      if (!fc || typeof fc !== 'object' || typeof fc.field !== 'string') return `${where}.field is missing`;
-      if (!FIELDS.has(fc.field) && !/^infos\.[^.]+$/.test(fc.field)) return `${where}.field "${fc.field}" is not an entity field`;
-      const type = fc.cond?.type;
-      if (typeof type !== 'string' || !CONDS.has(type)) return `${where}.cond.type must be one of ${[...CONDS].join(', ')}`;
-      const v = fc.cond?.value;
-      if (type === 'exist' && typeof v !== 'boolean') return `${where}.cond.value must be true or false`;
-      if ((type === 'is_one_of' || type === 'is_not_one_of') && !(Array.isArray(v) && v.every((x) => typeof x === 'string')))
-        return `${where}.cond.value must be an array of strings`;
-      if (type !== 'exist' && type !== 'is_one_of' && type !== 'is_not_one_of' && typeof v !== 'string')
-        return `${where}.cond.value must be a string`;
-      if (type === 'regexp') {
-        try {
-          new RegExp(v as string);
-        } catch (e) {
-          return `${where}.cond.value is not a regular expression: ${(e as Error).message}`;
-        }
-      }
-    }
-  }
-  return undefined;
-}
+export const checkPattern = (p: unknown, name = 'entity_pattern'): string | undefined =>
+  checkGroups(p, name, entityField, 'an entity field');
 
-function fieldValue(e: MatchableEntity, field: string): unknown {
-  if (field.startsWith('infos.')) return e.infos?.[field.slice('infos.'.length)]?.value;
-  return (e as unknown as Record<string, unknown>)[field];
-}
+export const matches = (p: EntityPattern, e: MatchableEntity, now = Date.now() / 1000): boolean => groupsMatch(p, e, now, entityField);
 
-function holds(c: FieldCondition, e: MatchableEntity): boolean {
-  const actual = fieldValue(e, c.field);
-  const v = c.cond.value;
-  if (c.cond.type === 'exist') return (actual !== undefined && actual !== null && actual !== '') === v;
-  const s = typeof actual === 'string' ? actual : actual === undefined || actual === null ? '' : String(actual);
-  switch (c.cond.type) {
-    case 'eq':
-      return s === v;
-    case 'neq':
-      return s !== v;
-    case 'is_one_of':
-      return (v as string[]).includes(s);
-    case 'is_not_one_of':
-      return !(v as string[]).includes(s);
-    case 'contain':
-      return s.includes(v as string);
-    case 'not_contain':
-      return !s.includes(v as string);
-    case 'begin_with':
-      return s.startsWith(v as string);
-    case 'not_begin_with':
-      return !s.startsWith(v as string);
-    case 'end_with':
-      return s.endsWith(v as string);
-    case 'not_end_with':
-      return !s.endsWith(v as string);
-    case 'regexp':
-      return new RegExp(v as string).test(s);
-    default:
-      return false;
-  }
-}
+/*
+ * Patterns on the pbehavior an alarm is in (pattern/pbehavior_info.go):
+ * its id, type, canonical type and reason; an alarm in no pbehavior is of
+ * the canonical type "active".
+ */
+const PBH_FIELDS: Record<string, (i: PbehaviorInfo | undefined) => string> = {
+  'pbehavior_info.id': (i) => i?.id ?? '',
+  'pbehavior_info.type': (i) => i?.type ?? '',
+  'pbehavior_info.canonical_type': (i) => i?.canonical_type ?? 'active',
+  'pbehavior_info.reason': (i) => i?.reason ?? '',
+};
+const pbhField = (c: PatternCondition): FieldDef<PbehaviorInfo | undefined> | undefined => {
+  const get = PBH_FIELDS[c.field];
+  return get ? { kinds: ['string'], get } : undefined;
+};
 
-export function matches(p: EntityPattern, e: MatchableEntity): boolean {
-  if (p.length === 0) return true;
-  return p.some((group) => group.every((c) => holds(c, e)));
-}
+export const checkPbehaviorPattern = (p: unknown, name = 'pbehavior_pattern'): string | undefined =>
+  checkGroups(p, name, pbhField, 'a pbehavior_info field');
+
+export const pbehaviorMatches = (p: EntityPattern, info: PbehaviorInfo | undefined): boolean => groupsMatch(p, info, 0, pbhField);
 
 /** The entity of an event as a pattern sees it (che writes the same from it). */
 export function entityOfEvent(e: Event): MatchableEntity {

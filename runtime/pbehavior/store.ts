@@ -1,4 +1,6 @@
+import { type DurationWithUnit, durationSeconds } from '../durations.js';
 import type { Store } from '../store/types.js';
+import { bumpVersion } from '../store/versions.js';
 import {
   DEFAULT_REASON,
   DEFAULT_TYPES,
@@ -41,4 +43,63 @@ export async function loadPbehaviors(store: Store): Promise<Loaded> {
     store.collection<Exception>(PBEHAVIOR_EXCEPTIONS).find(),
   ]);
   return { pbehaviors, types: byKey<PbhType>(types), reasons: byKey<Reason>(reasons), exceptions: byKey<Exception>(exceptions) };
+}
+
+/** What a scenario's or an idle rule's pbehavior operation names (action.go Parameters, idlerule.Parameters). */
+export interface PbehaviorOperation {
+  name?: string;
+  reason?: string;
+  type?: string;
+  rrule?: string;
+  tstart?: number;
+  tstop?: number;
+  start_on_trigger?: boolean;
+  duration?: DurationWithUnit;
+}
+
+export class PbehaviorOperationFailed extends Error {}
+
+/** types.ActionPbehaviorColor */
+const ACTION_PBEHAVIOR_COLOR = '#808080';
+
+/**
+ * A pbehavior on one entity, as engine-pbehavior's
+ * rpc_server_message_processor.go makes it for an operation: from now for
+ * its duration (start_on_trigger), or from tstart to tstop. Stored under
+ * `key`, so that doing the same operation again puts the same pbehavior,
+ * not a second one; every engine reloads the pbehaviors.
+ */
+export async function putOperationPbehavior(
+  store: Store,
+  key: string,
+  op: PbehaviorOperation,
+  o: { entity: string; author: string; name: string; now: number },
+): Promise<void> {
+  await ensureDefaults(store);
+  if (!(await store.collection(PBEHAVIOR_TYPES).get(op.type ?? '')))
+    throw new PbehaviorOperationFailed(`pbehavior type "${op.type}" does not exist`);
+  if (!(await store.collection(PBEHAVIOR_REASONS).get(op.reason ?? '')))
+    throw new PbehaviorOperationFailed(`pbehavior reason "${op.reason}" does not exist`);
+  const [tstart, tstop] = op.start_on_trigger
+    ? [o.now, o.now + (op.duration ? durationSeconds(op.duration) : 3600)]
+    : [op.tstart ?? o.now, op.tstop];
+  const pbh: PBehavior = {
+    author: o.author,
+    name: op.name || o.name,
+    enabled: true,
+    tstart,
+    ...(tstop !== undefined ? { tstop } : {}),
+    rrule: op.rrule ?? '',
+    exdates: [],
+    exceptions: [],
+    type: op.type!,
+    reason: op.reason!,
+    entity_pattern: [[{ field: '_id', cond: { type: 'eq', value: o.entity } }]],
+    color: ACTION_PBEHAVIOR_COLOR,
+    comments: [],
+    created: o.now,
+    updated: o.now,
+  };
+  await store.collection<PBehavior>(PBEHAVIORS).put(key, pbh);
+  await bumpVersion(store, PBEHAVIORS);
 }

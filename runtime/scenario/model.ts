@@ -1,3 +1,4 @@
+import type { AlarmPattern } from '../alarm/pattern.js';
 import type { CanonicalType, EntityPattern } from '../pbehavior/model.js';
 
 /*
@@ -78,6 +79,8 @@ export interface ScenarioAction {
   parameters: ActionParameters;
   comment: string;
   entity_pattern: EntityPattern;
+  /** The alarm's fields (alarm.go); absent in scenarios saved before it existed: matches every alarm. */
+  alarm_pattern?: AlarmPattern;
   /** When this action's pattern does not match, the rest of the scenario is dropped too. */
   drop_scenario_if_not_matched: boolean;
   emit_trigger: boolean;

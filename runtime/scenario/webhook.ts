@@ -8,9 +8,12 @@ import type { WebhookDeclareTicket, WebhookRequest } from './model.js';
  * lib/canopsis/types/webhook.go; lib/canopsis/action retry_count and
  * retry_delay): the body rendered from a Handlebars template with the alarm,
  * the entity and the event; TLS verified unless skip_verify; a timeout; a
- * network error or a 5xx is retried retry_count times, retry_delay apart, a
- * 4xx is not; the ticket number read from the JSON response when
- * declare_ticket says where.
+ * network error or a 5xx is retried retry_count times, a 4xx is not; the
+ * ticket number read from the JSON response when declare_ticket says where.
+ * Canopsis waits retry_delay between attempts; here the wait doubles after
+ * each failure (retry_delay, 2x, 4x... at most a minute, or retry_delay if
+ * longer), so a receiver that is down is not hammered and one that is
+ * briefly busy is retried soon.
  */
 
 export class WebhookFailed extends Error {}
@@ -19,7 +22,7 @@ export interface WebhookCall {
   request: WebhookRequest;
   declareTicket?: WebhookDeclareTicket;
   retryCount: number;
-  /** Seconds between attempts. */
+  /** Seconds before the first retry; doubled for each next one (see backoff). */
   retryDelay: number;
   data: { alarm: unknown; entity: unknown; event: unknown };
   /** Waits between attempts (tests pass their own). */
@@ -34,6 +37,11 @@ export interface WebhookResult {
 }
 
 const DEFAULT_TIMEOUT = 30;
+/** Seconds a doubled wait does not exceed (unless retry_delay itself is longer). */
+const MAX_BACKOFF = 60;
+
+/** Seconds to wait before retry number `n` (1: the first retry). */
+export const backoff = (retryDelay: number, n: number) => Math.min(retryDelay * 2 ** (n - 1), Math.max(retryDelay, MAX_BACKOFF));
 
 const render = (template: string, data: unknown, what: string) => {
   try {
@@ -65,9 +73,13 @@ export async function callWebhook(c: WebhookCall): Promise<WebhookResult> {
     bodyTimeout: timeoutMs,
   });
   let last = '';
+  const waits: number[] = [];
   try {
     for (let attempt = 1; attempt <= 1 + c.retryCount; attempt++) {
-      if (attempt > 1) await sleep(c.retryDelay * 1000);
+      if (attempt > 1) {
+        waits.push(backoff(c.retryDelay, attempt - 1));
+        await sleep(waits.at(-1)! * 1000);
+      }
       let status: number;
       let text: string;
       try {
@@ -107,7 +119,7 @@ export async function callWebhook(c: WebhookCall): Promise<WebhookResult> {
       }
       return result;
     }
-    throw new WebhookFailed(`${last}; ${1 + c.retryCount} attempt(s), ${c.retryDelay} s apart`);
+    throw new WebhookFailed(`${last}; ${1 + c.retryCount} attempt(s)${waits.length ? `, waiting ${waits.join(', ')} s between them` : ''}`);
   } finally {
     await dispatcher.close();
   }

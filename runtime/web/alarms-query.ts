@@ -1,3 +1,6 @@
+import { type AlarmPattern, checkAlarmPattern } from '../alarm/pattern.js';
+import type { EntityPattern } from '../pbehavior/model.js';
+import { checkPattern, checkPbehaviorPattern } from '../pbehavior/pattern.js';
 import type { Filter, FindOptions } from '../store/types.js';
 
 /*
@@ -63,6 +66,38 @@ export interface AlarmsQuery extends Page {
   options: FindOptions;
   opened: Opened;
   withSteps: boolean;
+  /** Canopsis' alarm_pattern, entity_pattern and pbehavior_pattern, when given: applied to what the filter finds. */
+  patterns?: Patterns;
+}
+
+export interface Patterns {
+  alarm?: AlarmPattern;
+  entity?: EntityPattern;
+  pbehavior?: EntityPattern;
+}
+
+/** mongo_query.go handlePatterns: each a JSON pattern, "XPattern is invalid." when it is not one. */
+const PATTERN_PARAMS = [
+  { param: 'alarm_pattern', key: 'alarm', title: 'AlarmPattern', check: checkAlarmPattern },
+  { param: 'entity_pattern', key: 'entity', title: 'EntityPattern', check: checkPattern },
+  { param: 'pbehavior_pattern', key: 'pbehavior', title: 'PbehaviorPattern', check: checkPbehaviorPattern },
+] as const;
+
+function patternsOf(q: Query, errors: Record<string, string>): Patterns | undefined {
+  const out: Patterns = {};
+  for (const { param, key, title: name, check } of PATTERN_PARAMS) {
+    const raw = one(q, param);
+    if (raw === undefined || raw === '') continue;
+    let p: unknown;
+    try {
+      p = JSON.parse(raw);
+    } catch {
+      p = undefined;
+    }
+    if (p === undefined || check(p, param) !== undefined) errors[param] = `${name} is invalid.`;
+    else out[key] = p as AlarmPattern;
+  }
+  return Object.keys(out).length ? out : undefined;
 }
 
 const TIME_FIELDS = ['t', 'v.creation_date', 'v.resolved', 'v.last_update_date', 'v.last_event_date'];
@@ -185,13 +220,14 @@ export function alarmsQuery(q: Query, now: number): AlarmsQuery {
   if (!sort.some(([f]) => f === 'key')) sort.push(['key', 1]);
 
   const withSteps = bool(q, 'with_steps', errors) ?? false;
+  const patterns = patternsOf(q, errors);
   if (Object.keys(errors).length) throw new Invalid(errors);
   if (and.length === 1) filter.$or = and[0]!.$or;
   else if (and.length > 1) {
     // Two $or conditions: (a or b) and (c or d) = the cross product, which the store's one $or can say.
     filter.$or = and[0]!.$or!.flatMap((x) => and[1]!.$or!.map((y) => ({ ...x, ...y })));
   }
-  return { filter, options: { sort, skip: (page - 1) * limit, limit }, page, limit, opened, withSteps };
+  return { filter, options: { sort, skip: (page - 1) * limit, limit }, page, limit, opened, withSteps, ...(patterns ? { patterns } : {}) };
 }
 
 /** Canopsis' PaginatedMeta; a page past the last is "page is out of range" (NewPaginatedMeta). */

@@ -172,6 +172,35 @@ test('a weekly maintenance window created through the API: the alarm is born in 
     a.v.steps.map((s: Json) => s._t),
     ['stateinc', 'statusinc', 'pbhenter'],
   );
+  // The open-alarms view without what is in maintenance: Canopsis' pbehavior_pattern (mongo_query.go
+  // handlePbehaviorPattern, pattern/pbehavior_info.go: an alarm in no pbehavior is "active"), the console's default.
+  const view = async (pattern: unknown) =>
+    (await call('GET', `/api/v4/alarms?opened=true&search=web1&pbehavior_pattern=${encodeURIComponent(JSON.stringify(pattern))}`)).body;
+  const activeOnly = [[{ field: 'pbehavior_info.canonical_type', cond: { type: 'eq', value: 'active' } }]];
+  await call('POST', '/api/v4/event', {
+    connector: 'nagios',
+    connector_name: 'n1',
+    event_type: 'check',
+    component: 'web1-outside',
+    resource: 'disk',
+    state: 1,
+    output: 'full',
+  });
+  await waitFor('the alarm outside the window', async () => (await alarmOf('disk'))?.v.component === 'web1-outside');
+  const visible = await view(activeOnly);
+  assert.deepEqual(
+    visible.data.map((x: Json) => x.v.resource),
+    ['disk'],
+    'the alarm in maintenance is left out of the active view',
+  );
+  assert.equal(visible.meta.total_count, 1);
+  const inMaintenance = await view([[{ field: 'pbehavior_info.canonical_type', cond: { type: 'is_one_of', value: ['maintenance'] } }]]);
+  assert.deepEqual(
+    inMaintenance.data.map((x: Json) => x.v.resource),
+    ['cpu'],
+  );
+  const badPattern = await call('GET', `/api/v4/alarms?pbehavior_pattern=${encodeURIComponent('[[{"field":"pbehavior_info.nope"}]]')}`);
+  assert.deepEqual(badPattern, { status: 400, body: { errors: { pbehavior_pattern: 'PbehaviorPattern is invalid.' } } });
 
   const off = await call('PUT', `/api/v4/pbehaviors/${id}`, { ...body, enabled: false });
   assert.equal(off.status, 200);
@@ -226,4 +255,46 @@ test('bulk pbehaviors (lib/api/bulk/handler.go): 207, one answer per item, creat
     { status: 400, item: {}, errors: { _id: 'ID is missing.' } },
   ]);
   assert.equal((await call('GET', `/api/v4/pbehaviors/${id}`)).status, 404);
+});
+
+test('PATCH changes only the fields given (PatchRequest); comments (lib/api/pbehaviorcomment) are kept by updates', async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const body = {
+    name: 'patched',
+    enabled: false,
+    tstart: now,
+    tstop: now + 60,
+    type: 'default-pause',
+    reason: 'default-reason',
+    color: '#FFFFFF',
+    entity_pattern: [[{ field: 'name', cond: { type: 'eq', value: 'nothing' } }]],
+  };
+  const id = (await call('POST', '/api/v4/pbehaviors', body)).body._id as string;
+  const patched = await call('PATCH', `/api/v4/pbehaviors/${id}`, { name: 'renamed', tstop: null });
+  assert.equal(patched.status, 200, JSON.stringify(patched.body));
+  assert.equal(patched.body.name, 'renamed');
+  assert.equal(patched.body.tstop, null, 'null clears the stop: no end');
+  assert.equal(patched.body.type._id, 'default-pause', 'the rest as it was');
+  assert.deepEqual(patched.body.entity_pattern, body.entity_pattern);
+  assert.deepEqual((await call('PATCH', `/api/v4/pbehaviors/${id}`, { type: 'nope' })).body, { errors: { type: "Type doesn't exist." } });
+  assert.equal((await call('PATCH', '/api/v4/pbehaviors/nope', { name: 'x' })).status, 404);
+
+  const comment = await call('POST', '/api/v4/pbehavior-comments', { pbehavior: id, message: 'waiting for the vendor' });
+  assert.equal(comment.status, 201);
+  assert.equal(comment.body.message, 'waiting for the vendor');
+  assert.deepEqual(comment.body.author, { _id: 'authkey', name: 'authkey' });
+  assert.deepEqual((await call('POST', '/api/v4/pbehavior-comments', { pbehavior: id })).body, {
+    errors: { message: 'Message is missing.' },
+  });
+  assert.equal((await call('POST', '/api/v4/pbehavior-comments', { pbehavior: 'nope', message: 'x' })).status, 404);
+  await call('PUT', `/api/v4/pbehaviors/${id}`, { ...body, name: 'put' });
+  assert.deepEqual(
+    (await call('GET', `/api/v4/pbehaviors/${id}`)).body.comments.map((c: Json) => c.message),
+    ['waiting for the vendor'],
+    'a PUT keeps the comments',
+  );
+  assert.equal((await call('DELETE', `/api/v4/pbehavior-comments/${comment.body._id}`)).status, 204);
+  assert.equal((await call('DELETE', `/api/v4/pbehavior-comments/${comment.body._id}`)).status, 404);
+  assert.deepEqual((await call('GET', `/api/v4/pbehaviors/${id}`)).body.comments, []);
+  assert.equal((await call('DELETE', `/api/v4/pbehaviors/${id}`)).status, 204);
 });

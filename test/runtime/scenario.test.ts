@@ -6,6 +6,7 @@ import amqp from 'amqplib';
 import type { Scenario, ScenarioAction } from '../../runtime/scenario/model.js';
 import { plan } from '../../runtime/scenario/plan.js';
 import { callWebhook, WebhookFailed } from '../../runtime/scenario/webhook.js';
+import { storedAlarm } from '../helpers/alarms.js';
 import { type ApiStack, startApiStack } from '../helpers/api-stack.js';
 import { waitFor } from '../helpers/index.js';
 
@@ -50,8 +51,9 @@ next=action
 [engine:action]
 event_processing=canopsis.action.process.event_processing
 beat_processing=canopsis.action.process.beat_processing
-beat_interval=0.3
+beat_interval=60
 `;
+// action's beat as in the stock settings (60 s): a delay must be kept by the process that stored the run, not by the beat.
 
 before(async () => {
   receiver = createServer((req, res) => {
@@ -108,6 +110,17 @@ test('plan: scenarios by priority on their triggers; a pattern that does not mat
     ...over,
   });
   const web1 = { _id: 'disk/web1', name: 'disk', type: 'resource', component: 'web1' };
+  const inMaintenance = storedAlarm({ id: 'a1', entity: 'disk/web1', opened: 900, state: 2 });
+  inMaintenance.v.pbehavior_info = {
+    timestamp: 0,
+    id: 'p',
+    name: 'p',
+    reason: '',
+    reason_name: '',
+    type: 't',
+    type_name: 't',
+    canonical_type: 'maintenance',
+  };
   const onlyDb = [[{ field: 'component', cond: { type: 'eq', value: 'db1' } }]];
   const planned = plan(
     [
@@ -120,14 +133,23 @@ test('plan: scenarios by priority on their triggers; a pattern that does not mat
       s('on-ack', { triggers: ['ack'] }),
       s('off', { enabled: false }),
       s('not-in-maintenance', { disable_during_periods: ['maintenance'] }),
+      // alarm.go fields: critical alarms only (this one is major), then any alarm not acked.
+      s('by-alarm', {
+        priority: 4,
+        actions: [
+          action({ type: 'changestate', alarm_pattern: [[{ field: 'v.state.val', cond: { type: 'eq', value: 3 } }]] }),
+          action({ type: 'assocticket', alarm_pattern: [[{ field: 'v.ack', cond: { type: 'exist', value: false } }]] }),
+        ],
+      }),
     ],
     ['create', 'stateinc'],
     web1,
-    { timestamp: 0, id: 'p', name: 'p', reason: '', reason_name: '', type: 't', type_name: 't', canonical_type: 'maintenance' },
+    inMaintenance,
+    1000,
   );
   assert.deepEqual(
     planned.map((p) => `${p.scenario}:${p.index}:${p.action.type}`),
-    ['first:1:snooze', 'second:0:cancel'],
+    ['first:1:snooze', 'second:0:cancel', 'by-alarm:1:assocticket'],
   );
 });
 
@@ -152,12 +174,28 @@ test('a webhook: the body rendered from its template, retried on 503, the ticket
   });
   assert.equal(r.status, 200);
   assert.equal(r.attempts, 2);
-  assert.deepEqual(slept, [3000], 'retry_delay between the attempts');
+  assert.deepEqual(slept, [3000], 'retry_delay before the first retry');
   assert.match(r.ticket ?? '', /^INC-\d+$/);
   const got = received.filter((x) => x.path === '/unit');
   assert.equal(got.length, 2);
   assert.equal(got[1]!.body, '{"r": "disk"}');
   assert.equal(got[1]!.headers['x-origin'], 'disk/web1');
+  // A receiver that stays down: the wait doubles after each failure, up to a minute.
+  answers.set('/down-unit', [503]);
+  const waits: number[] = [];
+  await assert.rejects(
+    callWebhook({
+      request: { url: `${base}/down-unit`, method: 'POST', skip_verify: false },
+      retryCount: 5,
+      retryDelay: 10,
+      data: { alarm: {}, entity: {}, event: {} },
+      sleep: async (ms) => {
+        waits.push(ms / 1000);
+      },
+    }),
+    (e: Error) => e instanceof WebhookFailed && /answered 503; 6 attempt\(s\), waiting 10, 20, 40, 60, 60 s between them/.test(e.message),
+  );
+  assert.deepEqual(waits, [10, 20, 40, 60, 60]);
   answers.set('/bad', [404]);
   await assert.rejects(
     callWebhook({
@@ -293,7 +331,10 @@ test('a webhook still failing after its retries dead-letters the event with the 
       30_000,
       250,
     );
-    assert.match(String(dead.properties.headers?.['x-canopsis-reason']), /webhook.*\/down answered 503; 2 attempt\(s\), 1 s apart/);
+    assert.match(
+      String(dead.properties.headers?.['x-canopsis-reason']),
+      /webhook.*\/down answered 503; 2 attempt\(s\), waiting 1 s between them/,
+    );
     assert.equal(JSON.parse(dead.content.toString()).component, 'down-host');
   } finally {
     await conn.close();

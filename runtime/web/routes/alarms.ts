@@ -1,9 +1,11 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { StoredAlarm } from '../../alarm/model.js';
+import { alarmMatches } from '../../alarm/pattern.js';
 import { ALARMS } from '../../engines/axe.js';
-import { ENTITIES, type Entity } from '../../engines/che.js';
+import { ENTITIES, type Entity, matchableEntity } from '../../engines/che.js';
+import { matches, pbehaviorMatches } from '../../pbehavior/pattern.js';
 import type { Store } from '../../store/types.js';
-import { alarmsQuery, Invalid, PageOutOfRange, pageMeta, type Query } from '../alarms-query.js';
+import { type AlarmsQuery, alarmsQuery, Invalid, PageOutOfRange, type Patterns, pageMeta, type Query } from '../alarms-query.js';
 import { alarmView } from '../views.js';
 
 /*
@@ -31,6 +33,39 @@ export function badQuery(e: unknown, reply: FastifyReply): FastifyReply | undefi
   return undefined;
 }
 
+/**
+ * A page of the alarms the filter finds and the patterns select. Patterns
+ * are matched here, on every alarm the filter finds, as Canopsis matches
+ * them in its aggregation: the count is of the matching alarms.
+ */
+async function withPatterns(store: Store, q: AlarmsQuery, p: Patterns, now: number) {
+  const { skip = 0, limit = 10, ...order } = q.options;
+  const found = await store.collection<StoredAlarm>(ALARMS).find(q.filter, order);
+  const entities = p.entity
+    ? await entitiesOf(
+        store,
+        found.map((a) => a.d),
+      )
+    : new Map<string, Entity>();
+  const selected = found.filter(
+    (a) =>
+      (!p.alarm || alarmMatches(p.alarm, a, now)) &&
+      (!p.pbehavior || pbehaviorMatches(p.pbehavior, a.v.pbehavior_info)) &&
+      (!p.entity || matches(p.entity, matchableEntity(a.d, entities.get(a.d)), now)),
+  );
+  const data = selected.slice(skip, skip + limit);
+  return {
+    data,
+    total: selected.length,
+    entities: p.entity
+      ? entities
+      : await entitiesOf(
+          store,
+          data.map((a) => a.d),
+        ),
+  };
+}
+
 export function alarmReadRoutes(app: FastifyInstance, store: Store): void {
   const alarms = () => store.collection<StoredAlarm>(ALARMS);
 
@@ -39,12 +74,17 @@ export function alarmReadRoutes(app: FastifyInstance, store: Store): void {
       const t = now();
       const q = alarmsQuery(req.query as Query, t);
       const c = alarms();
-      const [data, total] = await Promise.all([c.find(q.filter, q.options), c.count(q.filter)]);
+      const { data, total, entities } = q.patterns
+        ? await withPatterns(store, q, q.patterns, t)
+        : await (async () => {
+            const [data, total] = await Promise.all([c.find(q.filter, q.options), c.count(q.filter)]);
+            const entities = await entitiesOf(
+              store,
+              data.map((a) => a.d),
+            );
+            return { data, total, entities };
+          })();
       const meta = pageMeta(q, total);
-      const entities = await entitiesOf(
-        store,
-        data.map((a) => a.d),
-      );
       return { data: data.map((a) => alarmView(a, entities.get(a.d), { now: t, steps: q.withSteps })), meta };
     } catch (e) {
       const sent = badQuery(e, reply);

@@ -48,6 +48,8 @@ export interface CrudOptions<T extends object> {
   sort?: Array<[string, 1 | -1]>;
   /** The bulk route (/api/v4/bulk/...): POST creates, PUT updates, DELETE deletes, an array each. */
   bulk?: string;
+  /** PATCH /route/:id: the fields given replace the stored ones, then the whole is checked as a PUT (lib/api/pbehavior PatchRequest). */
+  patch?: boolean;
   /** The answer for a document (default: the document with `_id`). */
   view?: (key: string, doc: T) => Promise<Record<string, unknown>> | Record<string, unknown>;
 }
@@ -120,6 +122,20 @@ export function crudRoutes<T extends object>(app: FastifyInstance, o: CrudOption
   app.put(`${o.route}/:id`, async (req, reply) =>
     answer(await write('update', (req.params as { id: string }).id, bodyOf(req.body), req.principal!.name), reply),
   );
+  if (o.patch)
+    app.patch(`${o.route}/:id`, async (req, reply) => {
+      const id = (req.params as { id: string }).id;
+      const current = await c().get(id);
+      if (!current) return reply.status(404).send(NOT_FOUND);
+      const { key: _k, ...stored } = current;
+      // A null clears an optional field (tstop: null, no end), as PatchRequest's NullableTime.
+      const merged: Body = { ...(stored as Body) };
+      for (const [k, v] of Object.entries(bodyOf(req.body))) {
+        if (v === null) delete merged[k];
+        else merged[k] = v;
+      }
+      return answer(await write('update', id, merged, req.principal!.name), reply);
+    });
   app.delete(`${o.route}/:id`, async (req, reply) =>
     answer(await write('delete', (req.params as { id: string }).id, {}, req.principal!.name), reply),
   );

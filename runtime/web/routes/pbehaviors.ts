@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import {
   CANONICAL_TYPES,
@@ -15,6 +16,7 @@ import { checkPattern } from '../../pbehavior/pattern.js';
 import { checkRrule } from '../../pbehavior/resolve.js';
 import { ensureDefaults } from '../../pbehavior/store.js';
 import type { Collection, Store } from '../../store/types.js';
+import { NOT_FOUND } from './alarms.js';
 import { type Body, crudRoutes, type Errors, text } from './crud.js';
 
 /*
@@ -53,7 +55,7 @@ async function exdatesOf(b: Body, errors: Errors, types: Collection<PbhType>): P
 }
 
 /** An EditRequest checked against the stored types, reasons and exceptions. */
-async function pbehaviorOf(store: Store, b: Body, author: string, created: number): Promise<{ doc?: PBehavior; errors: Errors }> {
+async function pbehaviorOf(store: Store, b: Body, author: string, existing?: PBehavior): Promise<{ doc?: PBehavior; errors: Errors }> {
   const errors: Errors = {};
   const name = text(b, 'name', errors, 'Name');
   if (typeof b.enabled !== 'boolean') errors.enabled = 'Enabled is missing.';
@@ -96,8 +98,9 @@ async function pbehaviorOf(store: Store, b: Body, author: string, created: numbe
       reason: b.reason as string,
       entity_pattern: b.entity_pattern as PBehavior['entity_pattern'],
       color,
-      comments: [],
-      created,
+      // Comments have their own routes: an update keeps them.
+      comments: existing?.comments ?? [],
+      created: existing?.created ?? now(),
       updated: now(),
     },
   };
@@ -115,7 +118,7 @@ async function pbehaviorView(store: Store, key: string, p: PBehavior): Promise<R
   return {
     _id: key,
     author: { _id: p.author, name: p.author },
-    comments: p.comments,
+    comments: p.comments.map((c) => commentView(c)),
     enabled: p.enabled,
     name: p.name,
     reason: await withId(store.collection<Reason>(PBEHAVIOR_REASONS), p.reason),
@@ -220,10 +223,53 @@ export function pbehaviorRoutes(app: FastifyInstance, d: PbehaviorDeps): void {
     bulk: '/api/v4/bulk/pbehaviors',
     collection: PBEHAVIORS,
     version: PBEHAVIORS,
-    check: (b, author, existing) => pbehaviorOf(d.store, b, author, existing?.created ?? now()),
+    check: (b, author, existing) => pbehaviorOf(d.store, b, author, existing),
+    patch: true,
     changed: d.recompute,
     before: () => ensureDefaults(d.store),
     sort: [['created', -1]],
     view: (key, p) => pbehaviorView(d.store, key, p),
+  });
+
+  commentRoutes(app, d);
+}
+
+type Comment = PBehavior['comments'][number];
+/** pbehaviorcomment.Response: the author as {_id, name}. */
+const commentView = (c: Comment) => ({ _id: c._id, author: { _id: c.author, name: c.author }, ts: c.ts, message: c.message });
+
+/**
+ * /api/v4/pbehavior-comments (lib/api/pbehaviorcomment): a comment is kept
+ * in its pbehavior's `comments`, as Canopsis keeps it; POST answers 201
+ * with the comment, DELETE 204, an unknown pbehavior or comment 404.
+ */
+function commentRoutes(app: FastifyInstance, d: PbehaviorDeps): void {
+  const pbhs = () => d.store.collection<PBehavior>(PBEHAVIORS);
+  app.post('/api/v4/pbehavior-comments', async (req, reply) => {
+    const b = (req.body && typeof req.body === 'object' ? req.body : {}) as Body;
+    const errors: Errors = {};
+    const pbehavior = text(b, 'pbehavior', errors, 'Pbehavior');
+    const message = text(b, 'message', errors, 'Message');
+    if (message.length > 255) errors.message = 'Message should be 255 or less.';
+    if (Object.keys(errors).length) return reply.status(400).send({ errors });
+    const comment: Comment = { _id: randomUUID(), author: req.principal!.name, ts: now(), message };
+    const { doc } = await pbhs().modify(pbehavior, (cur) => {
+      if (!cur) return undefined;
+      const { key: _k, ...p } = cur;
+      return { ...p, comments: [...p.comments, comment] };
+    });
+    if (!doc) return reply.status(404).send(NOT_FOUND);
+    return reply.status(201).send(commentView(comment));
+  });
+  app.delete('/api/v4/pbehavior-comments/:id', async (req, reply) => {
+    const id = (req.params as { id: string }).id;
+    const holder = (await pbhs().find({})).find((p) => p.comments.some((c) => c._id === id));
+    if (!holder) return reply.status(404).send(NOT_FOUND);
+    await pbhs().modify(holder.key, (cur) => {
+      if (!cur) return undefined;
+      const { key: _k, ...p } = cur;
+      return { ...p, comments: p.comments.filter((c) => c._id !== id) };
+    });
+    return reply.status(204).send();
   });
 }

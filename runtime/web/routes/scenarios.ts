@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { checkAlarmPattern } from '../../alarm/pattern.js';
 import { checkDuration } from '../../durations.js';
 import { CANONICAL_TYPES, type CanonicalType } from '../../pbehavior/model.js';
 import { checkPattern } from '../../pbehavior/pattern.js';
@@ -10,8 +11,8 @@ import { type Body, crudRoutes, type Errors, text } from './crud.js';
  * /api/v4/scenarios as Canopsis v4 serves them (release-22.10,
  * lib/api/scenario/models.go EditRequest and ActionRequest;
  * lib/canopsis/action/action.go Parameters). What the appliance cannot do
- * yet (a delay, the pbehavior action, triggers it never raises) is refused
- * with a message saying so, never stored and silently ignored.
+ * (triggers it never raises) is refused with a message saying so, never
+ * stored and silently ignored.
  */
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -33,6 +34,9 @@ function actionOf(raw: unknown, i: number, errors: Errors): ScenarioAction | und
   const pattern = a.entity_pattern ?? [];
   const patternError = checkPattern(pattern);
   if (patternError) errors[`${at}.entity_pattern`] = patternError;
+  const alarmPattern = a.alarm_pattern ?? [];
+  const alarmPatternError = checkAlarmPattern(alarmPattern);
+  if (alarmPatternError) errors[`${at}.alarm_pattern`] = alarmPatternError;
   const params: ActionParameters = {};
   if (typeof p.output === 'string') params.output = p.output;
   if (typeof p.author === 'string' && p.author) params.author = p.author;
@@ -105,6 +109,7 @@ function actionOf(raw: unknown, i: number, errors: Errors): ScenarioAction | und
     parameters: params,
     comment: typeof a.comment === 'string' ? a.comment : '',
     entity_pattern: pattern as ScenarioAction['entity_pattern'],
+    alarm_pattern: alarmPattern as ScenarioAction['alarm_pattern'],
     drop_scenario_if_not_matched: a.drop_scenario_if_not_matched === true,
     emit_trigger: a.emit_trigger === true,
   };
