@@ -177,10 +177,13 @@ async function check(flags: CommonFlags): Promise<void> {
   else out(`preflight passed for ${p.layout.prefix}${opts.skipChecks.size ? ` (skipped: ${[...opts.skipChecks].join(', ')})` : ''}`);
 }
 
-async function deps(_flags: { forTests?: boolean; yes?: boolean }): Promise<void> {
+/** What only the test suite uses: Debian's Chromium, which the console's browser tests drive (playwright-core). */
+const TEST_ONLY_PACKAGES = ['chromium'];
+
+async function deps(flags: { forTests?: boolean; yes?: boolean }): Promise<void> {
   const facts = await gatherFacts();
   // Everything any configuration can use (tests exercise all of them).
-  const packages = allPackages();
+  const packages = [...allPackages(), ...(flags.forTests ? TEST_ONLY_PACKAGES : [])];
   if (!facts.root || !facts.debian) {
     out(`not root on Debian: make sure these are installed: ${packages.join(' ')}`);
     return;

@@ -11,7 +11,16 @@ import { SOURCE_ROOT } from '../render/handlebars.js';
  */
 
 /** What a release holds, relative to the source root. */
-const CONTENT = ['dist/installer', 'dist/runtime', 'templates', 'systemd', 'packaging/hooks', 'package.json', 'package-lock.json'];
+const CONTENT = [
+  'dist/installer',
+  'dist/runtime',
+  'dist/console',
+  'templates',
+  'systemd',
+  'packaging/hooks',
+  'package.json',
+  'package-lock.json',
+];
 
 /**
  * Parts of production packages nothing runs: the embedded Node's C headers

@@ -120,6 +120,8 @@ export interface AlarmTiming {
   /** When the state last left 0, and when it last came back to 0: the stealthy window. */
   non_ok_since: number;
   back_to_ok?: number;
+  /** When axe last wrote the alarm to `alarms` (ms): the webserver's live feed reads what changed since. */
+  written?: number;
 }
 
 export interface Alarm {

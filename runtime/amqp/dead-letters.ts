@@ -1,4 +1,4 @@
-import type { Channel, GetMessage } from 'amqplib';
+import type { Channel, ConfirmChannel, GetMessage } from 'amqplib';
 import { deadQueue } from './topology.js';
 
 /*
@@ -74,4 +74,24 @@ export function matches(l: DeadLetter, f: ReplayFilter): boolean {
 export function replayHeaders(h: Record<string, unknown>): Record<string, unknown> {
   const out = Object.fromEntries(Object.entries(h).filter(([k]) => !k.startsWith('x-canopsis-') && k !== 'x-death'));
   return { ...out, 'x-canopsis-replayed': Number(h['x-canopsis-replayed'] ?? 0) + 1 };
+}
+
+/**
+ * Puts the dead letters of an engine that match back into its queue: the
+ * copies are confirmed before the letters are removed, so a fault between
+ * the two replays an event twice (at least once) and never loses one.
+ */
+export async function replayLetters(
+  ch: ConfirmChannel,
+  engineQueueName: string,
+  filter: ReplayFilter,
+  limit: number,
+): Promise<{ replayed: number; kept: number }> {
+  const letters = await peek(ch, engineQueueName, limit);
+  const chosen = letters.filter((l) => matches(l, filter));
+  for (const l of chosen)
+    ch.publish('', l.queue, l.body, { persistent: true, contentType: 'application/json', headers: replayHeaders(l.headers) });
+  await ch.waitForConfirms();
+  for (const l of chosen) ch.ack(l.message);
+  return { replayed: chosen.length, kept: letters.length - chosen.length };
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import amqp from 'amqplib';
 import { Command } from 'commander';
-import { matches, peek, type ReplayFilter, reasonsOf, replayHeaders } from '../amqp/dead-letters.js';
+import { peek, type ReplayFilter, reasonsOf, replayLetters } from '../amqp/dead-letters.js';
 import { deadQueue, engineQueue } from '../amqp/topology.js';
 import { readEngines } from '../config/engines.js';
 import { prefixFrom, readBrokerConfig } from '../config/files.js';
@@ -101,17 +101,7 @@ function program(): Command {
         }),
       };
       await withChannel(o.prefix, async (ch) => {
-        const letters = await peek(ch, engineQueue(engine), Number(o.limit));
-        let replayed = 0;
-        for (const l of letters) {
-          if (!matches(l, filter)) continue;
-          ch.publish('', l.queue, l.body, { persistent: true, contentType: 'application/json', headers: replayHeaders(l.headers) });
-          replayed++;
-        }
-        await ch.waitForConfirms();
-        // Only once the copies are confirmed are the dead letters removed.
-        for (const l of letters) if (matches(l, filter)) ch.ack(l.message);
-        const kept = letters.length - replayed;
+        const { replayed, kept } = await replayLetters(ch, engineQueue(engine), filter, Number(o.limit));
         if (o.json) out(JSON.stringify({ engine, replayed, kept }));
         else out(`${engine}: replayed ${replayed} into ${engineQueue(engine)}; ${kept} left in ${deadQueue(engineQueue(engine))}`);
       });

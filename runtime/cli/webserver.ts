@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { Command } from 'commander';
 import { BrokerConnection } from '../amqp/connection.js';
+import { peek, replayLetters } from '../amqp/dead-letters.js';
 import { deadQueue, declareExchanges, dispatcherQueue, engineQueue, queueCounts } from '../amqp/topology.js';
 import { readEngines } from '../config/engines.js';
 import { prefixFrom, readBrokerConfig, readWebserverConf, type WebserverConf } from '../config/files.js';
@@ -12,6 +13,8 @@ import { openStore, readRuntimeConfig } from '../config/runtime.js';
 import { routingKey } from '../event/canopsis-event.js';
 import { createLogger } from '../log.js';
 import { readCredentials } from '../web/auth.js';
+import { bundledConsole } from '../web/console.js';
+import type { DeadLetterAccess } from '../web/routes/platform.js';
 import { buildServer, type QueueStat } from '../web/server.js';
 import { parseOrExit } from './args.js';
 
@@ -21,6 +24,8 @@ import { parseOrExit } from './args.js';
  * tls = false, publishing to the broker of etc/amqp.conf and reading the
  * store of etc/runtime.conf.
  */
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const cmd = new Command('webserver')
   .description('Serve the Canopsis REST API on [server] bind:port of etc/webserver.conf.')
@@ -126,6 +131,37 @@ try {
     return out;
   };
 
+  /** A channel of its own per request: peeking holds messages unacked until it is closed. */
+  const withDeadLetters = async <T>(fn: (c: ConfirmChannel) => Promise<T>): Promise<T> => {
+    if (!conn) throw new Error('broker not connected');
+    const c = await conn.createConfirmChannel();
+    c.on('error', () => undefined);
+    try {
+      return await fn(c);
+    } finally {
+      await c.close().catch(() => undefined);
+    }
+  };
+  const deadLetters: DeadLetterAccess = {
+    list: (engine, limit) =>
+      withDeadLetters(async (c) =>
+        (await peek(c, engineQueue(engine), limit)).map((l) => {
+          let event: unknown;
+          try {
+            event = JSON.parse(l.body.toString('utf8'));
+          } catch {
+            event = l.body.toString('utf8').slice(0, 2000);
+          }
+          return { index: l.index, reason: l.reason, deadAt: l.deadAt, event };
+        }),
+      ),
+    replay: (engine, reason) =>
+      withDeadLetters((c) =>
+        replayLetters(c, engineQueue(engine), reason === undefined ? {} : { reason: new RegExp(`^${escapeRegExp(reason)}$`) }, 100_000),
+      ),
+  };
+  const consoleDir = bundledConsole();
+
   const app = await buildServer({
     store,
     credentials,
@@ -133,6 +169,10 @@ try {
     brokerReady: async () => connection.connected && ch !== undefined,
     queueStats,
     dispatchJob,
+    engines: [...engines.keys()],
+    ...(conf.sessionTtl ? { tokenTtl: conf.sessionTtl } : {}),
+    deadLetters,
+    ...(consoleDir ? { consoleDir } : {}),
     version: await releaseVersion(),
     ...(https ? { https } : {}),
   });

@@ -39,6 +39,8 @@ export interface WebserverConf {
   port: number;
   /** Absent without tls = true: plain HTTP. */
   tls?: { cert: string; key: string };
+  /** Seconds a login session (the token of POST /api/v4/login) lasts; [server] session_ttl, default a day. */
+  sessionTtl?: number;
 }
 
 /**
@@ -63,10 +65,14 @@ export async function readWebserverConf(prefix: string): Promise<WebserverConf> 
       throw new ConfigError(file, `[server] ${key}: expected a file path, found "${String(v)}"`);
     return path.resolve(prefix, v || path.join('etc', 'ssl', d));
   };
+  const ttl = server.session_ttl === undefined ? undefined : Number(server.session_ttl);
+  if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 1))
+    throw new ConfigError(file, `[server] session_ttl: found "${server.session_ttl}", expected a number of seconds, 1 or more`);
   return {
     file,
     bind: server.bind || '0.0.0.0',
     port,
+    ...(ttl !== undefined ? { sessionTtl: ttl } : {}),
     ...(tls === 'true' ? { tls: { cert: pathOf('tls_cert', 'webserver.crt'), key: pathOf('tls_key', 'webserver.key') } } : {}),
   };
 }

@@ -44,13 +44,21 @@ const collections = (engine: EngineHandle): Promise<Collections> =>
   });
 
 /** What the API filters and sorts alarms by. */
-export const ALARM_INDEXES = [['d'], ['v.resolved'], ['v.resolved', 't'], ['t'], ['v.state.val'], ['v.last_update_date']];
+export const ALARM_INDEXES = [
+  ['d'],
+  ['v.resolved'],
+  ['v.resolved', 't'],
+  ['t'],
+  ['v.state.val'],
+  ['v.last_update_date'],
+  ['timing.written'],
+];
 
 /** The alarms collection follows entity_alarms: written after every modify, so a crash between the two heals on the next event. */
 async function mirror(c: Collections, a: Alarm | null | undefined): Promise<void> {
   if (!a) return;
   const { _id, ...doc } = a;
-  await c.alarms.put(_id, doc);
+  await c.alarms.put(_id, { ...doc, timing: { ...doc.timing, written: Date.now() } });
 }
 
 /** The job on Dispatcher_axe that applies the retention settings. */

@@ -8,12 +8,15 @@ import type { Store } from '../store/types.js';
 import type { Event } from '../tasks/types.js';
 import { repeatedParameter } from './alarms-query.js';
 import { authenticate, type Credentials, type Principal, presented } from './auth.js';
+import { consolePage, consoleRoutes, isApi, isConsolePage } from './console.js';
+import { liveRoutes } from './live.js';
 import { alarmActionRoutes } from './routes/alarm-actions.js';
 import { alarmReadRoutes } from './routes/alarms.js';
 import { entityRoutes } from './routes/entities.js';
 import { eventRoutes } from './routes/events.js';
 import { idleRuleRoutes } from './routes/idle-rules.js';
 import { pbehaviorRoutes } from './routes/pbehaviors.js';
+import { type DeadLetterAccess, platformRoutes } from './routes/platform.js';
 import { scenarioRoutes } from './routes/scenarios.js';
 import { sessionRoutes } from './routes/session.js';
 import { bearer, REVOKED_TOKENS, TOKEN_TTL, Tokens } from './tokens.js';
@@ -56,6 +59,11 @@ export interface ServerDeps {
   tokenTtl?: number;
   /** Sends a job to Dispatcher_<engine> when that engine is in the chain (a pbehavior change asks for a recompute). */
   dispatchJob?: (engine: string, job: unknown) => Promise<void>;
+  /** The engines of the chain, for the platform page. */
+  engines?: string[];
+  deadLetters?: DeadLetterAccess;
+  /** The built console (index.html and its assets), served under `/`; absent: no console. */
+  consoleDir?: string;
 }
 
 export const AUTH_FAILURES = { max: 10, windowMs: 60_000 };
@@ -86,7 +94,10 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
       status === 413 ? `body larger than ${d.bodyLimit ?? 1024 * 1024} bytes` : status >= 500 ? 'internal error' : err.message;
     void reply.status(status).send({ error: message });
   });
-  app.setNotFoundHandler((_req, reply) => void reply.status(404).send({ error: 'Not found' }));
+  // Any page of the console that is not a file (a reload on /alarms) is its index.html; the API's unknown URLs are JSON 404s.
+  app.setNotFoundHandler((req, reply) =>
+    d.consoleDir && isConsolePage(req.method, req.url) ? consolePage(reply) : reply.status(404).send({ error: 'Not found' }),
+  );
 
   // A body nested deeper than an event may be is refused before parsing: it could not be serialised to the
   // broker (JSON.stringify overflows its stack) and would end as a 500. Fastify's own parser does the rest.
@@ -135,7 +146,8 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
     counters.requests.set(`${method} ${route}`, counted);
     const repeated = repeatedParameter(req.query);
     if (repeated !== undefined) return reply.status(400).send({ error: `query parameter ${repeated} given more than once: give it once` });
-    if (PUBLIC.has(route)) return;
+    // The console's files are public (its login page among them); every API call it makes is authenticated.
+    if (PUBLIC.has(route) || !isApi(req.url)) return;
     const key = (req.headers['x-canopsis-authkey'] as string | undefined) ?? (req.query as Record<string, string | undefined>)?.authkey;
     const kind = presented(key, req.headers.authorization);
     // A blocked address gets no password checked; an API key is still checked:
@@ -173,6 +185,16 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
   });
 
   eventRoutes(app, d.publish, counters);
+  liveRoutes(app, d.store);
+  platformRoutes(app, {
+    store: d.store,
+    engines: d.engines ?? [],
+    brokerReady: d.brokerReady,
+    queueStats: d.queueStats,
+    ...(d.deadLetters ? { deadLetters: d.deadLetters } : {}),
+    version: d.version ?? 'unknown',
+  });
+  if (d.consoleDir) await consoleRoutes(app, d.consoleDir);
   alarmReadRoutes(app, d.store);
   alarmActionRoutes(app, { store: d.store, publish: d.publish });
   entityRoutes(app, d.store);

@@ -36,6 +36,8 @@ export interface ApiStackOptions {
   /** The [dispatchers] and [alarms] sections of etc/runtime.conf (the [store] one is written here). */
   runtime: string;
   plugins?: Record<string, string>;
+  /** More lines for [server] of etc/webserver.conf. */
+  server?: string;
   /** amqp2engines.conf and the engines to start, in order (default: cleaner -> che -> axe). */
   chain?: { conf: string; engines: string[] };
 }
@@ -66,7 +68,7 @@ export async function startApiStack(o: ApiStackOptions): Promise<ApiStack> {
     files: {
       'etc/runtime.conf': `[store]\nbackend = embedded\nfile = ${dir}/var/lib/canopsis/canopsis.db\n\n${o.runtime}`,
       'etc/canopsis-secrets.ini': `[rabbitmq]\npassword = guest\n\n[api]\nauthkey = ${o.authkey}\n`,
-      'etc/webserver.conf': `[server]\nbind = 127.0.0.1\nport = ${o.port}\ntls = true\n`,
+      'etc/webserver.conf': `[server]\nbind = 127.0.0.1\nport = ${o.port}\ntls = true\n${o.server ?? ''}`,
       ...(o.users ? { 'etc/api-users.ini': o.users } : {}),
     },
   });

@@ -450,7 +450,7 @@ test('a release copied from a checkout made under umask 027 is readable by all a
   const src = path.join(dir, 'checkout');
   const old = process.umask(0o027);
   try {
-    for (const d of ['dist/installer', 'dist/runtime', 'templates', 'systemd', 'packaging/hooks'])
+    for (const d of ['dist/installer', 'dist/runtime', 'dist/console', 'templates', 'systemd', 'packaging/hooks'])
       await mkdir(path.join(src, d), { recursive: true });
     await writeFile(path.join(src, 'dist/installer/cli.js'), 'console.log(1)\n');
     await writeFile(path.join(src, 'packaging/hooks/preinst'), '#!/bin/sh\n', { mode: 0o750 });

@@ -58,4 +58,10 @@ export function sessionRoutes(app: FastifyInstance, d: SessionDeps): void {
   }));
 
   app.get('/api/v4/healthcheck/live', async () => ({ ok: true }));
+
+  // Who is calling (lib/api/account: GET /account/me), with the role the console greys its buttons by.
+  app.get('/api/v4/account/me', async (req) => {
+    const p = req.principal!;
+    return { _id: p.name, name: p.name, role: { _id: p.role, name: p.role }, ui_language: 'en' };
+  });
 }

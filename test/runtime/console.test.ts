@@ -1,0 +1,298 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import amqp from 'amqplib';
+import { execa } from 'execa';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { METRICS, type MetricSample } from '../../runtime/engines/perfdata.js';
+import { SqliteStore } from '../../runtime/store/sqlite.js';
+import { hashPassword } from '../../runtime/web/auth.js';
+import { type ApiStack, startApiStack } from '../helpers/api-stack.js';
+import { ROOT, waitFor } from '../helpers/index.js';
+
+/*
+ * The alarm console in a real browser: Debian's Chromium driven by
+ * playwright-core, against the running stack (cleaner -> che -> axe, the
+ * webserver serving the built console from dist/console). Screenshots of
+ * the main pages go to docs/console/.
+ */
+
+const KEY = 'test-admin-key-console-0123456';
+const PORT = 5801;
+const CHROMIUM = '/usr/bin/chromium';
+const SHOTS = path.join(ROOT, 'docs', 'console');
+let stack: ApiStack;
+let browser: Browser;
+let origin: string;
+
+before(async () => {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: npm test installs it (deps --for-tests installs Debian's chromium)`);
+  stack = await startApiStack({
+    tag: 'console',
+    port: PORT,
+    authkey: KEY,
+    users: `[user:alice]\nrole = admin\npassword_hash = ${await hashPassword('alice-pw')}\n\n[user:rita]\nrole = readonly\npassword_hash = ${await hashPassword('rita-pw')}\n`,
+    runtime: '[dispatchers]\nevent_dispatchers =\n\n[alarms]\nresolve_delay = 100000\n',
+  });
+  origin = `https://127.0.0.1:${PORT}`;
+  // As root (the README's way), Chromium needs --no-sandbox.
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+});
+
+after(async () => {
+  await browser?.close();
+  await stack?.stop();
+});
+
+async function loggedIn(
+  user: string,
+  password: string,
+  viewport = { width: 1280, height: 800 },
+): Promise<{ ctx: BrowserContext; page: Page }> {
+  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport });
+  const page = await ctx.newPage();
+  await page.goto(`${origin}/`);
+  await page.getByLabel('Username').fill(user);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL(/\/alarms/);
+  return { ctx, page };
+}
+
+const sendEvent = (component: string, resource: string, state: number) =>
+  execa(process.execPath, [
+    path.join(ROOT, 'dist', 'runtime', 'cli', 'send-event.js'),
+    '--prefix',
+    stack.dir,
+    '--connector',
+    'nagios',
+    '--connector-name',
+    'n1',
+    '--component',
+    component,
+    '--resource',
+    resource,
+    '--state',
+    String(state),
+    '--output',
+    `${resource} on ${component} is not well`,
+  ]);
+
+test('the console: a wrong password is refused; log in, an alarm appears live after send-event, ack it from the page', async () => {
+  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+  const page = await ctx.newPage();
+  const response = await page.goto(`${origin}/alarms`);
+  assert.equal(response?.status(), 200, 'a reload on a page of the app serves the app');
+  assert.match(response?.headers()['content-security-policy'] ?? '', /default-src 'self'/);
+  await page.waitForURL(/\/login/);
+  await page.getByLabel('Username').fill('alice');
+  await page.getByLabel('Password').fill('wrong');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'Wrong username or password.' }).waitFor();
+  await page.screenshot({ path: path.join(SHOTS, 'login.png') });
+  await page.getByLabel('Password').fill('alice-pw');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL(/\/alarms/);
+  await page.locator('[data-test=live].stream').waitFor({ timeout: 15_000 });
+
+  // Sent while the page is open: it shows without a reload.
+  await sendEvent('web-console', 'disk', 3);
+  await sendEvent('db-console', 'cpu', 2);
+  const row = page.locator('tr', { hasText: 'web-console' });
+  await row.waitFor({ timeout: 20_000 });
+  assert.match((await row.locator('.state').textContent()) ?? '', /critical/);
+  await page.locator('tr', { hasText: 'db-console' }).waitFor();
+  await page.screenshot({ path: path.join(SHOTS, 'alarms.png') });
+
+  await row.getByRole('checkbox').check();
+  await page.locator('[data-action=ack]').click();
+  await page.getByRole('status').filter({ hasText: 'ack: done on 1 alarm' }).waitFor();
+  const id = await row.getAttribute('data-alarm');
+  const acked = await waitFor('the ack, read through the API', async () => {
+    const a = (await stack.call('GET', `/api/v4/alarms/${id}`)).body;
+    return a.v.ack ? a : undefined;
+  });
+  assert.equal(acked.v.ack.a, 'alice', 'acked as the user logged in');
+  // The page hears of it too: the ack badge, then the timeline of the alarm.
+  await row.locator('[data-icon=ack]').waitFor({ timeout: 15_000 });
+  await row.getByRole('button', { name: 'Details' }).click();
+  await page.locator('.timeline [data-step=ack]').waitFor();
+  await page.screenshot({ path: path.join(SHOTS, 'alarm-detail.png') });
+
+  // Search by the API's own parameter.
+  await page.getByRole('button', { name: 'Close' }).click();
+  await page.getByLabel('Search').fill('db-console');
+  await waitFor('the list narrowed', async () => (await page.locator('tbody tr[data-alarm]').count()) === 1);
+
+  // The same page on a phone.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.getByLabel('Search').fill('');
+  await page.locator('tr', { hasText: 'web-console' }).waitFor();
+  const overflow = (await page.evaluate('document.documentElement.scrollWidth - window.innerWidth')) as number;
+  assert.ok(overflow <= 0, `the page is ${overflow} px wider than a 390 px screen`);
+  await page.screenshot({ path: path.join(SHOTS, 'alarms-phone.png') });
+  await ctx.close();
+});
+
+test('the platform page: queues, a dead letter with its reason, replayed from the page', async () => {
+  // An event the cleaner refuses: dead-lettered with the reason.
+  const conn = await amqp.connect(stack.vhostUrl);
+  const ch = await conn.createConfirmChannel();
+  ch.publish('canopsis.events', 'x', Buffer.from('{"event_type": 42, "connector": "broken"}'), { persistent: true });
+  await ch.waitForConfirms();
+  await conn.close();
+  await waitFor(
+    'the dead letter',
+    async () =>
+      (await stack.call('GET', '/api/v4/platform')).body.queues.find((q: { engine: string }) => q.engine === 'cleaner')?.dead === 1,
+  );
+
+  // What the engines' self-stats perf events leave in `metrics` through perfdata (not in this chain): the last hour.
+  const store = new SqliteStore(path.join(stack.dir, 'var', 'lib', 'canopsis', 'canopsis.db'));
+  const now = Math.floor(Date.now() / 1000);
+  try {
+    for (let m = 50; m >= 0; m -= 5)
+      for (const [resource, value] of [
+        ['Engine_axe.0', 40 + m],
+        ['Engine_axe.1', 10],
+        ['Engine_che', 30],
+      ] as const)
+        await store.collection<MetricSample>(METRICS).put(`${resource}|${m}`, {
+          entity: `${resource}/host`,
+          component: 'host',
+          resource,
+          metric: 'cps_evt_per_sec',
+          value,
+          type: 'GAUGE',
+          timestamp: now - m * 60,
+        });
+  } finally {
+    await store.close();
+  }
+  const rates = (await stack.call('GET', '/api/v4/platform/rates')).body;
+  assert.deepEqual(Object.keys(rates.engines).sort(), ['axe', 'che']);
+  assert.equal(rates.engines.axe.at(-1)[1], 50, "axe's two processes added up");
+
+  const { ctx, page } = await loggedIn('alice', 'alice-pw');
+  await page.getByRole('link', { name: 'Platform' }).click();
+  await page.locator('.chart polyline').first().waitFor();
+  assert.equal(await page.locator('.chart polyline').count(), 2, 'one line per engine');
+  await page.locator('[data-service=engine-axe] .dot.up').waitFor();
+  await page.locator('[data-letters=cleaner]').click();
+  const reason = page.locator('.letters li').first();
+  await reason.waitFor();
+  assert.match((await reason.textContent()) ?? '', /event_type/);
+  await page.screenshot({ path: path.join(SHOTS, 'platform.png'), fullPage: true });
+  await reason.getByRole('button', { name: 'Replay' }).click();
+  await page.getByRole('status').filter({ hasText: 'cleaner: replayed 1' }).waitFor();
+  // Still malformed: the cleaner refuses it again, and it is back among the dead letters, replayed once.
+  await waitFor(
+    'the replayed letter refused again',
+    async () => (await stack.call('GET', '/api/v4/platform/dead-letters/cleaner')).body.data.length === 1,
+  );
+  await ctx.close();
+});
+
+test('maintenance and scenarios pages: a weekly window made from the form, a scenario disabled from the list', async () => {
+  const scenario = await stack.call('POST', '/api/v4/scenarios', {
+    name: 'ack web',
+    enabled: true,
+    triggers: ['create'],
+    actions: [
+      {
+        type: 'ack',
+        parameters: {},
+        entity_pattern: [[{ field: 'component', cond: { type: 'eq', value: 'nowhere' } }]],
+        drop_scenario_if_not_matched: false,
+        emit_trigger: false,
+      },
+    ],
+  });
+  assert.equal(scenario.status, 201, JSON.stringify(scenario.body));
+  const { ctx, page } = await loggedIn('alice', 'alice-pw');
+  await page.getByRole('link', { name: 'Maintenance' }).click();
+  await page.getByLabel('Name', { exact: true }).fill('web patching');
+  await page.getByPlaceholder('web1').fill('web-console');
+  await page.getByLabel('Lasts (hours)').fill('3');
+  await page.getByLabel('Repeats').selectOption('WEEKLY');
+  await page.getByLabel('TU', { exact: true }).check();
+  await page.getByLabel('TH', { exact: true }).check();
+  await page.getByRole('button', { name: 'Create' }).click();
+  await page.locator('[data-pbehavior="web patching"]').waitFor();
+  await page.screenshot({ path: path.join(SHOTS, 'maintenance.png') });
+  const made = (await stack.call('GET', '/api/v4/pbehaviors?search=web%20patching')).body.data[0];
+  assert.equal(made.rrule, 'FREQ=WEEKLY;BYDAY=TU,TH');
+  assert.equal(made.tstop - made.tstart, 3 * 3600);
+  assert.deepEqual(made.entity_pattern, [[{ field: 'component', cond: { type: 'eq', value: 'web-console' } }]]);
+  assert.equal(made.type._id, 'default-maintenance');
+
+  await page.getByRole('link', { name: 'Scenarios' }).click();
+  await page.locator('[data-scenario="ack web"]').getByRole('button', { name: 'Disable' }).click();
+  await page.locator('[data-scenario="ack web"]').getByRole('button', { name: 'Enable' }).waitFor();
+  assert.equal((await stack.call('GET', `/api/v4/scenarios/${scenario.body._id}`)).body.enabled, false);
+  assert.equal((await stack.call('DELETE', `/api/v4/pbehaviors/${made._id}`)).status, 204);
+  await ctx.close();
+});
+
+test('a read-only user sees the alarms and every action disabled, saying why', async () => {
+  await sendEvent('ro-console', 'mem', 2);
+  const { ctx, page } = await loggedIn('rita', 'rita-pw');
+  await page.locator('tr', { hasText: 'ro-console' }).waitFor({ timeout: 20_000 });
+  await page.locator('tr', { hasText: 'ro-console' }).getByRole('checkbox').check();
+  for (const action of ['ack', 'ackremove', 'cancel', 'snooze', 'comment', 'assocticket', 'changestate']) {
+    const b = page.locator(`[data-action=${action}]`);
+    assert.equal(await b.isDisabled(), true, `${action} is disabled`);
+    assert.match((await b.getAttribute('title')) ?? '', /rita is read-only/);
+  }
+  assert.match((await page.locator('[data-test=readonly-why]').textContent()) ?? '', /read-only/);
+  await page.getByRole('link', { name: 'Maintenance' }).click();
+  await page.getByRole('button', { name: 'Create' }).waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Create' }).isDisabled(), true);
+  await page.screenshot({ path: path.join(SHOTS, 'maintenance-readonly.png') });
+  // And the API refuses it anyway.
+  const token = await page.evaluate(() => sessionStorage.getItem('canopsis.token'));
+  const r = await page.evaluate(
+    async (t) =>
+      (
+        await fetch('/api/v4/bulk/alarms/ack', {
+          method: 'PUT',
+          headers: { authorization: `Bearer ${t}`, 'content-type': 'application/json' },
+          body: '[]',
+        })
+      ).status,
+    token,
+  );
+  assert.equal(r, 403);
+  await ctx.close();
+});
+
+test('a session expires: the page goes back to the login, saying so, and logging in again returns to the page', async () => {
+  const short = await startApiStack({
+    tag: 'console-ttl',
+    port: 5802,
+    authkey: KEY,
+    users: `[user:alice]\nrole = admin\npassword_hash = ${await hashPassword('alice-pw')}\n`,
+    runtime: '[dispatchers]\nevent_dispatchers =\n',
+    server: 'session_ttl = 3\n',
+  });
+  const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
+  try {
+    const page = await ctx.newPage();
+    await page.goto('https://127.0.0.1:5802/platform');
+    await page.getByLabel('Username').fill('alice');
+    await page.getByLabel('Password').fill('alice-pw');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.waitForURL(/\/platform/);
+    // The token's own expiry (3 s, [server] session_ttl) ends the session without any click.
+    await page.getByRole('status').filter({ hasText: 'Your session expired' }).waitFor({ timeout: 15_000 });
+    assert.match(page.url(), /\/login\?next=(%2F|\/)platform$/);
+    await page.getByLabel('Username').fill('alice');
+    await page.getByLabel('Password').fill('alice-pw');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.waitForURL(/\/platform/);
+  } finally {
+    await ctx.close();
+    await short.stop();
+  }
+});
