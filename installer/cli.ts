@@ -145,6 +145,9 @@ async function install(flags: CommonFlags & { start?: boolean; unitDir?: string 
     out(`Running (${started.init}):`);
     for (const l of started.status.trim().split('\n')) out(`  ${l}`);
     out(`REST API: ${started.apiUrl} (header x-canopsis-authkey: [api] authkey of ${p.layout.secretsFile})`);
+    out(
+      `Console: ${started.apiUrl.replace(/\/api\/v4\/?$/, '/')} (user admin, password: [console] admin_password of ${p.layout.secretsFile})`,
+    );
     if (p.settings.webserver.tls)
       out(
         `Certificate: ${p.ctx.webserver.certFile}${p.settings.webserver.tls_cert ? '' : ' (self-signed: give clients it to trust, e.g. curl --cacert, or replace it with yours via webserver.tls_cert/tls_key)'}`,

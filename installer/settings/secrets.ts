@@ -15,6 +15,8 @@ export interface Secrets {
   api: { authkey: string };
   /** The MongoDB URL when the store is a remote MongoDB (it may hold credentials). */
   store: { mongodb_url?: string };
+  /** The console's first admin: user `admin` with this password, unless etc/api-users.ini defines its own `admin`. */
+  console?: { admin_password: string };
 }
 
 export interface LoadedSecrets {
@@ -49,6 +51,7 @@ function check(file: string, s: Secrets, sets: SecretValue[]): SettingProblem[] 
     ['rabbitmq', 'password', s.rabbitmq.password],
     ['api', 'authkey', s.api.authkey],
     ['store', 'mongodb_url', s.store.mongodb_url],
+    ['console', 'admin_password', s.console?.admin_password],
   ];
   for (const [section, key, v] of values) {
     if (v === undefined) continue;
@@ -68,6 +71,8 @@ function check(file: string, s: Secrets, sets: SecretValue[]): SettingProblem[] 
     problems.push({ file, section: 'rabbitmq', key: 'password', expected: 'at least 8 characters; the value is not shown' });
   if (s.api.authkey.length < 16)
     problems.push({ file, section: 'api', key: 'authkey', expected: 'at least 16 characters; the value is not shown' });
+  if (s.console && s.console.admin_password.length < 12)
+    problems.push({ file, section: 'console', key: 'admin_password', expected: 'at least 12 characters; the value is not shown' });
   if (s.store.mongodb_url !== undefined && !CONTROL.test(s.store.mongodb_url) && !MONGODB_URL.test(s.store.mongodb_url)) {
     problems.push({
       file,
@@ -98,12 +103,14 @@ export function completeSecrets(
   };
   if (!raw().get('rabbitmq')?.password) set('rabbitmq', 'password', generate(24));
   if (!raw().get('api')?.authkey) set('api', 'authkey', generate(32));
+  if (!raw().get('console')?.admin_password) set('console', 'admin_password', generate(18));
   for (const s of sets) if (raw().get(s.section)?.[s.key] !== s.value) set(s.section, s.key, s.value);
   const r = raw();
   const secrets: Secrets = {
     rabbitmq: { password: r.get('rabbitmq')!.password! },
     api: { authkey: r.get('api')!.authkey! },
     store: r.get('store')?.mongodb_url ? { mongodb_url: r.get('store')!.mongodb_url! } : {},
+    console: { admin_password: r.get('console')!.admin_password! },
   };
   const problems = check(file, secrets, sets);
   if (problems.length) throw new SettingsError(problems);
@@ -112,7 +119,7 @@ export function completeSecrets(
 
 /** Every credential value, for masking in what the operator is shown (a URL's password on its own too). */
 export function secretValues(s: Secrets): string[] {
-  const out = [s.rabbitmq.password, s.api.authkey];
+  const out = [s.rabbitmq.password, s.api.authkey, ...(s.console ? [s.console.admin_password] : [])];
   const url = s.store.mongodb_url;
   if (url) {
     out.push(url);

@@ -58,7 +58,7 @@ export async function verifyPassword(password: string, stored: string): Promise<
 export const keyHash = sha256;
 
 export async function readCredentials(secretsFile: string, usersFile: string): Promise<Credentials> {
-  const secrets = ini.parse(await readFile(secretsFile, 'utf8')) as { api?: { authkey?: string } };
+  const secrets = ini.parse(await readFile(secretsFile, 'utf8')) as { api?: { authkey?: string }; console?: { admin_password?: string } };
   const authkey = secrets.api?.authkey;
   if (!authkey) throw new Error(`${secretsFile}: [api] authkey is missing`);
   const users = new Map<string, { hash: string; role: Role }>();
@@ -76,6 +76,9 @@ export async function readCredentials(secretsFile: string, usersFile: string): P
     if (u && v.password_hash) users.set(u[1]!, { hash: v.password_hash, role });
     if (k && v.key_sha256) keys.push({ name: k[1]!, sha256: v.key_sha256, role });
   }
+  // The console's first admin, generated on first install; an `admin` of api-users.ini replaces it.
+  const first = secrets.console?.admin_password;
+  if (first && !users.has('admin')) users.set('admin', { hash: await hashPassword(first), role: 'admin' });
   return { authkey, keys, users };
 }
 

@@ -212,8 +212,13 @@ test('/metrics labels requests by route pattern: no URL, no query string, every 
   const metrics = async () => (await client.fetch(`${client.origin}/metrics`, { headers: { 'x-canopsis-authkey': KEY } })).text();
   const unmatched = (text: string) => Number(/canopsis_api_requests_total\{method="GET",route="unmatched"\} (\d+)/.exec(text)?.[1] ?? 0);
   const before = unmatched(await metrics());
-  assert.equal((await client.fetch(`${client.origin}/nope?authkey=SECRET-IN-URL`)).status, 401);
-  assert.equal((await client.fetch(`${client.origin}/nope?authkey=${KEY}`)).status, 404);
+  assert.equal((await client.fetch(`${client.origin}/api/nope?authkey=SECRET-IN-URL`)).status, 401);
+  assert.equal((await client.fetch(`${client.origin}/api/nope?authkey=${KEY}`)).status, 404);
+  // Outside /api, a page of the console: its index.html, public (the console logs in through the API).
+  const page = await client.fetch(`${client.origin}/nope/page`);
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /<div id="app">/);
+  assert.equal((await client.fetch(`${client.origin}/nope.js`)).status, 404, 'a missing file is a 404, not the app');
   assert.equal(
     (await client.fetch(`${client.origin}/api/v4/no/such/route?q=SECRET-IN-URL`, { headers: { 'x-canopsis-authkey': KEY } })).status,
     404,
@@ -223,7 +228,7 @@ test('/metrics labels requests by route pattern: no URL, no query string, every 
   const text = await metrics();
   assert.doesNotMatch(text, /SECRET-IN-URL|nope|no\/such|some-alarm-id/);
   assert.ok(!text.includes(KEY), 'the key never shows');
-  assert.equal(unmatched(text), before + 3, 'three unknown URLs, one label');
+  assert.equal(unmatched(text), before + 5, 'five unknown URLs, one label');
   assert.match(
     text,
     /canopsis_api_requests_total\{method="GET",route="\/api\/v4\/alarms\/:id"\} 1\n/,

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import amqp from 'amqplib';
@@ -7,9 +8,9 @@ import { execa } from 'execa';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { METRICS, type MetricSample } from '../../runtime/engines/perfdata.js';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
-import { hashPassword } from '../../runtime/web/auth.js';
+import { authenticate, hashPassword, readCredentials } from '../../runtime/web/auth.js';
 import { type ApiStack, startApiStack } from '../helpers/api-stack.js';
-import { ROOT, waitFor } from '../helpers/index.js';
+import { ROOT, removeDir, tempDir, waitFor } from '../helpers/index.js';
 
 /*
  * The alarm console in a real browser: Debian's Chromium driven by
@@ -294,5 +295,26 @@ test('a session expires: the page goes back to the login, saying so, and logging
   } finally {
     await ctx.close();
     await short.stop();
+  }
+});
+
+test("the console's first admin: user admin with [console] admin_password of the secrets file, unless api-users.ini has its own", async () => {
+  const dir = await tempDir('console-admin');
+  try {
+    const secrets = path.join(dir, 'secrets.ini');
+    const users = path.join(dir, 'api-users.ini');
+    await writeFile(secrets, '[api]\nauthkey = k-0123456789abcdef\n\n[console]\nadmin_password = first-admin-pw\n');
+    const first = await readCredentials(secrets, users);
+    assert.equal(first.users.get('admin')?.role, 'admin');
+    assert.deepEqual(await authenticate(first, undefined, `Basic ${Buffer.from('admin:first-admin-pw').toString('base64')}`), {
+      name: 'admin',
+      role: 'admin',
+    });
+    await writeFile(users, `[user:admin]\nrole = readonly\npassword_hash = ${await hashPassword('own-pw')}\n`);
+    const own = await readCredentials(secrets, users);
+    assert.equal(own.users.get('admin')?.role, 'readonly', "the operator's admin wins");
+    assert.equal(await authenticate(own, undefined, `Basic ${Buffer.from('admin:first-admin-pw').toString('base64')}`), undefined);
+  } finally {
+    await removeDir(dir);
   }
 });
