@@ -1,5 +1,6 @@
 import { benchAlarms } from './alarms.js';
 import { benchBackup } from './backup.js';
+import { benchConsole } from './console.js';
 import { benchOperator } from './operator.js';
 import { benchPipeline } from './pipeline.js';
 import { benchUpdate } from './update.js';
@@ -11,3 +12,4 @@ if (!only || only === 'alarms') await benchAlarms();
 if (!only || only === 'operator') await benchOperator();
 if (!only || only === 'update') await benchUpdate();
 if (!only || only === 'backup') await benchBackup();
+if (!only || only === 'console') await benchConsole();
