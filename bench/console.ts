@@ -119,7 +119,12 @@ export async function benchConsole(): Promise<void> {
     // The same without the hide-maintenance pattern: the API pages in the store itself.
     const plain: number[] = [];
     await page.getByLabel('Hide maintenance').uncheck();
-    await waitFor('the list reloaded', async () => (await page.locator('.pager span').innerText()).startsWith('Page 1 '), 30_000, 5);
+    await waitFor(
+      'the list reloaded',
+      async () => ((await page.locator('.pager span').textContent()) ?? '').startsWith('Page 1 '),
+      30_000,
+      5,
+    );
     for (let i = 0; i < 20; i++) {
       const first = await rows.first().getAttribute('data-alarm');
       t = performance.now();
@@ -127,7 +132,7 @@ export async function benchConsole(): Promise<void> {
       await waitFor('the next page', async () => (await rows.first().getAttribute('data-alarm')) !== first, 30_000, 5);
       plain.push(performance.now() - t);
     }
-    const total = Number(/(\d+) alarms/.exec(await page.locator('.pager span').innerText())?.[1] ?? 0);
+    const total = Number(/(\d+) alarms/.exec((await page.locator('.pager span').textContent()) ?? '')?.[1] ?? 0);
     const scroll = (await page.evaluate(`new Promise((resolve) => {
       const frames = [];
       let last = performance.now();
