@@ -3,6 +3,7 @@ import { type AlarmPattern, alarmMatches } from '../alarm/pattern.js';
 import { type DurationWithUnit, durationSeconds } from '../durations.js';
 import type { CanonicalType, EntityPattern } from '../pbehavior/model.js';
 import { type MatchableEntity, matches } from '../pbehavior/pattern.js';
+import type { OperationParameters } from '../pbehavior/store.js';
 import type { Event } from '../tasks/types.js';
 
 /*
@@ -24,19 +25,7 @@ export const IDLE_RULES = 'idle_rules';
 export const IDLE_OPERATIONS = ['ack', 'ackremove', 'cancel', 'assocticket', 'changestate', 'snooze', 'pbehavior'] as const;
 export type IdleOperation = (typeof IDLE_OPERATIONS)[number];
 
-export interface IdleOperationParameters {
-  output?: string;
-  state?: number;
-  ticket?: string;
-  duration?: DurationWithUnit;
-  name?: string;
-  reason?: string;
-  type?: string;
-  rrule?: string;
-  tstart?: number;
-  tstop?: number;
-  start_on_trigger?: boolean;
-}
+export type IdleOperationParameters = OperationParameters;
 
 export interface IdleRule {
   name: string;

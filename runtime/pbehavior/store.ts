@@ -57,6 +57,13 @@ export interface PbehaviorOperation {
   duration?: DurationWithUnit;
 }
 
+/** The parameters an operation on an alarm takes, a scenario's action or an idle rule's (output, state, ticket, duration, the pbehavior's). */
+export interface OperationParameters extends PbehaviorOperation {
+  output?: string;
+  state?: number;
+  ticket?: string;
+}
+
 export class PbehaviorOperationFailed extends Error {}
 
 /** types.ActionPbehaviorColor */

@@ -1,5 +1,6 @@
 import type { AlarmPattern } from '../alarm/pattern.js';
 import type { CanonicalType, EntityPattern } from '../pbehavior/model.js';
+import type { OperationParameters } from '../pbehavior/store.js';
 
 /*
  * Scenarios as Canopsis v4 keeps them (capensis/canopsis release-22.10,
@@ -53,25 +54,13 @@ export interface WebhookDeclareTicket {
   empty_response: boolean;
 }
 
-export interface ActionParameters {
-  output?: string;
+export interface ActionParameters extends OperationParameters {
   author?: string;
   forward_author?: boolean;
-  state?: number;
-  ticket?: string;
-  duration?: { value: number; unit: string };
   request?: WebhookRequest;
   declare_ticket?: WebhookDeclareTicket;
   retry_count?: number;
   retry_delay?: { value: number; unit: string };
-  /** pbehavior action: the pbehavior put on the alarm's entity. */
-  name?: string;
-  reason?: string;
-  type?: string;
-  rrule?: string;
-  tstart?: number;
-  tstop?: number;
-  start_on_trigger?: boolean;
 }
 
 export interface ScenarioAction {

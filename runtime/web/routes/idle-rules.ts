@@ -1,11 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { checkAlarmPattern } from '../../alarm/pattern.js';
 import { checkDuration } from '../../durations.js';
-import { IDLE_OPERATIONS, IDLE_RULES, type IdleOperation, type IdleOperationParameters, type IdleRule } from '../../idle/rules.js';
+import { IDLE_OPERATIONS, IDLE_RULES, type IdleOperation, type IdleRule } from '../../idle/rules.js';
 import { CANONICAL_TYPES, type CanonicalType } from '../../pbehavior/model.js';
 import { checkPattern } from '../../pbehavior/pattern.js';
 import type { Store } from '../../store/types.js';
 import { type Body, crudRoutes, type Errors, text } from './crud.js';
+import { operationParameters } from './operations.js';
 
 /*
  * /api/v4/idle-rules as Canopsis v4 serves them (release-22.10,
@@ -26,39 +27,7 @@ function operationOf(raw: unknown, errors: Errors): IdleRule['operation'] {
     errors['operation.type'] = `Type must be one of [${IDLE_OPERATIONS.join(' ')}].`;
     return undefined;
   }
-  const p = (o.parameters ?? {}) as Body;
-  const at = 'operation.parameters';
-  const params: IdleOperationParameters = {};
-  if (typeof p.output === 'string') params.output = p.output;
-  switch (o.type) {
-    case 'changestate':
-      if (!Number.isInteger(p.state) || (p.state as number) < 0 || (p.state as number) > 3)
-        errors[`${at}.state`] = 'State must be one of [0 1 2 3].';
-      else params.state = p.state as number;
-      break;
-    case 'assocticket':
-      if (typeof p.ticket !== 'string' || !p.ticket) errors[`${at}.ticket`] = 'Ticket is missing.';
-      else params.ticket = p.ticket;
-      break;
-    case 'snooze': {
-      const d = checkDuration(p.duration, `${at}.duration`, errors, 'Duration is missing.');
-      if (d) params.duration = d;
-      break;
-    }
-    case 'pbehavior': {
-      for (const f of ['name', 'reason', 'type'] as const)
-        if (typeof p[f] !== 'string' || !p[f]) errors[`${at}.${f}`] = `${f[0]!.toUpperCase()}${f.slice(1)} is missing.`;
-        else params[f] = p[f] as string;
-      if (typeof p.rrule === 'string' && p.rrule) params.rrule = p.rrule;
-      if (p.start_on_trigger === true) {
-        const d = checkDuration(p.duration, `${at}.duration`, errors, 'Duration is missing.');
-        if (d) Object.assign(params, { start_on_trigger: true, duration: d });
-      } else if (Number.isSafeInteger(p.tstart) && Number.isSafeInteger(p.tstop) && (p.tstop as number) > (p.tstart as number)) {
-        Object.assign(params, { tstart: p.tstart, tstop: p.tstop });
-      } else errors[`${at}.tstart`] = 'Tstart with Tstop, or StartOnTrigger with Duration, is required.';
-      break;
-    }
-  }
+  const params = operationParameters(o.type, (o.parameters ?? {}) as Body, 'operation.parameters', errors);
   return { type: o.type as IdleOperation, parameters: params };
 }
 

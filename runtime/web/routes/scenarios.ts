@@ -6,6 +6,7 @@ import { checkPattern } from '../../pbehavior/pattern.js';
 import { ACTION_TYPES, type ActionParameters, SCENARIOS, type Scenario, type ScenarioAction, TRIGGERS } from '../../scenario/model.js';
 import type { Store } from '../../store/types.js';
 import { type Body, crudRoutes, type Errors, text } from './crud.js';
+import { operationParameters } from './operations.js';
 
 /*
  * /api/v4/scenarios as Canopsis v4 serves them (release-22.10,
@@ -37,38 +38,9 @@ function actionOf(raw: unknown, i: number, errors: Errors): ScenarioAction | und
   const alarmPattern = a.alarm_pattern ?? [];
   const alarmPatternError = checkAlarmPattern(alarmPattern);
   if (alarmPatternError) errors[`${at}.alarm_pattern`] = alarmPatternError;
-  const params: ActionParameters = {};
-  if (typeof p.output === 'string') params.output = p.output;
+  const params: ActionParameters = operationParameters(a.type, p, `${at}.parameters`, errors);
   if (typeof p.author === 'string' && p.author) params.author = p.author;
   switch (a.type) {
-    case 'changestate':
-      if (!Number.isInteger(p.state) || (p.state as number) < 0 || (p.state as number) > 3)
-        errors[`${at}.parameters.state`] = 'State must be one of [0 1 2 3].';
-      else params.state = p.state as number;
-      break;
-    case 'snooze': {
-      const d = duration(p.duration, `${at}.parameters.duration`, errors);
-      if (d) params.duration = d;
-      break;
-    }
-    case 'assocticket':
-      if (typeof p.ticket !== 'string' || !p.ticket) errors[`${at}.parameters.ticket`] = 'Ticket is missing.';
-      else params.ticket = p.ticket;
-      break;
-    case 'pbehavior': {
-      // engine-pbehavior rpc_server_message_processor.go: tstart with tstop, or start_on_trigger with a duration.
-      for (const f of ['name', 'reason', 'type'] as const)
-        if (typeof p[f] !== 'string' || !p[f]) errors[`${at}.parameters.${f}`] = `${f[0]!.toUpperCase()}${f.slice(1)} is missing.`;
-        else params[f] = p[f] as string;
-      if (typeof p.rrule === 'string' && p.rrule) params.rrule = p.rrule;
-      if (p.start_on_trigger === true) {
-        const d = duration(p.duration, `${at}.parameters.duration`, errors);
-        if (d) Object.assign(params, { start_on_trigger: true, duration: d });
-      } else if (Number.isSafeInteger(p.tstart) && Number.isSafeInteger(p.tstop) && (p.tstop as number) > (p.tstart as number)) {
-        Object.assign(params, { tstart: p.tstart, tstop: p.tstop });
-      } else errors[`${at}.parameters.tstart`] = 'Tstart with Tstop, or StartOnTrigger with Duration, is required.';
-      break;
-    }
     case 'webhook': {
       const r = (p.request ?? {}) as Body;
       if (typeof r.url !== 'string' || !/^https?:\/\/\S+$/.test(r.url))
