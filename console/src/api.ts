@@ -77,7 +77,13 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await r.text();
-  const parsed = text ? (JSON.parse(text) as unknown) : undefined;
+  let parsed: unknown;
+  try {
+    parsed = text ? (JSON.parse(text) as unknown) : undefined;
+  } catch {
+    // Not JSON (a proxy's error page): the status says what happened.
+    parsed = { error: `HTTP ${r.status}${r.statusText ? ` ${r.statusText}` : ''}` };
+  }
   if (r.status === 401 && session.token) endSession('The API no longer accepts your session: log in again.');
   if (!r.ok) throw new ApiError(r.status, parsed);
   return parsed as T;

@@ -35,6 +35,8 @@ export function watchAlarms(onChange: (ids: string[]) => void, onMode: (m: LiveM
         if (!r.ok || !r.body) throw new Error(`stream: HTTP ${r.status}`);
         stopPolling();
         onMode('stream');
+        // What changed between the last poll (or the last stream) and this one: read the page again.
+        onChange([]);
         const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = '';
         for (;;) {

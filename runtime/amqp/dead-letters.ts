@@ -52,12 +52,15 @@ export function reasonsOf(letters: DeadLetter[]): Array<{ reason: string; count:
 
 export interface ReplayFilter {
   reason?: RegExp;
+  /** Exactly this reason. */
+  reasonIs?: string;
   /** field=value pairs the event body must match (string comparison). */
   where?: Array<[string, string]>;
 }
 
 export function matches(l: DeadLetter, f: ReplayFilter): boolean {
   if (f.reason && !f.reason.test(l.reason)) return false;
+  if (f.reasonIs !== undefined && l.reason !== f.reasonIs) return false;
   if (f.where?.length) {
     let body: Record<string, unknown>;
     try {

@@ -25,8 +25,6 @@ import { parseOrExit } from './args.js';
  * store of etc/runtime.conf.
  */
 
-const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
 const cmd = new Command('webserver')
   .description('Serve the Canopsis REST API on [server] bind:port of etc/webserver.conf.')
   .option('--prefix <dir>', 'installed tree (default: $CPS_PREFIX)')
@@ -156,9 +154,7 @@ try {
         }),
       ),
     replay: (engine, reason) =>
-      withDeadLetters((c) =>
-        replayLetters(c, engineQueue(engine), reason === undefined ? {} : { reason: new RegExp(`^${escapeRegExp(reason)}$`) }, 100_000),
-      ),
+      withDeadLetters((c) => replayLetters(c, engineQueue(engine), reason === undefined ? {} : { reasonIs: reason }, 100_000)),
   };
   const consoleDir = bundledConsole();
 

@@ -22,7 +22,7 @@ export const bundledConsole = () => {
 const CSP = [
   "default-src 'self'",
   "img-src 'self' data:",
-  "style-src 'self' 'unsafe-inline'",
+  "style-src 'self'",
   "connect-src 'self'",
   "frame-ancestors 'none'",
   "base-uri 'none'",
@@ -51,6 +51,7 @@ export const isConsolePage = (method: string, url: string) => method === 'GET' &
 
 export function consolePage(reply: FastifyReply) {
   reply.header('content-security-policy', CSP);
+  reply.header('x-content-type-options', 'nosniff');
   reply.header('cache-control', 'no-cache');
   return reply.sendFile('index.html');
 }

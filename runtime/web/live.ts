@@ -18,11 +18,15 @@ const POLL_MS = 1000;
 const KEEPALIVE_MS = 15_000;
 /** Ids sent per event at most; more changed than that: the console reloads its page anyway. */
 const MAX_IDS = 200;
+/** How far back each poll reads again (a write committed late). */
+const OVERLAP_MS = 2000;
 
 export class AlarmFeed {
   private readonly listeners = new Set<(ids: string[]) => void>();
   private timer: NodeJS.Timeout | undefined;
   private since = Date.now();
+  /** `key@written` of what was told in the overlap window. */
+  private readonly told = new Map<string, number>();
   private polling = false;
 
   constructor(
@@ -50,12 +54,18 @@ export class AlarmFeed {
     if (this.polling) return;
     this.polling = true;
     try {
+      // axe stamps a write before it commits, and several axe processes write at once: a write stamped
+      // just before `since` may show only now. The last seconds are read again; what was told is not told twice.
       const changed = await this.store
         .collection<StoredAlarm>(ALARMS)
-        .find({ 'timing.written': { $gt: this.since } }, { sort: [['timing.written', 1]], limit: MAX_IDS });
-      if (changed.length === 0) return;
-      this.since = Math.max(this.since, ...changed.map((a) => a.timing.written ?? 0));
-      const ids = changed.map((a) => a.key);
+        // Newest first: past MAX_IDS changes in one poll, the newest are named (the console reloads its page whatever the ids).
+        .find({ 'timing.written': { $gt: this.since - OVERLAP_MS } }, { sort: [['timing.written', -1]], limit: MAX_IDS });
+      const fresh = changed.filter((a) => !this.told.has(`${a.key}@${a.timing.written}`));
+      if (changed.length) this.since = Math.max(this.since, ...changed.map((a) => a.timing.written ?? 0));
+      for (const a of fresh) this.told.set(`${a.key}@${a.timing.written}`, a.timing.written ?? 0);
+      for (const [k, w] of this.told) if (w <= this.since - OVERLAP_MS) this.told.delete(k);
+      if (fresh.length === 0) return;
+      const ids = fresh.map((a) => a.key);
       for (const fn of this.listeners) fn(ids);
     } catch (e) {
       this.onError(e as Error);
@@ -68,7 +78,8 @@ export class AlarmFeed {
 export function liveRoutes(app: FastifyInstance, store: Store): void {
   const feed = new AlarmFeed(store, (e) => app.log.warn({ err: e.message }, 'live alarms: the store did not answer'));
   const open = new Set<() => void>();
-  app.addHook('onClose', async () => {
+  // preClose, not onClose: Fastify runs onClose after in-flight requests end, and an open stream never does.
+  app.addHook('preClose', async () => {
     for (const end of [...open]) end();
   });
   app.get(STREAM_ROUTE, (req, reply) => {

@@ -101,6 +101,8 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
 
   // A body nested deeper than an event may be is refused before parsing: it could not be serialised to the
   // broker (JSON.stringify overflows its stack) and would end as a 500. Fastify's own parser does the rest.
+  // JSON only: Fastify would also parse text/plain, a body a cross-site form can send without a preflight.
+  app.removeContentTypeParser('text/plain');
   const json = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
@@ -147,7 +149,10 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
     const repeated = repeatedParameter(req.query);
     if (repeated !== undefined) return reply.status(400).send({ error: `query parameter ${repeated} given more than once: give it once` });
     // The console's files are public (its login page among them); every API call it makes is authenticated.
-    if (PUBLIC.has(route) || !isApi(req.url)) return;
+    // Judged on the route the router matched, never on the raw URL: /%61pi/v4/alarms or an absolute-form
+    // target (GET http://x/api/v4/alarms) reach the API's routes too. An unmatched URL outside /api is a
+    // console page or a 404, which hold nothing.
+    if (PUBLIC.has(route) || (route === 'unmatched' ? !isApi(req.url) : !isApi(route))) return;
     const key = (req.headers['x-canopsis-authkey'] as string | undefined) ?? (req.query as Record<string, string | undefined>)?.authkey;
     const kind = presented(key, req.headers.authorization);
     // A blocked address gets no password checked; an API key is still checked:
@@ -162,9 +167,12 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
         const after = await failures(req);
         if (!after.isAllowed && after.isExceeded) return tooMany(req, reply, after.ttlInSeconds);
       }
+      // The Basic challenge only to who may answer it: a browser shows its own login dialog on it, which the
+      // console's calls (Bearer) must never trigger; credentials typed there would be sent by the browser
+      // on every later request, cross-site ones too.
+      if (!bearer(req.headers.authorization)) reply.header('www-authenticate', 'Basic realm="canopsis"');
       return reply
         .status(401)
-        .header('www-authenticate', 'Basic realm="canopsis"')
         .send({ error: 'authentication required: x-canopsis-authkey header, ?authkey=, a login token (Bearer) or HTTP basic' });
     }
     if (req.method !== 'GET' && req.method !== 'HEAD' && !READS.has(route) && principal.role !== 'admin') {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import amqp from 'amqplib';
@@ -46,6 +47,13 @@ after(async () => {
   await stack?.stop();
 });
 
+/** What the browser refused under the console's Content-Security-Policy, on every page the tests open. */
+const refused: string[] = [];
+const watchCsp = (page: Page) =>
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) refused.push(m.text());
+  });
+
 async function loggedIn(
   user: string,
   password: string,
@@ -53,6 +61,7 @@ async function loggedIn(
 ): Promise<{ ctx: BrowserContext; page: Page }> {
   const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport });
   const page = await ctx.newPage();
+  watchCsp(page);
   await page.goto(`${origin}/`);
   await page.getByLabel('Username').fill(user);
   await page.getByLabel('Password').fill(password);
@@ -83,6 +92,7 @@ const sendEvent = (component: string, resource: string, state: number) =>
 test('the console: a wrong password is refused; log in, an alarm appears live after send-event, ack it from the page', async () => {
   const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
   const page = await ctx.newPage();
+  watchCsp(page);
   const response = await page.goto(`${origin}/alarms`);
   assert.equal(response?.status(), 200, 'a reload on a page of the app serves the app');
   assert.match(response?.headers()['content-security-policy'] ?? '', /default-src 'self'/);
@@ -130,9 +140,19 @@ test('the console: a wrong password is refused; log in, an alarm appears live af
   await page.setViewportSize({ width: 390, height: 844 });
   await page.getByLabel('Search').fill('');
   await page.locator('tr', { hasText: 'web-console' }).waitFor();
-  const overflow = (await page.evaluate('document.documentElement.scrollWidth - window.innerWidth')) as number;
-  assert.ok(overflow <= 0, `the page is ${overflow} px wider than a 390 px screen`);
+  const overflow = async (what: string) => {
+    const px = (await page.evaluate('document.documentElement.scrollWidth - window.innerWidth')) as number;
+    assert.ok(px <= 0, `${what}: the page is ${px} px wider than a 390 px screen`);
+  };
+  await overflow('alarms');
   await page.screenshot({ path: path.join(SHOTS, 'alarms-phone.png') });
+  for (const name of ['Entities', 'Maintenance', 'Scenarios', 'Platform']) {
+    await page.getByRole('link', { name }).click();
+    await page.waitForURL(new RegExp(`/${name.toLowerCase()}`));
+    await page.locator('main section').waitFor();
+    await overflow(name);
+  }
+  assert.deepEqual(refused, [], 'nothing refused by the Content-Security-Policy');
   await ctx.close();
 });
 
@@ -185,6 +205,7 @@ test('the platform page: queues, a dead letter with its reason, replayed from th
   await reason.waitFor();
   assert.match((await reason.textContent()) ?? '', /event_type/);
   await page.screenshot({ path: path.join(SHOTS, 'platform.png'), fullPage: true });
+  page.once('dialog', (d) => void d.accept());
   await reason.getByRole('button', { name: 'Replay' }).click();
   await page.getByRole('status').filter({ hasText: 'cleaner: replayed 1' }).waitFor();
   // Still malformed: the cleaner refuses it again, and it is back among the dead letters, replayed once.
@@ -292,9 +313,19 @@ test('a session expires: the page goes back to the login, saying so, and logging
     await page.getByLabel('Password').fill('alice-pw');
     await page.getByRole('button', { name: 'Log in' }).click();
     await page.waitForURL(/\/platform/);
+    // A console open on the live alarms does not hold the webserver's stop (its stream is ended first).
+    await page.getByRole('link', { name: 'Alarms' }).click();
+    await page.locator('[data-test=live].stream').waitFor({ timeout: 15_000 });
+    let deadline: NodeJS.Timeout | undefined;
+    await Promise.race([
+      short.stop(),
+      new Promise((_, reject) => {
+        deadline = setTimeout(() => reject(new Error('the webserver did not stop within 20 s with a console stream open')), 20_000);
+      }),
+    ]).finally(() => clearTimeout(deadline));
   } finally {
     await ctx.close();
-    await short.stop();
+    await short.stop().catch(() => undefined);
   }
 });
 
@@ -317,4 +348,42 @@ test("the console's first admin: user admin with [console] admin_password of the
   } finally {
     await removeDir(dir);
   }
+});
+
+test('the console being public opens no way around the API authentication', async () => {
+  const raw = (target: string, headers: Record<string, string> = {}, method = 'GET', body?: string) =>
+    new Promise<{ status: number; headers: Record<string, unknown> }>((resolve, reject) => {
+      const r = httpsRequest({ host: '127.0.0.1', port: PORT, path: target, method, headers, rejectUnauthorized: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+      });
+      r.on('error', reject);
+      r.end(body);
+    });
+  // Percent-encoded and absolute-form targets reach the API's routes: they are authenticated like any.
+  for (const target of [
+    '/%61pi/v4/alarms',
+    '/api/v4/%61larms',
+    '/m%65trics',
+    `https://127.0.0.1:${PORT}/api/v4/alarms`,
+    '/%61pi/v4/stream/alarms',
+  ])
+    assert.equal((await raw(target)).status, 401, target);
+  assert.equal(
+    (await raw('/%61pi/v4/platform/dead-letters/cleaner/replay', { 'content-type': 'application/json' }, 'POST', '{}')).status,
+    401,
+  );
+  // A bad token gets no Basic challenge (a browser would pop its own login dialog); no credentials at all does.
+  const badToken = await raw('/api/v4/alarms', { authorization: 'Bearer not.a.token' });
+  assert.equal(badToken.status, 401);
+  assert.equal(badToken.headers['www-authenticate'], undefined);
+  assert.match(String((await raw('/api/v4/alarms')).headers['www-authenticate']), /^Basic/);
+  // A body a cross-site form could send without a preflight is not parsed.
+  const plain = await raw(
+    '/api/v4/platform/dead-letters/cleaner/replay',
+    { 'content-type': 'text/plain', 'x-canopsis-authkey': KEY },
+    'POST',
+    'x',
+  );
+  assert.equal(plain.status, 415);
 });

@@ -83,14 +83,29 @@ export function platformRoutes(app: FastifyInstance, d: PlatformDeps): void {
     const samples = await d.store
       .collection<MetricSample>(METRICS)
       .find({ metric: 'cps_evt_per_sec', timestamp: { $gte: from } }, { sort: [['timestamp', 1]] });
-    const series = new Map<string, Map<number, number>>();
+    // A process may report twice in a minute (a shorter --stats-interval, a drifting timer): its samples of a
+    // minute are averaged, then the processes of an engine added up.
+    const perProcess = new Map<string, { engine: string; minute: number; sum: number; n: number }>();
     for (const s of samples) {
       const engine = engineOf(s.resource);
       if (!d.engines.includes(engine)) continue;
       const minute = Math.floor(s.timestamp / 60) * 60;
-      const points = series.get(engine) ?? new Map<number, number>();
-      points.set(minute, (points.get(minute) ?? 0) + s.value);
-      series.set(engine, points);
+      const k = `${s.entity}|${minute}`;
+      const cur = perProcess.get(k) ?? { engine, minute, sum: 0, n: 0 };
+      cur.sum += s.value;
+      cur.n += 1;
+      perProcess.set(k, cur);
+    }
+    const series = new Map<string, Map<number, number>>();
+    for (const p of perProcess.values()) {
+      const points = series.get(p.engine) ?? new Map<number, number>();
+      points.set(p.minute, (points.get(p.minute) ?? 0) + p.sum / p.n);
+      series.set(p.engine, points);
+    }
+    for (const points of series.values()) {
+      const sorted = [...points].sort((a, b) => a[0] - b[0]);
+      points.clear();
+      for (const [t, v] of sorted) points.set(t, v);
     }
     return {
       from,
