@@ -14,6 +14,8 @@ export type Role = 'admin' | 'readonly';
 export interface Principal {
   name: string;
   role: Role;
+  /** A login token's expiry (unix seconds); absent for keys and HTTP basic. */
+  expires?: number;
 }
 
 export interface Credentials {

@@ -94,8 +94,12 @@ export function liveRoutes(app: FastifyInstance, store: Store): void {
     res.write('retry: 3000\n\n');
     const unsubscribe = feed.subscribe((ids) => res.write(`event: alarms\ndata: ${JSON.stringify({ ids })}\n\n`));
     const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
+    // A stream opened with a login token ends when the token does: the console then finds its session over.
+    const expires = req.principal?.expires;
+    const expiry = expires ? setTimeout(() => end(), Math.max(0, Math.min(expires * 1000 - Date.now(), 2 ** 31 - 1))) : undefined;
     const end = () => {
       clearInterval(keepalive);
+      clearTimeout(expiry);
       unsubscribe();
       open.delete(end);
       res.end();

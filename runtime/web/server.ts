@@ -137,7 +137,7 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
     const t = await tokens.verify(token);
     // The user's current role: a user removed from api-users.ini loses its tokens with it.
     const user = t ? d.credentials.users.get(t.name) : undefined;
-    return t && user ? { name: t.name, role: user.role } : undefined;
+    return t && user ? { name: t.name, role: user.role, expires: t.exp } : undefined;
   };
 
   app.addHook('onRequest', async (req, reply) => {
