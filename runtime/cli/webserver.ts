@@ -4,6 +4,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { Command } from 'commander';
+// The same reading of supervisord as hypcontrol status (the release carries dist/installer).
+import { Supervisor } from '../../installer/control/supervisor.js';
 import { BrokerConnection } from '../amqp/connection.js';
 import { peek, replayLetters } from '../amqp/dead-letters.js';
 import { deadQueue, declareExchanges, dispatcherQueue, engineQueue, queueCounts } from '../amqp/topology.js';
@@ -14,7 +16,7 @@ import { routingKey } from '../event/canopsis-event.js';
 import { createLogger } from '../log.js';
 import { readCredentials } from '../web/auth.js';
 import { bundledConsole } from '../web/console.js';
-import type { DeadLetterAccess } from '../web/routes/platform.js';
+import type { DeadLetterAccess, ProcessState } from '../web/routes/platform.js';
 import { buildServer, type QueueStat } from '../web/server.js';
 import { parseOrExit } from './args.js';
 
@@ -157,6 +159,16 @@ try {
       withDeadLetters((c) => replayLetters(c, engineQueue(engine), reason === undefined ? {} : { reasonIs: reason }, 100_000)),
   };
   const consoleDir = bundledConsole();
+  // supervisord runs as the service user, as this webserver does: its socket answers us (hypcontrol's view).
+  // Under systemd there is none, and the platform page shows what the webserver itself sees.
+  const supervisor = new Supervisor(prefix);
+  let seen: { at: number; processes: ProcessState[] | undefined } | undefined;
+  const processes = async () => {
+    if (seen && Date.now() - seen.at < 5000) return seen.processes;
+    const list = (await supervisor.running().catch(() => false)) ? await supervisor.status() : undefined;
+    seen = { at: Date.now(), processes: list };
+    return list;
+  };
 
   const app = await buildServer({
     store,
@@ -168,6 +180,7 @@ try {
     engines: [...engines.keys()],
     ...(conf.sessionTtl ? { tokenTtl: conf.sessionTtl } : {}),
     deadLetters,
+    processes,
     ...(consoleDir ? { consoleDir } : {}),
     version: await releaseVersion(),
     ...(https ? { https } : {}),

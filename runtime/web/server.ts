@@ -16,7 +16,7 @@ import { entityRoutes } from './routes/entities.js';
 import { eventRoutes } from './routes/events.js';
 import { idleRuleRoutes } from './routes/idle-rules.js';
 import { pbehaviorRoutes } from './routes/pbehaviors.js';
-import { type DeadLetterAccess, platformRoutes } from './routes/platform.js';
+import { type DeadLetterAccess, type ProcessState, platformRoutes } from './routes/platform.js';
 import { scenarioRoutes } from './routes/scenarios.js';
 import { sessionRoutes } from './routes/session.js';
 import { bearer, REVOKED_TOKENS, TOKEN_TTL, Tokens } from './tokens.js';
@@ -62,6 +62,7 @@ export interface ServerDeps {
   /** The engines of the chain, for the platform page. */
   engines?: string[];
   deadLetters?: DeadLetterAccess;
+  processes?: () => Promise<ProcessState[] | undefined>;
   /** The built console (index.html and its assets), served under `/`; absent: no console. */
   consoleDir?: string;
 }
@@ -200,6 +201,7 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
     brokerReady: d.brokerReady,
     queueStats: d.queueStats,
     ...(d.deadLetters ? { deadLetters: d.deadLetters } : {}),
+    ...(d.processes ? { processes: d.processes } : {}),
     version: d.version ?? 'unknown',
   });
   if (d.consoleDir) await consoleRoutes(app, d.consoleDir);

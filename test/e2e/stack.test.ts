@@ -172,6 +172,16 @@ test('a stopped service is named by hypcontrol status, which exits non-zero', as
   assert.equal(s.exitCode, 1, s.all);
   assert.match(s.stdout, /collectd +DOWN/);
   assert.match(s.stdout, /1 service failed: collectd/);
+  // The console's platform page sees what hypcontrol sees: the webserver reads the same supervisord.
+  const platform = (await api('/platform')) as unknown as { processes: Array<{ name: string; state: string }> | null };
+  await waitFor('the platform page naming collectd stopped', async () => {
+    const p = (await api('/platform')) as unknown as typeof platform;
+    return p.processes?.find((x) => x.name === 'collectd')?.state === 'STOPPED';
+  });
+  assert.ok(
+    platform.processes?.some((x) => x.name.startsWith('amqp2engines:') && x.state === 'RUNNING'),
+    JSON.stringify(platform.processes),
+  );
   const svc = await bin('service', 'collectd', 'status');
   assert.equal(svc.exitCode, 3, svc.all);
   assert.equal((await bin('service', 'collectd', 'start')).exitCode, 0);

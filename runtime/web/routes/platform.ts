@@ -24,7 +24,16 @@ export interface DeadLetterAccess {
   replay: (engine: string, reason: string | undefined) => Promise<{ replayed: number; kept: number }>;
 }
 
+/** One process as supervisord reports it (what hypcontrol status reads). */
+export interface ProcessState {
+  name: string;
+  state: string;
+  description: string;
+}
+
 export interface PlatformDeps {
+  /** supervisord's processes, or undefined when supervisord does not run this platform (systemd). */
+  processes?: () => Promise<ProcessState[] | undefined>;
   store: Store;
   engines: string[];
   brokerReady: () => Promise<boolean>;
@@ -38,7 +47,8 @@ const engineOf = (resource: string | undefined) => (resource ?? '').replace(/^En
 
 export function platformRoutes(app: FastifyInstance, d: PlatformDeps): void {
   app.get('/api/v4/platform', async () => {
-    const [broker, store, stats] = await Promise.all([
+    const [processes, broker, store, stats] = await Promise.all([
+      d.processes ? d.processes().catch(() => undefined) : undefined,
       d.brokerReady().catch(() => false),
       d.store.ping().then(
         () => true,
@@ -49,6 +59,7 @@ export function platformRoutes(app: FastifyInstance, d: PlatformDeps): void {
     const byEngine = new Map(stats.map((s) => [s.engine, s]));
     return {
       version: d.version,
+      processes: processes ?? null,
       services: [
         { service: 'broker', running: broker, detail: broker ? 'connected' : 'not connected' },
         { service: 'store', running: store, detail: store ? 'answers' : 'does not answer' },
