@@ -14,6 +14,7 @@ export function watchAlarms(onChange: (ids: string[]) => void, onMode: (m: LiveM
   let stopped = false;
   let poll: number | undefined;
   let controller: AbortController | undefined;
+  let connections = 0;
 
   const startPolling = () => {
     onMode('polling');
@@ -35,8 +36,9 @@ export function watchAlarms(onChange: (ids: string[]) => void, onMode: (m: LiveM
         if (!r.ok || !r.body) throw new Error(`stream: HTTP ${r.status}`);
         stopPolling();
         onMode('stream');
-        // What changed between the last poll (or the last stream) and this one: read the page again.
-        onChange([]);
+        // What changed between the last poll (or the last stream) and this one: read the page again
+        // (not on the first connection: the page has just been read).
+        if (connections++ > 0) onChange([]);
         const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = '';
         for (;;) {

@@ -83,6 +83,34 @@ const PATTERN_PARAMS = [
   { param: 'pbehavior_pattern', key: 'pbehavior', title: 'PbehaviorPattern', check: checkPbehaviorPattern },
 ] as const;
 
+/** What an alarm in no pbehavior reads as, per field (pattern/pbehavior_info.go getPbehaviorInfoStringField). */
+const PBH_MISSING: Record<string, string> = {
+  'pbehavior_info.canonical_type': 'active',
+  'pbehavior_info.id': '',
+  'pbehavior_info.type': '',
+  'pbehavior_info.reason': '',
+};
+
+/**
+ * A pbehavior pattern as store filters to OR, when each group is one eq or
+ * is_one_of condition (what the console sends); undefined for any other,
+ * which is then matched after the query. An alarm in no pbehavior has no
+ * v.pbehavior_info: the value it reads as is matched by `null`.
+ */
+function pbehaviorFilter(p: EntityPattern): Filter[] | undefined {
+  const out: Filter[] = [];
+  for (const group of p) {
+    const c = group[0];
+    if (group.length !== 1 || !c || !(c.field in PBH_MISSING)) return undefined;
+    const values = c.cond.type === 'eq' ? [c.cond.value] : c.cond.type === 'is_one_of' ? (c.cond.value as unknown[]) : undefined;
+    if (!values?.every((v): v is string => typeof v === 'string')) return undefined;
+    const field = `v.${c.field}`;
+    if (values.includes(PBH_MISSING[c.field]!)) out.push({ [field]: null });
+    out.push({ [field]: { $in: values } });
+  }
+  return out;
+}
+
 function patternsOf(q: Query, errors: Record<string, string>): Patterns | undefined {
   const out: Patterns = {};
   for (const { param, key, title: name, check } of PATTERN_PARAMS) {
@@ -222,12 +250,24 @@ export function alarmsQuery(q: Query, now: number): AlarmsQuery {
   const withSteps = bool(q, 'with_steps', errors) ?? false;
   const patterns = patternsOf(q, errors);
   if (Object.keys(errors).length) throw new Invalid(errors);
-  if (and.length === 1) filter.$or = and[0]!.$or;
-  else if (and.length > 1) {
-    // Two $or conditions: (a or b) and (c or d) = the cross product, which the store's one $or can say.
-    filter.$or = and[0]!.$or!.flatMap((x) => and[1]!.$or!.map((y) => ({ ...x, ...y })));
+  // A pbehavior pattern the store can say itself (the console's "hide maintenance") pages in the store.
+  const pbhFilter = patterns?.pbehavior ? pbehaviorFilter(patterns.pbehavior) : undefined;
+  if (pbhFilter && patterns) {
+    and.push({ $or: pbhFilter });
+    delete patterns.pbehavior;
   }
-  return { filter, options: { sort, skip: (page - 1) * limit, limit }, page, limit, opened, withSteps, ...(patterns ? { patterns } : {}) };
+  // Several $or conditions: (a or b) and (c or d) = the cross product, which the store's one $or can say.
+  if (and.length) filter.$or = and.map((f) => f.$or!).reduce((acc, ors) => acc.flatMap((x) => ors.map((y) => ({ ...x, ...y }))));
+  const remaining = patterns && Object.keys(patterns).length ? patterns : undefined;
+  return {
+    filter,
+    options: { sort, skip: (page - 1) * limit, limit },
+    page,
+    limit,
+    opened,
+    withSteps,
+    ...(remaining ? { patterns: remaining } : {}),
+  };
 }
 
 /** Canopsis' PaginatedMeta; a page past the last is "page is out of range" (NewPaginatedMeta). */
