@@ -48,6 +48,8 @@ export const ALARM_INDEXES = [
   ['d'],
   ['v.resolved'],
   ['v.resolved', 't'],
+  // The alarm list's default order (open alarms by time, the id breaking ties): read from the index, no sort.
+  ['v.resolved', 't', 'key'],
   ['t'],
   ['v.state.val'],
   ['v.last_update_date'],

@@ -134,7 +134,9 @@ function orderBy(sort: FindOptions['sort']): { sql: string; params: unknown[] } 
     checkField(field);
     return `json_extract(doc, '${jsonPath(field)}') ${dir === 1 ? 'ASC' : 'DESC'}`;
   });
-  return { sql: `ORDER BY ${cols.join(', ')}, rowid`, params };
+  // key is unique: with it the order is total already, and a trailing rowid would keep an index on (..., key)
+  // from serving a descending order (SQLite would sort again).
+  return { sql: `ORDER BY ${cols.join(', ')}${sort.some(([f]) => f === 'key') ? '' : ', rowid'}`, params };
 }
 
 class SqliteCollection<T extends object> implements Collection<T> {
@@ -231,7 +233,7 @@ class SqliteCollection<T extends object> implements Collection<T> {
   private indexSql(fields: string[]): string {
     const name = `${this.table}__${fields.join('__').replace(/\./g, '_')}`;
     // Index expressions cannot take parameters: the paths are checked by ensureIndex.
-    return `CREATE INDEX IF NOT EXISTS ${name} ON ${this.table} (${fields.map((f) => `json_extract(doc, '${jsonPath(f)}')`).join(', ')})`;
+    return `CREATE INDEX IF NOT EXISTS ${name} ON ${this.table} (${fields.map((f) => (f === 'key' ? 'key' : `json_extract(doc, '${jsonPath(f)}')`)).join(', ')})`;
   }
 
   async ensureIndex(fields: string[]) {

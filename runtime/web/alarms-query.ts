@@ -245,7 +245,9 @@ export function alarmsQuery(q: Query, now: number): AlarmsQuery {
     const field = sortField(sortBy || 't', errors, 'sort_by');
     if (field) sort = [[field, dir === 'asc' ? 1 : -1]];
   }
-  if (!sort.some(([f]) => f === 'key')) sort.push(['key', 1]);
+  // The id breaks ties, in the direction of the last term: one index on (..., t, key) then serves the page
+  // as it is, in either direction, with no sort of the whole open set.
+  if (!sort.some(([f]) => f === 'key')) sort.push(['key', sort.at(-1)?.[1] ?? 1]);
 
   const withSteps = bool(q, 'with_steps', errors) ?? false;
   const patterns = patternsOf(q, errors);

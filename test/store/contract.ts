@@ -15,6 +15,7 @@ interface Doc {
   tags?: string[];
   v?: { status: number; ack: boolean | null };
   ts?: number;
+  open?: number | null;
   n?: number;
 }
 
@@ -140,6 +141,36 @@ export function storeContract(label: string, store: () => Store): void {
     assert.equal(await c.delete({ ts: { $lt: 200 } }, { sort: [['ts', 1]], limit: 4 }), 2, 'the last batch is short');
     assert.equal(await c.delete({ ts: { $lt: 200 } }, { sort: [['ts', 1]], limit: 4 }), 0);
     assert.deepEqual(await names(), ['none', 'recent']);
+  });
+
+  test(`${label}: an index may end with the key; a sort ending with the key, either way, is a total order`, async () => {
+    const c = fresh('bykey');
+    await c.ensureIndex(['open', 'ts', 'key']);
+    for (const [k, ts] of [
+      ['k3', 2],
+      ['k1', 2],
+      ['k2', 1],
+      ['k4', 3],
+      ['k0', 2],
+    ] as const)
+      await c.put(k, { name: k, ts, open: null });
+    await c.put('closed', { name: 'closed', ts: 2, open: 1 });
+    const order = async (dir: 1 | -1) =>
+      (
+        await c.find(
+          { open: null },
+          {
+            sort: [
+              ['ts', dir],
+              ['key', dir],
+            ],
+            skip: 1,
+            limit: 3,
+          },
+        )
+      ).map((d) => d.name);
+    assert.deepEqual(await order(-1), ['k3', 'k1', 'k0'], 'ts then key, descending; the first skipped');
+    assert.deepEqual(await order(1), ['k0', 'k1', 'k3']);
   });
 
   test(`${label}: answers a ping`, async () => {
