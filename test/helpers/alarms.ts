@@ -1,5 +1,6 @@
 import { alarmUp } from '../../installer/migrations/alarms-v4.js';
 import type { StoredAlarm } from '../../runtime/alarm/model.js';
+import type { CanonicalType, PbehaviorInfo } from '../../runtime/pbehavior/model.js';
 
 /*
  * A stored alarm for tests and benches that fill a store directly: the
@@ -48,3 +49,15 @@ export function storedAlarm(f: AlarmFixture): StoredAlarm {
   });
   return doc;
 }
+
+/** The pbehavior info an alarm in a window of this canonical type carries (pbehavior `p`, type `t`). */
+export const pbehaviorInfo = (canonical_type: CanonicalType): PbehaviorInfo => ({
+  timestamp: 0,
+  id: 'p',
+  name: 'p',
+  reason: '',
+  reason_name: '',
+  type: 't',
+  type_name: 't',
+  canonical_type,
+});

@@ -4,7 +4,7 @@ import { applyEvent, onBeat } from '../../runtime/alarm/apply.js';
 import { DEFAULT_ALARM_SETTINGS, STATUS } from '../../runtime/alarm/model.js';
 import { type IdleCandidate, type IdleRule, idleOutcomes } from '../../runtime/idle/rules.js';
 import type { PbehaviorInfo } from '../../runtime/pbehavior/model.js';
-import { storedAlarm } from '../helpers/alarms.js';
+import { pbehaviorInfo, storedAlarm } from '../helpers/alarms.js';
 import { type ApiStack, startApiStack } from '../helpers/api-stack.js';
 import { waitFor } from '../helpers/index.js';
 
@@ -68,16 +68,7 @@ test('an entity silent for longer than the first matching rule gets a noevents e
     timestamp: now,
   });
   assert.deepEqual(idleEvents([rule('r')], [candidate(0, { doc: openAlarm(0, { status: STATUS.noevents }) })], now), [], 'already idle');
-  const maintenance = {
-    timestamp: 0,
-    id: 'p',
-    name: 'p',
-    reason: '',
-    reason_name: '',
-    type: 't',
-    type_name: 't',
-    canonical_type: 'maintenance' as const,
-  };
+  const maintenance = pbehaviorInfo('maintenance');
   assert.deepEqual(
     idleEvents(
       [rule('r', { disable_during_periods: ['maintenance'] })],

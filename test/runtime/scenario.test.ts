@@ -6,7 +6,7 @@ import amqp from 'amqplib';
 import type { Scenario, ScenarioAction } from '../../runtime/scenario/model.js';
 import { plan } from '../../runtime/scenario/plan.js';
 import { callWebhook, WebhookFailed } from '../../runtime/scenario/webhook.js';
-import { storedAlarm } from '../helpers/alarms.js';
+import { pbehaviorInfo, storedAlarm } from '../helpers/alarms.js';
 import { type ApiStack, startApiStack } from '../helpers/api-stack.js';
 import { waitFor } from '../helpers/index.js';
 
@@ -111,16 +111,7 @@ test('plan: scenarios by priority on their triggers; a pattern that does not mat
   });
   const web1 = { _id: 'disk/web1', name: 'disk', type: 'resource', component: 'web1' };
   const inMaintenance = storedAlarm({ id: 'a1', entity: 'disk/web1', opened: 900, state: 2 });
-  inMaintenance.v.pbehavior_info = {
-    timestamp: 0,
-    id: 'p',
-    name: 'p',
-    reason: '',
-    reason_name: '',
-    type: 't',
-    type_name: 't',
-    canonical_type: 'maintenance',
-  };
+  inMaintenance.v.pbehavior_info = pbehaviorInfo('maintenance');
   const onlyDb = [[{ field: 'component', cond: { type: 'eq', value: 'db1' } }]];
   const planned = plan(
     [
