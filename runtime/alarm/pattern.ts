@@ -1,4 +1,4 @@
-import { checkGroups, type FieldDef, groupsMatch, type Kind, type PatternCondition } from '../pattern/conditions.js';
+import { checkGroups, type FieldDef, groupsMatch, kindOfFieldType, type PatternCondition } from '../pattern/conditions.js';
 import type { StoredAlarm } from './model.js';
 
 /*
@@ -50,8 +50,6 @@ const FIELDS: Record<string, Def> = {
   tags: { kinds: ['string_array'], get: (a) => a.tags },
 };
 
-const INFO_KINDS: Record<string, Kind> = { string: 'string', int: 'int', bool: 'bool', string_array: 'string_array' };
-
 /** An info is looked up across the rules that set it (getAlarmInfoVal); without a field_type only its existence is tested. */
 function alarmField(c: PatternCondition): Def | undefined {
   const def = FIELDS[c.field];
@@ -60,7 +58,7 @@ function alarmField(c: PatternCondition): Def | undefined {
   if (ticketData !== undefined) return str((a) => a.v.ticket?.data?.[ticketData]);
   const info = /^v\.infos\.(.+)$/.exec(c.field)?.[1];
   if (info === undefined) return undefined;
-  const kind = c.field_type ? INFO_KINDS[c.field_type] : 'ref';
+  const kind = c.field_type ? kindOfFieldType(c.field_type) : 'ref';
   if (!kind) return undefined;
   return {
     kinds: [kind],

@@ -25,8 +25,6 @@ export const IDLE_RULES = 'idle_rules';
 export const IDLE_OPERATIONS = ['ack', 'ackremove', 'cancel', 'assocticket', 'changestate', 'snooze', 'pbehavior'] as const;
 export type IdleOperation = (typeof IDLE_OPERATIONS)[number];
 
-export type IdleOperationParameters = OperationParameters;
-
 export interface IdleRule {
   name: string;
   description: string;
@@ -41,7 +39,7 @@ export interface IdleRule {
   /** Alarm rules: which date must be older than the duration. */
   alarm_condition?: 'last_event' | 'last_update';
   alarm_pattern?: AlarmPattern;
-  operation?: { type: IdleOperation; parameters: IdleOperationParameters };
+  operation?: { type: IdleOperation; parameters: OperationParameters };
   created: number;
   updated: number;
 }
@@ -53,18 +51,7 @@ export interface IdleCandidate {
 }
 
 /** What an applied rule calls for: an event for axe, or (the pbehavior operation) a pbehavior on the alarm's entity. */
-export type IdleOutcome =
-  | { event: Event }
-  | { pbehavior: IdleOperationParameters; rule: string; alarm: StoredAlarm & { key?: string }; apply: string; entity: string };
-
-const EVENT_OF: Record<Exclude<IdleOperation, 'pbehavior'>, string> = {
-  ack: 'ack',
-  ackremove: 'ackremove',
-  cancel: 'cancel',
-  assocticket: 'assocticket',
-  changestate: 'changestate',
-  snooze: 'snooze',
-};
+export type IdleOutcome = { event: Event } | { pbehavior: OperationParameters; rule: string; apply: string; entity: string };
 
 /** Which rules call for what now: by priority, the first rule that applies to a candidate (service.go applyRules). */
 export function idleOutcomes(rules: Array<IdleRule & { key: string }>, candidates: IdleCandidate[], now: number): IdleOutcome[] {
@@ -122,12 +109,13 @@ function alarmRule(rule: IdleRule & { key: string }, c: IdleCandidate, now: numb
   if (a.v.pbehavior_info && rule.disable_during_periods.includes(a.v.pbehavior_info.canonical_type)) return 'next';
   const apply = `alarm_${rule.alarm_condition ?? 'last_event'}`;
   const p = rule.operation.parameters;
-  if (rule.operation.type === 'pbehavior') return { pbehavior: p, rule: rule.key, alarm: a, apply, entity: c.entity._id };
+  if (rule.operation.type === 'pbehavior') return { pbehavior: p, rule: rule.key, apply, entity: c.entity._id };
   return {
     event: {
       connector: a.v.connector,
       connector_name: a.v.connector_name,
-      event_type: EVENT_OF[rule.operation.type],
+      // The other operations are the alarm events of the same names (service.go applyAlarmRule).
+      event_type: rule.operation.type,
       source_type: a.v.resource ? 'resource' : 'component',
       component: a.v.component,
       ...(a.v.resource ? { resource: a.v.resource } : {}),

@@ -42,7 +42,7 @@ const isInterval = (v: unknown): v is { from: number; to: number } => {
 };
 
 /** The condition types each kind takes, as conditions.go's Match* functions do. */
-export const CONDITIONS_OF: Record<Kind, string[]> = {
+const CONDITIONS_OF: Record<Kind, string[]> = {
   string: [...STRING_CONDS],
   int: ['eq', 'neq', 'gt', 'lt'],
   bool: ['eq', 'neq'],
@@ -172,8 +172,13 @@ export interface PatternCondition {
   cond: Cond;
 }
 
+const FIELD_TYPES = new Set<string>(['string', 'int', 'bool', 'string_array']);
+/** The kind a condition's field_type names (an info's), or undefined for none or an unknown one. */
+export const kindOfFieldType = (t: string | undefined): Kind | undefined =>
+  t !== undefined && FIELD_TYPES.has(t) ? (t as Kind) : undefined;
+
 /** The kind a field is read as for this condition, or why none fits. */
-export function kindFor<T>(def: FieldDef<T>, c: Cond): { kind: Kind } | { error: string } {
+function kindFor<T>(def: FieldDef<T>, c: Cond): { kind: Kind } | { error: string } {
   let first: string | undefined;
   for (const kind of def.kinds) {
     const error = condError(kind, c);

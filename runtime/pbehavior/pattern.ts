@@ -1,5 +1,5 @@
 import { entityId } from '../event/canopsis-event.js';
-import { checkGroups, type FieldDef, groupsMatch, type Kind, type PatternCondition } from '../pattern/conditions.js';
+import { checkGroups, type FieldDef, groupsMatch, kindOfFieldType, type PatternCondition } from '../pattern/conditions.js';
 import type { Event } from '../tasks/types.js';
 import type { EntityPattern, PbehaviorInfo } from './model.js';
 
@@ -23,14 +23,13 @@ export interface MatchableEntity {
 }
 
 const STRING_FIELDS = new Set(['_id', 'name', 'type', 'category', 'component', 'connector']);
-const KINDS: Record<string, Kind> = { string: 'string', int: 'int', bool: 'bool', string_array: 'string_array' };
 
 /** entity.go: the entity's own fields are strings; an info is read as its field_type says, or tested for existence. */
 function entityField(c: PatternCondition): FieldDef<MatchableEntity> | undefined {
   if (STRING_FIELDS.has(c.field)) return { kinds: ['string'], get: (e) => (e as unknown as Record<string, unknown>)[c.field] };
   const info = /^infos\.([^.]+)$/.exec(c.field)?.[1];
   if (info === undefined) return undefined;
-  const kind = c.field_type ? KINDS[c.field_type] : undefined;
+  const kind = kindOfFieldType(c.field_type);
   if (c.field_type && !kind) return undefined;
   return { kinds: kind ? [kind] : ['string', 'ref'], get: (e) => e.infos?.[info]?.value };
 }

@@ -16,7 +16,7 @@ import { entityRoutes } from './routes/entities.js';
 import { eventRoutes } from './routes/events.js';
 import { idleRuleRoutes } from './routes/idle-rules.js';
 import { pbehaviorRoutes } from './routes/pbehaviors.js';
-import { type DeadLetterAccess, type ProcessState, platformRoutes } from './routes/platform.js';
+import { type DeadLetterAccess, type ProcessState, platformRoutes, reachable } from './routes/platform.js';
 import { scenarioRoutes } from './routes/scenarios.js';
 import { sessionRoutes } from './routes/session.js';
 import { bearer, REVOKED_TOKENS, TOKEN_TTL, Tokens } from './tokens.js';
@@ -183,13 +183,7 @@ export async function buildServer(d: ServerDeps): Promise<FastifyInstance> {
   });
 
   app.get('/api/v4/healthcheck', async (_req, reply) => {
-    const [broker, store] = await Promise.all([
-      d.brokerReady().catch(() => false),
-      d.store.ping().then(
-        () => true,
-        () => false,
-      ),
-    ]);
+    const { broker, store } = await reachable(d);
     return reply.status(broker && store ? 200 : 503).send({ broker, store });
   });
 

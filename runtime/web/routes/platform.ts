@@ -42,18 +42,26 @@ export interface PlatformDeps {
   version: string;
 }
 
+/** Whether the broker link is up and the store answers: the healthcheck's answer and the platform page's. */
+export async function reachable(d: { brokerReady: () => Promise<boolean>; store: Store }): Promise<{ broker: boolean; store: boolean }> {
+  const [broker, store] = await Promise.all([
+    d.brokerReady().catch(() => false),
+    d.store.ping().then(
+      () => true,
+      () => false,
+    ),
+  ]);
+  return { broker, store };
+}
+
 /** `Engine_axe.0` (a partition queue) or `Engine_axe`: the engine's name. */
 const engineOf = (resource: string | undefined) => (resource ?? '').replace(/^Engine_/, '').replace(/\.\d+$/, '');
 
 export function platformRoutes(app: FastifyInstance, d: PlatformDeps): void {
   app.get('/api/v4/platform', async () => {
-    const [processes, broker, store, stats] = await Promise.all([
+    const [processes, { broker, store }, stats] = await Promise.all([
       d.processes ? d.processes().catch(() => undefined) : undefined,
-      d.brokerReady().catch(() => false),
-      d.store.ping().then(
-        () => true,
-        () => false,
-      ),
+      reachable(d),
       d.queueStats().catch(() => [] as QueueStat[]),
     ]);
     const byEngine = new Map(stats.map((s) => [s.engine, s]));
@@ -107,16 +115,12 @@ export function platformRoutes(app: FastifyInstance, d: PlatformDeps): void {
       cur.n += 1;
       perProcess.set(k, cur);
     }
+    // Samples come oldest first, so each engine's minutes are set in order.
     const series = new Map<string, Map<number, number>>();
     for (const p of perProcess.values()) {
       const points = series.get(p.engine) ?? new Map<number, number>();
       points.set(p.minute, (points.get(p.minute) ?? 0) + p.sum / p.n);
       series.set(p.engine, points);
-    }
-    for (const points of series.values()) {
-      const sorted = [...points].sort((a, b) => a[0] - b[0]);
-      points.clear();
-      for (const [t, v] of sorted) points.set(t, v);
     }
     return {
       from,
