@@ -1,6 +1,7 @@
 import { benchAlarms } from './alarms.js';
 import { benchBackup } from './backup.js';
 import { benchConsole } from './console.js';
+import { benchFused } from './fused.js';
 import { benchOperator } from './operator.js';
 import { benchPipeline } from './pipeline.js';
 import { benchUpdate } from './update.js';
@@ -9,6 +10,7 @@ import { benchUpdate } from './update.js';
 const only = process.argv[2];
 if (!only || only === 'pipeline') await benchPipeline();
 if (!only || only === 'alarms') await benchAlarms();
+if (!only || only === 'fused') await benchFused();
 if (!only || only === 'operator') await benchOperator();
 if (!only || only === 'update') await benchUpdate();
 if (!only || only === 'backup') await benchBackup();

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { clientAddress } from '../../runtime/config/files.js';
+import { fusedGroups, groupProgram } from '../../runtime/contract/fuse.js';
 import { EXCHANGES, engineQueue } from '../../runtime/contract/names.js';
 import { EMBEDDED_NODE } from '../apply/runtime.js';
 import type { HostFacts } from '../host/facts.js';
@@ -28,7 +29,14 @@ export interface SystemdInstance {
 }
 
 export interface EngineView extends EngineSettings {
+  /** The supervisord program (and systemd instance stem) running this engine: its own, or its fused group's. */
   program: string;
+  /** Whether the program is this engine's to render: false for the later engines of a fused group. */
+  runs: boolean;
+  /** Processes of the program (numprocs; for a fused group, the most any of its engines asks for). */
+  procs: number;
+  /** What bin/engine-* passes to engine-launcher to run the program: -e dynamic -n NAME, or -e fused -n A,B,C. */
+  launch: string;
   nextList: string;
   command: string;
   log: string;
@@ -124,6 +132,39 @@ export function engineInstances(numprocs: number, name: string): SystemdInstance
   }));
 }
 
+/**
+ * One view per engine of the settings. With [pipeline] fuse = true, the
+ * engines of each group of runtime/contract/fuse.ts share one program,
+ * rendered by the group's first engine.
+ */
+function engineViews(settings: Settings, p: Layout): EngineView[] {
+  const byName = new Map(settings.engines.map((e) => [e.name, e]));
+  const groups = settings.pipeline.fuse
+    ? fusedGroups(settings.engines.map((e) => ({ ...e, processesEvents: !!e.event_processing })))
+    : settings.engines.map((e) => [e.name]);
+  const groupOf = new Map(groups.flatMap((g) => g.map((name) => [name, g] as const)));
+  return settings.engines.map((e) => {
+    const group = groupOf.get(e.name) ?? [e.name];
+    const program = groupProgram(group);
+    const stem = program.replace(/^engine-/, '');
+    const procs = Math.max(...group.map((n) => byName.get(n)?.numprocs ?? 1));
+    const runs = group[0] === e.name;
+    const launch = group.length > 1 ? `-e fused -n ${group.join(',')}` : `-e dynamic -n ${e.name}`;
+    return {
+      ...e,
+      program,
+      runs,
+      procs,
+      launch,
+      nextList: e.next.join(','),
+      command: `${p.bin}/engine-launcher ${launch} -w %(process_num)d -l ${settings.canopsis.log_level}`,
+      log: path.join(p.engineLog, `${stem}.log`),
+      instances: runs ? engineInstances(procs, stem) : [],
+      publishQueue: e.name === DROP_IN_ENGINE && group.length === 1 && e.next.length === 1 ? engineQueue(e.next[0]!) : undefined,
+    };
+  });
+}
+
 export function buildContext(settings: Settings, secrets: Secrets, layout: Layout, facts: HostFacts): RenderContext {
   const p = layout;
   const rmqLocal = settings.rabbitmq.mode === 'local';
@@ -132,15 +173,7 @@ export function buildContext(settings: Settings, secrets: Secrets, layout: Layou
   const user = settings.canopsis.user;
   const group = settings.canopsis.group;
 
-  const engines: EngineView[] = settings.engines.map((e) => ({
-    ...e,
-    program: `engine-${e.name}`,
-    nextList: e.next.join(','),
-    command: `${p.bin}/engine-launcher -e dynamic -n ${e.name} -w %(process_num)d -l ${settings.canopsis.log_level}`,
-    log: path.join(p.engineLog, `${e.name}.log`),
-    instances: engineInstances(e.numprocs, e.name),
-    publishQueue: e.name === DROP_IN_ENGINE && e.next.length === 1 ? engineQueue(e.next[0]!) : undefined,
-  }));
+  const engines = engineViews(settings, p);
 
   const tiers = tiersOf(settings);
 
@@ -224,7 +257,10 @@ export function buildContext(settings: Settings, secrets: Secrets, layout: Layou
       keyFile: settings.webserver.tls_key ? underPrefix(p, settings.webserver.tls_key) : generatedCert(p).key,
     },
     engines,
-    enginePrograms: engines.map((e) => e.program).join(','),
+    enginePrograms: engines
+      .filter((e) => e.runs)
+      .map((e) => e.program)
+      .join(','),
     hypcontrol: { backend: tiers.BACKEND.join(' '), middleware: tiers.MIDDLEWARE.join(' '), frontend: tiers.FRONTEND.join(' ') },
     systemd: {
       protectHome: !['/home', '/root', '/run/user'].some((d) => p.prefix === d || p.prefix.startsWith(`${d}/`)),

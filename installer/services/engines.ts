@@ -8,7 +8,8 @@ import type { ServiceModule } from './types.js';
 
 /*
  * amqp2engines: every engine of the chain, one supervisord program (and one
- * systemd instance per process) each, in the group amqp2engines.
+ * systemd instance per process) each, in the group amqp2engines; with
+ * [pipeline] fuse = true, one program per fused group.
  */
 
 export const engines: ServiceModule = {
@@ -20,20 +21,22 @@ export const engines: ServiceModule = {
     conf('etc/amqp2engines.conf', 'templates/amqp2engines.conf.hbs'),
     conf('etc/event_filter.yaml', 'templates/event_filter.yaml.hbs'),
     conf(`${UNIT_DIR}/canopsis-engine-go@.service`, 'systemd/canopsis-engine-go@.service.hbs'),
-    ...ctx.engines.flatMap((engine) => [
-      { ...conf(`etc/engines/${engine.name}.ini`, 'templates/engines/engine.ini.hbs'), data: { engine } },
-      ...engine.instances.flatMap((inst) => [
-        program(`bin/${inst.instance}`, 'templates/bin/engine.hbs', { engine, worker: inst.worker }),
-        ...(engine.publishQueue
-          ? [
-              {
-                ...conf(`${UNIT_DIR}/canopsis-engine-go@${inst.instance}.service.d/override.conf`, 'systemd/engine-override.conf.hbs'),
-                data: { engine },
-              },
-            ]
-          : []),
+    ...ctx.engines
+      .filter((engine) => engine.runs)
+      .flatMap((engine) => [
+        { ...conf(`etc/engines/${engine.program.replace(/^engine-/, '')}.ini`, 'templates/engines/engine.ini.hbs'), data: { engine } },
+        ...engine.instances.flatMap((inst) => [
+          program(`bin/${inst.instance}`, 'templates/bin/engine.hbs', { engine, worker: inst.worker }),
+          ...(engine.publishQueue
+            ? [
+                {
+                  ...conf(`${UNIT_DIR}/canopsis-engine-go@${inst.instance}.service.d/override.conf`, 'systemd/engine-override.conf.hbs'),
+                  data: { engine },
+                },
+              ]
+            : []),
+        ]),
       ]),
-    ]),
   ],
   directories: (ctx) => [
     { dir: ctx.paths.engineLog, owner: 'service', mode: 0o755 },

@@ -90,6 +90,10 @@ export const sectionSchemas = {
     // RabbitMQ's message-ttl holds at most 2^32-1 ms.
     dead_letters_max_age: integer(0, 4_294_967),
   }),
+  pipeline: z.object({
+    // Consecutive engines of the chain in one process, events passed in memory (runtime/engine/fused.ts).
+    fuse: bool(),
+  }),
   backup: z.object({
     // ./build-install backup and the backup before an update keep this many archives in their directory.
     keep: integer(1, 1000),
@@ -236,6 +240,7 @@ export function sectionDefaults(host: HostIdentity): Record<SectionName, RawSect
     // 30 days of history; dead letters bounded in number and age (RabbitMQ drops the oldest).
     retention: { event_log: '2592000', resolved_alarms: '2592000', dead_letters_max: '100000', dead_letters_max_age: '1209600' },
     backup: { keep: '5' },
+    pipeline: { fuse: 'false' },
   };
 }
 

@@ -18,7 +18,7 @@ import { BrokerUnavailable } from './faults.js';
 import { InFlight } from './in-flight.js';
 import { JobConsumer } from './jobs.js';
 import { FaultPause } from './pause.js';
-import { EventPipeline } from './pipeline.js';
+import { EventPipeline, type LocalStage } from './pipeline.js';
 import { ConfirmedPublisher } from './publisher.js';
 import { PartitionRouter } from './router.js';
 import { type StatsSample, statsEvent } from './self-stats.js';
@@ -60,6 +60,12 @@ export interface EngineOptions {
   store?: (runtime: RuntimeConfig) => Promise<Store>;
   /** The broker link (default: amqplib to `broker.url`, reconnecting). */
   link?: OpenLink;
+  /** Fused: the later engines of this process that outputs reach in memory (see ./fused.ts). */
+  local?: (queue: string) => LocalStage | undefined;
+  /** Whether stop() closes the store (not when the process shares it between engines). Default true. */
+  closesStore?: boolean;
+  /** Fused: the key ordering the whole group's events, used for its partitions instead of this engine's own. */
+  partitionBy?: (event: Event) => string;
 }
 
 /** Whether this process does its job now: what `hypcontrol status` and /metrics see as its queue's consumer. */
@@ -76,7 +82,7 @@ export class Engine {
   readonly handle: EngineHandle;
   private readonly names: TopologyNames;
   /** The queue this engine's events come from and go back to (dead letters, replays): Engine_<name> unless -consumeQueue. */
-  private readonly home: string;
+  readonly home: string;
   /** The queue this process consumes: home, or its partition of it. */
   private readonly consume: string;
   private readonly targets: string[];
@@ -145,8 +151,9 @@ export class Engine {
     this.publisher = new ConfirmedPublisher(this.life, this.pause, () => this.stats.retries++);
 
     const module = o.registry.moduleOf(c.eventProcessing ?? '');
-    if (module?.partition && c.numprocs > 1 && !o.consumeQueue && this.eventTask)
-      this.partition = new PartitionRouter(this.home, module.partition, c.numprocs, this.publisher, this.life, this.inFlight);
+    const partitionBy = o.partitionBy ?? module?.partition;
+    if (partitionBy && c.numprocs > 1 && !o.consumeQueue && this.eventTask)
+      this.partition = new PartitionRouter(this.home, partitionBy, c.numprocs, this.publisher, this.life, this.inFlight);
     this.consume = this.partition ? partitionQueue(this.home, o.worker % c.numprocs) : this.home;
     this.consumer = new ConsumerSwitch(this.consume);
     this.routerConsumer = new ConsumerSwitch(this.home);
@@ -170,6 +177,7 @@ export class Engine {
         inFlight: this.inFlight,
         stats: this.stats,
         logger: o.logger,
+        local: o.local,
       });
     }
     if (beatTask) {
@@ -199,6 +207,11 @@ export class Engine {
 
   get queue(): string {
     return this.consume;
+  }
+
+  /** This engine's event processing as an earlier engine of a fused process reaches it. */
+  get stage(): LocalStage | undefined {
+    return this.pipeline?.stage;
   }
 
   get readiness(): EngineReadiness {
@@ -372,7 +385,7 @@ export class Engine {
         await this.jobs?.close();
       });
       await this.dispatcherSet?.close();
-      await this.storeOpened?.then((s) => s.close()).catch(() => undefined);
+      if (this.o.closesStore !== false) await this.storeOpened?.then((s) => s.close()).catch(() => undefined);
       this.o.logger.info({ ...this.stats }, 'engine stopped');
     })();
     return this.stopped;

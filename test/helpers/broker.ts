@@ -53,10 +53,11 @@ export async function writeRuntimePrefix(
 
 export type EngineProcess = ResultPromise<{ reject: false; all: true; buffer: true }> & { logs: () => string };
 
+/** One engine process; names joined by commas run fused (-e fused). */
 export function startEngine(prefix: string, name: string, worker = 0, extra: string[] = []): EngineProcess {
   const p = execa(
     process.execPath,
-    [LAUNCHER, '-e', 'dynamic', '-n', name, '-w', String(worker), '-l', 'info', '--prefix', prefix, '--stats-interval', '0', ...extra],
+    [LAUNCHER, '-e', name.includes(',') ? 'fused' : 'dynamic', '-n', name, '-w', String(worker), '-l', 'info', '--prefix', prefix, '--stats-interval', '0', ...extra],
     {
       reject: false,
       all: true,

@@ -320,3 +320,22 @@ test('HTTPS by default: a self-signed pair made once with openssl, its key 0640;
     );
   });
 });
+
+test('pipeline.fuse = true: the chain from cleaner to perfdata is one program of fused engines, collectdgw its own, no che drop-in', async () => {
+  const { p, files } = await render('/nonexistent/opt/cps', ['pipeline.fuse=true', 'engine:axe.numprocs=2']);
+  const chain = 'cleaner,event_filter,che,pbehavior,axe,action,perfdata';
+  const program = ini.parse(content(files, 'etc/engines/fused-cleaner.ini'))['program:engine-fused-cleaner'];
+  assert.equal(program.command, `/nonexistent/opt/cps/bin/engine-launcher -e fused -n ${chain} -w %(process_num)d -l info`);
+  assert.equal(program.numprocs, '2', 'as many processes as the most any fused engine asks for');
+  assert.equal(program.stdout_logfile, '/nonexistent/opt/cps/var/log/engines/fused-cleaner.log');
+  assert.match(content(files, 'etc/supervisord.d/amqp2engines.conf'), /^programs=engine-fused-cleaner,engine-collectdgw$/m);
+  for (const e of ['cleaner', 'che', 'axe', 'perfdata']) assert.ok(!files.has(`etc/engines/${e}.ini`), `no program of its own for ${e}`);
+  assert.match(content(files, 'bin/engine-fused-cleaner.1'), new RegExp(`engine-launcher" -e fused -n ${chain} -w 1 `));
+  assert.ok(![...files.keys()].some((t) => t.includes('override.conf')), 'che publishes in memory: no -publishQueue drop-in');
+  // amqp2engines.conf keeps every engine's section: the fused process reads them all.
+  assert.match(content(files, 'etc/amqp2engines.conf'), /\[engine:axe\]\n[\s\S]*?numprocs=2/);
+  assert.deepEqual(
+    p.ctx.engines.flatMap((e) => e.instances.map((i) => i.instance)),
+    ['engine-fused-cleaner', 'engine-fused-cleaner.1', 'engine-collectdgw'],
+  );
+});
