@@ -15,6 +15,7 @@ import { amqpLink, type BrokerLink, type EngineConnection, type EventChannel, ty
 import { ChannelLife } from './channel-life.js';
 import { ConsumerSwitch } from './consumers.js';
 import { BrokerUnavailable } from './faults.js';
+import { groupCommitOf } from './group-commit.js';
 import { InFlight } from './in-flight.js';
 import { JobConsumer } from './jobs.js';
 import { FaultPause } from './pause.js';
@@ -108,6 +109,8 @@ export class Engine {
   private lastStats: StatsSample = { at: performance.now(), processed: 0, busyMs: 0 };
   private stopped: Promise<void> | undefined;
   private storeOpened: Promise<Store> | undefined;
+  /** The store once opened: a group commit only starts on an open store. */
+  private storeNow: Store | undefined;
   private dispatcherSet: DispatcherSet | undefined;
 
   constructor(private readonly o: EngineOptions) {
@@ -178,6 +181,7 @@ export class Engine {
         stats: this.stats,
         logger: o.logger,
         local: o.local,
+        group: () => (this.storeNow ? groupCommitOf(this.storeNow) : undefined),
       });
     }
     if (beatTask) {
@@ -231,9 +235,14 @@ export class Engine {
     if (!this.storeOpened) {
       const opening = (this.o.store ?? openStore)(this.o.runtime);
       this.storeOpened = opening;
-      opening.catch(() => {
-        if (this.storeOpened === opening) this.storeOpened = undefined;
-      });
+      opening.then(
+        (s) => {
+          if (this.storeOpened === opening) this.storeNow = s;
+        },
+        () => {
+          if (this.storeOpened === opening) this.storeOpened = undefined;
+        },
+      );
     }
     return this.storeOpened;
   }

@@ -7,6 +7,7 @@ import type { EventChannel } from './broker-port.js';
 import type { ChannelLife } from './channel-life.js';
 import { deadLetterHeaders } from './dead-letter.js';
 import { type Attempts, BrokerUnavailable, classify, count, type Fault, nextStep } from './faults.js';
+import type { GroupCommit } from './group-commit.js';
 import type { InFlight } from './in-flight.js';
 import { type Output, outputsOf } from './outcome.js';
 import type { FaultPause } from './pause.js';
@@ -53,6 +54,8 @@ export interface PipelineOptions {
    * (./fused.ts). Only later ones, so a hand-off never waits on itself.
    */
   local?: (queue: string) => LocalStage | undefined;
+  /** The group commit of the store, once the store is open (./group-commit.ts). */
+  group?: () => GroupCommit | undefined;
 }
 
 /** A publish an input's outcome asks for: to an engine queue, or a dead letter. */
@@ -74,6 +77,8 @@ export class EventPipeline {
   private tail: Promise<void> = Promise.resolve();
   /** A stop interrupted a retry: the events behind it are left unacked for the broker to redeliver. */
   private abandoned = false;
+  /** Messages received and not yet through handle(): none means the engine is idle. */
+  private queued = 0;
 
   constructor(private readonly o: PipelineOptions) {}
 
@@ -84,8 +89,10 @@ export class EventPipeline {
 
   enqueue(ch: EventChannel, msg: ConsumeMessage): void {
     this.o.stats.received++;
+    this.queued++;
     this.tail = this.tail
       .then(() => this.handle(ch, msg))
+      .finally(() => this.queued--)
       .catch((e: Error) => {
         // handle() decides every outcome itself; this is the last resort for a bug in the engine:
         // the broker dead-letters the message (x-death), so it never holds a prefetch slot.
@@ -150,7 +157,10 @@ export class EventPipeline {
     if (input === null || typeof input !== 'object' || Array.isArray(input)) {
       throw new RejectedEvent(`not an event object (found ${Array.isArray(input) ? 'an array' : input === null ? 'null' : typeof input})`);
     }
+    this.o.group?.()?.enter();
     const messages = await this.process(input as Event, msg.properties.headers);
+    // Looked up again: the task may have opened the store, and with it a group its writes went into.
+    const committed = this.o.group?.()?.leave(this.queued <= 1);
     for (const m of messages) {
       if (m.exchange === '' && !this.o.declared.has(m.key)) {
         await declareEngineQueue(ch, this.o.names, m.key);
@@ -158,7 +168,7 @@ export class EventPipeline {
       }
     }
     // Pipelined: the next event is processed while these confirms are on their way.
-    this.o.inFlight.track(this.deliver(ch, msg, messages));
+    this.o.inFlight.track(this.deliver(ch, msg, messages, committed));
     await this.o.publisher.backPressure();
   }
 
@@ -262,11 +272,29 @@ export class EventPipeline {
     return body;
   }
 
-  /** Publishes every output, then acks the input: never before all are confirmed. */
-  private async deliver(ch: EventChannel, msg: ConsumeMessage, messages: Message[]): Promise<void> {
-    const sent = await Promise.all(
-      messages.map((m) => this.o.publisher.confirmed(ch, m.exchange, m.key, m.body, m.headers ?? msg.properties.headers)),
-    );
+  /** Publishes every output, then acks the input: never before all are confirmed and its writes committed. */
+  private async deliver(ch: EventChannel, msg: ConsumeMessage, messages: Message[], committed?: Promise<void>): Promise<void> {
+    const [sent, stored] = await Promise.all([
+      Promise.all(messages.map((m) => this.o.publisher.confirmed(ch, m.exchange, m.key, m.body, m.headers ?? msg.properties.headers))),
+      (committed ?? Promise.resolve()).then(
+        () => true,
+        (e: Error) => {
+          this.o.logger.warn({ err: e.message }, 'a group of store writes did not commit: its events go back to the queue');
+          return false;
+        },
+      ),
+    ]);
+    if (!stored) {
+      // Redelivered and processed again: the writes that did not commit are made again.
+      if (!this.o.life.isLost(ch)) {
+        try {
+          ch.nack(msg, false, true);
+        } catch {
+          // channel gone: the broker redelivers it anyway
+        }
+      }
+      return;
+    }
     if (sent.every(Boolean)) this.o.life.ack(ch, msg);
   }
 

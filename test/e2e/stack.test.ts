@@ -12,7 +12,8 @@ import { CLI, removeDir, run, tempDir, waitFor } from '../helpers/index.js';
  * The whole appliance with real processes: build-install into a temp prefix
  * as a normal user, its own RabbitMQ node (other ports, own node name),
  * supervisord, collectd, the engines and the webserver; 10,000 events; an
- * engine killed five times and the broker restarted; numprocs changed.
+ * engine killed five times and the broker restarted; numprocs changed; the
+ * same faults with the engines fused.
  */
 
 const USER = 'cpsoperator';
@@ -212,6 +213,52 @@ test('numprocs changed in canopsis.ini, build-install, service amqp2engines rest
   assert.equal(restart.exitCode, 0, restart.all);
   const che = (await engineProcesses()).filter((p) => p.name.startsWith('amqp2engines:engine-che-'));
   assert.deepEqual(che.map((p) => p.name).sort(), ['amqp2engines:engine-che-0', 'amqp2engines:engine-che-1']);
+});
+
+test('pipeline.fuse = true: the chain in fused processes, killed -9 five times and the broker restarted, nothing lost', async () => {
+  const r = await install('--set', 'pipeline.fuse=true');
+  assert.equal(r.exitCode, 0, r.all);
+  const restart = await bin('service', 'amqp2engines', 'restart');
+  assert.equal(restart.exitCode, 0, restart.all);
+  const names = (await engineProcesses()).map((p) => p.name).sort();
+  // che asked for 2 processes (the test above): the fused group runs as many.
+  assert.deepEqual(names, [
+    'amqp2engines:engine-collectdgw-0',
+    'amqp2engines:engine-fused-cleaner-0',
+    'amqp2engines:engine-fused-cleaner-1',
+  ]);
+  const publishing = connector(checks('fused', 5000));
+  for (let i = 0; i < 5; i++) {
+    const fused = await waitFor(
+      'the fused processes running',
+      async () => {
+        const p = (await engineProcesses()).filter((x) => x.name.includes('engine-fused-'));
+        return p.length === 2 ? p : undefined;
+      },
+      60_000,
+    );
+    const victim = fused[i % 2]!;
+    await run('kill', ['-9', String(victim.pid)]);
+    await waitFor(
+      `${victim.name} restarted`,
+      async () => (await engineProcesses()).some((p) => p.name === victim.name && p.pid !== victim.pid),
+      60_000,
+    );
+  }
+  await publishing;
+  const broker = await bin('service', 'rabbitmq-server', 'restart');
+  assert.equal(broker.exitCode, 0, broker.all);
+  await waitFor('5,000 more alarms', async () => (await api('/alarms?opened=true&limit=1')).meta?.total_count === 20_000, 300_000, 500);
+  const status = await waitFor(
+    'every service ready again',
+    async () => {
+      const s = await bin('hypcontrol', 'status');
+      return s.exitCode === 0 ? s : undefined;
+    },
+    120_000,
+    1000,
+  );
+  assert.match(status.stdout, /amqp2engines +running/);
 });
 
 test('hypcontrol stop leaves no process of the appliance', async () => {
