@@ -1,4 +1,5 @@
 import { benchAlarms } from './alarms.js';
+import { benchApi } from './api.js';
 import { benchBackup } from './backup.js';
 import { benchConsole } from './console.js';
 import { benchFused } from './fused.js';
@@ -11,6 +12,7 @@ const only = process.argv[2];
 if (!only || only === 'pipeline') await benchPipeline();
 if (!only || only === 'alarms') await benchAlarms();
 if (!only || only === 'fused') await benchFused();
+if (!only || only === 'api') await benchApi();
 if (!only || only === 'operator') await benchOperator();
 if (!only || only === 'update') await benchUpdate();
 if (!only || only === 'backup') await benchBackup();

@@ -14,6 +14,7 @@ import {
 } from 'mongodb';
 import {
   type Collection,
+  checkAfter,
   checkField,
   checkName,
   type DeleteOptions,
@@ -88,6 +89,18 @@ function toMongo(filter: Filter | undefined): MongoFilter<Document> {
   return out;
 }
 
+/** The documents past `after` in `sort` order: past it on the first field, or equal on it and past it on the next... */
+function afterOf(options: FindOptions): MongoFilter<Document> {
+  checkAfter(options);
+  const { sort, after } = options;
+  return {
+    $or: sort.map(([field, dir], i) => ({
+      ...Object.fromEntries(sort.slice(0, i).map(([f], j) => [f, after[j]])),
+      [field]: { [dir === 1 ? '$gt' : '$lt']: after[i] },
+    })),
+  };
+}
+
 const MAX_CAS_RETRIES = 100;
 
 /** The requested order, then insertion order (_id) so that equal keys come back the same way each time. */
@@ -156,7 +169,7 @@ class MongoCollection<T extends object> implements Collection<T> {
   }
 
   async find(filter?: Filter, options: FindOptions = {}) {
-    const query = toMongo(filter);
+    const query = options.after ? { $and: [toMongo(filter), afterOf(options)] } : toMongo(filter);
     return guard(`${this.name}.find`, async () => {
       let cursor = this.c.find(query);
       cursor = cursor.sort(sortOf(options.sort));
@@ -189,6 +202,14 @@ class MongoCollection<T extends object> implements Collection<T> {
   async ensureIndex(fields: string[]) {
     fields.forEach(checkField);
     await guard(`${this.name}.ensureIndex`, () => this.c.createIndex(Object.fromEntries(fields.map((f) => [f, 1]))));
+  }
+
+  /**
+   * None: a standalone server offers no cheap per-collection change counter (change streams need a
+   * replica set), and one kept by the writers would cost every write of every engine a round trip.
+   */
+  async stamp() {
+    return undefined;
   }
 }
 

@@ -17,8 +17,22 @@ export type Filter = { [field: string]: Condition | Filter[] | undefined; $or?: 
 
 export interface FindOptions {
   sort?: Array<[string, 1 | -1]>;
+  /**
+   * Keyset paging: only the documents past this point of `sort`, given as the
+   * values of the sort fields of the last document already read (`skip`
+   * then counts from there). `sort` must be a total order, ending with
+   * `key`, on fields every matching document has (a missing or null value
+   * does not compare: such a document would be left out).
+   */
+  after?: Scalar[];
   skip?: number;
   limit?: number;
+  /**
+   * The caller only reads what it finds: a document unchanged since an
+   * earlier shared read may come back as the very (frozen) object that read
+   * returned, which spares decoding it again.
+   */
+  shared?: boolean;
 }
 
 export interface DeleteOptions {
@@ -49,6 +63,14 @@ export interface Collection<T extends object> {
   delete(filter: Filter, options?: DeleteOptions): Promise<number>;
   /** Speeds up queries on these fields (idempotent). */
   ensureIndex(fields: string[]): Promise<void>;
+  /**
+   * A change stamp: a value that differs whenever a document of the
+   * collection may have been written or deleted since the stamp was read, by
+   * any process. Read it before what it vouches for: what was read after an
+   * unchanged stamp is still true. Undefined: this backend cannot tell, and
+   * nothing read from it may be remembered.
+   */
+  stamp(): Promise<string | undefined>;
 }
 
 export interface Store {
@@ -86,4 +108,12 @@ export function checkName(name: string): void {
 
 export function checkField(field: string): void {
   if (!FIELD_PATH.test(field)) throw new StoreError(`bad field path "${field}"`);
+}
+
+/** `after` names a point of a total order: one value, never null, per sort field, the last being the key. */
+export function checkAfter(options: FindOptions): asserts options is FindOptions & { sort: Array<[string, 1 | -1]>; after: Scalar[] } {
+  const { sort, after } = options;
+  if (!sort?.length || sort.at(-1)![0] !== 'key') throw new StoreError('after: the sort must end with key (a total order)');
+  if (!after || after.length !== sort.length) throw new StoreError(`after: one value per sort field (${sort.length})`);
+  if (after.some((v) => v === null || v === undefined)) throw new StoreError('after: a null value does not compare');
 }

@@ -63,7 +63,7 @@ export type Opened = 'open' | 'resolved' | 'open-and-recent';
 
 export interface AlarmsQuery extends Page {
   filter: Filter;
-  options: FindOptions;
+  options: Required<Pick<FindOptions, 'sort' | 'skip' | 'limit'>>;
   opened: Opened;
   withSteps: boolean;
   /** Canopsis' alarm_pattern, entity_pattern and pbehavior_pattern, when given: applied to what the filter finds. */

@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import type { StoredAlarm } from '../../runtime/alarm/model.js';
+import type { Entity } from '../../runtime/engines/che.js';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
+import type { Stored } from '../../runtime/store/types.js';
 import { hashPassword } from '../../runtime/web/auth.js';
 import type { ApiClient } from '../../runtime/web/client.js';
+import { alarmView, alarmViewJson } from '../../runtime/web/views.js';
+import { storedAlarm } from '../helpers/alarms.js';
 import { type ApiStack, startApiStack } from '../helpers/api-stack.js';
 import { waitFor } from '../helpers/index.js';
 
@@ -183,4 +188,73 @@ test('alarm changes reach the database dispatcher; a failing dispatcher is logge
   const axe = stack.engines[2]!;
   assert.match(axe.logs(), /"dispatcher":"failing".*"msg":"event dispatcher failed"/);
   assert.equal(axe.nodeChildProcess.exitCode, null);
+});
+
+test('meta.total_count and the pages follow the alarms: a new alarm, then a resolved one, show on the next request', async () => {
+  // Watched through a store connection of its own, so that nothing but the change itself tells the API.
+  const store = new SqliteStore(path.join(stack.dir, 'var', 'lib', 'canopsis', 'canopsis.db'));
+  const alarms = store.collection<StoredAlarm>('alarms');
+  const page = (n: number) => api('GET', `/api/v4/alarms?opened=true&search=totals&limit=1&page=${n}&sort_by=t&sort=desc`);
+  try {
+    assert.deepEqual((await page(1)).body.meta, { page: 1, page_count: 1, per_page: 1, total_count: 0 });
+    await api('POST', '/api/v4/event', [check('totals1', 2), check('totals2', 2)]);
+    await waitFor('both alarms stored', async () => (await alarms.count({ 'v.component': { $in: ['totals1', 'totals2'] } })) === 2);
+    const first = await page(1);
+    assert.deepEqual(first.body.meta, { page: 1, page_count: 2, per_page: 1, total_count: 2 });
+    const second = await page(2);
+    assert.equal(second.body.data.length, 1);
+    assert.notEqual(second.body.data[0]._id, first.body.data[0]._id);
+
+    // The alarm of page 1 resolves: what was page 2 is page 1, and there is no page 2.
+    const gone = first.body.data[0].v.component;
+    await api('POST', '/api/v4/event', check(gone, 0));
+    await waitFor(
+      `the ${gone} alarm resolved`,
+      async () => (await alarms.count({ 'v.component': gone, 'v.resolved': { $ne: null } })) === 1,
+      30_000,
+    );
+    const after = await page(1);
+    assert.deepEqual(after.body.meta, { page: 1, page_count: 1, per_page: 1, total_count: 1 });
+    assert.equal(after.body.data[0]._id, second.body.data[0]._id);
+    assert.deepEqual((await page(2)).body, { error: 'page is out of range' });
+  } finally {
+    await store.close();
+  }
+});
+
+const deepFreeze = <V>(v: V): V => {
+  if (v !== null && typeof v === 'object') for (const x of Object.values(Object.freeze(v))) deepFreeze(x);
+  return v;
+};
+
+test("a list's pre-serialised alarm text is JSON.stringify of its view, whatever the alarm holds", () => {
+  const opened = 1_700_000_000;
+  const base = storedAlarm({ id: 'a1', entity: 'cpu/web1', opened, state: 2 });
+  const entity: Entity = {
+    type: 'resource',
+    name: 'cpu',
+    created: opened,
+    last_event_date: opened,
+    enabled: true,
+    connector: 'nagios/n1',
+    component: 'web1',
+    depends: ['web1'],
+    infos: { site: { name: 'site', description: '', value: 'paris "nord"\u0000' } },
+  };
+  const alarms: Array<Stored<StoredAlarm>> = [
+    { ...base, key: 'open' },
+    { ...base, key: 'snoozed', v: { ...base.v, inactive_start: opened + 10, inactive_duration: 5 } },
+    { ...base, key: 'resolved', v: { ...base.v, resolved: opened + 60, duration: 60, active_duration: 50 } },
+    // Durations stored before the other fields of v (an older writer): they keep their place in the text.
+    { ...base, key: 'odd', v: { active_duration: 1, duration: 2, ...base.v, output: 'a "quoted"\n\u0000 output' } },
+    { ...base, key: 'marker-like', v: { ...base.v, output: '"\\u0000x:duration"' } },
+  ];
+  // Frozen as the store's shared reads are: those are the documents whose text is kept.
+  for (const a of alarms.map((x) => structuredClone(x)).map(deepFreeze))
+    for (const e of [entity, undefined])
+      for (const steps of [false, true])
+        for (const now of [opened + 100, opened + 5000]) {
+          const o = { now, steps };
+          assert.equal(alarmViewJson(a, e, o), JSON.stringify(alarmView(a, e, o)), `${a.key} ${e ? 'with' : 'without'} entity`);
+        }
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import type { Store } from '../../runtime/store/types.js';
+import type { FindOptions, Scalar, Store } from '../../runtime/store/types.js';
 
 /*
  * The store contract: every adapter runs exactly these tests. Collection
@@ -171,6 +171,91 @@ export function storeContract(label: string, store: () => Store): void {
       ).map((d) => d.name);
     assert.deepEqual(await order(-1), ['k3', 'k1', 'k0'], 'ts then key, descending; the first skipped');
     assert.deepEqual(await order(1), ['k0', 'k1', 'k3']);
+  });
+
+  test(`${label}: keyset paging: after the sort values of a page's last document comes the next page, in any direction`, async () => {
+    const c = fresh('keyset');
+    await c.ensureIndex(['open', 'ts', 'key']);
+    // Ties on ts, keys out of order, and documents the filter leaves out.
+    for (let i = 0; i < 23; i++) await c.put(`k${(i * 7) % 23}`, { name: `n${i}`, ts: i % 5, state: i % 3, open: null });
+    for (let i = 0; i < 4; i++) await c.put(`closed${i}`, { name: `c${i}`, ts: i, open: 1 });
+    const sorts: Array<NonNullable<FindOptions['sort']>> = [
+      [
+        ['ts', -1],
+        ['key', -1],
+      ],
+      [
+        ['ts', 1],
+        ['key', 1],
+      ],
+      [
+        ['ts', 1],
+        ['state', -1],
+        ['key', 1],
+      ],
+    ];
+    for (const filter of [{ open: null }, { open: null, $or: [{ state: 0 }, { state: 2 }] }]) {
+      for (const sort of sorts) {
+        const all = (await c.find(filter, { sort })).map((d) => d.key);
+        const paged: string[] = [];
+        let after: Scalar[] | undefined;
+        for (;;) {
+          const page = await c.find(filter, { sort, limit: 4, ...(after ? { after } : {}) });
+          if (page.length === 0) break;
+          paged.push(...page.map((d) => d.key));
+          const last = page.at(-1)!;
+          after = sort.map(([f]) => (f === 'key' ? last.key : (last[f as keyof Doc] as Scalar)));
+        }
+        assert.deepEqual(paged, all, `${JSON.stringify(filter)} by ${JSON.stringify(sort)}`);
+        // skip counts from the point after names.
+        const fifth = all[4]!;
+        const doc = (await c.get(fifth))!;
+        const from = sort.map(([f]) => (f === 'key' ? fifth : (doc[f as keyof Doc] as Scalar)));
+        assert.deepEqual(
+          (await c.find(filter, { sort, after: from, skip: 2, limit: 3 })).map((d) => d.key),
+          all.slice(7, 10),
+        );
+      }
+    }
+    await assert.rejects(c.find({}, { sort: [['ts', 1]], after: [1] }), /end with key/);
+    await assert.rejects(c.find({}, { sort: [['key', 1]], after: [null] }), /null/);
+  });
+
+  test(`${label}: a shared read finds what a plain one does, changes included`, async () => {
+    const c = fresh('shared');
+    for (let i = 0; i < 5; i++) await c.put(`s${i}`, { name: `n${i}`, ts: i });
+    const read = () => c.find({}, { sort: [['key', 1]], shared: true });
+    assert.deepEqual(await read(), await c.find({}, { sort: [['key', 1]] }));
+    await c.put('s2', { name: 'changed', ts: 2 });
+    await c.modify('s3', (cur) => ({ ...cur!, n: 1 }));
+    await c.delete({ key: 's4' });
+    assert.deepEqual(await read(), await c.find({}, { sort: [['key', 1]] }));
+    assert.equal((await read())[2]!.name, 'changed');
+  });
+
+  test(`${label}: the change stamp changes with every write or delete, of any kind, and only then`, async () => {
+    const c = fresh('stamp');
+    const other = fresh('stampother');
+    const first = await c.stamp();
+    if (first === undefined) return; // this backend keeps no stamp: callers remember nothing
+    const changes = async (what: string, op: () => Promise<unknown>) => {
+      const before = await c.stamp();
+      await op();
+      assert.notEqual(await c.stamp(), before, `${what} changes the stamp`);
+    };
+    const still = async (what: string, op: () => Promise<unknown>) => {
+      const before = await c.stamp();
+      await op();
+      assert.equal(await c.stamp(), before, `${what} leaves the stamp`);
+    };
+    await changes('put (insert)', () => c.put('a', { name: 'a', ts: 1 }));
+    await changes('put (replace)', () => c.put('a', { name: 'a2', ts: 1 }));
+    await changes('modify', () => c.modify('a', (cur) => ({ ...cur!, n: 1 })));
+    await changes('delete', () => c.delete({ key: 'a' }));
+    await still('a read', () => c.find({}, { shared: true }));
+    await still('a modify that changes nothing', () => c.modify('b', () => undefined));
+    await still('a delete of nothing', () => c.delete({ key: 'nope' }));
+    await still('a write to another collection', () => other.put('x', { name: 'x' }));
   });
 
   test(`${label}: answers a ping`, async () => {

@@ -63,6 +63,27 @@ test('SQLite held by another writer past busy_timeout: StoreUnavailable (SQLITE_
   }
 });
 
+test('SQLite: a change stamp that cannot be set up now (the file locked past busy_timeout) is none, and reads go on', async () => {
+  const file = path.join(dir, 'stamp.db');
+  const store = new SqliteStore(file, { busyTimeoutMs: 200 });
+  const c = store.collection<{ n: number }>('things');
+  await c.put('a', { n: 1 });
+  const other = new Database(file);
+  try {
+    other.exec('BEGIN EXCLUSIVE');
+    assert.equal(await c.stamp(), undefined, 'no stamp: a reader remembers nothing');
+    assert.deepEqual(await c.find({}, { shared: true }), [{ key: 'a', n: 1 }]);
+    other.exec('COMMIT');
+    const stamp = await c.stamp();
+    assert.ok(stamp !== undefined, 'set up once the file can be written');
+    await c.put('a', { n: 2 });
+    assert.notEqual(await c.stamp(), stamp);
+  } finally {
+    other.close();
+    await store.close();
+  }
+});
+
 // Run as another user: opens the store, writes, says how it went, waits for the test's go, writes again.
 const AS_SERVICE_USER = `
 import { existsSync } from 'node:fs';
