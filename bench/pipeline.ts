@@ -42,7 +42,7 @@ next=sink
 
 const PASS = `export default { name: 'bench.pass', event_processing: (engine, event) => event };`;
 
-export async function publishAndDrain(url: string, exchange: string, key: string, outQueue: string): Promise<number> {
+export async function publishAndDrain(url: string, exchange: string, key: string, outQueue: string, count = N): Promise<number> {
   const conn = await amqp.connect(url);
   const pub = await conn.createConfirmChannel();
   const sub = await conn.createChannel();
@@ -54,10 +54,10 @@ export async function publishAndDrain(url: string, exchange: string, key: string
     if (!m) return;
     sub.ack(m);
     // Only the published events count: a scenario's own events (an ack back through axe) reach the end too.
-    if (m.content.includes('"seq":') && ++got === N) done();
+    if (m.content.includes('"seq":') && ++got === count) done();
   });
   const started = performance.now();
-  for (let i = 0; i < N; i++) {
+  for (let i = 0; i < count; i++) {
     const body = Buffer.from(JSON.stringify(checkEvent(i, { timestamp: 1_700_000_000 })));
     if (!pub.publish(exchange, key, body, { persistent: true })) await new Promise((r) => pub.once('drain', r));
   }
@@ -67,7 +67,7 @@ export async function publishAndDrain(url: string, exchange: string, key: string
   await pub.close();
   await sub.close();
   await conn.close();
-  return N / seconds;
+  return count / seconds;
 }
 
 export async function rawRound(url: string): Promise<number> {

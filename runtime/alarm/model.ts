@@ -10,6 +10,10 @@ import type { PbehaviorInfo } from '../pbehavior/model.js';
  * document itself has no `_id`: MongoDB reserves it).
  */
 
+/** axe's collections: every alarm, open or resolved, under its id; and per entity its open alarm. */
+export const ALARMS = 'alarms';
+export const ENTITY_ALARMS = 'entity_alarms';
+
 export const STATUS = { off: 0, ongoing: 1, stealthy: 2, flapping: 3, cancelled: 4, noevents: 5 } as const;
 export type StatusValue = (typeof STATUS)[keyof typeof STATUS];
 

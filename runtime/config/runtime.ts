@@ -1,8 +1,6 @@
 import { type AlarmSettings, DEFAULT_ALARM_SETTINGS } from '../alarm/model.js';
 import { layoutOf } from '../contract/layout.js';
 import { EXCHANGES } from '../contract/names.js';
-import { MongoStore } from '../store/mongodb.js';
-import { DEFAULT_BUSY_TIMEOUT_MS, SqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/types.js';
 import { ConfigError } from './errors.js';
 import { readIni } from './files.js';
@@ -21,7 +19,7 @@ export const DEFAULT_RETENTION: Retention = { eventLog: 30 * 86400, resolvedAlar
 
 export interface RuntimeConfig {
   file: string;
-  /** busyTimeout: seconds a writer of the embedded store waits for another before the store counts as unavailable (default 10). */
+  /** busyTimeout: seconds a writer of the embedded store waits for another before the store counts as unavailable (absent: the store's default, 10). */
   store: { backend: 'embedded'; file: string; busyTimeout?: number } | { backend: 'mongodb'; url: string };
   dispatchers: string[];
   alertsExchange: string;
@@ -50,11 +48,9 @@ export async function readRuntimeConfig(prefix: string): Promise<RuntimeConfig> 
   const st = ini.store ?? {};
   let store: RuntimeConfig['store'];
   if ((st.backend ?? 'embedded') === 'embedded') {
-    store = {
-      backend: 'embedded',
-      file: st.file || layout.storeFile,
-      busyTimeout: num(file, 'store', st, 'busy_timeout', DEFAULT_BUSY_TIMEOUT_MS / 1000),
-    };
+    // Unset: the store's own default (store/sqlite.ts, not loaded here: only the engines that open the store load it).
+    const busy = st.busy_timeout ? { busyTimeout: num(file, 'store', st, 'busy_timeout', 0) } : {};
+    store = { backend: 'embedded', file: st.file || layout.storeFile, ...busy };
   } else if (st.backend === 'mongodb') {
     if (!st.url) throw new ConfigError(file, '[store] url is missing for backend mongodb');
     store = { backend: 'mongodb', url: st.url };
@@ -86,8 +82,13 @@ export async function readRuntimeConfig(prefix: string): Promise<RuntimeConfig> 
   };
 }
 
+/** Opens the store; only its backend's driver is loaded (the MongoDB driver alone is ~30 MiB of an engine's memory). */
 export async function openStore(cfg: RuntimeConfig): Promise<Store> {
-  return cfg.store.backend === 'embedded'
-    ? new SqliteStore(cfg.store.file, { busyTimeoutMs: (cfg.store.busyTimeout ?? DEFAULT_BUSY_TIMEOUT_MS / 1000) * 1000 })
-    : MongoStore.connect(cfg.store.url);
+  const st = cfg.store;
+  if (st.backend === 'embedded') {
+    const { SqliteStore } = await import('../store/sqlite.js');
+    return new SqliteStore(st.file, st.busyTimeout === undefined ? {} : { busyTimeoutMs: st.busyTimeout * 1000 });
+  }
+  const { MongoStore } = await import('../store/mongodb.js');
+  return MongoStore.connect(st.url);
 }

@@ -1,4 +1,4 @@
-import type { StoredAlarm } from '../alarm/model.js';
+import { ALARMS, type StoredAlarm } from '../alarm/model.js';
 import { type DurationWithUnit, durationSeconds } from '../durations.js';
 import { entityOfEvent } from '../pbehavior/pattern.js';
 import { PbehaviorOperationFailed, putOperationPbehavior } from '../pbehavior/store.js';
@@ -7,7 +7,6 @@ import { type Planned, plan } from '../scenario/plan.js';
 import { callWebhook, WebhookFailed } from '../scenario/webhook.js';
 import { cached } from '../store/versions.js';
 import { type EngineHandle, type Event, RejectedEvent, type Routed, routeTo, type TaskContext, type TaskModule } from '../tasks/types.js';
-import { ALARMS } from './axe.js';
 import { ENTITIES, type Entity } from './che.js';
 
 /*

@@ -1,5 +1,5 @@
 import { ALARM_EVENT_TYPES, applyEvent, onBeat, REDELIVERY, triggersOf } from '../alarm/apply.js';
-import type { Alarm, EntityAlarms, StoredAlarm } from '../alarm/model.js';
+import { ALARMS, type Alarm, ENTITY_ALARMS, type EntityAlarms, type StoredAlarm } from '../alarm/model.js';
 import { DEFAULT_RETENTION } from '../config/runtime.js';
 import { pruneEventLog } from '../dispatch/retention.js';
 import { durationSeconds } from '../durations.js';
@@ -25,8 +25,8 @@ import { ENTITIES, type Entity, matchableEntity } from './che.js';
  * and runs in every process of every engine.
  */
 
-export const ALARMS = 'alarms';
-export const ENTITY_ALARMS = 'entity_alarms';
+// Defined with the alarm model, so that the engines reading them (action, pbehavior) do not load axe.
+export { ALARMS, ENTITY_ALARMS } from '../alarm/model.js';
 
 interface Collections {
   entity: Collection<EntityAlarms>;

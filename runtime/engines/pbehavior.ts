@@ -1,11 +1,10 @@
-import type { EntityAlarms } from '../alarm/model.js';
+import { ENTITY_ALARMS, type EntityAlarms } from '../alarm/model.js';
 import { PBEHAVIORS } from '../pbehavior/model.js';
 import { entityOfEvent } from '../pbehavior/pattern.js';
 import { resolve, samePbehavior } from '../pbehavior/resolve.js';
 import { type Loaded, loadPbehaviors } from '../pbehavior/store.js';
 import { cached } from '../store/versions.js';
 import type { EngineHandle, Event, TaskContext, TaskModule } from '../tasks/types.js';
-import { ENTITY_ALARMS } from './axe.js';
 import { ENTITIES, type Entity, matchableEntity } from './che.js';
 
 /*

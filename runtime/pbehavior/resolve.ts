@@ -14,8 +14,14 @@ import { type MatchableEntity, matches } from './pattern.js';
  * in UTC. Pure: the caller passes the documents and the time.
  */
 
-// rrule is CommonJS without named exports Node can see: require it, typed by its declarations.
-const { rrulestr } = createRequire(import.meta.url)('rrule') as typeof import('rrule');
+// rrule is CommonJS without named exports Node can see: require it, typed by its declarations. On first
+// use: a process whose pbehaviors have no RRULE, or that has none, does not load it.
+const require = createRequire(import.meta.url);
+let rrule: typeof import('rrule') | undefined;
+function rrulestr(...args: Parameters<typeof import('rrule')['rrulestr']>) {
+  rrule ??= require('rrule') as typeof import('rrule');
+  return rrule.rrulestr(...args);
+}
 
 export interface Models {
   types: Map<string, PbhType>;

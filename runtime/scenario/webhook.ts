@@ -1,5 +1,3 @@
-import Handlebars from 'handlebars';
-import { Agent, request } from 'undici';
 import { durationSeconds } from '../durations.js';
 import type { WebhookDeclareTicket, WebhookRequest } from './model.js';
 
@@ -43,9 +41,11 @@ const MAX_BACKOFF = 60;
 /** Seconds to wait before retry number `n` (1: the first retry). */
 export const backoff = (retryDelay: number, n: number) => Math.min(retryDelay * 2 ** (n - 1), Math.max(retryDelay, MAX_BACKOFF));
 
-const render = (template: string, data: unknown, what: string) => {
+type Handlebars = typeof import('handlebars');
+
+const render = (hb: Handlebars, template: string, data: unknown, what: string) => {
   try {
-    return Handlebars.compile(template, { noEscape: true, strict: false })(data);
+    return hb.compile(template, { noEscape: true, strict: false })(data);
   } catch (e) {
     throw new WebhookFailed(`the ${what} template does not render: ${(e as Error).message}`);
   }
@@ -59,11 +59,13 @@ function at(doc: unknown, path: string): string | undefined {
 }
 
 export async function callWebhook(c: WebhookCall): Promise<WebhookResult> {
+  // Loaded by the first webhook: an action engine without one does not hold an HTTP client and a template compiler.
+  const [{ default: hb }, { Agent, request }] = await Promise.all([import('handlebars'), import('undici')]);
   const sleep = c.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
-  const url = render(c.request.url, c.data, 'url');
-  const body = c.request.payload ? render(c.request.payload, c.data, 'payload') : undefined;
+  const url = render(hb, c.request.url, c.data, 'url');
+  const body = c.request.payload ? render(hb, c.request.payload, c.data, 'payload') : undefined;
   const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(c.request.headers ?? {})) headers[k] = render(v, c.data, `header ${k}`);
+  for (const [k, v] of Object.entries(c.request.headers ?? {})) headers[k] = render(hb, v, c.data, `header ${k}`);
   if (c.request.auth)
     headers.authorization = `Basic ${Buffer.from(`${c.request.auth.username}:${c.request.auth.password}`).toString('base64')}`;
   const timeoutMs = (c.request.timeout ? durationSeconds(c.request.timeout) : DEFAULT_TIMEOUT) * 1000;

@@ -382,6 +382,8 @@ export class SqliteStore implements Store {
       db.pragma(`busy_timeout = ${Math.round(this.busyTimeoutMs)}`);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
+      // better-sqlite3 builds with a 16 MB page cache per connection; SQLite's own 2 MB serves an engine as fast.
+      db.pragma('cache_size = -2000');
       this.generation = ++connections;
       return db;
     } catch (e) {
