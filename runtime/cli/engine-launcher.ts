@@ -120,6 +120,7 @@ async function main(argv: string[]): Promise<number> {
           runtime,
           dispatchers: dispatchersOf,
           store: store.get,
+          storeNow: store.now,
           closesStore: false,
           ...(names.length > 1
             ? {

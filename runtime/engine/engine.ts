@@ -63,6 +63,8 @@ export interface EngineOptions {
   link?: OpenLink;
   /** Fused: the later engines of this process that outputs reach in memory (see ./fused.ts). */
   local?: (queue: string) => LocalStage | undefined;
+  /** The store of the process if open, when several engines share it (their writes share its group commit). */
+  storeNow?: () => Store | undefined;
   /** Whether stop() closes the store (not when the process shares it between engines). Default true. */
   closesStore?: boolean;
   /** Fused: the key ordering the whole group's events, used for its partitions instead of this engine's own. */
@@ -181,7 +183,11 @@ export class Engine {
         stats: this.stats,
         logger: o.logger,
         local: o.local,
-        group: () => (this.storeNow ? groupCommitOf(this.storeNow) : undefined),
+        group: () => {
+          // The process's store, though this engine may not have asked for it (a fused cleaner never does).
+          const store = o.storeNow?.() ?? this.storeNow;
+          return store ? groupCommitOf(store) : undefined;
+        },
       });
     }
     if (beatTask) {

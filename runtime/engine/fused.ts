@@ -27,19 +27,31 @@ export class FusedEngines {
 }
 
 /** One store for the whole process, opened on first use (a failed open is tried again next time), closed once at the end. */
-export function sharedStore(open: () => Promise<Store>): { get: () => Promise<Store>; close: () => Promise<void> } {
+export function sharedStore(open: () => Promise<Store>): {
+  get: () => Promise<Store>;
+  /** The store if it is open already, whichever engine opened it. */
+  now: () => Store | undefined;
+  close: () => Promise<void>;
+} {
   let opened: Promise<Store> | undefined;
+  let current: Store | undefined;
   return {
     get: () => {
       if (!opened) {
         const p = open();
         opened = p;
-        p.catch(() => {
-          if (opened === p) opened = undefined;
-        });
+        p.then(
+          (s) => {
+            if (opened === p) current = s;
+          },
+          () => {
+            if (opened === p) opened = undefined;
+          },
+        );
       }
       return opened;
     },
+    now: () => current,
     close: async () => {
       await opened?.then((s) => s.close()).catch(() => undefined);
     },

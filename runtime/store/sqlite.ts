@@ -200,6 +200,14 @@ class SqliteCollection<T extends object> implements Collection<T> {
   /** The connection the table was last made sure of (a reopened file may be a new, empty one). */
   private readyOn: Db | undefined;
   private readonly indexes: string[][] = [];
+  private txOn:
+    | {
+        db: Db;
+        tx: Database.Transaction<
+          (key: string, fn: (current: Stored<T> | undefined) => T | undefined) => { doc: Stored<T> | undefined; changed: boolean }
+        >;
+      }
+    | undefined;
   /** The connection stamp() last made its triggers on. */
   private stampedOn: Db | undefined;
   /** Documents of shared reads, with the text each was parsed from: the same text is the same document. */
@@ -263,16 +271,22 @@ class SqliteCollection<T extends object> implements Collection<T> {
   }
 
   async modify(key: string, fn: (current: Stored<T> | undefined) => T | undefined) {
-    return this.store.run(() => {
-      const tx = this.db.transaction(() => {
+    return this.store.run(() => this.modifyTx(this.db).immediate(key, fn));
+  }
+
+  /** The read-change-write of modify as a transaction function of `db`, made once per connection (making one is not free). */
+  private modifyTx(db: Db) {
+    if (this.txOn?.db !== db) {
+      const tx = db.transaction((key: string, fn: (current: Stored<T> | undefined) => T | undefined) => {
         const current = this.parse(this.readRow(key));
         const next = fn(current);
         if (next === undefined) return { doc: current, changed: false };
         this.write(key, next);
         return { doc: { ...next, key } as Stored<T>, changed: true };
       });
-      return tx.immediate();
-    });
+      this.txOn = { db, tx };
+    }
+    return this.txOn.tx;
   }
 
   async find(filter?: Filter, options: FindOptions = {}) {
