@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import amqp from 'amqplib';
 import ini from 'ini';
+import { Supervisor } from '../installer/control/supervisor.js';
 import { apiFetch } from '../test/helpers/api.js';
 import { bundleOfCommit, currentBundle, trustIn, V1_COMMIT } from '../test/helpers/bundles.js';
 import { buildInstall, removeDir, run, tempDir, waitFor } from '../test/helpers/index.js';
@@ -107,10 +108,15 @@ export async function benchUpdate(): Promise<void> {
       500,
     );
 
+    const pids = async () =>
+      new Map((await new Supervisor(prefix).status()).map((p) => [p.name, /pid (\d+)/.exec(p.description)?.[1] ?? p.state]));
+    const before = await pids();
     t = performance.now();
     const same = await buildInstall(['update', '--bundle', v2, '--prefix', prefix]);
     const noChange = (performance.now() - t) / 1000;
     if (same.exitCode !== 0) throw new Error(same.all);
+    const after = await pids();
+    const noChangeRestarted = [...before].filter(([name, pid]) => after.get(name) !== pid).map(([name]) => name);
     await pub.close();
     await watch.close();
     await conn.close();
@@ -123,7 +129,9 @@ Measured ${new Date().toISOString().slice(0, 10)} with \`npm run bench\` (bench/
 | v1 -> v2 (with migrations) | ${v1v2.toFixed(1)} |
 | no-change (v2 -> v2) | ${noChange.toFixed(1)} |
 
-During v1 -> v2 a connector published ${sent} events (${(sent / v1v2).toFixed(0)}/s): the entry engine had no consumer for **${(downtime / 1000).toFixed(1)} s** in total; the broker queued them and all ${sent} became alarms afterwards (${total} new open alarms counted), none lost.`;
+During v1 -> v2 a connector published ${sent} events (${(sent / v1v2).toFixed(0)}/s): the entry engine had no consumer for **${(downtime / 1000).toFixed(1)} s** in total; the broker queued them and all ${sent} became alarms afterwards (${total} new open alarms counted), none lost.
+
+The no-change update gives the same bundle again: it is not extracted a second time (its release was placed from that very file), every validator's verdict is unchanged, nothing is written, so nothing restarts and no probe is sent (${noChangeRestarted.length ? `but these restarted: ${noChangeRestarted.join(', ')}` : "supervisord's processes kept their pids"}); bench/install.ts has its steps.`;
     console.log(md);
     await writeSection('update', md);
   } finally {

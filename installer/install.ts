@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { lstat, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { type ApplyResult, applyPlan, nextManifest, type Owners, ownerOf, switchSymlink, writeAtomic } from './apply/apply.js';
 import { ensureDir, type ManagedDir, repairOwnership } from './apply/dirs.js';
@@ -6,7 +6,7 @@ import { exists } from './apply/fs.js';
 import { lockLent, lockPrefix } from './apply/lock.js';
 import { readManifest } from './apply/manifest.js';
 import { applyPolicy, type ConffilePolicy, type PlannedFile, plan, readDisk, targetsToRead } from './apply/plan.js';
-import { describeRelease, installRelease, pruneReleases, type ReleaseSource } from './apply/release.js';
+import { describeRelease, installRelease, pruneReleases, type ReleaseSource, releaseBytesNeeded } from './apply/release.js';
 import { checkRuntime } from './apply/runtime.js';
 import { PreflightError } from './errors.js';
 import { failpoint } from './failpoint.js';
@@ -21,7 +21,9 @@ import { runChecks } from './preflight/checks.js';
 import { migrationsFile, type Prepared, prepare } from './prepare.js';
 import { directoriesOf } from './services/index.js';
 import type { SetOverride } from './settings/load.js';
+import { type Timing, timed } from './timing.js';
 import { type ValidationReport, validateTree } from './validate/index.js';
+import { readVerdicts, type Verdicts, writeVerdicts } from './validate/verdicts.js';
 
 /*
  * The install as a list of steps over one state object: settings -> plan ->
@@ -62,11 +64,16 @@ export interface InstallState {
   lent?: boolean;
   /** Releases the prefix lock; the runner calls it whatever happens. */
   unlock?: () => Promise<void>;
+  /** What the validators accepted on an earlier run (var/lib/pkgmgr/validated.json). */
+  verdicts?: Verdicts;
+  /** Where the run spent its time, step by step. */
+  timings: Timing[];
 }
 
 export interface Step {
   title: string;
-  run: (s: InstallState) => Promise<string | undefined>;
+  /** What the step did, in a few words; `parts` takes the time of what it is made of. */
+  run: (s: InstallState, parts: Timing[]) => Promise<string | undefined>;
   /** Skipped in dry runs (plan). */
   writes?: boolean;
 }
@@ -123,17 +130,27 @@ export function installSteps(): Step[] {
         const p = need(s.prepared, 'settings');
         s.release = await describeRelease();
         for (const skipped of s.opts.skipChecks) s.warnings.push(`preflight check "${skipped}" skipped at the operator's request`);
-        const failures = await runChecks({ prepared: p, treeBytes: s.release.bytes }, s.opts.skipChecks);
+        const treeBytes = await releaseBytesNeeded(s.release, p.layout.releases);
+        const failures = await runChecks({ prepared: p, treeBytes }, s.opts.skipChecks);
         if (failures.length) throw new PreflightError(failures);
         return 'host ready';
       },
     },
     {
       title: 'Validate rendered files with their programs',
-      run: async (s) => {
-        s.validation = await validateTree(need(s.prepared, 'settings'));
+      run: async (s, parts) => {
+        const p = need(s.prepared, 'settings');
+        s.verdicts = await readVerdicts(p.layout, (w) => s.warnings.push(w));
+        s.validation = await validateTree(p, { release: need(s.release, 'release').id, verdicts: s.verdicts });
+        parts.push(...s.validation.timings);
         for (const sk of s.validation.skipped) s.warnings.push(`${sk.program} not run: ${sk.reason}`);
-        return s.validation.checked.map((c) => c.program).join(', ');
+        const { checked, unchanged } = s.validation;
+        return [
+          checked.length ? checked.map((c) => c.program).join(', ') : '',
+          unchanged.length ? `unchanged since validated: ${unchanged.map((c) => c.program).join(', ')}` : '',
+        ]
+          .filter(Boolean)
+          .join('; ');
       },
     },
     {
@@ -181,42 +198,55 @@ export function installSteps(): Step[] {
     {
       title: 'Install files',
       writes: true,
-      run: async (s) => {
+      run: async (s, parts) => {
         const p = need(s.prepared, 'settings');
         const r = need(s.release, 'release');
         const owners = await ownersOf(p);
         const ids = owners && { root: owners.files, service: owners.service };
         const dirs = directories(p);
-        for (const d of dirs) if (await ensureDir(p.layout.prefix, d, ids)) s.writes.push(d.dir);
-        if (owners) {
-          // Whatever root created under var/ (by an older release, or by hand) goes back to the service user.
-          for (const d of topServiceDirs(dirs)) s.repaired.push(...(await repairOwnership(d, owners.service)));
-          if (s.repaired.length)
-            s.warnings.push(
-              `gave ${s.repaired.length} entr${s.repaired.length === 1 ? 'y' : 'ies'} under var/ back to ${owners.service.name}: ${s.repaired.slice(0, 5).join(', ')}${s.repaired.length > 5 ? ', ...' : ''}`,
-            );
-        }
-        if (await installRelease(r, p.layout.releases)) s.writes.push(path.join(p.layout.releases, r.id));
+        await timed(parts, 'directories and their owners', async () => {
+          for (const d of dirs) if (await ensureDir(p.layout.prefix, d, ids)) s.writes.push(d.dir);
+          if (owners) {
+            // Whatever root created under var/ (by an older release, or by hand) goes back to the service user.
+            for (const d of topServiceDirs(dirs)) s.repaired.push(...(await repairOwnership(d, owners.service)));
+            if (s.repaired.length)
+              s.warnings.push(
+                `gave ${s.repaired.length} entr${s.repaired.length === 1 ? 'y' : 'ies'} under var/ back to ${owners.service.name}: ${s.repaired.slice(0, 5).join(', ')}${s.repaired.length > 5 ? ', ...' : ''}`,
+              );
+          }
+        });
+        const releaseDir = path.join(p.layout.releases, r.id);
+        const placed = await timed(parts, `release ${r.id}`, () => installRelease(r, p.layout.releases));
+        if (placed) s.writes.push(releaseDir);
         // Before anything names it: its Node runs here and its native modules load with that Node.
-        await checkRuntime(path.join(p.layout.releases, r.id));
-        s.result = await applyPlan(p.layout.prefix, need(s.planned, 'plan'), owners);
-        s.writes.push(...s.result.written, ...s.result.dist, ...s.result.removed);
+        // A release `current` already names is live and was checked when it went live.
+        if (placed || (await currentRelease(p.layout)) !== r.id)
+          await timed(parts, 'its embedded Node and native modules', () => checkRuntime(releaseDir));
+        await timed(parts, 'rendered files', async () => {
+          s.result = await applyPlan(p.layout.prefix, need(s.planned, 'plan'), owners);
+          s.writes.push(...s.result.written, ...s.result.dist, ...s.result.removed);
+        });
         failpoint('files-written');
         // The release goes live last: every file that names it exists by now.
         if (await switchSymlink(p.layout.current, path.join('releases', r.id))) s.writes.push(p.layout.current);
         failpoint('current-switched');
         await writeManifestIfChanged(s, p.layout, owners);
+        // What the validators accepted, for the next run to skip what did not change (a cache, not part of the tree).
+        if (s.validation) await writeVerdicts(p.layout, s.verdicts ?? {}, { ...s.verdicts, ...s.validation.accepted });
         if (p.migrations.length) {
-          // Settings migrations went in with canopsis.ini; the store ones run now (as the service user), then all are recorded.
-          const store = p.migrations.filter((m) => m.store).map((m) => m.id);
-          if (store.length) {
-            const runner = await storeRunner(p.layout, MIGRATIONS, r.id);
-            const done = await runner({ op: 'up', ids: store, skipWhenEmpty: true });
-            if (done.empty) s.notes.push(`the store is empty: migrations ${store.join(', ')} recorded as applied, nothing to reshape`);
-            failpoint('store-migrated');
-          }
-          await recordApplied(migrationsFile(p.layout), p.migrationState, p.migrations);
-          s.writes.push(migrationsFile(p.layout));
+          await timed(parts, 'migrations', async () => {
+            // Settings migrations went in with canopsis.ini; the store ones run now (as the service user), then all are recorded.
+            const store = p.migrations.filter((m) => m.store).map((m) => m.id);
+            if (store.length) {
+              const empty =
+                (await noStoreYet(p)) ||
+                (await (await storeRunner(p.layout, MIGRATIONS, r.id))({ op: 'up', ids: store, skipWhenEmpty: true })).empty;
+              if (empty) s.notes.push(`the store is empty: migrations ${store.join(', ')} recorded as applied, nothing to reshape`);
+              failpoint('store-migrated');
+            }
+            await recordApplied(migrationsFile(p.layout), p.migrationState, p.migrations);
+            s.writes.push(migrationsFile(p.layout));
+          });
         }
         // Under an updater, pruning waits for its commit: the release it would roll back to must stay.
         if (!s.lent) await pruneReleases(p.layout.releases, [r.id]);
@@ -224,6 +254,30 @@ export function installSteps(): Step[] {
       },
     },
   ];
+}
+
+/**
+ * An embedded store that does not exist yet (a first install) holds nothing
+ * to reshape: said without starting the service user's child to open it.
+ * Only looked at (lstat), never opened: the directory is the service
+ * user's, who could only make this skip a migration of its own data, as the
+ * child's answer could (docs/installer.md).
+ */
+async function noStoreYet(p: Prepared): Promise<boolean> {
+  if (!p.ctx.store.embedded) return false;
+  const file = p.ctx.store.embeddedFile;
+  const absent = (f: string) =>
+    lstat(f).then(
+      () => false,
+      (e: NodeJS.ErrnoException) => e.code === 'ENOENT',
+    );
+  return (await absent(file)) && (await absent(`${file}-wal`));
+}
+
+/** The release id `current` names, if it names one. */
+async function currentRelease(l: Layout): Promise<string | undefined> {
+  const target = await readlink(l.current).catch(() => undefined);
+  return target && path.dirname(target) === 'releases' ? path.basename(target) : undefined;
 }
 
 async function ownersOf(p: Prepared): Promise<Owners | undefined> {
@@ -244,5 +298,5 @@ async function writeManifestIfChanged(s: InstallState, l: Layout, owners: Owners
 }
 
 export function newState(opts: InstallOptions): InstallState {
-  return { opts, depsInstalled: [], warnings: [], accounts: [], writes: [], repaired: [], notes: [] };
+  return { opts, depsInstalled: [], warnings: [], accounts: [], writes: [], repaired: [], notes: [], timings: [] };
 }

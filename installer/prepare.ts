@@ -1,7 +1,15 @@
 import path from 'node:path';
 import type { HostFacts } from './host/facts.js';
 import { type Layout, layoutOf } from './layout.js';
-import { MIGRATIONS, type Migration, type MigrationState, migrateSettings, pending, readMigrationState } from './migrations/index.js';
+import {
+  MIGRATIONS,
+  type Migration,
+  type MigrationState,
+  migrateSettings,
+  migrationsFile,
+  pending,
+  readMigrationState,
+} from './migrations/index.js';
 import { buildContext, generatedCert, type RenderContext } from './render/context.js';
 import { createRenderer } from './render/handlebars.js';
 import { type RenderedFile, renderTree } from './render/render.js';
@@ -73,7 +81,7 @@ function withoutSecrets(text: string): string {
     .join('\n');
 }
 
-export const migrationsFile = (layout: Layout) => path.join(layout.pkgmgr, 'migrations.json');
+export { migrationsFile } from './migrations/index.js';
 
 export const SETTINGS_TARGET = 'etc/canopsis.ini';
 export const SECRETS_TARGET = 'etc/canopsis-secrets.ini';

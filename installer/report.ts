@@ -1,11 +1,11 @@
-import { createTwoFilesPatch } from 'diff';
-import type { PlannedFile } from './apply/plan.js';
 import type { InstallState } from './install.js';
 import { type Secrets, secretValues } from './settings/secrets.js';
+import type { Timing } from './timing.js';
 
 /*
  * What the operator reads at the end of a run, as lines (terminal) or as one
- * object (--json). Secrets never appear: their values are masked in diffs.
+ * object (--json). Secrets never appear: their values are masked in diffs
+ * (plan-lines.ts, apart: only `plan` needs a diff).
  */
 
 export function maskSecrets(text: string, secrets: Secrets | undefined, extra: string[] = []): string {
@@ -14,53 +14,6 @@ export function maskSecrets(text: string, secrets: Secrets | undefined, extra: s
   // Longest first: a URL is masked whole before the password inside it.
   for (const v of [...secretValues(secrets), ...extra].sort((a, b) => b.length - a.length)) if (v) out = out.split(v).join('********');
   return out;
-}
-
-export function diffOf(p: PlannedFile, secrets: Secrets | undefined, extra: string[] = []): string {
-  const before = maskSecrets(p.before ?? '', secrets, extra);
-  const after = maskSecrets(p.file?.content ?? '', secrets, extra);
-  return createTwoFilesPatch(`a/${p.target}`, `b/${p.target}`, before, after, '', '', { context: 2 });
-}
-
-export function planLines(state: InstallState, withDiffs: boolean): string[] {
-  const planned = state.planned ?? [];
-  const secrets = state.prepared?.secrets;
-  const hash = state.prepared?.ctx.rabbitmq.passwordHash;
-  const lines: string[] = [];
-  for (const p of planned) {
-    if (p.action === 'unchanged' || (p.action === 'keep' && !p.write)) continue;
-    const label = {
-      create: 'create ',
-      update: 'update ',
-      chmod: 'chmod  ',
-      unchanged: '',
-      keep: 'keep   ',
-      dist: 'dist   ',
-      remove: 'remove ',
-      orphan: 'orphan ',
-      replace: 'replace',
-    }[p.action];
-    const note =
-      p.action === 'dist'
-        ? `  (your edit is kept; ours goes to ${p.target}.dist)`
-        : p.action === 'orphan'
-          ? '  (no longer ours; edited, left in place)'
-          : p.action === 'replace'
-            ? `  (ours replaces your edit, saved as ${p.target}.operator)`
-            : '';
-    lines.push(`${label}${p.target}${note}`);
-    if (withDiffs && (p.action === 'update' || p.action === 'dist' || p.action === 'replace') && p.file?.kind !== 'program') {
-      lines.push(
-        ...diffOf(p, secrets, hash ? [hash] : [])
-          .trimEnd()
-          .split('\n')
-          .slice(2)
-          .map((l) => `    ${l}`),
-      );
-    }
-  }
-  if (lines.length === 0) lines.push('nothing to change');
-  return lines;
 }
 
 export interface Summary {
@@ -77,7 +30,11 @@ export interface Summary {
   warnings: string[];
   notes: string[];
   validatedBy: string[];
+  /** Validators not run: what they read is byte for byte what they accepted before. */
+  unchangedSinceValidated: string[];
   runAs: string;
+  /** Where the run spent its time, step by step (ms). */
+  timings: Timing[];
 }
 
 export function summary(s: InstallState): Summary {
@@ -97,7 +54,9 @@ export function summary(s: InstallState): Summary {
     warnings: s.warnings,
     notes: [...p.notes, ...s.notes],
     validatedBy: s.validation?.checked.map((c) => c.program) ?? [],
+    unchangedSinceValidated: s.validation?.unchanged.map((c) => c.program) ?? [],
     runAs: p.settings.canopsis.user,
+    timings: s.timings,
   };
 }
 

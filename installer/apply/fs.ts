@@ -11,11 +11,13 @@ export const exists = (p: string): Promise<boolean> =>
 
 /** Every non-directory under `root`, relative, sorted; none when `root` is absent. */
 export async function filesUnder(root: string, rel = ''): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of (await readdir(path.join(root, rel)).catch(() => [] as string[])).sort()) {
-    const r = path.join(rel, e);
-    if ((await lstat(path.join(root, r))).isDirectory()) out.push(...(await filesUnder(root, r)));
-    else out.push(r);
-  }
-  return out;
+  const names = (await readdir(path.join(root, rel)).catch(() => [] as string[])).sort();
+  // Siblings looked at together (a release has thousands of entries), listed in name order all the same.
+  const below = await Promise.all(
+    names.map(async (e) => {
+      const r = path.join(rel, e);
+      return (await lstat(path.join(root, r))).isDirectory() ? filesUnder(root, r) : [r];
+    }),
+  );
+  return below.flat();
 }

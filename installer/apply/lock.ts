@@ -1,7 +1,6 @@
 import { constants } from 'node:fs';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import lockfile from 'proper-lockfile';
 import { z } from 'zod';
 import { LockedError } from '../errors.js';
@@ -100,6 +99,8 @@ export async function withPrefixLock<T>(layout: Layout, fn: () => Promise<T>): P
 export async function runBorrowing(layout: Layout, cli: string, args: string[], env: Record<string, string> = {}) {
   // A release's installer runs on that release's own Node (cli is <release>/dist/installer/cli.js).
   const node = await nodeFor(path.resolve(cli, '..', '..', '..'));
+  // Imported here, not with the module: the child itself is needed (its pid), and most runs start none.
+  const { execa } = await import('execa');
   const child = execa(node, [cli, ...args, '--prefix', layout.prefix], {
     env: { ...env, [LOCK_HELD_ENV]: String(process.pid) },
     reject: false,

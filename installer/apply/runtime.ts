@@ -1,7 +1,7 @@
 import { access, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import { ApplyError } from '../errors.js';
+import { execa } from '../host/exec.js';
 
 /*
  * The runtime a release runs on, as omnibus packages ship theirs under
@@ -83,24 +83,35 @@ const LOAD: Record<string, string> = {
  * modules do not load with it (built for another Node, another libc),
  * naming the module, before anything of it goes live.
  */
+/** How the check's script names the module that did not load (a module may print lines of its own). */
+const FAILED = 'canopsis-native-module-failed:';
+
 export async function checkRuntime(releaseDir: string): Promise<{ node: string; version: string; native: string[] }> {
   const node = embeddedNodeOf(releaseDir);
   const st = await stat(node).catch(() => undefined);
   if (!st) throw new ApplyError(`${releaseDir}: no embedded Node (${EMBEDDED_NODE} missing); the release is incomplete`);
-  const version = await execa(node, ['--version'], { reject: false, all: true });
-  if (version.exitCode !== 0)
-    throw new ApplyError(`${node} does not run here: ${(version.all ?? '').trim().split('\n').slice(-2).join(' | ')}`);
   const native = await nativePackages(path.join(releaseDir, 'node_modules'));
-  for (const name of native) {
+  // One Node for all of it (each start of it counted in a fresh install): its version first, then each module loaded in turn.
+  const script = [
+    'console.log(process.version);',
+    ...native.map(
+      (name) =>
+        `try { ${LOAD[name] ?? `require(${JSON.stringify(name)})`}; } catch (e) { console.log(${JSON.stringify(`${FAILED}${name}`)}); console.error(String(e && e.stack || e)); process.exit(3); }`,
+    ),
+  ].join('\n');
+  const r = await execa(node, ['-e', script], { cwd: releaseDir, reject: false, all: true, env: { NODE_PATH: '' } });
+  const lines = r.stdout.trim().split('\n');
+  const version = lines[0] ?? '';
+  const failed = lines.find((l) => l.startsWith(FAILED))?.slice(FAILED.length);
+  if (!version.startsWith('v') || (r.exitCode !== 0 && failed === undefined))
+    throw new ApplyError(`${node} does not run here: ${(r.all ?? '').trim().split('\n').slice(-2).join(' | ')}`);
+  if (failed !== undefined) {
+    const name = failed;
     const pkg = JSON.parse(await readFile(path.join(releaseDir, 'node_modules', name, 'package.json'), 'utf8')) as { version?: string };
-    const code = LOAD[name] ?? `require(${JSON.stringify(name)})`;
-    const r = await execa(node, ['-e', code], { cwd: releaseDir, reject: false, all: true, env: { NODE_PATH: '' } });
-    if (r.exitCode !== 0) {
-      const why = (r.all ?? '').split('\n').find((l) => /Error/.test(l)) ?? (r.all ?? '').trim().split('\n').at(-1);
-      throw new ApplyError(
-        `the native module ${name}@${pkg.version} of ${releaseDir} does not load with its embedded Node ${version.stdout.trim()}: ${why}`,
-      );
-    }
+    const why = r.stderr.split('\n').find((l) => /Error/.test(l)) ?? r.stderr.trim().split('\n').at(-1);
+    throw new ApplyError(
+      `the native module ${name}@${pkg.version} of ${releaseDir} does not load with its embedded Node ${version}: ${why}`,
+    );
   }
-  return { node, version: version.stdout.trim(), native };
+  return { node, version, native };
 }

@@ -8,7 +8,7 @@ import { InstallerError } from '../errors.js';
 import { lookupIds } from '../host/users.js';
 import type { Layout } from '../layout.js';
 import { serviceAccount } from '../migrations/store-jobs.js';
-import { SOURCE_ROOT } from '../render/handlebars.js';
+import { SOURCE_ROOT } from '../source-root.js';
 import { type CopyOp, type CopyReport, runCopyOp } from './sqlite-copy.js';
 
 /*

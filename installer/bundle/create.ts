@@ -6,7 +6,7 @@ import * as tar from 'tar';
 import { filesUnder } from '../apply/fs.js';
 import { describeRelease, installRelease, settleTree } from '../apply/release.js';
 import { checkReleaseId } from '../apply/release-id.js';
-import { SOURCE_ROOT } from '../render/handlebars.js';
+import { SOURCE_ROOT } from '../source-root.js';
 import { BUNDLE_MANIFEST, BUNDLE_SIGNATURE, type BundleManifest } from './format.js';
 import { fingerprint, readSigningKey, signManifest } from './signature.js';
 
@@ -65,7 +65,9 @@ export async function createBundle(
     await settleTree(base);
     await mkdir(outDir, { recursive: true });
     const file = path.join(path.resolve(outDir), `${top}.tar.gz`);
-    await tar.c({ gzip: true, file, cwd: stage, portable: true }, [top]);
+    // The manifest and its signature first: a host that has this release already reads them and stops (open.ts readBundleHead).
+    const head = [BUNDLE_MANIFEST, ...(key ? [BUNDLE_SIGNATURE] : [])].map((f) => `${top}/${f}`);
+    await tar.c({ gzip: true, file, cwd: stage, portable: true }, [...head, `${top}/release`]);
     return key ? { file, manifest, fingerprint: fingerprint(key) } : { file, manifest };
   } finally {
     await rm(stage, { recursive: true, force: true });

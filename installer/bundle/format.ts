@@ -13,6 +13,9 @@ export const BUNDLE_MANIFEST = 'MANIFEST.json';
 /** Beside the manifest and not listed in it: it signs the manifest's exact bytes. */
 export const BUNDLE_SIGNATURE = 'MANIFEST.json.sig';
 
+/** The directory a bundle is extracted into, under the caller's work directory (a leftover is swept by name). */
+export const BUNDLE_WORK_PREFIX = '.bundle-';
+
 export const bundleManifest = z.object({
   format: z.literal(1),
   name: z.literal('canopsis-appliance'),

@@ -1,20 +1,23 @@
 import { cp, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import { exists } from '../apply/fs.js';
 import { lockPrefix, runBorrowing, withPrefixLock } from '../apply/lock.js';
 import { type Manifest, readManifest, sha256 } from '../apply/manifest.js';
 import { pruneReleases } from '../apply/release.js';
 import { nodeFor } from '../apply/runtime.js';
-import { createBackup, describeBackup, type LastBackup, lastBackup } from '../backup/backup.js';
+import type { LastBackup } from '../backup/backup.js';
 import { Supervisor } from '../control/supervisor.js';
 import { InstallerError, UsageError } from '../errors.js';
 import { failpoint } from '../failpoint.js';
+import { execa } from '../host/exec.js';
 import { type Layout, layoutOf } from '../layout.js';
-import { type PendingMigration, pendingMigrations } from '../migrations/run.js';
+import type { PendingMigration } from '../migrations/run.js';
 import { SECRET_SETS_ENV, SECRET_SETS_SINCE, splitSecretSets } from '../settings/secret-sets.js';
+import { type Timing, timed } from '../timing.js';
 import { type BundleManifest, compareVersions } from './format.js';
-import { openBundle } from './open.js';
+import { openBundle, readBundleHead } from './open.js';
+import { placedFrom, placedReleases, recordPlaced } from './placed.js';
+import { INSTALL_SUMMARY } from './release-output.js';
 import { restartAndProbe, stopPipeline } from './services.js';
 import { readPublicKeyFile, readTrustedKeys } from './signature.js';
 import { begin, commit, type Journal, LENDING, readJournal, recoverInterrupted, releaseCli, rollback } from './transaction.js';
@@ -80,9 +83,9 @@ async function systemdRuns(): Promise<boolean> {
  * renamed. `move` takes `from` away (a bundle extracted in releases/: a
  * rename, where copying 290 MB took 10 s); otherwise it is copied.
  */
-export async function placeRelease(layout: Layout, from: string, release: string, how: 'copy' | 'move' = 'copy'): Promise<void> {
+export async function placeRelease(layout: Layout, from: string, release: string, how: 'copy' | 'move' = 'copy'): Promise<boolean> {
   const dest = path.join(layout.releases, release);
-  if (await exists(path.join(dest, 'package.json'))) return;
+  if (await exists(path.join(dest, 'package.json'))) return false;
   await mkdir(layout.releases, { recursive: true });
   const partial = path.join(layout.releases, `.${release}.partial`);
   await rm(partial, { recursive: true, force: true });
@@ -100,6 +103,7 @@ export async function placeRelease(layout: Layout, from: string, release: string
   await rm(dest, { recursive: true, force: true });
   await rename(partial, dest);
   failpoint('release-placed');
+  return true;
 }
 
 export interface BundleRunOptions {
@@ -119,20 +123,65 @@ export interface BundleRunOptions {
   log: (line: string) => void;
 }
 
-/** Root runs the code of the bundle it opens: its signer must be trusted, or the operator said to skip that. */
-async function openTrusted(o: BundleRunOptions, layout: Layout) {
+/** A checked bundle: its manifest, and the release directory its hooks and installer are taken from. */
+interface Source {
+  manifest: BundleManifest;
+  /** sha256 of the manifest (the record of where a placed release came from). */
+  digest: string;
+  /** The extracted release, or releases/<id> when it was placed from this very bundle before. */
+  release: string;
+  cleanup: () => Promise<void>;
+}
+
+/**
+ * Root runs the code of the bundle it opens: its signer must be trusted, or
+ * the operator said to skip that. A bundle whose release was placed from it
+ * before (same signed manifest, placed.ts) is not extracted again.
+ */
+async function openTrusted(o: BundleRunOptions, layout: Layout): Promise<Source> {
   const trustedKeys = [
     ...(await readTrustedKeys(path.join(layout.etc, 'trusted-keys'))),
     ...(await Promise.all(o.trustedKeys.map(readPublicKeyFile))),
   ];
+  const options = { trustedKeys, allowUnsigned: o.allowUnsigned };
+  const said = (s: { skipped?: string; fingerprint?: string }) =>
+    s.skipped
+      ? o.log(`warning: the bundle's signature was not checked (--allow-unsigned): ${s.skipped}`)
+      : o.log(`${o.bundle}: signed by ${s.fingerprint}, a trusted key`);
+  const placed = await placedReleases(layout);
+  const head =
+    Object.keys(placed).length > 0
+      ? await readBundleHead(o.bundle, options, (m, digest) => placed[m.release]?.manifest === digest)
+      : undefined;
+  if (head && (await placedFrom(layout, head.manifest.release, head.digest, o.bundle))) {
+    said(head);
+    const release = path.join(layout.releases, head.manifest.release);
+    o.log(`${head.manifest.release} is in place, placed from this same bundle file: not extracted again`);
+    return { manifest: head.manifest, digest: head.digest, release, cleanup: async () => undefined };
+  }
   // Extracted beside the releases, on their filesystem, so that placing it is a rename; a killed run's leftover is swept by recoverInterrupted.
-  const opened = await openBundle(o.bundle, layout.releases, { trustedKeys, allowUnsigned: o.allowUnsigned });
-  if (opened.skipped) o.log(`warning: the bundle's signature was not checked (--allow-unsigned): ${opened.skipped}`);
-  else o.log(`${o.bundle}: signed by ${opened.fingerprint}, a trusted key`);
-  return opened;
+  const opened = await openBundle(o.bundle, layout.releases, options);
+  said(opened);
+  return { manifest: opened.manifest, digest: opened.digest, release: path.join(opened.dir, 'release'), cleanup: opened.cleanup };
 }
 
-export async function installFromBundle(o: BundleRunOptions): Promise<{ version: string; release: string; from?: string }> {
+/** Places the release of a checked bundle, and records which bundle it came from once it did. */
+async function place(layout: Layout, src: Source, bundle: string): Promise<void> {
+  if (await placeRelease(layout, src.release, src.manifest.release, 'move'))
+    await recordPlaced(layout, src.manifest.release, src.digest, bundle);
+}
+
+export interface BundleRunResult {
+  version: string;
+  release: string;
+  /** The version updated from. */
+  from?: string;
+  /** Where the run spent its time, step by step. */
+  timings: Timing[];
+}
+
+export async function installFromBundle(o: BundleRunOptions): Promise<BundleRunResult> {
+  const timings: Timing[] = [{ step: 'Load the installer', ms: performance.now() }];
   const layout = layoutOf(o.prefix);
   let unlock: (() => Promise<void>) | undefined = await lockPrefix(layout);
   const lock: RunLock = {
@@ -145,17 +194,22 @@ export async function installFromBundle(o: BundleRunOptions): Promise<{ version:
     },
   };
   try {
-    await recoverInterrupted(layout, o.log);
-    return await runBundle(o, layout, lock);
+    await timed(timings, 'Finish an interrupted update', () => recoverInterrupted(layout, o.log));
+    return { ...(await runBundle(o, layout, lock, timings)), timings };
   } finally {
     await unlock?.();
   }
 }
 
-async function runBundle(o: BundleRunOptions, layout: Layout, lock: RunLock): Promise<{ version: string; release: string; from?: string }> {
+async function runBundle(
+  o: BundleRunOptions,
+  layout: Layout,
+  lock: RunLock,
+  timings: Timing[],
+): Promise<{ version: string; release: string; from?: string }> {
   const installed = await readManifest(layout.manifest);
   if (o.update && !installed) throw new UsageError(`nothing installed in ${layout.prefix} to update; use install --bundle`);
-  const opened = await openTrusted(o, layout);
+  const opened = await timed(timings, 'Check the bundle', () => openTrusted(o, layout));
   try {
     const m = opened.manifest;
     if (installed && compareVersions(m.version, installed.version) < 0 && !o.allowDowngrade) {
@@ -164,10 +218,14 @@ async function runBundle(o: BundleRunOptions, layout: Layout, lock: RunLock): Pr
       );
     }
     const env = { CPS_OLD_VERSION: installed?.version ?? '', CPS_NEW_VERSION: m.version };
-    await hook(path.join(opened.dir, 'release'), installed ? 'preupdate' : 'preinst', layout, env, o.log);
+    await hook(opened.release, installed ? 'preupdate' : 'preinst', layout, env, o.log);
     if (!installed) {
-      await placeRelease(layout, path.join(opened.dir, 'release'), m.release, 'move');
-      const r = await releaseInstaller(layout, lock, { id: m.release, version: m.version }, ['install', ...o.passthrough, '--json']);
+      await timed(timings, 'Place the release', () => place(layout, opened, o.bundle));
+      const r = await timed(timings, 'Run its installer', async (parts) => {
+        const ran = await releaseInstaller(layout, lock, { id: m.release, version: m.version }, ['install', ...o.passthrough, '--json']);
+        if (ran.exitCode === 0) parts.push(...(installTimings(ran.stdout) ?? []));
+        return ran;
+      });
       if (r.exitCode !== 0) throw new InstallerError(`the installer of ${m.release} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
       await hook(path.join(layout.releases, m.release), 'postinst', layout, env, o.log);
       return { version: m.version, release: m.release };
@@ -178,7 +236,7 @@ async function runBundle(o: BundleRunOptions, layout: Layout, lock: RunLock): Pr
       allowIrreversible: o.allowIrreversible,
       passthrough: o.passthrough,
     };
-    await runUpdate(plan, updateEffects(o, layout, lock, path.join(opened.dir, 'release'), installed, m, env));
+    await runUpdate(plan, updateEffects(o, layout, lock, opened, installed, env), timings);
     return { version: m.version, release: m.release, from: installed.version };
   } finally {
     await opened.cleanup();
@@ -190,13 +248,13 @@ function updateEffects(
   o: BundleRunOptions,
   layout: Layout,
   lock: RunLock,
-  bundled: string,
+  src: Source,
   installed: Manifest,
-  m: BundleManifest,
   env: Record<string, string>,
 ): UpdateEffects {
+  const m = src.manifest;
   return {
-    place: () => placeRelease(layout, bundled, m.release, 'move'),
+    place: () => place(layout, src, o.bundle),
     runRelease: (release, command) => releaseInstaller(layout, lock, { id: release.release, version: release.version }, command),
     running: async () => {
       const running = await new Supervisor(layout.prefix).running();
@@ -247,6 +305,7 @@ export async function backupBeforeMigrations(
   }
   if (!store.length) return;
   o.log(`backing up the store and etc/ before the store migrations ${store.join(', ')} (--skip-backup to skip)`);
+  const { createBackup, describeBackup } = await import('../backup/backup.js');
   // The copy is made by the installed release, or by the new one when the installed one predates backups.
   const r = await createBackup(layout, { log: o.log, releases: [newRelease] });
   o.log(`backup: ${describeBackup(r)}${r.deleted.length ? `; ${r.deleted.length} older removed` : ''}`);
@@ -272,6 +331,7 @@ export async function status(prefix: string): Promise<Status> {
   const layout = layoutOf(prefix);
   const m = await readManifest(layout.manifest);
   if (!m) return { prefix: layout.prefix, installed: false, running: false, modifiedConffiles: [], pendingDist: [], pendingMigrations: [] };
+  const [{ pendingMigrations }, { lastBackup }] = await Promise.all([import('../migrations/run.js'), import('../backup/backup.js')]);
   const todo = (await pendingMigrations(layout)).map((x) => `${x.id}: ${x.description}`);
   const modified: string[] = [];
   const waiting: string[] = [];
@@ -328,4 +388,13 @@ export async function purge(prefix: string, confirmed: boolean, log: (l: string)
   // directories, and a process of it may outlive the stop); Node's recursive rm resolves each path again.
   const r = await execa('rm', ['-rf', '--one-file-system', '--', layout.prefix], { reject: false, all: true });
   if (r.exitCode !== 0) throw new InstallerError(`rm -rf ${layout.prefix} failed: ${r.all?.trim()}`);
+}
+
+/** The step times a release installer reported in its --json answer, if it did (diagnostics: none is fine). */
+function installTimings(stdout: string): Timing[] | undefined {
+  try {
+    return INSTALL_SUMMARY.parse(JSON.parse(stdout.trim().split('\n').at(-1) ?? '')).timings;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InstallerError } from '../errors.js';
+import { timingSchema } from '../timing.js';
 
 /*
  * What a release's installer prints with --json, checked before the
@@ -10,7 +11,12 @@ import { InstallerError } from '../errors.js';
 
 const ids = z.array(z.string());
 
-export const INSTALL_SUMMARY = z.looseObject({ writes: ids.default([]), dist: ids.default([]) });
+export const INSTALL_SUMMARY = z.looseObject({
+  writes: ids.default([]),
+  dist: ids.default([]),
+  /** Its steps' times, shown under the update's own: diagnostics only, so an odd one is dropped, never a failed install. */
+  timings: z.array(timingSchema).optional().catch(undefined),
+});
 
 export const MIGRATIONS_PENDING = z.looseObject({
   pending: z.array(

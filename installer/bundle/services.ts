@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { execa } from 'execa';
 import { failpoint } from '../failpoint.js';
+import { execa } from '../host/exec.js';
 import type { Layout } from '../layout.js';
 import { PIPELINE } from '../services/index.js';
 

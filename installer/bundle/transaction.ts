@@ -1,6 +1,5 @@
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import { z } from 'zod';
 import { switchSymlink, writeAtomic } from '../apply/apply.js';
 import { assertRootTree } from '../apply/dirs.js';
@@ -10,10 +9,10 @@ import { checkReleaseId, RELEASE_ID, releaseDir } from '../apply/release-id.js';
 import { readStateFile } from '../apply/state-file.js';
 import { InstallerError } from '../errors.js';
 import { failpoint } from '../failpoint.js';
+import { execa } from '../host/exec.js';
 import type { Layout } from '../layout.js';
 import { restartFor } from '../services/index.js';
-import { compareVersions } from './format.js';
-import { BUNDLE_WORK_PREFIX } from './open.js';
+import { BUNDLE_WORK_PREFIX, compareVersions } from './format.js';
 import { MIGRATIONS_DONE, releaseOutput } from './release-output.js';
 import { restartAndProbe, stopPipeline } from './services.js';
 
@@ -259,6 +258,7 @@ async function removePartials(layout: Layout): Promise<void> {
 
 /** For commands that do not otherwise lock early (a plain install): repairs under the lock, if there is anything to repair. */
 export async function repairPrefix(layout: Layout, log: (line: string) => void): Promise<void> {
-  if (!(await readJournal(layout)) || (await lockLent(layout))) return;
+  // Under an updater (whose journal is there while it runs us): its to repair. Asked first: reading a journal checks its whole snapshot.
+  if ((await lockLent(layout)) || !(await readJournal(layout))) return;
   await withPrefixLock(layout, () => recoverInterrupted(layout, log));
 }

@@ -2,6 +2,7 @@ import { refusedBeforeWriting } from '../../runtime/contract/exit-codes.js';
 import { InstallerError, UpdateFailed, UsageError } from '../errors.js';
 import type { PendingMigration } from '../migrations/run.js';
 import { PIPELINE, restartFor } from '../services/index.js';
+import { type Timing, timed } from '../timing.js';
 import { compareVersions } from './format.js';
 import { INSTALL_SUMMARY, MIGRATIONS_DONE, MIGRATIONS_PENDING, releaseOutput } from './release-output.js';
 import { type Journal, LENDING, type RollbackResult, rolledBack } from './transaction.js';
@@ -21,7 +22,8 @@ import { type Journal, LENDING, type RollbackResult, rolledBack } from './transa
  * while data changes shape; down has a newer release undo its migrations
  * for an older one; install runs the new release's installer (files,
  * `current`, migrations); restart restarts what reads a written file and
- * probes with an event; commit drops the journal.
+ * probes with an event (the same release again with nothing written:
+ * nothing restarts); commit drops the journal.
  *
  * Every effect goes through UpdateEffects: the real ones run release
  * installers and services (lifecycle.ts), in-process tests use a temp tree.
@@ -81,6 +83,8 @@ interface Run {
   written: string[];
   /** Why the update rolls back. */
   why?: string;
+  /** The steps of the release installer's own run, as it reported them. */
+  installTimings?: Timing[];
 }
 
 type Step = (p: UpdatePlan, fx: UpdateEffects, run: Run) => Promise<UpdateState>;
@@ -171,14 +175,21 @@ const STEPS: Record<Exclude<UpdateState, 'done'>, Step> = {
     const summary = answer(() => releaseOutput(INSTALL_SUMMARY, r.stdout, `the installer of ${p.to.release} (install --json)`), run);
     if (!summary) return 'rollback';
     run.written = summary.writes;
+    run.installTimings = summary.timings;
     fx.log(
       `${p.to.release}: ${summary.writes.length} files written${summary.dist.length ? `; your edits kept, new versions in ${summary.dist.join(', ')}` : ''}`,
     );
     return run.running ? 'restart' : 'commit';
   },
 
-  restart: async (_p, fx, run) => {
-    const services = restartFor(run.written);
+  restart: async (p, fx, run) => {
+    // What was stopped for the migrations starts again whatever was written.
+    const services = restartFor(run.written, p.to.release === p.from.release && !run.stopped ? 'same' : 'new');
+    if (services.length === 0) {
+      // The same release again and not a file written: every process already runs this code with these files.
+      fx.log(`nothing to restart: ${p.to.release} runs already and no file changed`);
+      return 'commit';
+    }
     fx.log(`restarting ${services.join(', ')}`);
     const problem = await fx.restartAndProbe(services);
     if (!problem) return 'commit';
@@ -202,9 +213,32 @@ const STEPS: Record<Exclude<UpdateState, 'done'>, Step> = {
   },
 };
 
-/** Runs the update to its end: done, or a typed error (refused, or rolled back). */
-export async function runUpdate(p: UpdatePlan, fx: UpdateEffects): Promise<void> {
+const TITLES: Record<Exclude<UpdateState, 'done'>, string> = {
+  place: 'Place the release',
+  plan: 'Ask it what it migrates, back up',
+  snapshot: 'Snapshot and journal',
+  stop: 'Stop the engines and the webserver',
+  down: 'Undo newer migrations',
+  install: 'Run its installer',
+  restart: 'Restart and probe',
+  commit: 'Commit, prune, postupdate',
+  rollback: 'Roll back',
+};
+
+/**
+ * Runs the update to its end: done, or a typed error (refused, or rolled
+ * back). Each state's time goes into `timings` (the installer's own steps
+ * under its run), also when one throws.
+ */
+export async function runUpdate(p: UpdatePlan, fx: UpdateEffects, timings: Timing[] = []): Promise<void> {
   const run: Run = { todo: [], running: false, downgrade: false, stopped: false, written: [] };
   let state: UpdateState = 'place';
-  while (state !== 'done') state = await STEPS[state](p, fx, run);
+  while (state !== 'done') {
+    const now: Exclude<UpdateState, 'done'> = state;
+    state = await timed(timings, TITLES[now], async (parts) => {
+      const next = await STEPS[now](p, fx, run);
+      if (now === 'install') parts.push(...(run.installTimings ?? []));
+      return next;
+    });
+  }
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
-import { execa } from 'execa';
 import { layoutOf } from '../../runtime/contract/layout.js';
+import { execa } from '../host/exec.js';
 
 /*
  * supervisord of a prefix, driven through supervisorctl and its own socket.

@@ -1,6 +1,6 @@
 import { rm, stat, writeFile } from 'node:fs/promises';
-import { execa } from 'execa';
 import { DependencyError } from '../errors.js';
+import { execa } from './exec.js';
 
 /*
  * Missing Debian packages, installed with apt-get. Package scripts must not

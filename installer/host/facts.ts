@@ -1,6 +1,6 @@
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
-import { execa } from 'execa';
 import { firstExisting, which } from './which.js';
 
 /**
@@ -33,13 +33,17 @@ export interface HostFacts {
   rabbitmqHome?: string;
 }
 
+/** The invoking user's primary group by name: from /etc/group, else `id -gn` (a directory service), else its number. */
 async function primaryGroup(): Promise<string> {
-  try {
-    const { stdout } = await execa('id', ['-gn']);
-    return stdout.trim();
-  } catch {
-    return String(os.userInfo().gid);
-  }
+  const gid = String(os.userInfo().gid);
+  const local = (await readFile('/etc/group', 'utf8').catch(() => ''))
+    .split('\n')
+    .map((l) => l.split(':'))
+    .find((f) => f[2] === gid && f[0]);
+  if (local) return local[0]!;
+  return new Promise((resolve) => {
+    execFile('id', ['-gn'], { encoding: 'utf8' }, (err, stdout) => resolve(err ? gid : stdout.trim()));
+  });
 }
 
 async function rabbitmqLibDir(): Promise<string | undefined> {
@@ -68,29 +72,50 @@ export async function gatherFacts(): Promise<HostFacts> {
       async (n) => (await firstExisting([`/usr/lib/rabbitmq/bin/${n}`])) ?? (await which(n)),
     ),
   );
+  // Looked for together: a dozen PATH walks one after the other showed in every run's start.
+  const names = [
+    'erl',
+    'supervisord',
+    'supervisorctl',
+    'collectd',
+    'mongod',
+    'systemctl',
+    'systemd-analyze',
+    'apt-get',
+    'openssl',
+  ] as const;
+  const [erl, supervisord, supervisorctl, collectd, mongod, systemctl, systemdAnalyze, aptGet, openssl] = await Promise.all(
+    names.map((n) => which(n)),
+  );
   const binaries: HostFacts['binaries'] = {
     rabbitmqServer,
     rabbitmqctl,
     rabbitmqPlugins,
-    erl: await which('erl'),
-    supervisord: await which('supervisord'),
-    supervisorctl: await which('supervisorctl'),
-    collectd: await which('collectd'),
-    mongod: await which('mongod'),
-    systemctl: await which('systemctl'),
-    systemdAnalyze: await which('systemd-analyze'),
-    aptGet: await which('apt-get'),
-    openssl: await which('openssl'),
+    erl,
+    supervisord,
+    supervisorctl,
+    collectd,
+    mongod,
+    systemctl,
+    systemdAnalyze,
+    aptGet,
+    openssl,
   };
+  const [group, collectdPluginDir, collectdTypesDb, rabbitmqHome] = await Promise.all([
+    primaryGroup(),
+    firstExisting(['/usr/lib/collectd', '/usr/lib64/collectd']),
+    firstExisting(['/usr/share/collectd/types.db']),
+    rabbitmqLibDir(),
+  ]);
   return {
     root,
     user: os.userInfo().username,
-    group: await primaryGroup(),
+    group,
     debian,
     systemdRunning,
     binaries,
-    collectdPluginDir: (await firstExisting(['/usr/lib/collectd', '/usr/lib64/collectd'])) ?? '/usr/lib/collectd',
-    collectdTypesDb: (await firstExisting(['/usr/share/collectd/types.db'])) ?? '/usr/share/collectd/types.db',
-    rabbitmqHome: await rabbitmqLibDir(),
+    collectdPluginDir: collectdPluginDir ?? '/usr/lib/collectd',
+    collectdTypesDb: collectdTypesDb ?? '/usr/share/collectd/types.db',
+    rabbitmqHome,
   };
 }

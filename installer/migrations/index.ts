@@ -1,8 +1,10 @@
+import path from 'node:path';
 import { z } from 'zod';
 import type { Store } from '../../runtime/store/types.js';
 import { writeAtomic } from '../apply/apply.js';
 import { readStateFile } from '../apply/state-file.js';
 import { compareVersions } from '../bundle/format.js';
+import type { Layout } from '../layout.js';
 import { parseIni, removeIniSection, setIniValue } from '../settings/ini-text.js';
 import { RENAMED_KEYS } from '../settings/schema.js';
 import { alarmsFromV4, alarmsToV4 } from './alarms-v4.js';
@@ -17,6 +19,9 @@ import { alarmsFromV4, alarmsToV4 } from './alarms-v4.js';
 
 /** `<version>-<what>`: what a migration id looks like (checked when the record is read back). */
 export const MIGRATION_ID = /^\d+\.\d+\.\d+-[A-Za-z0-9_.-]+$/;
+
+/** The record of the migrations run on a prefix (root's, in the installer state). */
+export const migrationsFile = (layout: Layout) => path.join(layout.pkgmgr, 'migrations.json');
 
 export interface Migration {
   /** Unique and ordered: `<version>-<what>`. */

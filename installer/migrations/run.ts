@@ -1,8 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { writeAtomic } from '../apply/apply.js';
 import type { Layout } from '../layout.js';
-import { migrationsFile } from '../prepare.js';
-import { MIGRATIONS, type Migration, newerThan, pending, readMigrationState, reversible } from './index.js';
+import { MIGRATIONS, type Migration, migrationsFile, newerThan, pending, readMigrationState, reversible } from './index.js';
 import { type StoreRunner, storeRunner } from './store-jobs.js';
 
 /*

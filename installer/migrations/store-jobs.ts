@@ -1,17 +1,15 @@
 import { access, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import { z } from 'zod';
-import { openStore, type RuntimeConfig, readRuntimeConfig } from '../../runtime/config/runtime.js';
-import { ALARMS } from '../../runtime/engines/axe.js';
-import { ENTITIES } from '../../runtime/engines/che.js';
+import type { RuntimeConfig } from '../../runtime/config/runtime.js';
 import { nodeFor } from '../apply/runtime.js';
 import { InstallerError } from '../errors.js';
+import { execa } from '../host/exec.js';
 import { lookupIds } from '../host/users.js';
 import type { Layout } from '../layout.js';
-import { SOURCE_ROOT } from '../render/handlebars.js';
 import { parseIni } from '../settings/ini-text.js';
 import { sectionDefaults } from '../settings/schema.js';
+import { SOURCE_ROOT } from '../source-root.js';
 import type { Migration } from './index.js';
 
 /*
@@ -41,7 +39,18 @@ export type StoreRunner = (job: StoreJob) => Promise<StoreJobResult>;
 const resultSchema = z.object({ ran: z.array(z.string()), empty: z.boolean() });
 
 /** Whether the store holds nothing a migration could reshape; a missing SQLite file is not created to find out. */
+/** The store's code, loaded by the process that opens the store (the service user's child as root), not by every installer run. */
+async function storeCode() {
+  const [{ openStore, readRuntimeConfig }, { ALARMS }, { ENTITIES }] = await Promise.all([
+    import('../../runtime/config/runtime.js'),
+    import('../../runtime/engines/axe.js'),
+    import('../../runtime/engines/che.js'),
+  ]);
+  return { openStore, readRuntimeConfig, ALARMS, ENTITIES };
+}
+
 async function storeEmpty(cfg: RuntimeConfig): Promise<boolean> {
+  const { openStore, ALARMS, ENTITIES } = await storeCode();
   if (cfg.store.backend === 'embedded') {
     const st = await stat(cfg.store.file).catch(() => undefined);
     if (!st || st.size === 0) return true;
@@ -63,6 +72,7 @@ export function inProcess(prefix: string, list: Migration[]): StoreRunner {
       if (!m) throw new InstallerError(`unknown migration ${id} (this release knows ${list.map((x) => x.id).join(', ')})`);
       return m;
     });
+    const { openStore, readRuntimeConfig } = await storeCode();
     const cfg = await readRuntimeConfig(prefix);
     if (job.skipWhenEmpty && (await storeEmpty(cfg))) return { ran: [], empty: true };
     const steps = todo.map((m) => ({ id: m.id, fn: job.op === 'up' ? m.store : m.down?.store })).filter((s) => s.fn);

@@ -6,7 +6,8 @@ import { lookupIds } from '../host/users.js';
 import type { Prepared } from '../prepare.js';
 import { portsOf } from '../services/index.js';
 import { type MissingBinary, missingBinaries } from './binaries.js';
-import { heldByPrefix, portFree, portHolders } from './ports.js';
+import { CHECK_NAMES, type CheckName } from './names.js';
+import { heldByPrefix, portFree, portsHolders } from './ports.js';
 
 /*
  * Preflight: every check runs and every failure is reported at once, before
@@ -14,8 +15,7 @@ import { heldByPrefix, portFree, portHolders } from './ports.js';
  * host; it returns its failures.
  */
 
-export const CHECK_NAMES = ['node', 'memory', 'disk', 'space', 'ports', 'binaries', 'user', 'prefix'] as const;
-export type CheckName = (typeof CHECK_NAMES)[number];
+export { CHECK_NAMES, type CheckName } from './names.js';
 
 /** The embedded Node the installer runs on (./build-install starts it); a host's older Node only bootstraps. */
 export const MIN_NODE = [26, 12] as const;
@@ -121,9 +121,13 @@ export const listenPorts = (p: Prepared) => portsOf(p.settings);
 
 const ports: Check = async ({ prepared }) => {
   const out: CheckFailure[] = [];
-  for (const l of listenPorts(prepared)) {
-    if (await portFree(l.port, l.host)) continue;
-    const holders = await portHolders(l.port);
+  const wanted = listenPorts(prepared);
+  // One bind at a time: two settings naming one port must not make each other look held.
+  const busy: typeof wanted = [];
+  for (const l of wanted) if (!(await portFree(l.port, l.host))) busy.push(l);
+  const held = await portsHolders(busy.map((l) => l.port));
+  for (const l of busy) {
+    const holders = held.get(l.port) ?? [];
     if (heldByPrefix(holders, prepared.layout.prefix)) continue;
     const who = holders.length ? ` held by ${holders.map((h) => `pid ${h.pid} (${h.command.slice(0, 60)})`).join(', ')}` : ' in use';
     out.push({

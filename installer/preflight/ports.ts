@@ -14,16 +14,16 @@ export async function portFree(port: number, host: string): Promise<boolean> {
   });
 }
 
-/** Socket inodes listening on a TCP port (IPv4 and IPv6). */
-async function listeningInodes(port: number): Promise<Set<string>> {
-  const inodes = new Set<string>();
+/** Socket inodes listening on each of `ports` (IPv4 and IPv6). */
+async function listeningInodes(ports: ReadonlySet<number>): Promise<Map<string, number>> {
+  const inodes = new Map<string, number>();
   for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
     const text = await readFile(table, 'utf8').catch(() => '');
     for (const line of text.split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/);
       if (cols.length < 10) continue;
       const localPort = parseInt(cols[1]!.split(':')[1] ?? '', 16);
-      if (localPort === port && cols[3] === '0A') inodes.add(cols[9]!);
+      if (ports.has(localPort) && cols[3] === '0A') inodes.set(cols[9]!, localPort);
     }
   }
   return inodes;
@@ -34,24 +34,30 @@ export interface Holder {
   command: string;
 }
 
-/** The processes holding a listening socket on the port (only those we may inspect). */
-export async function portHolders(port: number): Promise<Holder[]> {
-  const inodes = await listeningInodes(port);
-  if (inodes.size === 0) return [];
-  const out: Holder[] = [];
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
-    for (const fd of fds) {
-      const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
-      const m = /^socket:\[(\d+)\]$/.exec(target);
-      if (m && inodes.has(m[1]!)) {
-        const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-        out.push({ pid: Number(pid), command: cmdline.split('\0').join(' ').trim() });
-        break;
+/**
+ * The processes holding a listening socket on each of `ports` (only those we
+ * may inspect), in one walk of /proc: with the stack running every port is
+ * held, and a walk per port took a preflight most of a second.
+ */
+export async function portsHolders(ports: number[]): Promise<Map<number, Holder[]>> {
+  const out = new Map<number, Holder[]>(ports.map((p) => [p, []]));
+  const inodes = await listeningInodes(new Set(ports));
+  if (inodes.size === 0) return out;
+  const pids = (await readdir('/proc')).filter((pid) => /^\d+$/.test(pid));
+  await Promise.all(
+    pids.map(async (pid) => {
+      const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+      const held = new Set<number>();
+      for (const fd of fds) {
+        const m = /^socket:\[(\d+)\]$/.exec(await readlink(`/proc/${pid}/fd/${fd}`).catch(() => ''));
+        const port = m && inodes.get(m[1]!);
+        if (port) held.add(port);
       }
-    }
-  }
+      if (held.size === 0) return;
+      const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      for (const port of held) out.get(port)!.push({ pid: Number(pid), command: cmdline.split('\0').join(' ').trim() });
+    }),
+  );
   return out;
 }
 

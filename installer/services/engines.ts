@@ -1,8 +1,5 @@
 import path from 'node:path';
-import amqp from 'amqplib';
-import { engineQueue, queueCounts } from '../../runtime/amqp/topology.js';
-import { readEngines } from '../../runtime/config/engines.js';
-import { readBrokerConfig } from '../../runtime/config/files.js';
+import type amqp from 'amqplib';
 import { conf, program, UNIT_DIR } from '../render/file-spec.js';
 import type { ServiceModule } from './types.js';
 
@@ -47,11 +44,18 @@ export const engines: ServiceModule = {
   units: (ctx) => ctx.engines.flatMap((e) => e.instances.map((i) => `canopsis-engine-go@${i.instance}.service`)),
   // Every engine with event_processing consumes its queue.
   ready: async (prefix) => {
+    // Loaded when asked: the installer renders with this module and never needs a broker client.
+    const [{ default: amqplib }, { engineQueue, queueCounts }, { readEngines }, { readBrokerConfig }] = await Promise.all([
+      import('amqplib'),
+      import('../../runtime/amqp/topology.js'),
+      import('../../runtime/config/engines.js'),
+      import('../../runtime/config/files.js'),
+    ]);
     const b = await readBrokerConfig(prefix);
     const { engines: list } = await readEngines(prefix);
     let conn: amqp.ChannelModel;
     try {
-      conn = await amqp.connect(b.url);
+      conn = await amqplib.connect(b.url);
     } catch (e) {
       return `broker unreachable: ${(e as Error).message}`;
     }

@@ -55,8 +55,14 @@ export const READY: Readonly<Record<string, ReadyCheck>> = Object.fromEntries(
   SERVICES.filter((x) => x.ready).map((x) => [x.name, x.ready!]),
 );
 
-/** The services an update that wrote `written` restarts, in start order. */
-export const restartFor = (written: string[]): string[] => SERVICES.filter((x) => x.restarts(written)).map((x) => x.name);
+/**
+ * The services an update that wrote `written` restarts, in start order.
+ * What runs the release's code restarts with a new release; an update that
+ * keeps the release (the same bundle again) and writes nothing restarts
+ * nothing: every process already runs that code with those files.
+ */
+export const restartFor = (written: string[], release: 'new' | 'same' = 'new'): string[] =>
+  release === 'same' && written.length === 0 ? [] : SERVICES.filter((x) => x.restarts(written)).map((x) => x.name);
 
 /** What runs the release's own code: stopped while store data is reshaped. */
 export const PIPELINE: readonly string[] = SERVICES.filter((x) => x.restarts([])).map((x) => x.name);

@@ -1,4 +1,3 @@
-import { openStore, readRuntimeConfig } from '../../runtime/config/runtime.js';
 import { conf, UNIT_DIR } from '../render/file-spec.js';
 import type { ServiceModule } from './types.js';
 
@@ -29,6 +28,8 @@ export const mongodb: ServiceModule = {
   units: () => ['canopsis-mongodb.service'],
   // The store answers (a network connection: root never opens an embedded store file).
   ready: async (prefix) => {
+    // Loaded when asked: the store drivers are no part of rendering.
+    const { openStore, readRuntimeConfig } = await import('../../runtime/config/runtime.js');
     try {
       const s = await openStore(await readRuntimeConfig(prefix));
       await s.ping();

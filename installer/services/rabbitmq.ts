@@ -1,5 +1,3 @@
-import amqp from 'amqplib';
-import { readBrokerConfig } from '../../runtime/config/files.js';
 import { conf, UNIT_DIR } from '../render/file-spec.js';
 import type { ServiceModule } from './types.js';
 
@@ -44,6 +42,8 @@ export const rabbitmq: ServiceModule = {
   units: () => ['canopsis-rabbitmq.service'],
   // The broker accepts our login on the vhost.
   ready: async (prefix) => {
+    // Loaded when asked: the installer renders with this module and never needs a broker client.
+    const [{ default: amqp }, { readBrokerConfig }] = await Promise.all([import('amqplib'), import('../../runtime/config/files.js')]);
     const b = await readBrokerConfig(prefix);
     try {
       const conn = await amqp.connect(b.url);

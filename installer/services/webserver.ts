@@ -1,4 +1,3 @@
-import { apiClient } from '../../runtime/web/client.js';
 import { conf, UNIT_DIR } from '../render/file-spec.js';
 import type { ServiceModule } from './types.js';
 
@@ -29,6 +28,8 @@ export const webserver: ServiceModule = {
   units: () => ['canopsis-webserver.service'],
   // Its healthcheck answers 200, over HTTPS trusting the configured certificate.
   ready: async (prefix) => {
+    // Loaded when asked: an HTTP client is no part of rendering.
+    const { apiClient } = await import('../../runtime/web/client.js');
     let api: Awaited<ReturnType<typeof apiClient>>;
     try {
       api = await apiClient(prefix);

@@ -1,8 +1,8 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
 import { InstallerError } from '../errors.js';
+import { execa } from '../host/exec.js';
 
 /*
  * The webserver's certificate when the operator brings none: a self-signed

@@ -1,4 +1,4 @@
-import { execa } from 'execa';
+import { execa } from '../host/exec.js';
 import { perFile, type Validator } from './types.js';
 
 /*
@@ -38,5 +38,7 @@ export function collectdValidator(collectd: string | undefined): Validator {
     /^etc\/collectd\.conf$/,
     (file) => checkCollectdConfig(collectd!, file),
     collectd ? undefined : 'collectd is not installed',
+    // -T loads the plugins of the installed package: an upgrade replaces the binary too.
+    { tools: collectd ? [collectd] : [] },
   );
 }

@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
-import { perFile, type Validator } from './types.js';
+import { execa } from '../host/exec.js';
+import { matching, perFile, type Validator } from './types.js';
 
 /*
  * RabbitMQ reads rabbitmq.conf through cuttlefish with the schemas of its
@@ -50,5 +50,12 @@ export function rabbitmqValidator(erl: string | undefined, rabbitmqHome: string 
     /^etc\/rabbitmq\/rabbitmq\.conf$/,
     (file) => checkRabbitmqConf(erl!, rabbitmqHome!, file),
     erl && rabbitmqHome ? undefined : 'rabbitmq-server is not installed',
+    {
+      // load_definitions must name a file that exists.
+      reads: matching(/^etc\/rabbitmq\/(rabbitmq\.conf|definitions\.json)$/),
+      // The schemas come with the plugins of the installed RabbitMQ (its directory is named after its version).
+      tools: erl && rabbitmqHome ? [erl, path.join(rabbitmqHome, 'plugins')] : [],
+      context: rabbitmqHome ? [rabbitmqHome] : [],
+    },
   );
 }

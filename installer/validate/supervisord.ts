@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
-import { perFile, type Validator } from './types.js';
+import { execa } from '../host/exec.js';
+import { matching, perFile, type Validator } from './types.js';
 
 /*
  * supervisord's own parser (ServerOptions.realize + process_config) run by the
@@ -56,5 +56,7 @@ export function supervisordValidator(supervisord: string | undefined): Validator
       return r.ok ? '' : r.message;
     },
     supervisord ? undefined : 'supervisord is not installed',
+    // Its includes (supervisord.d/, engines/) and the programs they run.
+    { reads: matching(/^(etc\/(supervisord\.conf|supervisord\.d\/|engines\/)|bin\/)/), tools: supervisord ? [supervisord] : [] },
   );
 }

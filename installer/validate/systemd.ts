@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { execa } from 'execa';
 import type { RejectedFile } from '../errors.js';
+import { execa } from '../host/exec.js';
 import { UNIT_DIR } from '../render/catalog.js';
 import { matching, type Validator } from './types.js';
 
@@ -31,6 +31,10 @@ export function systemdValidator(systemdAnalyze: string | undefined, instances: 
     program: 'systemd-analyze verify',
     applies: matching(new RegExp(`^${UNIT_DIR}/`)),
     unavailable: systemdAnalyze ? undefined : 'systemd-analyze is not installed',
+    // The units, the programs they start and the environment file they name.
+    reads: matching(new RegExp(`^(${UNIT_DIR}/|bin/|etc/go-engines-vars\\.conf$)`)),
+    tools: systemdAnalyze ? [systemdAnalyze] : [],
+    context: instances,
     run: async (prefix, files): Promise<RejectedFile[]> => {
       const unitDir = path.join(prefix, UNIT_DIR);
       const units = unitsToVerify(files, instances);

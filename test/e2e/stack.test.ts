@@ -259,6 +259,9 @@ test('pipeline.fuse = true: the chain in fused processes, killed -9 five times a
     1000,
   );
   assert.match(status.stdout, /amqp2engines +running/);
+  // Back to one process per engine for the tests below (the che drop-in exists only then).
+  const back = await install('--set', 'pipeline.fuse=false');
+  assert.equal(back.exitCode, 0, back.all);
 });
 
 test('hypcontrol stop leaves no process of the appliance', async () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { appendFile, readFile, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { Supervisor } from '../../installer/control/supervisor.js';
 import { apiFetch } from '../helpers/api.js';
 import { bundleOfCommit, currentBundle, trustIn, V1_COMMIT } from '../helpers/bundles.js';
 import { buildInstall, removeDir, run, tempDir, waitFor } from '../helpers/index.js';
@@ -180,8 +181,15 @@ test('v1 -> v2: the setting renamed and the entities reshaped once, the edit kep
   assert.equal(fresh.enabled, true);
   assert.equal(typeof fresh.created, 'number');
 
+  // The same bundle again: not extracted, nothing written, nothing restarted (every process keeps its pid).
+  const pids = async () => (await new Supervisor(prefix).status()).map((p) => `${p.name} ${p.state} ${/pid \d+/.exec(p.description)?.[0]}`);
+  const running = await pids();
+  assert.ok(running.length > 3 && running.every((p) => / RUNNING pid \d+$/.test(p)), running.join('\n'));
   const again = await buildInstall(['update', '--bundle', v2, '--prefix', prefix]);
   assert.equal(again.exitCode, 0, again.all);
+  assert.match(again.stdout, /not extracted again/);
+  assert.match(again.stdout, /nothing to restart: .* runs already and no file changed/);
+  assert.deepEqual(await pids(), running, 'no process restarted');
   assert.deepEqual(await migrationRecord(), record, 'each migration ran once');
   const status = await buildInstall(['status', '--prefix', prefix]);
   assert.match(status.stdout, /Canopsis 0\.4\.0 .*running/);

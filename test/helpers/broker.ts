@@ -57,7 +57,22 @@ export type EngineProcess = ResultPromise<{ reject: false; all: true; buffer: tr
 export function startEngine(prefix: string, name: string, worker = 0, extra: string[] = []): EngineProcess {
   const p = execa(
     process.execPath,
-    [LAUNCHER, '-e', name.includes(',') ? 'fused' : 'dynamic', '-n', name, '-w', String(worker), '-l', 'info', '--prefix', prefix, '--stats-interval', '0', ...extra],
+    [
+      LAUNCHER,
+      '-e',
+      name.includes(',') ? 'fused' : 'dynamic',
+      '-n',
+      name,
+      '-w',
+      String(worker),
+      '-l',
+      'info',
+      '--prefix',
+      prefix,
+      '--stats-interval',
+      '0',
+      ...extra,
+    ],
     {
       reject: false,
       all: true,

@@ -463,7 +463,7 @@ test('a release copied from a checkout made under umask 027 is readable by all a
   assert.equal((await stat(path.join(src, 'dist/installer/cli.js'))).mode & 0o777, 0o640, 'the checkout as umask 027 makes it');
   const releases = path.join(dir, 'releases');
   await mkdir(releases);
-  assert.equal(await installRelease({ root: src, version: '0.3.0', id: '0.3.0+0123abcd', packages: [], bytes: 0 }, releases), true);
+  assert.equal(await installRelease({ root: src, version: '0.3.0', id: '0.3.0+0123abcd', packages: [] }, releases), true);
   const rel = path.join(releases, '0.3.0+0123abcd');
   const modes = async (p: string) => ((await lstat(path.join(rel, p))).mode & 0o7777).toString(8);
   assert.equal(await modes('.'), '755');

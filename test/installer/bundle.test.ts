@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { appendFile, copyFile, mkdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, copyFile, mkdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { currentBundle } from '../helpers/bundles.js';
@@ -87,6 +87,28 @@ test('install from a bundle, status, an edited conffile listed', async () => {
   assert.match(r.stdout, /signed by sha256:[0-9a-f]{64}, a trusted key/);
   await trust(prefix);
   assert.match(r.stdout, new RegExp(`installed ${V} \\(${V}\\+[0-9a-f]{8}\\)`));
+  // The same bundle again: known by its signed manifest, not extracted a second time, nothing written.
+  const same = await buildInstall(['update', '--bundle', bundle, '--prefix', prefix, '--timings']);
+  assert.equal(same.exitCode, 0, same.all);
+  assert.match(same.stdout, /signed by sha256:[0-9a-f]{64}, a trusted key/);
+  assert.match(same.stdout, /is in place, placed from this same bundle file: not extracted again/);
+  assert.match(same.stdout, /: 0 files written/);
+  assert.match(same.stdout, /\d+\.\d\d s {2}Check the bundle\n/);
+  // Not the same file (here the same bundle cut short): checked whole, and refused.
+  const cut = path.join(dir, 'cut.tar.gz');
+  await copyFile(bundle, cut);
+  await truncate(cut, Math.floor((await stat(cut)).size / 2));
+  const truncated = await buildInstall(['update', '--bundle', cut, '--prefix', prefix]);
+  assert.equal(truncated.exitCode, 8, truncated.all);
+  assert.match(truncated.stderr, /corrupt or truncated/);
+  // A record of placed bundles root did not write alone proves nothing: the bundle is checked whole.
+  const record = path.join(prefix, 'var', 'lib', 'pkgmgr', 'bundles.json');
+  assert.equal((await stat(record)).mode & 0o777, 0o644);
+  await chmod(record, 0o666);
+  const distrusted = await buildInstall(['update', '--bundle', bundle, '--prefix', prefix]);
+  assert.equal(distrusted.exitCode, 0, distrusted.all);
+  assert.doesNotMatch(distrusted.stdout, /not extracted again/);
+  await chmod(record, 0o644);
   await appendFile(path.join(prefix, 'etc', 'webserver.conf'), '; edited\n');
   const s = await buildInstall(['status', '--prefix', prefix, '--json']);
   const status = JSON.parse(s.stdout);

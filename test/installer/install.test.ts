@@ -53,9 +53,12 @@ test('install, re-run writes nothing, an edit survives a settings change with .d
   assert.match(launch.stdout, /-publishQueue/);
 
   const before = await snapshot(prefix);
-  const second = await buildInstall(['--prefix', prefix, ...PORTS]);
+  const second = await buildInstall(['--prefix', prefix, ...PORTS, '--timings']);
   assert.equal(second.exitCode, 0, second.all);
   assert.match(second.stdout, /already up to date, 0 files written/);
+  // Every validator accepted these very files on the first run: none runs again.
+  assert.match(second.stdout, /unchanged since validated: .*supervisord.*/);
+  assert.match(second.stdout, /Time per step:\n(\s+\d+\.\d\d s {2}.*\n)+\s+\d+\.\d\d s {2}total/);
   assert.deepEqual(await snapshot(prefix), before, 'a second identical run changes no file, not even its mtime');
 
   // The operator edits a conffile, then changes a setting that changes our version of it.
@@ -73,6 +76,8 @@ test('install, re-run writes nothing, an edit survives a settings change with .d
   const fourth = await buildInstall(['--prefix', prefix, '--json']);
   assert.equal(fourth.exitCode, 0, fourth.all);
   assert.equal(json(fourth.stdout).written, 0);
+  assert.deepEqual(json(fourth.stdout).validatedBy, []);
+  assert.ok(json(fourth.stdout).timings.some((t: { step: string }) => t.step === 'Validate rendered files with their programs'));
   assert.deepEqual(json(fourth.stdout).dist, ['etc/webserver.conf.dist']);
 });
 
@@ -87,6 +92,9 @@ test('a bad value: exit 2, the path-qualified reason, nothing written', async ()
 test("a file its program rejects stops the run with that program's message; the live tree stays as it was", async () => {
   const prefix = path.join(dir, 'reject');
   assert.equal((await buildInstall(['--prefix', prefix, ...PORTS])).exitCode, 0);
+  // The accepted rabbitmq.conf is on record: a changed one is checked all the same.
+  const record = JSON.parse(await readFile(path.join(prefix, 'var/lib/pkgmgr/validated.json'), 'utf8'));
+  assert.match(record.accepted['RabbitMQ config check (cuttlefish)'], /^[0-9a-f]{64}$/);
   const before = await snapshot(prefix);
   // Valid for the schema, but RabbitMQ's listener wants an IP address.
   const r = await buildInstall(['--prefix', prefix, ...PORTS, '--set', 'rabbitmq.host=localhost']);
@@ -94,6 +102,33 @@ test("a file its program rejects stops the run with that program's message; the 
   assert.match(r.stderr, /etc\/rabbitmq\/rabbitmq\.conf rejected by RabbitMQ config check/);
   assert.match(r.stderr, /"localhost:5740" cannot be converted to a\(n\) IP/);
   assert.deepEqual(await snapshot(prefix), before);
+});
+
+test("a run validates only what changed: the validators of the changed files run, the others are skipped; a record not root's is ignored", async () => {
+  const prefix = path.join(dir, 'verdicts');
+  const first = await buildInstall(['--prefix', prefix, ...PORTS, '--json']);
+  assert.equal(first.exitCode, 0, first.all);
+  const all = json(first.stdout).validatedBy as string[];
+  assert.ok(all.length >= 6, all.join());
+  // Only collectd.conf changes: only collectd looks at it again.
+  const interval = await buildInstall(['--prefix', prefix, '--set', 'collectd.interval=30', '--json']);
+  assert.equal(interval.exitCode, 0, interval.all);
+  assert.deepEqual(json(interval.stdout).validatedBy, ['collectd -T']);
+  assert.deepEqual(json(interval.stdout).unchangedSinceValidated.sort(), all.filter((p) => p !== 'collectd -T').sort());
+  // Back to the value accepted before: its verdict was replaced, so collectd runs once more.
+  const back = await buildInstall(['--prefix', prefix, '--set', 'collectd.interval=10', '--json']);
+  assert.deepEqual(json(back.stdout).validatedBy, ['collectd -T']);
+  // A record the service user could have written decides nothing: every validator runs, and the run says why.
+  const record = path.join(prefix, 'var/lib/pkgmgr/validated.json');
+  await chmod(record, 0o666);
+  const distrusted = await buildInstall(['--prefix', prefix, '--json']);
+  assert.equal(distrusted.exitCode, 0, distrusted.all);
+  assert.deepEqual(json(distrusted.stdout).validatedBy.sort(), [...all].sort());
+  assert.ok(
+    json(distrusted.stdout).warnings.some((w: string) => /validated\.json is writable by others .*every file is validated again/.test(w)),
+    json(distrusted.stdout).warnings.join('\n'),
+  );
+  assert.equal((await stat(record)).mode & 0o777, 0o644, 'and root wrote it again, its own');
 });
 
 test('preflight refuses a dbPath filesystem below min_free_disk, lists every failure, writes nothing', async () => {

@@ -130,6 +130,9 @@ test('an update restarts the engines and the webserver, and the broker only when
     'amqp2engines',
     'webserver',
   ]);
+  // The same release again: what runs it keeps running unless a file of it changed.
+  assert.deepEqual(servicesToRestart([], 'same'), []);
+  assert.deepEqual(servicesToRestart(['etc/collectd.conf'], 'same'), ['collectd', 'amqp2engines', 'webserver']);
 });
 
 test('0.2.0-metric-engines adds perfdata and collectdgw to a stock 0.1.0 chain, and leaves a changed chain alone', async () => {

@@ -9,6 +9,7 @@ import { type ReleaseRef, runUpdate, type UpdateEffects, type UpdatePlan } from 
 import { InstallerError, UpdateFailed } from '../../installer/errors.js';
 import { failpoint, onFailpoint } from '../../installer/failpoint.js';
 import { type Layout, layoutOf } from '../../installer/layout.js';
+import type { Timing } from '../../installer/timing.js';
 import { removeDir, run, snapshot, tempDir } from '../helpers/index.js';
 
 /*
@@ -130,7 +131,7 @@ function rollbackEffects(w: World): RollbackEffects {
 
 function effects(w: World, log: string[]): UpdateEffects {
   return {
-    place: () => placeRelease(layout, bundled, V2.release),
+    place: async () => void (await placeRelease(layout, bundled, V2.release)),
     runRelease: async (release, command) => {
       assert.equal(release.release, V2.release, 'only the new release runs in an upgrade');
       if (command[0] === 'migrate') {
@@ -369,4 +370,47 @@ test('an install answer that cannot be read is a failed install: rolled back', a
     /update to 0\.4\.0 failed \(the installer of 0\.4\.0\+bbbbbbbb \(install --json\) printed no JSON answer/,
   );
   await assertOnV1();
+});
+
+test('the same release again: nothing written restarts nothing (no stop, no probe); a written file restarts as any update does', async () => {
+  const w: World = { running: true, services: [] };
+  await runUpdate(PLAN, effects(w, []));
+  await assertOnV2();
+  const again = (writes: string[]): UpdateEffects => {
+    const fx = effects(w, []);
+    return {
+      ...fx,
+      runRelease: async (release, command) =>
+        command[0] === 'install'
+          ? {
+              exitCode: 0,
+              stdout: JSON.stringify({ ok: true, writes, dist: [], timings: [{ step: 'Read settings', ms: 12 }] }),
+              stderr: '',
+            }
+          : fx.runRelease(release, command),
+    };
+  };
+  w.services = [];
+  const log: string[] = [];
+  const timings: Timing[] = [];
+  await runUpdate({ ...PLAN, from: V2 }, { ...again([]), log: (l) => log.push(l) }, timings);
+  assert.deepEqual(w.services, [], 'nothing stopped, restarted or probed');
+  assert.ok(log.includes(`nothing to restart: ${V2.release} runs already and no file changed`), log.join('\n'));
+  await assertOnV2();
+  // Where the time went: every state it passed, the installer's own steps under its run.
+  assert.deepEqual(
+    timings.map((t) => t.step),
+    [
+      'Place the release',
+      'Ask it what it migrates, back up',
+      'Snapshot and journal',
+      'Run its installer',
+      'Restart and probe',
+      'Commit, prune, postupdate',
+    ],
+  );
+  assert.deepEqual(timings[3]!.parts, [{ step: 'Read settings', ms: 12 }]);
+
+  await runUpdate({ ...PLAN, from: V2 }, again(['etc/rabbitmq/rabbitmq.conf']));
+  assert.deepEqual(w.services, ['restart rabbitmq-server amqp2engines webserver']);
 });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { gatherFacts, type HostFacts } from '../../installer/host/facts.js';
 import { checkCollectdConfig } from '../../installer/validate/collectd.js';
-import { mongodConfigProblems } from '../../installer/validate/formats.js';
+import { mongodConfigProblems } from '../../installer/validate/format-checks.js';
 import { checkRabbitmqConf } from '../../installer/validate/rabbitmq.js';
 import { supervisordPrograms } from '../../installer/validate/supervisord.js';
 import { buildInstall, isolatedPorts, removeDir, tempDir } from '../helpers/index.js';
