@@ -12,7 +12,8 @@ import { writeSection } from './report.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
-const CONF = `
+/** cleaner -> che -> axe -> Engine_sink, as the fused bench runs it too. */
+export const CHAIN_CONF = `
 [engine:cleaner]
 event_processing=canopsis.cleaner.process.event_processing
 next=che
@@ -33,7 +34,7 @@ export async function benchAlarms(): Promise<void> {
   try {
     await writeRuntimePrefix(dir, {
       vhost: vhost.name,
-      engines: CONF,
+      engines: CHAIN_CONF,
       files: {
         'etc/runtime.conf': `[store]\nbackend = embedded\nfile = ${dir}/var/lib/canopsis/canopsis.db\n\n[dispatchers]\nevent_dispatchers = database\n`,
       },

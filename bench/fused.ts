@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freshVhost, writeRuntimePrefix } from '../test/helpers/broker.js';
 import { removeDir, tempDir } from '../test/helpers/index.js';
+import { CHAIN_CONF } from './alarms.js';
 import { chainRound, median, rawRound } from './pipeline.js';
 import { writeSection } from './report.js';
 
@@ -17,21 +18,6 @@ import { writeSection } from './report.js';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const N = Number(process.env.BENCH_EVENTS ?? 20_000);
 
-const CONF = `
-[engine:cleaner]
-event_processing=canopsis.cleaner.process.event_processing
-next=che
-exchange=canopsis.events
-
-[engine:che]
-event_processing=canopsis.che.process.event_processing
-next=axe
-
-[engine:axe]
-event_processing=canopsis.axe.process.event_processing
-next=sink
-`;
-
 export async function benchFused(): Promise<void> {
   const vhost = await freshVhost('bench-fused');
   const dir = await tempDir('bench-fused');
@@ -42,7 +28,7 @@ export async function benchFused(): Promise<void> {
   try {
     await writeRuntimePrefix(dir, {
       vhost: vhost.name,
-      engines: CONF,
+      engines: CHAIN_CONF,
       files: { 'etc/runtime.conf': `[store]\nbackend = embedded\nfile = ${db}\n\n[dispatchers]\nevent_dispatchers = database\n` },
     });
     const raw: number[] = [];

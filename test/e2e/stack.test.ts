@@ -131,18 +131,19 @@ test('10,000 check events from a connector become alarms readable through the RE
   assert.equal((page.data[0]!.v as { state: { val: number } }).state.val, 1 + (42 % 3));
 });
 
-test('faults: an engine killed -9 five times and the broker restarted once, nothing lost, no engine left dead', async () => {
-  const publishing = connector(checks('fault', 5000));
+/**
+ * While a connector publishes 5,000 events: five times, an engine process
+ * picked by `pick` killed -9 and restarted by supervisord; then the broker
+ * restarted. Every event must still become an alarm, `total` in all.
+ */
+async function faults(
+  tag: string,
+  total: number,
+  pick: (procs: Array<{ name: string; pid: number }>, i: number) => { name: string; pid: number } | undefined,
+): Promise<void> {
+  const publishing = connector(checks(tag, 5000));
   for (let i = 0; i < 5; i++) {
-    const procs = await waitFor(
-      'engines running',
-      async () => {
-        const p = await engineProcesses();
-        return p.length >= 6 ? p : undefined;
-      },
-      60_000,
-    );
-    const victim = procs[Math.floor(Math.random() * procs.length)]!;
+    const victim = await waitFor('engines running', async () => pick(await engineProcesses(), i), 60_000);
     await run('kill', ['-9', String(victim.pid)]);
     // supervisord restarts it: wait for a new pid under the same name.
     await waitFor(
@@ -154,7 +155,7 @@ test('faults: an engine killed -9 five times and the broker restarted once, noth
   await publishing;
   const restart = await bin('service', 'rabbitmq-server', 'restart');
   assert.equal(restart.exitCode, 0, restart.all);
-  await waitFor('5,000 more alarms', async () => (await api('/alarms?opened=true&limit=1')).meta?.total_count === 15_000, 300_000, 500);
+  await waitFor(`${total} alarms`, async () => (await api('/alarms?opened=true&limit=1')).meta?.total_count === total, 300_000, 500);
   const status = await waitFor(
     'every service ready again',
     async () => {
@@ -165,6 +166,10 @@ test('faults: an engine killed -9 five times and the broker restarted once, noth
     1000,
   );
   assert.match(status.stdout, /amqp2engines +running/);
+}
+
+test('faults: an engine killed -9 five times and the broker restarted once, nothing lost, no engine left dead', async () => {
+  await faults('fault', 15_000, (procs) => (procs.length >= 6 ? procs[Math.floor(Math.random() * procs.length)] : undefined));
 });
 
 test('a stopped service is named by hypcontrol status, which exits non-zero', async () => {
@@ -227,38 +232,10 @@ test('pipeline.fuse = true: the chain in fused processes, killed -9 five times a
     'amqp2engines:engine-fused-cleaner-0',
     'amqp2engines:engine-fused-cleaner-1',
   ]);
-  const publishing = connector(checks('fused', 5000));
-  for (let i = 0; i < 5; i++) {
-    const fused = await waitFor(
-      'the fused processes running',
-      async () => {
-        const p = (await engineProcesses()).filter((x) => x.name.includes('engine-fused-'));
-        return p.length === 2 ? p : undefined;
-      },
-      60_000,
-    );
-    const victim = fused[i % 2]!;
-    await run('kill', ['-9', String(victim.pid)]);
-    await waitFor(
-      `${victim.name} restarted`,
-      async () => (await engineProcesses()).some((p) => p.name === victim.name && p.pid !== victim.pid),
-      60_000,
-    );
-  }
-  await publishing;
-  const broker = await bin('service', 'rabbitmq-server', 'restart');
-  assert.equal(broker.exitCode, 0, broker.all);
-  await waitFor('5,000 more alarms', async () => (await api('/alarms?opened=true&limit=1')).meta?.total_count === 20_000, 300_000, 500);
-  const status = await waitFor(
-    'every service ready again',
-    async () => {
-      const s = await bin('hypcontrol', 'status');
-      return s.exitCode === 0 ? s : undefined;
-    },
-    120_000,
-    1000,
-  );
-  assert.match(status.stdout, /amqp2engines +running/);
+  await faults('fused', 20_000, (procs, i) => {
+    const fused = procs.filter((x) => x.name.includes('engine-fused-'));
+    return fused.length === 2 ? fused[i % 2] : undefined;
+  });
   // Back to one process per engine for the tests below (the che drop-in exists only then).
   const back = await install('--set', 'pipeline.fuse=false');
   assert.equal(back.exitCode, 0, back.all);
