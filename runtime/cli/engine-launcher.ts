@@ -83,7 +83,8 @@ async function main(argv: string[]): Promise<number> {
     const registry = builtinRegistry();
     const pluginsDir = path.join(prefix, 'lib', 'canopsis', 'plugins');
     await loadPlugins(registry, pluginsDir);
-    const logger = createLogger(o.logLevel, { engine: o.name, worker });
+    // A fused process names its group once; each engine's lines add `engine` themselves.
+    const logger = createLogger(o.logLevel, names.length > 1 ? { fused: o.name, worker } : { engine: o.name, worker });
     const group = fusedGroupOf(configs, registry);
     const store = sharedStore(() => openStore(runtime));
     const members: Engine[] = [];
