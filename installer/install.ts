@@ -19,8 +19,9 @@ import { storeRunner } from './migrations/store-jobs.js';
 import { missingBinaries } from './preflight/binaries.js';
 import { runChecks } from './preflight/checks.js';
 import { migrationsFile, type Prepared, prepare } from './prepare.js';
-import { directoriesOf } from './services/index.js';
+import { directoriesOf, enabledServices } from './services/index.js';
 import type { SetOverride } from './settings/load.js';
+import { hasRole } from './settings/roles.js';
 import { type Timing, timed } from './timing.js';
 import { type ValidationReport, validateTree } from './validate/index.js';
 import { readVerdicts, type Verdicts, writeVerdicts } from './validate/verdicts.js';
@@ -227,6 +228,11 @@ export function installSteps(): Step[] {
           s.writes.push(...s.result.written, ...s.result.dist, ...s.result.removed);
         });
         failpoint('files-written');
+        for (const svc of enabledServices(p.settings)) {
+          if (!svc.initialize) continue;
+          const note = await timed(parts, `${svc.name} initialised`, () => svc.initialize!(p.ctx, owners?.service));
+          if (note) s.notes.push(note);
+        }
         // The release goes live last: every file that names it exists by now.
         if (await switchSymlink(p.layout.current, path.join('releases', r.id))) s.writes.push(p.layout.current);
         failpoint('current-switched');
@@ -237,7 +243,10 @@ export function installSteps(): Step[] {
           await timed(parts, 'migrations', async () => {
             // Settings migrations went in with canopsis.ini; the store ones run now (as the service user), then all are recorded.
             const store = p.migrations.filter((m) => m.store).map((m) => m.id);
-            if (store.length) {
+            // The store is the site's: the hosts whose engines read it reshape it; the others only record.
+            if (store.length && !hasRole(p.settings, 'engines'))
+              s.notes.push(`no engines role on this host: store migrations ${store.join(', ')} are left to the engines hosts`);
+            else if (store.length) {
               const empty =
                 (await noStoreYet(p)) ||
                 (await (await storeRunner(p.layout, MIGRATIONS, r.id))({ op: 'up', ids: store, skipWhenEmpty: true })).empty;

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { SettingsError } from './errors.js';
 import type { HostFacts } from './host/facts.js';
 import { type Layout, layoutOf } from './layout.js';
 import {
@@ -17,6 +18,7 @@ import { generatePair, readPair } from './settings/certificate.js';
 import { defaultSettingsData } from './settings/default-file.js';
 import { parseIni } from './settings/ini-text.js';
 import { loadSettings, readSettingsText, type SetOverride } from './settings/load.js';
+import { runsPostgresql, usesStore } from './settings/roles.js';
 import { type HostIdentity, SECRET_KEYS, type Settings } from './settings/schema.js';
 import { completeSecrets, type Secrets, type SecretValue } from './settings/secrets.js';
 
@@ -108,11 +110,25 @@ export async function prepare(prefix: string, facts: HostFacts, sets: SetOverrid
     migrate: (t) => withoutSecrets(migrateSettings(t, todo)),
   });
   const secretsOnDisk = await readSettingsText(layout.secretsFile);
+  const secretsTarget = path.relative(layout.prefix, layout.secretsFile);
   const secrets = completeSecrets(
     secretsOnDisk,
     [...moved, ...sets.filter(isSecret).map((s) => ({ ...s, fromSet: true }))],
-    path.relative(layout.prefix, layout.secretsFile),
+    secretsTarget,
+    undefined,
+    runsPostgresql(loaded.settings) ? loaded.settings.store.postgresql_port : undefined,
   );
+  // A host that uses a PostgreSQL it does not run needs the site's URL (the store host's secrets file has it).
+  if (loaded.settings.store.backend === 'postgresql' && usesStore(loaded.settings) && !secrets.secrets.store.postgresql_url)
+    throw new SettingsError([
+      {
+        file: secretsTarget,
+        section: 'store',
+        key: 'postgresql_url',
+        expected:
+          "the store's URL, as the store host's own canopsis-secrets.ini has it with that host's address: --set store.postgresql_url=postgresql://canopsis:PASSWORD@STORE-HOST:5432/canopsis",
+      },
+    ]);
   const ctx = buildContext(loaded.settings, secrets.secrets, layout, facts);
   const rendered = await renderTree(ctx, render);
   // The operator's own files are written only when new or changed by --set.

@@ -60,7 +60,11 @@ export async function switchSymlink(link: string, target: string): Promise<boole
 
 /** Root writes every file; a secret one is readable by the service group only (0640 root:canopsis), never writable by it. */
 export const ownerOf = (f: RenderedFile, o: Owners): Ids & { name: string } =>
-  f.secret ? { uid: o.files.uid, gid: o.service.gid, name: `${o.files.name}:${o.service.group}` } : o.files;
+  f.serviceOwned
+    ? { uid: o.service.uid, gid: o.service.gid, name: `${o.service.name}:${o.service.group}` }
+    : f.secret
+      ? { uid: o.files.uid, gid: o.service.gid, name: `${o.files.name}:${o.service.group}` }
+      : o.files;
 
 export interface ApplyResult {
   written: string[];

@@ -1,4 +1,4 @@
-import amqp from 'amqplib';
+import { connectAny } from '../../runtime/amqp/connection.js';
 import { deadQueue, engineQueue, queueCounts } from '../../runtime/amqp/topology.js';
 import { readEngines } from '../../runtime/config/engines.js';
 import { readBrokerConfig } from '../../runtime/config/files.js';
@@ -12,7 +12,7 @@ import { readBrokerConfig } from '../../runtime/config/files.js';
 export async function engineBacklog(prefix: string): Promise<string | undefined> {
   const b = await readBrokerConfig(prefix);
   const { engines } = await readEngines(prefix);
-  const conn = await amqp.connect(b.url).catch(() => undefined);
+  const conn = await connectAny(b.urls, b.wheres).catch(() => undefined);
   if (!conn) return undefined;
   try {
     const dead: string[] = [];

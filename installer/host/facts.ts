@@ -27,10 +27,14 @@ export interface HostFacts {
     systemdAnalyze?: string;
     aptGet?: string;
     openssl?: string;
+    /** The server program of postgresqlBin. */
+    postgres?: string;
   };
   collectdPluginDir: string;
   collectdTypesDb: string;
   rabbitmqHome?: string;
+  /** Debian's newest PostgreSQL server programs (/usr/lib/postgresql/<version>/bin): postgres and initdb are not on PATH. */
+  postgresqlBin?: string;
 }
 
 /** The invoking user's primary group by name: from /etc/group, else `id -gn` (a directory service), else its number. */
@@ -56,6 +60,16 @@ async function rabbitmqLibDir(): Promise<string | undefined> {
   } catch {
     return undefined;
   }
+}
+
+async function postgresqlBin(): Promise<string | undefined> {
+  const { readdir } = await import('node:fs/promises');
+  const versions = (await readdir('/usr/lib/postgresql').catch(() => [] as string[])).filter((d) => /^\d+$/.test(d));
+  for (const v of versions.sort((a, b) => Number(b) - Number(a))) {
+    const bin = `/usr/lib/postgresql/${v}/bin`;
+    if (await firstExisting([`${bin}/postgres`])) return bin;
+  }
+  return undefined;
 }
 
 export async function gatherFacts(): Promise<HostFacts> {
@@ -101,11 +115,12 @@ export async function gatherFacts(): Promise<HostFacts> {
     aptGet,
     openssl,
   };
-  const [group, collectdPluginDir, collectdTypesDb, rabbitmqHome] = await Promise.all([
+  const [group, collectdPluginDir, collectdTypesDb, rabbitmqHome, pgBin] = await Promise.all([
     primaryGroup(),
     firstExisting(['/usr/lib/collectd', '/usr/lib64/collectd']),
     firstExisting(['/usr/share/collectd/types.db']),
     rabbitmqLibDir(),
+    postgresqlBin(),
   ]);
   return {
     root,
@@ -113,9 +128,10 @@ export async function gatherFacts(): Promise<HostFacts> {
     group,
     debian,
     systemdRunning,
-    binaries,
     collectdPluginDir: collectdPluginDir ?? '/usr/lib/collectd',
     collectdTypesDb: collectdTypesDb ?? '/usr/share/collectd/types.db',
     rabbitmqHome,
+    postgresqlBin: pgBin,
+    binaries: { ...binaries, ...(pgBin ? { postgres: `${pgBin}/postgres` } : {}) },
   };
 }

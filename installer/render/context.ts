@@ -6,6 +6,7 @@ import { EMBEDDED_NODE } from '../apply/runtime.js';
 import type { HostFacts } from '../host/facts.js';
 import { type Layout, underPrefix } from '../layout.js';
 import { tiersOf, unitsOf } from '../services/index.js';
+import { brokerHosts, longNodeNames, quorumQueues, runsBroker, runsMongodb, runsPostgresql } from '../settings/roles.js';
 import type { EngineSettings, Settings } from '../settings/schema.js';
 import type { Secrets } from '../settings/secrets.js';
 import { rabbitmqPasswordHash } from '../settings/secrets.js';
@@ -33,8 +34,12 @@ export interface EngineView extends EngineSettings {
   program: string;
   /** Whether the program is this engine's to render: false for the later engines of a fused group. */
   runs: boolean;
-  /** Processes of the program (numprocs; for a fused group, the most any of its engines asks for). */
+  /** Processes of the program on this host (numprocs; for a fused group, the most any of its engines asks for). */
   procs: number;
+  /** This host's first worker number: the engines hosts of a site split the workers ([pipeline] engine_host). */
+  firstWorker: number;
+  /** The engine's processes over every engines host: the partitions an ordered engine splits its events into. */
+  siteProcs: number;
   /** What bin/engine-* passes to engine-launcher to run the program: -e dynamic -n NAME, or -e fused -n A,B,C. */
   launch: string;
   nextList: string;
@@ -67,6 +72,14 @@ export interface RenderContext {
   rabbitmq: Settings['rabbitmq'] & {
     local: boolean;
     clientHost: string;
+    /** amqp.conf's host: every node clients try, this host's own first. */
+    clientHosts: string;
+    queueType: 'classic' | 'quorum';
+    /** classic config peer discovery: the cluster's nodes, numbered from 1. */
+    clusterNodes: Array<{ n: number; name: string }>;
+    longNames: boolean;
+    /** HOME of the node and its CLI tools: a root-owned directory holding .erlang.cookie (the service user's, 0400, as Erlang insists). */
+    cookieHome: string;
     passwordHash: string;
     server: string;
     home: string;
@@ -88,6 +101,8 @@ export interface RenderContext {
     embedded: boolean;
     embeddedFile: string;
     mongodbLocal: boolean;
+    postgresqlLocal: boolean;
+    postgresql: { data: string; bin: string; socketDir: string; conf: string; hba: string; listen: string; remoteAccess: boolean };
     dbpathAbs: string;
     logFile: string;
     url: string;
@@ -125,10 +140,10 @@ export function deadLetterPolicy(r: Settings['retention']): Record<string, numbe
   return { ...d, overflow: 'drop-head' };
 }
 
-export function engineInstances(numprocs: number, name: string): SystemdInstance[] {
-  return Array.from({ length: numprocs }, (_, worker) => ({
-    instance: worker === 0 ? `engine-${name}` : `engine-${name}.${worker}`,
-    worker,
+export function engineInstances(numprocs: number, name: string, first = 0): SystemdInstance[] {
+  return Array.from({ length: numprocs }, (_, i) => ({
+    instance: first + i === 0 ? `engine-${name}` : `engine-${name}.${first + i}`,
+    worker: first + i,
   }));
 }
 
@@ -148,6 +163,7 @@ function engineViews(settings: Settings, p: Layout): EngineView[] {
     const program = groupProgram(group);
     const stem = program.replace(/^engine-/, '');
     const procs = Math.max(...group.map((n) => byName.get(n)?.numprocs ?? 1));
+    const firstWorker = settings.pipeline.engine_host * procs;
     const runs = group[0] === e.name;
     const launch = group.length > 1 ? `-e fused -n ${group.join(',')}` : `-e dynamic -n ${e.name}`;
     return {
@@ -155,11 +171,13 @@ function engineViews(settings: Settings, p: Layout): EngineView[] {
       program,
       runs,
       procs,
+      firstWorker,
+      siteProcs: e.numprocs * settings.pipeline.engine_hosts,
       launch,
       nextList: e.next.join(','),
       command: `${p.bin}/engine-launcher ${launch} -w %(process_num)d -l ${settings.canopsis.log_level}`,
       log: path.join(p.engineLog, `${stem}.log`),
-      instances: runs ? engineInstances(procs, stem) : [],
+      instances: runs ? engineInstances(procs, stem, firstWorker) : [],
       publishQueue: e.name === DROP_IN_ENGINE && group.length === 1 && e.next.length === 1 ? engineQueue(e.next[0]!) : undefined,
     };
   });
@@ -167,8 +185,9 @@ function engineViews(settings: Settings, p: Layout): EngineView[] {
 
 export function buildContext(settings: Settings, secrets: Secrets, layout: Layout, facts: HostFacts): RenderContext {
   const p = layout;
-  const rmqLocal = settings.rabbitmq.mode === 'local';
-  const mongodbLocal = settings.store.backend === 'mongodb' && settings.store.mongodb_mode === 'local';
+  const rmqLocal = runsBroker(settings);
+  const mongodbLocal = runsMongodb(settings);
+  const listen = settings.store.postgresql_listen;
   const management = settings.rabbitmq.management_port > 0;
   const user = settings.canopsis.user;
   const group = settings.canopsis.group;
@@ -216,6 +235,11 @@ export function buildContext(settings: Settings, secrets: Secrets, layout: Layou
       ...settings.rabbitmq,
       local: rmqLocal,
       clientHost: clientAddress(settings.rabbitmq.host),
+      clientHosts: brokerHosts(settings).join(','),
+      queueType: quorumQueues(settings) ? 'quorum' : 'classic',
+      clusterNodes: settings.rabbitmq.cluster_nodes.map((name, i) => ({ n: i + 1, name })),
+      longNames: longNodeNames(settings),
+      cookieHome: path.join(p.etc, 'rabbitmq', 'erlang'),
       passwordHash: rabbitmqPasswordHash(secrets.rabbitmq.password),
       server: facts.binaries.rabbitmqServer ?? '/usr/lib/rabbitmq/bin/rabbitmq-server',
       home,
@@ -236,11 +260,24 @@ export function buildContext(settings: Settings, secrets: Secrets, layout: Layou
       embedded: settings.store.backend === 'embedded',
       embeddedFile: p.storeFile,
       mongodbLocal,
+      postgresqlLocal: runsPostgresql(settings),
+      postgresql: {
+        data: underPrefix(p, settings.store.postgresql_data),
+        bin: facts.postgresqlBin ?? '/usr/lib/postgresql/15/bin',
+        socketDir: path.join(p.run, 'postgresql'),
+        conf: path.join(p.etc, 'postgresql', 'postgresql.conf'),
+        hba: path.join(p.etc, 'postgresql', 'pg_hba.conf'),
+        listen: listen.join(','),
+        remoteAccess: listen.some((a) => !['127.0.0.1', '::1', 'localhost'].includes(a)),
+      },
       dbpathAbs: underPrefix(p, settings.store.mongodb_dbpath),
       logFile: path.join(p.log, 'mongodb.log'),
-      url: mongodbLocal
-        ? `mongodb://127.0.0.1:${settings.store.mongodb_port}/canopsis`
-        : (secrets.store.mongodb_url ?? DEFAULT_MONGODB_URL),
+      url:
+        settings.store.backend === 'postgresql'
+          ? (secrets.store.postgresql_url ?? '')
+          : mongodbLocal
+            ? `mongodb://127.0.0.1:${settings.store.mongodb_port}/canopsis`
+            : (secrets.store.mongodb_url ?? DEFAULT_MONGODB_URL),
       mongod: facts.binaries.mongod ?? '/usr/bin/mongod',
     },
     collectd: {

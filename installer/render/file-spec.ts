@@ -15,6 +15,11 @@ export interface FileSpec {
   /** Holds credentials: root's, readable by the service group only (0640), never shown in diffs. */
   secret: boolean;
   kind: FileKind;
+  /**
+   * The service user's own (root writes it into a root-owned directory):
+   * for a credential a program insists on owning, as Erlang does its cookie.
+   */
+  serviceOwned?: boolean;
   /** Extra template data (the engine of a per-engine file). */
   data?: Record<string, unknown>;
 }
@@ -27,6 +32,16 @@ export const conf = (target: string, template: string, secret = false): FileSpec
   mode: secret ? 0o640 : 0o644,
   secret,
   kind: 'conffile',
+});
+
+/** A credential file the service user owns, mode 0400, in a directory of root's. */
+export const ownedSecret = (target: string, template: string): FileSpec => ({
+  target,
+  template,
+  mode: 0o400,
+  secret: true,
+  kind: 'conffile',
+  serviceOwned: true,
 });
 
 export const program = (target: string, template: string, data?: Record<string, unknown>): FileSpec => ({

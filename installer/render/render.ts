@@ -9,6 +9,7 @@ export interface RenderedFile {
   mode: number;
   secret: boolean;
   kind: FileKind;
+  serviceOwned?: boolean;
 }
 
 export type Render = ReturnType<typeof createRenderer>;
@@ -22,6 +23,7 @@ export async function renderTree(ctx: RenderContext, render: Render = createRend
       mode: spec.mode,
       secret: spec.secret,
       kind: spec.kind,
+      ...(spec.serviceOwned ? { serviceOwned: true } : {}),
     })),
   );
 }

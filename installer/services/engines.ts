@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type amqp from 'amqplib';
 import { conf, program, UNIT_DIR } from '../render/file-spec.js';
+import { hasRole } from '../settings/roles.js';
 import type { ServiceModule } from './types.js';
 
 /*
@@ -12,11 +13,9 @@ import type { ServiceModule } from './types.js';
 export const engines: ServiceModule = {
   name: 'amqp2engines',
   tier: 'MIDDLEWARE',
-  enabled: () => true,
+  enabled: (s) => hasRole(s, 'engines'),
   files: (ctx) => [
     conf('etc/supervisord.d/amqp2engines.conf', 'templates/supervisord.d/amqp2engines.conf.hbs'),
-    conf('etc/amqp2engines.conf', 'templates/amqp2engines.conf.hbs'),
-    conf('etc/event_filter.yaml', 'templates/event_filter.yaml.hbs'),
     conf(`${UNIT_DIR}/canopsis-engine-go@.service`, 'systemd/canopsis-engine-go@.service.hbs'),
     ...ctx.engines
       .filter((engine) => engine.runs)
@@ -45,8 +44,8 @@ export const engines: ServiceModule = {
   // Every engine with event_processing consumes its queue.
   ready: async (prefix) => {
     // Loaded when asked: the installer renders with this module and never needs a broker client.
-    const [{ default: amqplib }, { engineQueue, queueCounts }, { readEngines }, { readBrokerConfig }] = await Promise.all([
-      import('amqplib'),
+    const [{ connectAny }, { engineQueue, queueCounts }, { readEngines }, { readBrokerConfig }] = await Promise.all([
+      import('../../runtime/amqp/connection.js'),
       import('../../runtime/amqp/topology.js'),
       import('../../runtime/config/engines.js'),
       import('../../runtime/config/files.js'),
@@ -55,7 +54,7 @@ export const engines: ServiceModule = {
     const { engines: list } = await readEngines(prefix);
     let conn: amqp.ChannelModel;
     try {
-      conn = await amqplib.connect(b.url);
+      conn = await connectAny(b.urls, b.wheres);
     } catch (e) {
       return `broker unreachable: ${(e as Error).message}`;
     }

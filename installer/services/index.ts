@@ -6,6 +6,7 @@ import { collectd } from './collectd.js';
 import { engines } from './engines.js';
 import { mongodb } from './mongodb.js';
 import { platformDirectories, platformFiles, platformNeeds } from './platform.js';
+import { postgresql } from './postgresql.js';
 import { rabbitmq } from './rabbitmq.js';
 import type { Need, Port, ReadyCheck, ServiceModule, Tier } from './types.js';
 import { webserver } from './webserver.js';
@@ -15,7 +16,7 @@ import { webserver } from './webserver.js';
  * that differs per service is derived from this list.
  */
 
-export const SERVICES: readonly ServiceModule[] = [rabbitmq, mongodb, collectd, engines, webserver];
+export const SERVICES: readonly ServiceModule[] = [rabbitmq, mongodb, postgresql, collectd, engines, webserver];
 
 export const TIERS: readonly Tier[] = ['BACKEND', 'MIDDLEWARE', 'FRONTEND'];
 

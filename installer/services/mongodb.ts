@@ -1,4 +1,5 @@
 import { conf, UNIT_DIR } from '../render/file-spec.js';
+import { runsMongodb } from '../settings/roles.js';
 import type { ServiceModule } from './types.js';
 
 /* A local mongod (store.backend = mongodb, store.mongodb_mode = local). */
@@ -12,7 +13,7 @@ const FILES = [
 export const mongodb: ServiceModule = {
   name: 'mongodb',
   tier: 'BACKEND',
-  enabled: (s) => s.store.backend === 'mongodb' && s.store.mongodb_mode === 'local',
+  enabled: runsMongodb,
   files: () => FILES,
   directories: (ctx) => [{ dir: ctx.store.dbpathAbs, owner: 'service', mode: 0o750 }],
   needs: () => [

@@ -37,6 +37,9 @@ export function platformFiles(ctx: RenderContext): FileSpec[] {
     // The broker and the store as the engines and the webserver reach them (credentials inside).
     conf('etc/amqp.conf', 'templates/amqp.conf.hbs', true),
     conf('etc/runtime.conf', 'templates/runtime.conf.hbs', true),
+    // The site's engine chain: the engines run it, the webserver and the tools read it, on whichever host.
+    conf('etc/amqp2engines.conf', 'templates/amqp2engines.conf.hbs'),
+    conf('etc/event_filter.yaml', 'templates/event_filter.yaml.hbs'),
     ...Object.entries(ctx.runtime).map(([command, script]) =>
       program(`bin/${command}`, 'templates/bin/node-command.hbs', { script, nodeFlags: NODE_FLAGS[command] ?? [] }),
     ),

@@ -1,7 +1,8 @@
-import { conf, UNIT_DIR } from '../render/file-spec.js';
+import { conf, ownedSecret, UNIT_DIR } from '../render/file-spec.js';
+import { runsBroker } from '../settings/roles.js';
 import type { ServiceModule } from './types.js';
 
-/* The appliance's own RabbitMQ node (rabbitmq.mode = local). */
+/* The appliance's own RabbitMQ node (the broker role, rabbitmq.mode = local): alone, or one node of a cluster. */
 
 const FILES = [
   conf('etc/supervisord.d/rabbitmq-server.conf', 'templates/supervisord.d/rabbitmq-server.conf.hbs'),
@@ -10,12 +11,14 @@ const FILES = [
   conf('etc/rabbitmq/enabled_plugins', 'templates/rabbitmq/enabled_plugins.hbs'),
   conf('etc/rabbitmq/rabbitmq-env.conf', 'templates/rabbitmq/rabbitmq-env.conf.hbs'),
   conf(`${UNIT_DIR}/canopsis-rabbitmq.service`, 'systemd/canopsis-rabbitmq.service.hbs'),
+  // The cluster's shared secret, where Erlang looks for it ($HOME) and as it insists (its user's, 0400).
+  ownedSecret('etc/rabbitmq/erlang/.erlang.cookie', 'templates/rabbitmq/erlang.cookie.hbs'),
 ];
 
 export const rabbitmq: ServiceModule = {
   name: 'rabbitmq-server',
   tier: 'BACKEND',
-  enabled: (s) => s.rabbitmq.mode === 'local',
+  enabled: runsBroker,
   files: () => FILES,
   directories: (ctx) => [
     { dir: ctx.rabbitmq.logDir, owner: 'service', mode: 0o750 },

@@ -47,6 +47,12 @@ export interface ServiceModule {
   ports(s: Settings): Port[];
   /** systemd units started with canopsis.target. */
   units(ctx: RenderContext): string[];
+  /**
+   * One-time setup after the files are written and before the service
+   * first starts (PostgreSQL's data directory), run as `as` (the service
+   * user, when root installs). A note for the operator when it did something.
+   */
+  initialize?(ctx: RenderContext, as: { uid: number; gid: number } | undefined): Promise<string | undefined>;
   /** A deeper check than "its processes run". */
   ready?: ReadyCheck;
   /**

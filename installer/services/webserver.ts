@@ -1,4 +1,5 @@
 import { conf, UNIT_DIR } from '../render/file-spec.js';
+import { hasRole } from '../settings/roles.js';
 import type { ServiceModule } from './types.js';
 
 /* The REST API (HTTPS by default, with a generated certificate unless the operator brings one). */
@@ -6,7 +7,7 @@ import type { ServiceModule } from './types.js';
 export const webserver: ServiceModule = {
   name: 'webserver',
   tier: 'FRONTEND',
-  enabled: () => true,
+  enabled: (s) => hasRole(s, 'webserver'),
   files: () => [
     conf('etc/supervisord.d/webserver.conf', 'templates/supervisord.d/webserver.conf.hbs'),
     conf('etc/webserver.conf', 'templates/webserver.conf.hbs'),

@@ -1,6 +1,7 @@
 import { EXCHANGES } from '../../runtime/contract/names.js';
 import type { SettingProblem } from '../errors.js';
 import { portsOf } from '../services/index.js';
+import { hasRole, nodeHost, runsBroker, usesStore } from './roles.js';
 import type { Settings } from './schema.js';
 
 /*
@@ -97,6 +98,8 @@ export function crossCheck(s: Settings, file: string): SettingProblem[] {
     });
   }
 
+  problems.push(...siteChecks(s, file));
+
   const ports = portsOf(s);
   for (let i = 0; i < ports.length; i++) {
     for (let j = 0; j < i; j++) {
@@ -112,6 +115,14 @@ export function crossCheck(s: Settings, file: string): SettingProblem[] {
       }
     }
   }
+  if (s.pipeline.engine_host >= s.pipeline.engine_hosts)
+    problems.push({
+      file,
+      section: 'pipeline',
+      key: 'engine_host',
+      found: String(s.pipeline.engine_host),
+      expected: `this host's number among the ${s.pipeline.engine_hosts} engines hosts, 0 to ${s.pipeline.engine_hosts - 1}`,
+    });
   return problems;
 }
 
@@ -137,4 +148,59 @@ function findCycle(s: Settings): string[] | undefined {
     if (c) return c;
   }
   return undefined;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** Rules of a site of several hosts: what each role needs of the others' settings. */
+function siteChecks(s: Settings, file: string): SettingProblem[] {
+  const problems: SettingProblem[] = [];
+  const roles = s.canopsis.roles.join(',');
+  const nodes = s.rabbitmq.cluster_nodes;
+  if (s.store.backend === 'embedded' && usesStore(s) && !(['store', 'engines', 'webserver'] as const).every((r) => hasRole(s, r)))
+    problems.push({
+      file,
+      section: 'store',
+      key: 'backend',
+      found: 'embedded',
+      expected: `a networked store (postgresql or mongodb) for roles ${roles}: the embedded store is a file on one host, which needs the store, engines and webserver roles together`,
+    });
+  if (nodes.length > 0) {
+    if (new Set(nodes).size !== nodes.length)
+      problems.push({ file, section: 'rabbitmq', key: 'cluster_nodes', found: nodes.join(','), expected: 'each node once' });
+    if (runsBroker(s) && !nodes.includes(s.rabbitmq.node_name))
+      problems.push({
+        file,
+        section: 'rabbitmq',
+        key: 'node_name',
+        found: s.rabbitmq.node_name,
+        expected: `this broker host's own node, one of cluster_nodes (${nodes.join(', ')})`,
+      });
+    if (runsBroker(s) && LOOPBACK.has(s.rabbitmq.host))
+      problems.push({
+        file,
+        section: 'rabbitmq',
+        key: 'host',
+        found: s.rabbitmq.host,
+        expected: `an address the other hosts reach (this node's, ${nodeHost(s.rabbitmq.node_name)}, or 0.0.0.0): the cluster's clients connect to every node`,
+      });
+    if (nodes.length === 2)
+      problems.push({
+        file,
+        section: 'rabbitmq',
+        key: 'cluster_nodes',
+        found: nodes.join(','),
+        expected: 'one node, or three or more: two nodes cannot outvote each other, and the loss of either stops the cluster',
+      });
+  }
+  if (hasRole(s, 'store') && s.store.backend === 'postgresql' && s.store.postgresql_mode === 'local' && !hasRole(s, 'engines'))
+    if (s.store.postgresql_listen.every((a) => LOOPBACK.has(a)))
+      problems.push({
+        file,
+        section: 'store',
+        key: 'postgresql_listen',
+        found: s.store.postgresql_listen.join(','),
+        expected: "this host's address as the engines hosts reach it: with no engines role here, the store serves other hosts",
+      });
+  return problems;
 }

@@ -24,6 +24,13 @@ import {
 
 export const LOG_LEVELS = ['debug', 'info', 'warning', 'error', 'critical'] as const;
 
+/** What a host does in a site of several hosts (as omnibus-gitlab's roles); all four is a single host. */
+export const ROLES = ['broker', 'store', 'engines', 'webserver'] as const;
+export type Role = (typeof ROLES)[number];
+
+const NODE_NAME = /^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+$/;
+const nodeName = () => z.string().trim().regex(NODE_NAME, { error: 'expected a node name such as canopsis@localhost' });
+
 export const sectionSchemas = {
   canopsis: z.object({
     user: unixName(),
@@ -31,15 +38,17 @@ export const sectionSchemas = {
     init: oneOf(['supervisord', 'systemd']),
     log_level: oneOf(LOG_LEVELS),
     min_memory: size(),
+    roles: list(z.enum(ROLES), `roles among ${ROLES.join(', ')}`).refine((r) => r.length > 0, {
+      error: `expected one role or more among ${ROLES.join(', ')}, separated by commas`,
+    }),
   }),
   rabbitmq: z.object({
     mode: oneOf(['local', 'external']),
     host: hostname(),
     port: port(),
-    node_name: z
-      .string()
-      .trim()
-      .regex(/^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+$/, { error: 'expected a node name such as canopsis@localhost' }),
+    node_name: nodeName(),
+    // The broker hosts' node names, the same list on every host: one cluster formed by classic config peer discovery.
+    cluster_nodes: list(z.string().regex(NODE_NAME), 'node names such as canopsis@10.0.0.11'),
     vhost: text('a vhost name'),
     user: z
       .string()
@@ -51,10 +60,15 @@ export const sectionSchemas = {
     max_message_size: size(),
   }),
   store: z.object({
-    backend: oneOf(['embedded', 'mongodb']),
+    backend: oneOf(['embedded', 'mongodb', 'postgresql']),
     mongodb_mode: oneOf(['local', 'remote']),
     mongodb_port: port(),
     mongodb_dbpath: filePath('a directory (relative to the prefix, or absolute)'),
+    postgresql_mode: oneOf(['local', 'remote']),
+    postgresql_port: port(),
+    // Addresses the local PostgreSQL listens on: its host's address(es) when engines elsewhere use it.
+    postgresql_listen: list(z.string().regex(/^[A-Za-z0-9_.:*-]+$/), 'addresses such as 127.0.0.1 or 10.0.0.12'),
+    postgresql_data: filePath('a directory (relative to the prefix, or absolute)'),
     min_free_disk: size(),
   }),
   webserver: z.object({
@@ -93,6 +107,9 @@ export const sectionSchemas = {
   pipeline: z.object({
     // Consecutive engines of the chain in one process, events passed in memory (runtime/engine/fused.ts).
     fuse: bool(),
+    // Several engines hosts share each engine's partitions: host N runs workers N*numprocs .. N*numprocs+numprocs-1.
+    engine_hosts: integer(1, 64),
+    engine_host: integer(0, 63),
   }),
   backup: z.object({
     // ./build-install backup and the backup before an update keep this many archives in their directory.
@@ -203,12 +220,14 @@ export function sectionDefaults(host: HostIdentity): Record<SectionName, RawSect
       init: 'supervisord',
       log_level: 'info',
       min_memory: '1GiB',
+      roles: ROLES.join(','),
     },
     rabbitmq: {
       mode: 'local',
       host: '127.0.0.1',
       port: '5672',
       node_name: 'canopsis@localhost',
+      cluster_nodes: '',
       vhost: DEFAULT_VHOST,
       user: 'cpsrabbit',
       dist_port: '25672',
@@ -221,6 +240,10 @@ export function sectionDefaults(host: HostIdentity): Record<SectionName, RawSect
       mongodb_mode: 'local',
       mongodb_port: '27017',
       mongodb_dbpath: 'var/lib/mongodb',
+      postgresql_mode: 'local',
+      postgresql_port: '5432',
+      postgresql_listen: '127.0.0.1',
+      postgresql_data: 'var/lib/postgresql',
       min_free_disk: '20GiB',
     },
     webserver: { bind: '0.0.0.0', port: '8082', tls: 'true', tls_cert: '', tls_key: '' },
@@ -240,7 +263,7 @@ export function sectionDefaults(host: HostIdentity): Record<SectionName, RawSect
     // 30 days of history; dead letters bounded in number and age (RabbitMQ drops the oldest).
     retention: { event_log: '2592000', resolved_alarms: '2592000', dead_letters_max: '100000', dead_letters_max_age: '1209600' },
     backup: { keep: '5' },
-    pipeline: { fuse: 'false' },
+    pipeline: { fuse: 'false', engine_hosts: '1', engine_host: '0' },
   };
 }
 
@@ -250,4 +273,10 @@ export const ENGINE_SECTION = /^engine:(.*)$/;
 export const RENAMED_KEYS = [{ section: 'store', from: 'dbpath', to: 'mongodb_dbpath', version: '0.3.0' }] as const;
 
 /** Keys that hold credentials: they live in canopsis-secrets.ini; found in canopsis.ini (0.3.0 kept mongodb_url there), they are moved. */
-export const SECRET_KEYS = [{ section: 'store', key: 'mongodb_url', version: '0.4.0' }] as const;
+export const SECRET_KEYS = [
+  { section: 'store', key: 'mongodb_url', version: '0.4.0' },
+  { section: 'store', key: 'postgresql_url', version: '0.5.0' },
+  // Shared by every host of a cluster: set on each with --set, like the URL.
+  { section: 'rabbitmq', key: 'password', version: '0.5.0' },
+  { section: 'rabbitmq', key: 'erlang_cookie', version: '0.5.0' },
+] as const;

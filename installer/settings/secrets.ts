@@ -11,10 +11,11 @@ import { parseIni, setIniValue } from './ini-text.js';
  */
 
 export interface Secrets {
-  rabbitmq: { password: string };
+  /** erlang_cookie: what the nodes of a broker cluster share to talk to each other (the same on every broker host). */
+  rabbitmq: { password: string; erlang_cookie: string };
   api: { authkey: string };
-  /** The MongoDB URL when the store is a remote MongoDB (it may hold credentials). */
-  store: { mongodb_url?: string };
+  /** The MongoDB or PostgreSQL URL of a networked store (it may hold credentials). */
+  store: { mongodb_url?: string; postgresql_url?: string };
   /** The console's first admin: user `admin` with this password, unless etc/api-users.ini defines its own `admin`. */
   console?: { admin_password: string };
 }
@@ -42,6 +43,13 @@ const HEADER =
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const MONGODB_URL = /^mongodb(\+srv)?:\/\/\S+$/;
+const POSTGRESQL_URL = /^postgres(ql)?:\/\/\S+$/;
+// Erlang reads the cookie as an atom; letters and digits need no quoting anywhere it goes.
+const COOKIE = /^[A-Za-z0-9]{20,255}$/;
+const cookie = () => {
+  const letters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+  return [...randomBytes(32)].map((b) => letters[b % 26]).join('');
+};
 
 /** Problems of the credentials; the values themselves are never shown. */
 function check(file: string, s: Secrets, sets: SecretValue[]): SettingProblem[] {
@@ -51,6 +59,8 @@ function check(file: string, s: Secrets, sets: SecretValue[]): SettingProblem[] 
     ['rabbitmq', 'password', s.rabbitmq.password],
     ['api', 'authkey', s.api.authkey],
     ['store', 'mongodb_url', s.store.mongodb_url],
+    ['store', 'postgresql_url', s.store.postgresql_url],
+    ['rabbitmq', 'erlang_cookie', s.rabbitmq.erlang_cookie],
     ['console', 'admin_password', s.console?.admin_password],
   ];
   for (const [section, key, v] of values) {
@@ -82,8 +92,30 @@ function check(file: string, s: Secrets, sets: SecretValue[]): SettingProblem[] 
       fromSet: fromSet('store', 'mongodb_url'),
     });
   }
+  const url = s.store.postgresql_url;
+  if (url !== undefined && !CONTROL.test(url) && !POSTGRESQL_URL.test(url)) {
+    problems.push({
+      file,
+      section: 'store',
+      key: 'postgresql_url',
+      expected: 'a URL such as postgresql://canopsis:password@10.0.0.12:5432/canopsis; the value is not shown',
+      fromSet: fromSet('store', 'postgresql_url'),
+    });
+  }
+  if (!CONTROL.test(s.rabbitmq.erlang_cookie) && !COOKIE.test(s.rabbitmq.erlang_cookie))
+    problems.push({
+      file,
+      section: 'rabbitmq',
+      key: 'erlang_cookie',
+      expected: '20 to 255 letters and digits, the same on every broker host; the value is not shown',
+      fromSet: fromSet('rabbitmq', 'erlang_cookie'),
+    });
   return problems;
 }
+
+/** What a store role host running its own PostgreSQL generates when no URL is set: its own user and database on the loopback. */
+export const localPostgresqlUrl = (password: string, port: number) =>
+  `postgresql://canopsis:${encodeURIComponent(password)}@127.0.0.1:${port}/canopsis`;
 
 /**
  * The credentials of `original` (the file's text, undefined when there is
@@ -95,6 +127,8 @@ export function completeSecrets(
   sets: SecretValue[] = [],
   file = 'etc/canopsis-secrets.ini',
   generate: (bytes: number) => string = token,
+  /** Set: this host runs the store's PostgreSQL on this port, and a URL is generated when none is set. */
+  localPostgresqlPort?: number,
 ): LoadedSecrets {
   let text = original ?? HEADER;
   const raw = () => parseIni(text);
@@ -105,11 +139,19 @@ export function completeSecrets(
   if (!raw().get('api')?.authkey) set('api', 'authkey', generate(32));
   if (!raw().get('console')?.admin_password) set('console', 'admin_password', generate(18));
   for (const s of sets) if (raw().get(s.section)?.[s.key] !== s.value) set(s.section, s.key, s.value);
+  // Generated after the sets: a cookie or URL given with --set is the one kept.
+  if (!raw().get('rabbitmq')?.erlang_cookie) set('rabbitmq', 'erlang_cookie', cookie());
+  if (localPostgresqlPort !== undefined && !raw().get('store')?.postgresql_url)
+    set('store', 'postgresql_url', localPostgresqlUrl(generate(24), localPostgresqlPort));
   const r = raw();
+  const st = r.get('store') ?? {};
   const secrets: Secrets = {
-    rabbitmq: { password: r.get('rabbitmq')!.password! },
+    rabbitmq: { password: r.get('rabbitmq')!.password!, erlang_cookie: r.get('rabbitmq')!.erlang_cookie! },
     api: { authkey: r.get('api')!.authkey! },
-    store: r.get('store')?.mongodb_url ? { mongodb_url: r.get('store')!.mongodb_url! } : {},
+    store: {
+      ...(st.mongodb_url ? { mongodb_url: st.mongodb_url } : {}),
+      ...(st.postgresql_url ? { postgresql_url: st.postgresql_url } : {}),
+    },
     console: { admin_password: r.get('console')!.admin_password! },
   };
   const problems = check(file, secrets, sets);
@@ -119,9 +161,9 @@ export function completeSecrets(
 
 /** Every credential value, for masking in what the operator is shown (a URL's password on its own too). */
 export function secretValues(s: Secrets): string[] {
-  const out = [s.rabbitmq.password, s.api.authkey, ...(s.console ? [s.console.admin_password] : [])];
-  const url = s.store.mongodb_url;
-  if (url) {
+  const out = [s.rabbitmq.password, s.rabbitmq.erlang_cookie, s.api.authkey, ...(s.console ? [s.console.admin_password] : [])];
+  for (const url of [s.store.mongodb_url, s.store.postgresql_url]) {
+    if (!url) continue;
     out.push(url);
     const pw = /^[^:]+:\/\/[^:/@]*:([^@]+)@/.exec(url)?.[1];
     if (pw) out.push(pw, decodeURIComponent(pw));

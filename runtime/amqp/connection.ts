@@ -7,12 +7,17 @@ import type { Logger } from '../log.js';
  * (which declares the topology and starts consumers), and when the
  * connection dies it reconnects with capped exponential backoff and runs
  * `setup` again. Nothing else opens or closes connections.
+ *
+ * With the nodes of a cluster, a lost or refused node sends it to the next
+ * one at once (as amqp-connection-manager's list of URLs); the backoff
+ * starts only once every node refused in a row.
  */
 
 export interface ConnectionOptions {
-  url: string;
-  /** Shown in logs instead of the URL (no password). */
-  where: string;
+  /** One URL per broker node, tried in this order. */
+  urls: string[];
+  /** Shown in logs instead of the URLs (no password), one per URL. */
+  wheres: string[];
   logger: Logger;
   setup: (conn: ChannelModel) => Promise<void>;
   /** First and maximum delay between attempts, ms. */
@@ -44,12 +49,23 @@ export class BrokerConnection {
     return this.conn !== undefined;
   }
 
+  /** The node the connection is (or was last) on, for messages. */
+  get where(): string {
+    return this.opts.wheres[this.node] ?? '';
+  }
+
+  private node = 0;
+
   private async run(): Promise<void> {
     const { initial, max } = this.opts.backoff ?? { initial: 200, max: 5000 };
+    const nodes = this.opts.urls.length;
     let delay = initial;
+    // Nodes refused in a row since the last good connection: a full round of them waits.
+    let refused = 0;
     while (!this.closing) {
+      const where = this.where;
       try {
-        const conn = await amqp.connect(`${this.opts.url}?heartbeat=${this.opts.heartbeat ?? 10}`);
+        const conn = await amqp.connect(`${this.opts.urls[this.node]}?heartbeat=${this.opts.heartbeat ?? 10}`);
         const closed = new Promise<Error | undefined>((resolve) => {
           conn.once('close', (err?: Error) => resolve(err));
           conn.on('error', () => undefined); // 'close' follows and carries the reason
@@ -64,16 +80,29 @@ export class BrokerConnection {
         }
         this.connects++;
         delay = initial;
-        this.opts.logger.info({ broker: this.opts.where, connects: this.connects }, 'connected to the broker');
+        refused = 0;
+        this.opts.logger.info({ broker: where, connects: this.connects }, 'connected to the broker');
         this.firstConnect.resolve();
         const err = await closed;
         this.conn = undefined;
         if (this.closing) break;
-        this.opts.logger.warn({ reason: err?.message ?? 'closed by the broker' }, 'broker connection lost; reconnecting');
+        this.opts.logger.warn({ broker: where, reason: err?.message ?? 'closed by the broker' }, 'broker connection lost; reconnecting');
+        // The node may be the one that went down: the next one first.
+        this.node = (this.node + 1) % nodes;
+        if (nodes > 1) continue;
       } catch (e) {
         this.conn = undefined;
         if (this.closing) break;
-        this.opts.logger.warn({ broker: this.opts.where, err: (e as Error).message, retryInMs: delay }, 'cannot connect to the broker');
+        this.node = (this.node + 1) % nodes;
+        if (++refused < nodes) {
+          this.opts.logger.warn(
+            { broker: where, err: (e as Error).message, next: this.where },
+            'cannot connect to a broker node; trying the next',
+          );
+          continue;
+        }
+        refused = 0;
+        this.opts.logger.warn({ broker: where, err: (e as Error).message, retryInMs: delay }, 'cannot connect to the broker');
       }
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, delay);
@@ -98,4 +127,21 @@ export class BrokerConnection {
     this.firstConnect.resolve();
     await this.loop;
   }
+}
+
+/**
+ * One connection to the first node of `urls` that takes it (one-shot
+ * clients: send-event, dead-letters, readiness checks); the last refusal
+ * when none does, naming every node tried.
+ */
+export async function connectAny(urls: string[], wheres: string[]): Promise<ChannelModel> {
+  const errors: string[] = [];
+  for (const [i, url] of urls.entries()) {
+    try {
+      return await amqp.connect(url);
+    } catch (e) {
+      errors.push(`${wheres[i]}: ${(e as Error).message}`);
+    }
+  }
+  throw new Error(`no broker node answered (${errors.join('; ')})`);
 }

@@ -43,13 +43,24 @@ export async function queueCounts(conn: ChannelModel, queue: string): Promise<{ 
 export interface TopologyNames {
   eventsExchange: string;
   deadExchange: string;
+  /** quorum on a cluster of three nodes or more: every queue is replicated (amqp.conf queue_type). */
+  queueType?: 'classic' | 'quorum';
 }
 
-/** Arguments of an engine queue: what the broker itself rejects goes to its dead-letter queue. */
-export const engineQueueArgs = (names: TopologyNames, queue: string) => ({
+/**
+ * A durable queue of ours, as a quorum queue on a cluster: a declaration
+ * must repeat the type the queue was made with, or the broker refuses it.
+ */
+export const durableQueue = (queueType: TopologyNames['queueType'], args: Record<string, string> = {}) => ({
   durable: true,
-  arguments: { 'x-dead-letter-exchange': names.deadExchange, 'x-dead-letter-routing-key': deadQueue(queue) },
+  ...(queueType === 'quorum' || Object.keys(args).length
+    ? { arguments: { ...args, ...(queueType === 'quorum' ? { 'x-queue-type': 'quorum' } : {}) } }
+    : {}),
 });
+
+/** Arguments of an engine queue: what the broker itself rejects goes to its dead-letter queue. */
+export const engineQueueArgs = (names: TopologyNames, queue: string) =>
+  durableQueue(names.queueType, { 'x-dead-letter-exchange': names.deadExchange, 'x-dead-letter-routing-key': deadQueue(queue) });
 
 export async function declareExchanges(ch: Declarer, names: TopologyNames): Promise<void> {
   await ch.assertExchange(names.eventsExchange, 'topic', { durable: true });
@@ -58,7 +69,7 @@ export async function declareExchanges(ch: Declarer, names: TopologyNames): Prom
 
 export async function declareEngineQueue(ch: Declarer, names: TopologyNames, queue: string): Promise<void> {
   await ch.assertQueue(queue, engineQueueArgs(names, queue));
-  await ch.assertQueue(deadQueue(queue), { durable: true });
+  await ch.assertQueue(deadQueue(queue), durableQueue(names.queueType));
   await ch.bindQueue(deadQueue(queue), names.deadExchange, deadQueue(queue));
 }
 
@@ -80,5 +91,5 @@ export async function declareEngineTopology(ch: Declarer, names: TopologyNames, 
     if (t.bindExchange !== names.eventsExchange) await ch.assertExchange(t.bindExchange, 'topic', { durable: true });
     await ch.bindQueue(t.consume, t.bindExchange, '#');
   }
-  await ch.assertQueue(t.dispatcher, { durable: true });
+  await ch.assertQueue(t.dispatcher, durableQueue(names.queueType));
 }

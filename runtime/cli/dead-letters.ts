@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-import amqp from 'amqplib';
+import type amqp from 'amqplib';
 import { Command } from 'commander';
+import { connectAny } from '../amqp/connection.js';
 import { peek, type ReplayFilter, reasonsOf, replayLetters } from '../amqp/dead-letters.js';
-import { deadQueue, engineQueue } from '../amqp/topology.js';
+import { deadQueue, durableQueue, engineQueue } from '../amqp/topology.js';
 import { readEngines } from '../config/engines.js';
-import { prefixFrom, readBrokerConfig } from '../config/files.js';
+import { type BrokerConfig, prefixFrom, readBrokerConfig } from '../config/files.js';
 import { commanderExit } from './args.js';
 
 /*
@@ -17,15 +18,18 @@ interface Common {
   limit: string;
 }
 
-async function withChannel<T>(prefix: string | undefined, fn: (ch: amqp.ConfirmChannel, engines: string[]) => Promise<T>): Promise<T> {
+async function withChannel<T>(
+  prefix: string | undefined,
+  fn: (ch: amqp.ConfirmChannel, engines: string[], broker: BrokerConfig) => Promise<T>,
+): Promise<T> {
   const p = prefixFrom(process.env, prefix);
   const broker = await readBrokerConfig(p);
   const { engines } = await readEngines(p);
-  const conn = await amqp.connect(broker.url);
+  const conn = await connectAny(broker.urls, broker.wheres);
   try {
     const ch = await conn.createConfirmChannel();
     try {
-      return await fn(ch, [...engines.keys()]);
+      return await fn(ch, [...engines.keys()], broker);
     } finally {
       // Unsettled messages go back to their queue, in order.
       await ch.close().catch(() => undefined);
@@ -48,11 +52,11 @@ function program(): Command {
     .option('--limit <n>', 'read at most this many per engine', '10000')
     .option('--json', 'JSON output')
     .action(async (engine: string | undefined, o: Common & { json?: boolean }) => {
-      await withChannel(o.prefix, async (ch, engines) => {
+      await withChannel(o.prefix, async (ch, engines, broker) => {
         const result = [];
         for (const name of engine ? [engine] : engines) {
           const q = engineQueue(name);
-          const total = (await ch.assertQueue(deadQueue(q), { durable: true })).messageCount;
+          const total = (await ch.assertQueue(deadQueue(q), durableQueue(broker.queueType))).messageCount;
           const letters = total ? await peek(ch, q, Number(o.limit)) : [];
           result.push({ engine: name, queue: deadQueue(q), total, reasons: reasonsOf(letters) });
         }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import path from 'node:path';
-import amqp from 'amqplib';
 import { Command } from 'commander';
+import { connectAny } from '../amqp/connection.js';
 import { prefixFrom, readBrokerConfig, readIni } from '../config/files.js';
 import { checkEvent, routingKey } from '../event/canopsis-event.js';
 import { apiClient } from '../web/client.js';
@@ -78,7 +78,7 @@ try {
     }
   } else {
     const b = await readBrokerConfig(prefix);
-    const conn = await amqp.connect(b.url);
+    const conn = await connectAny(b.urls, b.wheres);
     const ch = await conn.createConfirmChannel();
     ch.publish(b.exchange, routingKey(r.event), Buffer.from(JSON.stringify(r.event)), {
       persistent: true,

@@ -82,8 +82,8 @@ try {
   let ch: ConfirmChannel | undefined;
   let conn: ChannelModel | undefined;
   const connection = new BrokerConnection({
-    url: broker.url,
-    where: broker.where,
+    urls: broker.urls,
+    wheres: broker.wheres,
     logger,
     setup: async (c) => {
       const channel = await c.createConfirmChannel();

@@ -89,9 +89,15 @@ export async function apiBase(prefix: string): Promise<string> {
 }
 
 export interface BrokerConfig {
+  /** The first node's: a broker host lists its own node first. */
   url: string;
   /** For messages; the password is never logged. */
   where: string;
+  /** Every node's URL, in the order a client tries them (a cluster has several); `wheres` likewise. */
+  urls: string[];
+  wheres: string[];
+  /** quorum: engine queues are replicated over the cluster's nodes (a cluster of three or more). */
+  queueType: 'classic' | 'quorum';
   vhost: string;
   exchange: string;
   deadLetterExchange: string;
@@ -111,10 +117,26 @@ export async function readBrokerConfig(prefix: string): Promise<BrokerConfig> {
     throw new ConfigError(file, `[master] port: found "${m.port}", expected 1..65535`);
   if (!Number.isInteger(prefetch) || prefetch < 1)
     throw new ConfigError(file, `[master] prefetch: found "${m.prefetch}", expected a positive integer`);
-  const host = m.host!.includes(':') ? `[${m.host}]` : m.host!;
+  const queueType = m.queue_type ?? 'classic';
+  if (queueType !== 'classic' && queueType !== 'quorum')
+    throw new ConfigError(file, `[master] queue_type: found "${m.queue_type}", expected classic or quorum`);
+  const hosts = String(m.host)
+    .split(',')
+    .map((h) => h.trim())
+    .filter(Boolean)
+    .map((h) => (h.includes(':') ? `[${h}]` : h));
+  if (hosts.length === 0) throw new ConfigError(file, '[master] host is missing');
+  const urls = hosts.map(
+    (host) =>
+      `amqp://${encodeURIComponent(m.userid!)}:${encodeURIComponent(m.password!)}@${host}:${port}/${encodeURIComponent(m.virtual_host!)}`,
+  );
+  const wheres = hosts.map((host) => `amqp://${m.userid}@${host}:${port}/${m.virtual_host}`);
   return {
-    url: `amqp://${encodeURIComponent(m.userid!)}:${encodeURIComponent(m.password!)}@${host}:${port}/${encodeURIComponent(m.virtual_host!)}`,
-    where: `amqp://${m.userid}@${host}:${port}/${m.virtual_host}`,
+    url: urls[0]!,
+    where: wheres[0]!,
+    urls,
+    wheres,
+    queueType,
     vhost: m.virtual_host!,
     exchange: m.exchange_name || EXCHANGES.events,
     deadLetterExchange: m.dead_letter_exchange || EXCHANGES.dead,

@@ -53,4 +53,4 @@ export type OpenLink = (setup: (conn: EngineConnection) => Promise<void>) => Bro
 export const amqpLink =
   (broker: BrokerConfig, logger: Logger): OpenLink =>
   (setup) =>
-    new BrokerConnection({ url: broker.url, where: broker.where, logger, setup });
+    new BrokerConnection({ urls: broker.urls, wheres: broker.wheres, logger, setup });

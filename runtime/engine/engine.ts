@@ -117,7 +117,7 @@ export class Engine {
 
   constructor(private readonly o: EngineOptions) {
     const c = o.config;
-    this.names = { eventsExchange: o.broker.exchange, deadExchange: o.broker.deadLetterExchange };
+    this.names = { eventsExchange: o.broker.exchange, deadExchange: o.broker.deadLetterExchange, queueType: o.broker.queueType };
     this.home = o.consumeQueue ?? engineQueue(c.name);
     this.targets = o.publishQueue ? [o.publishQueue] : c.next.map(engineQueue);
     this.life = new ChannelLife(o.logger);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmod, open, readdir, readFile } from 'node:fs/promises';
+import { chmod, open, readdir, readFile, stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -246,7 +246,12 @@ describe('the local RabbitMQ node started as supervisord would start it', {
 
   it('runs as canopsis, from rabbitmq-server with the rendered rabbitmq-env.conf', async () => {
     assert.equal(program.env.RABBITMQ_CONF_ENV_FILE, path.join(prefix, 'etc', 'rabbitmq', 'rabbitmq-env.conf'));
-    assert.equal(program.env.HOME, path.join(prefix, 'var', 'lib', 'rabbitmq'));
+    // HOME holds the cookie the installer wrote: canopsis's own, 0400, in a directory of root's.
+    assert.equal(program.env.HOME, path.join(prefix, 'etc', 'rabbitmq', 'erlang'));
+    const cookie = await stat(path.join(program.env.HOME!, '.erlang.cookie'));
+    assert.equal(cookie.uid, ids.uid);
+    assert.equal(cookie.mode & 0o777, 0o400);
+    assert.equal((await stat(program.env.HOME!)).uid, 0);
     const procs = await nodeProcesses(pgid, program.env.RABBITMQ_CONF_ENV_FILE!);
     const beams = procs.filter((p) => p.comm.startsWith('beam'));
     assert.equal(beams.length, 1, JSON.stringify(procs));

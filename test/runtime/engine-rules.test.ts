@@ -24,6 +24,9 @@ const logger = createLogger('critical');
 const BROKER = {
   url: 'memory://',
   where: 'memory',
+  urls: ['memory://'],
+  wheres: ['memory'],
+  queueType: 'classic' as const,
   vhost: '/',
   exchange: 'canopsis.events',
   deadLetterExchange: 'canopsis.dead',
