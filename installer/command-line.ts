@@ -149,16 +149,18 @@ async function install(flags: CommonFlags & { start?: boolean; unitDir?: string 
     for (const n of started.notes) out(`note: ${n}`);
     out(`Running (${started.init}):`);
     for (const l of started.status.trim().split('\n')) out(`  ${l}`);
-    out(`REST API: ${started.apiUrl} (header x-canopsis-authkey: [api] authkey of ${p.layout.secretsFile})`);
-    out(
-      `Console: ${started.apiUrl.replace(/\/api\/v4\/?$/, '/')} (user admin, password: [console] admin_password of ${p.layout.secretsFile})`,
-    );
-    if (p.settings.webserver.tls)
+    if (started.apiUrl) {
+      out(`REST API: ${started.apiUrl} (header x-canopsis-authkey: [api] authkey of ${p.layout.secretsFile})`);
       out(
-        `Certificate: ${p.ctx.webserver.certFile}${p.settings.webserver.tls_cert ? '' : ' (self-signed: give clients it to trust, e.g. curl --cacert, or replace it with yours via webserver.tls_cert/tls_key)'}`,
+        `Console: ${started.apiUrl.replace(/\/api\/v4\/?$/, '/')} (user admin, password: [console] admin_password of ${p.layout.secretsFile})`,
       );
+      if (p.settings.webserver.tls)
+        out(
+          `Certificate: ${p.ctx.webserver.certFile}${p.settings.webserver.tls_cert ? '' : ' (self-signed: give clients it to trust, e.g. curl --cacert, or replace it with yours via webserver.tls_cert/tls_key)'}`,
+        );
+      out(`Proof: a probe event went through the pipeline and came back as alarm ${started.probeAlarm}.`);
+    }
     out(`Logs: ${p.layout.log}/ (engines in ${p.layout.engineLog}/)`);
-    out(`Proof: a probe event went through the pipeline and came back as alarm ${started.probeAlarm}.`);
     out(`Control: ${p.layout.bin}/hypcontrol start|stop|status, ${p.layout.bin}/service NAME start|stop|status`);
   }
 }

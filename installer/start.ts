@@ -5,6 +5,7 @@ import { apiClient } from '../runtime/web/client.js';
 import { StartError } from './errors.js';
 import type { Prepared } from './prepare.js';
 import { UNIT_DIR } from './render/catalog.js';
+import { hasRole } from './settings/roles.js';
 
 /*
  * ./build-install --start: the stack under the configured init, then a
@@ -15,7 +16,8 @@ export interface StartResult {
   init: 'supervisord' | 'systemd';
   notes: string[];
   status: string;
-  apiUrl: string;
+  /** Absent on a host without the webserver role: no API here to probe through. */
+  apiUrl?: string;
   probeAlarm?: string;
 }
 
@@ -29,6 +31,27 @@ export async function installUnits(p: Prepared, unitDir: string): Promise<string
   const entries = await readdir(from);
   for (const e of entries) await cp(path.join(from, e), path.join(unitDir, e), { recursive: true });
   return entries;
+}
+
+/** Whether some process of the site consumes the queue of the chain's entry (canopsis.events). */
+async function entryConsumed(prefix: string): Promise<boolean> {
+  const [{ readEngines }, { readBrokerConfig }, { connectAny }, { engineQueue, queueCounts }, { EXCHANGES }] = await Promise.all([
+    import('../runtime/config/engines.js'),
+    import('../runtime/config/files.js'),
+    import('../runtime/amqp/connection.js'),
+    import('../runtime/amqp/topology.js'),
+    import('../runtime/contract/names.js'),
+  ]);
+  const entry = [...(await readEngines(prefix)).engines.values()].find((e) => e.exchange === EXCHANGES.events);
+  if (!entry) return false;
+  const b = await readBrokerConfig(prefix);
+  const conn = await connectAny(b.urls, b.wheres).catch(() => undefined);
+  if (!conn) return false;
+  try {
+    return (await queueCounts(conn, engineQueue(entry.name))).consumers > 0;
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
 }
 
 export async function startStack(p: Prepared, opts: { unitDir?: string }): Promise<StartResult> {
@@ -60,6 +83,13 @@ export async function startStack(p: Prepared, opts: { unitDir?: string }): Promi
     if (r.exitCode !== 0) throw new StartError(`hypcontrol start: ${r.exitCode} service(s) failed:\n${r.all}`);
   }
   const status = (await execa(bin(p, 'hypcontrol'), ['status'], { env: env(p), reject: false, all: true })).all ?? '';
+  // The probe goes through the API: a broker, store or engines host has none (the webserver host probes the site).
+  if (!hasRole(p.settings, 'webserver')) return { init, notes, status };
+  // The engines may be other hosts' and not installed yet (a new site): nothing would answer the probe.
+  if (!hasRole(p.settings, 'engines') && !(await entryConsumed(p.layout.prefix))) {
+    notes.push('no engine consumes the chain yet (the engines hosts come next?): probe skipped; run this again once they run');
+    return { init, notes, status };
+  }
   const api = await apiClient(p.layout.prefix).catch((e: Error) => {
     throw new StartError(`the probe cannot reach the API: ${e.message}`);
   });

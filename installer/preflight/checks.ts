@@ -8,6 +8,7 @@ import { portsOf } from '../services/index.js';
 import { type MissingBinary, missingBinaries } from './binaries.js';
 import { CHECK_NAMES, type CheckName } from './names.js';
 import { heldByPrefix, portFree, portsHolders } from './ports.js';
+import { remoteChecks } from './remote.js';
 
 /*
  * Preflight: every check runs and every failure is reported at once, before
@@ -254,6 +255,7 @@ const CHECKS: Record<CheckName, Check> = {
   binaries,
   user,
   prefix: async (i) => [...(await prefix(i)), ...(await reach(i)), ...(await parents(i))],
+  remote: ({ prepared }) => remoteChecks(prepared),
 };
 
 export async function runChecks(input: CheckInput, skip: ReadonlySet<string>): Promise<CheckFailure[]> {

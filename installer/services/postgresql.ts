@@ -43,9 +43,11 @@ const ident = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 /**
  * A data directory made once, as the service user: initdb with the URL's
- * user as the instance's owner, then that user's database, created by the
- * server in single-user mode (no listener is up yet). The password goes in
- * on standard input, never in a command line.
+ * user as the instance's owner, then its password and its database set by
+ * the server in single-user mode (no listener is up yet). The password
+ * goes in on standard input, never in a command line or a file. The data
+ * directory's own pg_hba.conf is never read (hba_file names ours), so
+ * initdb's is only made to refuse TCP.
  */
 async function initialize(ctx: RenderContext, as: { uid: number; gid: number } | undefined): Promise<string | undefined> {
   const pg = ctx.store.postgresql;
@@ -60,31 +62,26 @@ async function initialize(ctx: RenderContext, as: { uid: number; gid: number } |
   const opts = { ...(as ? { uid: as.uid, gid: as.gid } : {}), cwd: pg.data, reject: false, all: true, env: { LC_ALL: 'C' } } as const;
   const initdb = await execa(
     path.join(pg.bin, 'initdb'),
-    [
-      '-D',
-      pg.data,
-      '-U',
-      account.user,
-      '--pwfile=/dev/stdin',
-      '--auth-local=peer',
-      '--auth-host=scram-sha-256',
-      '-E',
-      'UTF8',
-      '--locale=C',
-    ],
-    { ...opts, input: `${account.password}\n` },
+    ['-D', pg.data, '-U', account.user, '--auth-local=peer', '--auth-host=reject', '-E', 'UTF8', '--locale=C'],
+    opts,
   );
   if (initdb.exitCode !== 0)
     throw new InstallerError(
       `initdb of ${pg.data} failed (exit ${initdb.exitCode}): ${String(initdb.all).trim().split('\n').slice(-3).join(' | ')}`,
     );
+  // One statement per line: single-user mode runs each line as it comes.
+  const sql = [
+    `ALTER ROLE ${ident(account.user)} PASSWORD '${account.password.replace(/'/g, "''")}';`,
+    `CREATE DATABASE ${ident(account.database)} OWNER ${ident(account.user)};`,
+    '',
+  ].join('\n');
   const create = await execa(path.join(pg.bin, 'postgres'), ['--single', '-D', pg.data, '-c', `config_file=${pg.conf}`, 'postgres'], {
     ...opts,
-    input: `CREATE DATABASE ${ident(account.database)} OWNER ${ident(account.user)};\n`,
+    input: sql,
   });
   if (create.exitCode !== 0 || /ERROR:/.test(String(create.all)))
     throw new InstallerError(
-      `creating database ${account.database} failed: ${String(create.all).trim().split('\n').slice(-3).join(' | ')}`,
+      `setting up user ${account.user} and database ${account.database} failed: ${String(create.all).trim().split('\n').slice(-3).join(' | ')}`,
     );
   return `PostgreSQL data directory ${pg.data} made, with user ${account.user} and database ${account.database}`;
 }

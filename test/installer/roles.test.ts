@@ -172,3 +172,21 @@ test('what a site cannot work with is refused, naming the key', async () => {
     /rabbitmq\.erlang_cookie: 20 to 255 letters and digits/,
   );
 });
+
+test('preflight names the broker nodes and the store an engines host cannot reach', async () => {
+  const { remoteChecks } = await import('../../installer/preflight/remote.js');
+  const { p } = await host([
+    'rabbitmq.cluster_nodes=canopsis@127.0.0.2,canopsis@127.0.0.3,canopsis@127.0.0.4',
+    'rabbitmq.port=6019',
+    'canopsis.roles=engines',
+    'store.postgresql_mode=remote',
+    'store.postgresql_url=postgresql://canopsis:pw@127.0.0.1:6018/canopsis',
+  ]);
+  const failures = (await remoteChecks(p)).map((f) => f.found);
+  assert.equal(failures.length, 2, failures.join('\n'));
+  assert.match(
+    failures[0]!,
+    /no broker node answers: 127\.0\.0\.2:6019 \(ECONNREFUSED\), 127\.0\.0\.3:6019 \(ECONNREFUSED\), 127\.0\.0\.4:6019/,
+  );
+  assert.match(failures[1]!, /the store \(postgresql\) at 127\.0\.0\.1:6018 does not answer \(ECONNREFUSED\)/);
+});
