@@ -207,7 +207,8 @@ async function check(flags: CommonFlags): Promise<void> {
 }
 
 /** What only the test suite uses: Debian's Chromium, which the console's browser tests drive (playwright-core). */
-const TEST_ONLY_PACKAGES = ['chromium'];
+// iproute2: the multi-host test's network namespaces (ip netns).
+const TEST_ONLY_PACKAGES = ['chromium', 'iproute2'];
 
 async function deps(flags: { forTests?: boolean; yes?: boolean }): Promise<void> {
   const [{ gatherFacts }, { allPackages }, { aptInstall }] = await Promise.all([
@@ -365,6 +366,23 @@ export function program(): Command {
       else
         out(
           `restored ${o.prefix} from the backup of ${r.backup.version} made ${r.backup.created}${r.migrated.length ? `, migrated to ${r.installed}` : ''}; running and probed`,
+        );
+    });
+  cli
+    .command('migrate-store')
+    .description(
+      'copy the whole store into the PostgreSQL of [store] postgresql_url (empty), check every count, then switch to it; stays on the old store otherwise',
+    )
+    .addOption(new Option('--to <backend>', 'the store to move to').choices(['postgresql']).makeOptionMandatory())
+    .addOption(prefixOption())
+    .option('--json', 'print one JSON object')
+    .action(async (o: { to: 'postgresql'; prefix: string; json?: boolean }) => {
+      const { migrateStore } = await import('./migrate-store.js');
+      const r = await migrateStore(o.prefix, { to: o.to, log: o.json ? () => undefined : (l) => l.trim() && out(l.trimEnd()) });
+      if (o.json) out(JSON.stringify({ ok: true, ...r }));
+      else
+        out(
+          `${o.prefix} now keeps its store in PostgreSQL at ${r.target} (${r.collections.length} collections, ${r.collections.reduce((n, c) => n + c.source, 0)} documents copied from the ${r.from} store, which is left as it was)`,
         );
     });
   cli

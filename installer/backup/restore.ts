@@ -62,7 +62,7 @@ export interface RestoreResult {
 }
 
 /** Whether systemd (PID 1) runs this appliance's units now (they would restart what restore stops). */
-async function systemdRuns(): Promise<boolean> {
+export async function systemdRuns(): Promise<boolean> {
   const pid1 = await readFile('/proc/1/comm', 'utf8').catch(() => '');
   if (pid1.trim() !== 'systemd') return false;
   return (await execa('systemctl', ['is-active', '--quiet', 'canopsis.target'], { reject: false })).exitCode === 0;
@@ -111,6 +111,8 @@ async function putStoreBack(layout: Layout, o: OpenedBackup, release: string): P
     await restoreMongo(cfg.store.url, path.join(o.dir, m.store.file!), path.dirname(o.dir));
     return {};
   }
+  // Backups hold an embedded or a MongoDB store, and restoreBackup refuses another backend before this.
+  if (cfg.store.backend !== 'embedded') throw new UsageError(`restoring into a ${cfg.store.backend} store is not supported`);
   // A store directory deleted with the store: made again as the installer makes it (the service user's, 0750).
   const dir = path.dirname(cfg.store.file);
   if (!path.relative(layout.prefix, dir).startsWith('..') && process.getuid?.() === 0) {
@@ -173,7 +175,7 @@ async function removeEmptyDirs(dir: string, top = true): Promise<void> {
 }
 
 /** Starts what is stopped (or restarts `services` of a running supervisord) and sends the probe event; the problem, if any. */
-async function startAndProbe(layout: Layout, services: string[], log: (l: string) => void): Promise<string | undefined> {
+export async function startAndProbe(layout: Layout, services: string[], log: (l: string) => void): Promise<string | undefined> {
   if (await new Supervisor(layout.prefix).running()) {
     log(`restarting ${services.join(', ')}`);
     return restartAndProbe(layout, services);

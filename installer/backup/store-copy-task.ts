@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-import { writeSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 import { prefixFrom } from '../../runtime/config/files.js';
 import { runCopyOp } from './sqlite-copy.js';
+import { transferToPostgresql } from './store-transfer.js';
 
 /*
  * The embedded store copied out or back by the service user, in a child
@@ -9,13 +10,25 @@ import { runCopyOp } from './sqlite-copy.js';
  *   backup   the copy goes to stdout (a file root opened in its own directory)
  *   restore  the copy comes from stdin (likewise) and replaces the store
  *   clear    the store is removed (the backup had none)
+ *   migrate  the whole store copied into the PostgreSQL store whose URL
+ *            comes on stdin ({"url": ...}): migrate-store
  * and one JSON report on file descriptor 3.
  */
+
+/** The target URL, from standard input (JSON), where no other user can see it. */
+function targetUrl(): string {
+  const url = (JSON.parse(readFileSync(0, 'utf8')) as { url?: unknown }).url;
+  if (typeof url !== 'string' || !url) throw new Error('migrate: expected {"url": "postgresql://..."} on standard input');
+  return url;
+}
 
 try {
   const op = process.argv[2] ?? '';
   // The copy goes out on stdout and comes in on stdin: descriptors of files root opened.
-  const report = await runCopyOp(prefixFrom(), op, op === 'backup' ? 1 : op === 'restore' ? 0 : undefined);
+  const report =
+    op === 'migrate'
+      ? await transferToPostgresql(prefixFrom(), targetUrl())
+      : await runCopyOp(prefixFrom(), op, op === 'backup' ? 1 : op === 'restore' ? 0 : undefined);
   writeSync(3, `${JSON.stringify(report)}\n`);
 } catch (e) {
   process.stderr.write(`store-copy: ${(e as Error).message}\n`);

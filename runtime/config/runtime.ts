@@ -20,7 +20,7 @@ export const DEFAULT_RETENTION: Retention = { eventLog: 30 * 86400, resolvedAlar
 export interface RuntimeConfig {
   file: string;
   /** busyTimeout: seconds a writer of the embedded store waits for another before the store counts as unavailable (absent: the store's default, 10). */
-  store: { backend: 'embedded'; file: string; busyTimeout?: number } | { backend: 'mongodb'; url: string };
+  store: { backend: 'embedded'; file: string; busyTimeout?: number } | { backend: 'mongodb' | 'postgresql'; url: string };
   dispatchers: string[];
   alertsExchange: string;
   alarms: AlarmSettings;
@@ -51,10 +51,10 @@ export async function readRuntimeConfig(prefix: string): Promise<RuntimeConfig> 
     // Unset: the store's own default (store/sqlite.ts, not loaded here: only the engines that open the store load it).
     const busy = st.busy_timeout ? { busyTimeout: num(file, 'store', st, 'busy_timeout', 0) } : {};
     store = { backend: 'embedded', file: st.file || layout.storeFile, ...busy };
-  } else if (st.backend === 'mongodb') {
-    if (!st.url) throw new ConfigError(file, '[store] url is missing for backend mongodb');
-    store = { backend: 'mongodb', url: st.url };
-  } else throw new ConfigError(file, `[store] backend: found "${st.backend}", expected embedded or mongodb`);
+  } else if (st.backend === 'mongodb' || st.backend === 'postgresql') {
+    if (!st.url) throw new ConfigError(file, `[store] url is missing for backend ${st.backend}`);
+    store = { backend: st.backend, url: st.url };
+  } else throw new ConfigError(file, `[store] backend: found "${st.backend}", expected embedded, mongodb or postgresql`);
   const a = ini.alarms;
   const d = DEFAULT_ALARM_SETTINGS;
   return {
@@ -88,6 +88,10 @@ export async function openStore(cfg: RuntimeConfig): Promise<Store> {
   if (st.backend === 'embedded') {
     const { SqliteStore } = await import('../store/sqlite.js');
     return new SqliteStore(st.file, st.busyTimeout === undefined ? {} : { busyTimeoutMs: st.busyTimeout * 1000 });
+  }
+  if (st.backend === 'postgresql') {
+    const { PgStore } = await import('../store/postgresql.js');
+    return PgStore.connect(st.url);
   }
   const { MongoStore } = await import('../store/mongodb.js');
   return MongoStore.connect(st.url);

@@ -13,6 +13,7 @@ import {
   MongoTopologyClosedError,
 } from 'mongodb';
 import {
+  COLLECTION_NAME,
   type Collection,
   checkAfter,
   checkField,
@@ -215,7 +216,7 @@ class MongoCollection<T extends object> implements Collection<T> {
 
 export class MongoStore implements Store {
   readonly kind = 'mongodb';
-  private readonly collections = new Map<string, MongoCollection<object>>();
+  private readonly opened = new Map<string, MongoCollection<object>>();
 
   private constructor(
     private readonly client: MongoClient,
@@ -235,12 +236,20 @@ export class MongoStore implements Store {
   }
 
   collection<T extends object>(name: string): Collection<T> {
-    let c = this.collections.get(name);
+    let c = this.opened.get(name);
     if (!c) {
       c = new MongoCollection<object>(this.db, name);
-      this.collections.set(name, c);
+      this.opened.set(name, c);
     }
     return c as unknown as Collection<T>;
+  }
+
+  async collections() {
+    const all = await guard('collections', () => this.db.listCollections({}, { nameOnly: true }).toArray());
+    return all
+      .map((c) => c.name)
+      .filter((n) => COLLECTION_NAME.test(n))
+      .sort();
   }
 
   async ping() {

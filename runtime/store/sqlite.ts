@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import {
+  COLLECTION_NAME,
   type Collection,
   type Condition,
   checkAfter,
@@ -372,7 +373,7 @@ export class SqliteStore implements Store {
   private stale = false;
   private closed = false;
   private readonly busyTimeoutMs: number;
-  private readonly collections = new Map<string, SqliteCollection<object>>();
+  private readonly opened = new Map<string, SqliteCollection<object>>();
   /** Prepared statements by SQL text, per connection. */
   private readonly statements = new WeakMap<Db, Map<string, Database.Statement>>();
   /** Which connection of the process this is: a stamp read on one says nothing of another. */
@@ -453,12 +454,23 @@ export class SqliteStore implements Store {
   }
 
   collection<T extends object>(name: string): Collection<T> {
-    let c = this.collections.get(name);
+    let c = this.opened.get(name);
     if (!c) {
       c = new SqliteCollection<object>(this, name);
-      this.collections.set(name, c);
+      this.opened.set(name, c);
     }
     return c as unknown as Collection<T>;
+  }
+
+  async collections() {
+    const rows = this.run(() => {
+      const db = this.connection();
+      return this.statement(
+        db,
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'c\\_%' ESCAPE '\\' ORDER BY name",
+      ).all();
+    }) as Array<{ name: string }>;
+    return rows.map((r) => r.name.slice(2)).filter((n) => COLLECTION_NAME.test(n));
   }
 
   async ping() {

@@ -1,8 +1,8 @@
 /*
  * The store: named collections of JSON documents addressed by a string key,
  * with field queries, indexes, an atomic read-modify-write of one document
- * and explicit expiry. Two adapters implement it (embedded SQLite, MongoDB);
- * one contract suite (test/store/contract.ts) holds them to the same rules.
+ * and explicit expiry. Three adapters implement it (embedded SQLite, MongoDB,
+ * PostgreSQL); one contract suite (test/store/contract.ts) holds them to the same rules.
  */
 
 export type Scalar = string | number | boolean | null;
@@ -10,7 +10,7 @@ export type Scalar = string | number | boolean | null;
 /** Equality, or one operator, per field (dotted paths reach nested fields). */
 /** A range may combine bounds: { $gte: 10, $lt: 20 }. */
 export type Range = Partial<Record<'$gt' | '$gte' | '$lt' | '$lte', number | string>>;
-/** `$contains`: a case-insensitive substring of a string field (ASCII case folding, the same on both backends). */
+/** `$contains`: a case-insensitive substring of a string field (ASCII case folding, the same on every backend). */
 export type Condition = Scalar | { $in: Scalar[] } | { $ne: Scalar } | { $exists: boolean } | { $contains: string } | Range;
 /** Every field's condition holds; `$or`, when given, also needs one of its filters to hold. */
 export type Filter = { [field: string]: Condition | Filter[] | undefined; $or?: Filter[] };
@@ -74,8 +74,13 @@ export interface Collection<T extends object> {
 }
 
 export interface Store {
-  readonly kind: 'embedded' | 'mongodb';
+  readonly kind: 'embedded' | 'mongodb' | 'postgresql';
   collection<T extends object>(name: string): Collection<T>;
+  /**
+   * The names of the collections there are, sorted: every one ever written to (an adapter may also
+   * list one that was only read or indexed, empty). What a copy of the whole store goes through.
+   */
+  collections(): Promise<string[]>;
   /** Resolves when the store answers (healthcheck). */
   ping(): Promise<void>;
   close(): Promise<void>;

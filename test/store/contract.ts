@@ -20,7 +20,8 @@ interface Doc {
 }
 
 export function storeContract(label: string, store: () => Store): void {
-  const fresh = (tag: string) => store().collection<Doc>(`${tag}_${randomBytes(4).toString('hex')}`);
+  const freshName = (tag: string) => `${tag}_${randomBytes(4).toString('hex')}`;
+  const fresh = (tag: string) => store().collection<Doc>(freshName(tag));
 
   test(`${label}: put, get and replace documents by key`, async () => {
     const c = fresh('put');
@@ -256,6 +257,19 @@ export function storeContract(label: string, store: () => Store): void {
     await still('a modify that changes nothing', () => c.modify('b', () => undefined));
     await still('a delete of nothing', () => c.delete({ key: 'nope' }));
     await still('a write to another collection', () => other.put('x', { name: 'x' }));
+  });
+
+  test(`${label}: lists the collections written to, sorted, and no other`, async () => {
+    const [a, b] = [freshName('lista'), freshName('listb')];
+    await store().collection<Doc>(b).put('x', { name: 'x' });
+    await store().collection<Doc>(a).put('y', { name: 'y' });
+    const names = await store().collections();
+    assert.deepEqual(
+      names.filter((n) => n === a || n === b),
+      [a, b],
+    );
+    assert.deepEqual(names, [...names].sort(), 'sorted');
+    assert.ok(!names.includes(freshName('never')), 'a name never used is not a collection');
   });
 
   test(`${label}: answers a ping`, async () => {
