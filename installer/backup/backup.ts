@@ -18,6 +18,7 @@ import { migrationsFile } from '../prepare.js';
 import { sha256File, writeArchive } from './archive.js';
 import { archiveName, BACKUP_MANIFEST, BACKUP_NAME, type BackupFileEntry, type BackupManifest } from './format.js';
 import { dumpMongo } from './mongo.js';
+import { dumpPostgresql } from './postgresql.js';
 import { pruneBackups, readKeep } from './retention.js';
 import { copyStore } from './store-copy.js';
 
@@ -110,6 +111,11 @@ async function entryOf(file: string, mode = 0o600): Promise<BackupFileEntry> {
 async function copyStoreOut(layout: Layout, base: string, releases: string[]): Promise<BackupManifest['store']> {
   const cfg = await readRuntimeConfig(layout.prefix);
   await mkdir(path.join(base, 'store'), { mode: 0o700 });
+  if (cfg.store.backend === 'postgresql') {
+    const rel = 'store/pg_dump.custom';
+    await dumpPostgresql(cfg.store.url, path.join(base, rel));
+    return { backend: 'postgresql', file: rel };
+  }
   if (cfg.store.backend === 'mongodb') {
     const rel = 'store/mongodump.archive.gz';
     await dumpMongo(cfg.store.url, path.join(base, rel), base);
@@ -208,6 +214,12 @@ export async function lastBackup(layout: Layout): Promise<(LastBackup & { presen
 export function describeBackup(r: BackupResult): string {
   const s = r.manifest.store;
   const held =
-    s.backend === 'embedded' ? (s.file ? `${s.entities} entities, ${s.alarms} alarms` : 'an empty store') : 'a mongodump archive';
+    s.backend === 'embedded'
+      ? s.file
+        ? `${s.entities} entities, ${s.alarms} alarms`
+        : 'an empty store'
+      : s.backend === 'postgresql'
+        ? 'a pg_dump archive'
+        : 'a mongodump archive';
   return `${r.file}: Canopsis ${r.manifest.version}, etc/ and ${held}, ${(r.bytes / 1024 ** 2).toFixed(1)} MiB in ${r.seconds.toFixed(1)} s`;
 }

@@ -39,7 +39,7 @@ export const backupManifest = z.object({
   /** Where it was made (shown on restore; every path in etc/ is rendered again for the prefix restored into). */
   prefix: z.string(),
   store: z.object({
-    backend: z.enum(['embedded', 'mongodb']),
+    backend: z.enum(['embedded', 'mongodb', 'postgresql']),
     /** The copy in the backup; absent when the embedded store had no file yet (nothing ever stored). */
     file: z
       .string()

@@ -24,6 +24,7 @@ import { type BackupLimits, type OpenedBackup, openBackup } from './archive.js';
 import { defaultBackupDir, removeLeftovers } from './backup.js';
 import type { BackupManifest } from './format.js';
 import { mongoTool, restoreMongo } from './mongo.js';
+import { checkPgRestore, restorePostgresql } from './postgresql.js';
 import { copyStore } from './store-copy.js';
 
 /*
@@ -91,9 +92,9 @@ async function backupInstallManifest(o: OpenedBackup, file: string): Promise<str
 
 /** The refusals that need nothing but the manifest: run before anything is extracted. */
 export function acceptBackup(file: string, m: BackupManifest, installedVersion: string): void {
-  if (m.store.file ? !m.files[m.store.file] : m.store.backend === 'mongodb') {
+  if (m.store.file ? !m.files[m.store.file] : m.store.backend !== 'embedded') {
     throw new BackupRefused(
-      `${file}: its manifest names ${m.store.file ? `the store copy ${m.store.file} without listing that file` : 'a MongoDB store without its dump'}; refused`,
+      `${file}: its manifest names ${m.store.file ? `the store copy ${m.store.file} without listing that file` : `a ${m.store.backend} store without its dump`}; refused`,
     );
   }
   if (compareVersions(m.version, installedVersion) > 0) {
@@ -107,11 +108,15 @@ export function acceptBackup(file: string, m: BackupManifest, installedVersion: 
 async function putStoreBack(layout: Layout, o: OpenedBackup, release: string): Promise<{ entities?: number; alarms?: number }> {
   const cfg = await readRuntimeConfig(layout.prefix);
   const m = o.manifest;
+  if (cfg.store.backend === 'postgresql') {
+    await restorePostgresql(cfg.store.url, path.join(o.dir, m.store.file!));
+    return {};
+  }
   if (cfg.store.backend === 'mongodb') {
     await restoreMongo(cfg.store.url, path.join(o.dir, m.store.file!), path.dirname(o.dir));
     return {};
   }
-  // Backups hold an embedded or a MongoDB store, and restoreBackup refuses another backend before this.
+  // restoreBackup refused a backup of another backend before this.
   if (cfg.store.backend !== 'embedded') throw new UsageError(`restoring into a ${cfg.store.backend} store is not supported`);
   // A store directory deleted with the store: made again as the installer makes it (the service user's, 0750).
   const dir = path.dirname(cfg.store.file);
@@ -217,6 +222,7 @@ export async function restoreBackup(prefix: string, o: RestoreOptions): Promise<
         );
       }
       if (m.store.backend === 'mongodb') await mongoTool('mongorestore', 'cannot restore the store');
+      if (m.store.backend === 'postgresql') await checkPgRestore();
       const what = `${file}: Canopsis ${m.version} backed up ${m.created} from ${m.prefix}`;
       if (!o.confirmed)
         throw new UsageError(

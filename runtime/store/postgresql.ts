@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { DatabaseError, Pool, type PoolClient, type PoolConfig } from 'pg';
 import { Fields, functionsSql, ident, internalName, Params, SEARCH_TEXT, SORT_KEY, SORT_NUMBER } from './postgresql-query.js';
 import {
@@ -105,6 +106,22 @@ const MAX_TRANSACTION_ATTEMPTS = 10;
 /** Inserts of one absent key lost to other processes before modify gives up. */
 const MAX_INSERT_RACES = 100;
 
+/**
+ * A statement by a name derived from its text: the server parses and plans
+ * it once per connection instead of on every call (most of a short
+ * statement's cost). Only for the fixed statements of key access, whose
+ * texts are few.
+ */
+const names = new Map<string, string>();
+function prepared(text: string, values: unknown[]): { name: string; text: string; values: unknown[] } {
+  let name = names.get(text);
+  if (!name) {
+    name = `cps_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+    names.set(text, name);
+  }
+  return { name, text, values };
+}
+
 const STAMPS = '_canopsis_stamps';
 const STAMP_TRIGGER = '_canopsis_stamp_v1';
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -171,7 +188,7 @@ class PgCollection<T extends object> implements Collection<T> {
 
   async get(key: string) {
     return this.withTable('get', async () => {
-      const r = await this.store.pool.query(`SELECT key, doc FROM ${this.table} WHERE key = $1`, [key]);
+      const r = await this.store.pool.query(prepared(`SELECT key, doc FROM ${this.table} WHERE key = $1`, [key]));
       return this.doc(r.rows[0]);
     });
   }
@@ -179,35 +196,42 @@ class PgCollection<T extends object> implements Collection<T> {
   async put(key: string, doc: T) {
     await this.withTable('put', () =>
       this.store.pool.query(
-        `INSERT INTO ${this.table} (key, doc) VALUES ($1, $2::jsonb) ON CONFLICT (key) DO UPDATE SET doc = excluded.doc`,
-        [key, PgCollection.body(doc)],
+        prepared(`INSERT INTO ${this.table} (key, doc) VALUES ($1, $2::jsonb) ON CONFLICT (key) DO UPDATE SET doc = excluded.doc`, [
+          key,
+          PgCollection.body(doc),
+        ]),
       ),
     );
   }
 
+  /**
+   * Optimistic: the document is read with its row version (xmin, the
+   * transaction that wrote it) and written back only if that version is
+   * still the row's; else, or when another process inserted the absent key
+   * first, it is read again. Two statements and no transaction of its own,
+   * where SELECT ... FOR UPDATE took four round trips and held a lock.
+   */
   async modify(key: string, fn: (current: Stored<T> | undefined) => T | undefined) {
-    return this.withTable('modify', () => this.store.transaction((client) => this.modifyIn(client, key, fn)));
-  }
-
-  private async modifyIn(client: PoolClient, key: string, fn: (current: Stored<T> | undefined) => T | undefined) {
-    for (let attempt = 0; attempt < MAX_INSERT_RACES; attempt++) {
-      const r = await client.query(`SELECT key, doc FROM ${this.table} WHERE key = $1 FOR UPDATE`, [key]);
-      const current = this.doc(r.rows[0]);
-      const next = fn(current);
-      if (next === undefined) return { doc: current, changed: false };
-      const body = PgCollection.body(next);
-      if (current) await client.query(`UPDATE ${this.table} SET doc = $2::jsonb WHERE key = $1`, [key, body]);
-      else {
-        const ins = await client.query(`INSERT INTO ${this.table} (key, doc) VALUES ($1, $2::jsonb) ON CONFLICT (key) DO NOTHING`, [
-          key,
-          body,
-        ]);
-        // Another process inserted it first (and committed: the insert waited for it): read it again, locked this time.
-        if (ins.rowCount === 0) continue;
+    return this.withTable('modify', async () => {
+      const pool = this.store.pool;
+      for (let attempt = 0; attempt < MAX_INSERT_RACES; attempt++) {
+        const r = await pool.query(prepared(`SELECT key, doc, xmin::text AS version FROM ${this.table} WHERE key = $1`, [key]));
+        const row = r.rows[0] as { key: string; doc: T; version: string } | undefined;
+        const current = this.doc(row);
+        const next = fn(current);
+        if (next === undefined) return { doc: current, changed: false };
+        const body = PgCollection.body(next);
+        const written = row
+          ? await pool.query(
+              prepared(`UPDATE ${this.table} SET doc = $2::jsonb WHERE key = $1 AND xmin::text = $3`, [key, body, row.version]),
+            )
+          : await pool.query(
+              prepared(`INSERT INTO ${this.table} (key, doc) VALUES ($1, $2::jsonb) ON CONFLICT (key) DO NOTHING`, [key, body]),
+            );
+        if (written.rowCount === 1) return { doc: { ...next, key } as Stored<T>, changed: true };
       }
-      return { doc: { ...next, key } as Stored<T>, changed: true };
-    }
-    throw new StoreUnavailable(`${this.name}/${key}: too much contention (${MAX_INSERT_RACES} conflicting inserts)`);
+      throw new StoreUnavailable(`${this.name}/${key}: too much contention (${MAX_INSERT_RACES} writes by others in a row)`);
+    });
   }
 
   async find(filter?: Filter, options: FindOptions = {}) {

@@ -183,3 +183,34 @@ test('migrate-store: every collection copied and counted, then runtime.conf says
   assert.equal(again.exitCode, 2, again.all);
   assert.match(again.stderr, /keeps its store in PostgreSQL already/);
 });
+
+test('backup and restore of a prefix on PostgreSQL: pg_dump out, pg_restore back, a lost alarm is back', async () => {
+  const r = await cli('backup', '--json');
+  assert.equal(r.exitCode, 0, r.all);
+  const made = JSON.parse(r.stdout) as { file: string; store: { backend: string; file: string } };
+  assert.deepEqual(made.store, { backend: 'postgresql', file: 'store/pg_dump.custom' });
+  const open = async () => openStore(await readRuntimeConfig(prefix));
+  let store = await open();
+  const [first] = await store.collection('alarms').find({}, { sort: [['key', 1]], limit: 1 });
+  assert.ok(first);
+  await store.collection('alarms').delete({ key: first.key });
+  const left = await store.collection('alarms').count();
+  await store.close();
+
+  // restore starts the stack and probes it (on this file's ports); stopped again whatever happens.
+  const back = await cli('restore', made.file, '--yes');
+  try {
+    assert.equal(back.exitCode, 0, back.all);
+    store = await open();
+    try {
+      assert.equal(await store.collection('alarms').count({ key: first.key }), 1);
+      assert.deepEqual(await store.collection('alarms').get(first.key), first);
+      assert.ok((await store.collection('alarms').count()) >= left + 1);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await run(path.join(prefix, 'bin', 'hypcontrol'), ['stop'], { env: { CPS_PREFIX: prefix } });
+    await run('supervisorctl', ['-c', path.join(prefix, 'etc', 'supervisord.conf'), 'shutdown']);
+  }
+});
