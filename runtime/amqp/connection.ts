@@ -115,6 +115,14 @@ export class BrokerConnection {
     }
   }
 
+  /** Drops the current connection; the loop connects again, to the next node first. */
+  reconnect(why: string): void {
+    const conn = this.conn;
+    if (!conn || this.closing) return;
+    this.opts.logger.warn({ broker: this.where, why }, 'dropping the broker connection to make it again');
+    conn.close().catch(() => undefined);
+  }
+
   /** Closes the connection for good; `beforeClose` runs while it is still open (close channels there). */
   async close(beforeClose?: () => Promise<void>): Promise<void> {
     this.closing = true;

@@ -43,6 +43,8 @@ export interface BrokerLink {
   readonly connected: boolean;
   /** Resolves once the first setup went through; reconnects and sets up again after a loss. */
   start(): Promise<void>;
+  /** Drops the current connection: the link connects again (the next node first) and sets up afresh. */
+  reconnect?(why: string): void;
   /** For good; `beforeClose` runs while the connection is still open (channels close there). */
   close(beforeClose?: () => Promise<void>): Promise<void>;
 }

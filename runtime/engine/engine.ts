@@ -153,7 +153,12 @@ export class Engine {
       },
       ended: (pausedMs) => this.o.logger.info({ pausedMs, retries: this.stats.retries }, 'store and broker answer again: consuming'),
     });
-    this.publisher = new ConfirmedPublisher(this.life, this.pause, () => this.stats.retries++);
+    this.publisher = new ConfirmedPublisher(
+      this.life,
+      this.pause,
+      () => this.stats.retries++,
+      (why) => this.link.reconnect?.(why),
+    );
 
     const module = o.registry.moduleOf(c.eventProcessing ?? '');
     const partitionBy = o.partitionBy ?? module?.partition;

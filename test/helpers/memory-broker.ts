@@ -321,11 +321,15 @@ class MemoryLink implements BrokerLink {
     private readonly setup: (conn: EngineConnection) => Promise<void>,
   ) {}
 
+  private opened: MemoryChannel[] = [];
+
   private connection(): EngineConnection {
-    return {
-      createConfirmChannel: async () => new MemoryChannel(this.broker) as unknown as EventChannel,
-      createChannel: async () => new MemoryChannel(this.broker) as unknown as EventChannel,
+    const open = () => {
+      const ch = new MemoryChannel(this.broker);
+      this.opened.push(ch);
+      return ch as unknown as EventChannel;
     };
+    return { createConfirmChannel: async () => open(), createChannel: async () => open() };
   }
 
   start(): Promise<void> {
@@ -338,8 +342,10 @@ class MemoryLink implements BrokerLink {
     this.connected = true;
   }
 
+  /** The connection dropped (by the broker, or by the engine): its channels close, their unacked messages go back. */
   reconnect(): void {
     if (this.closing || !this.connected) return;
+    for (const ch of this.opened.splice(0)) ch.lose();
     this.connected = false;
     setImmediate(() => void this.connect());
   }

@@ -5,6 +5,7 @@ import type { RuntimeConfig } from '../../runtime/config/runtime.js';
 import { DispatcherSet } from '../../runtime/dispatch/dispatchers.js';
 import { Engine } from '../../runtime/engine/engine.js';
 import { BrokerUnavailable } from '../../runtime/engine/faults.js';
+import { NACKS_BEFORE_RECONNECT } from '../../runtime/engine/publisher.js';
 import { createLogger } from '../../runtime/log.js';
 import { TaskRegistry } from '../../runtime/tasks/registry.js';
 import type { Event, TaskModule } from '../../runtime/tasks/types.js';
@@ -335,5 +336,21 @@ test('a job sent to Dispatcher_<name> is done once per engine type, whichever pr
     assert.equal(broker.unacked('Dispatcher_tick'), 0);
   } finally {
     for (const w of workers) await w.stop();
+  }
+});
+
+test('a channel that refuses every publish is given up with its connection: the engine connects again and nothing is lost', async () => {
+  const { engine, broker } = await started(pass, { name: 'a', eventProcessing: 'test.pass.event_processing', next: ['b'] });
+  try {
+    // As a quorum queue's channel opened during a leader election: refused for as long as it lives.
+    broker.refuse('Engine_b', NACKS_BEFORE_RECONNECT);
+    broker.publishTo('Engine_a', ev(1));
+    await waitFor('the event through, on a new connection', async () => broker.ready('Engine_b').length === 1, 10_000);
+    assert.equal(body(broker.ready('Engine_b')[0]!).n, 1);
+    await waitFor('input acked', async () => broker.unacked('Engine_a') === 0 && broker.ready('Engine_a').length === 0);
+    assert.equal(engine.stats.retries, NACKS_BEFORE_RECONNECT - 1, 'retried on the channel, then dropped it');
+    await waitFor('consuming again', async () => broker.consumers('Engine_a') === 1);
+  } finally {
+    await engine.stop();
   }
 });
