@@ -7,6 +7,7 @@ import { benchInstall } from './install.js';
 import { benchMemory } from './memory.js';
 import { benchOperator } from './operator.js';
 import { benchPipeline } from './pipeline.js';
+import { benchSite } from './site.js';
 import { benchUpdate } from './update.js';
 
 /* npm run bench: every benchmark in turn; each prints its figures and writes its section of docs/BENCHMARKS.md. */
@@ -21,3 +22,4 @@ if (!only || only === 'update') await benchUpdate();
 if (!only || only === 'install') await benchInstall();
 if (!only || only === 'backup') await benchBackup();
 if (!only || only === 'console') await benchConsole();
+if (!only || only === 'site') await benchSite();
