@@ -23,6 +23,15 @@ export interface SettingProblem {
   fromSet?: boolean;
 }
 
+/** The last lines of a program's output, on one line: what an error message quotes of it. */
+export function lastLines(output: unknown, n = 3): string {
+  return String(output ?? '')
+    .trim()
+    .split('\n')
+    .slice(-n)
+    .join(' | ');
+}
+
 export function formatProblem(p: SettingProblem): string {
   const where = `${p.file}:${p.section}${p.key ? `.${p.key}` : ''}`;
   const found = p.found === undefined ? '' : ` found ${JSON.stringify(p.found)}${p.fromSet ? ' (from --set)' : ''},`;

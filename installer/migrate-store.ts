@@ -11,7 +11,7 @@ import { INSTALL_SUMMARY, releaseOutput } from './bundle/release-output.js';
 import { stopPipeline } from './bundle/services.js';
 import { recoverInterrupted, releaseCli } from './bundle/transaction.js';
 import { Supervisor } from './control/supervisor.js';
-import { ApplyError, InstallerError, StartError, UsageError } from './errors.js';
+import { ApplyError, InstallerError, lastLines, StartError, UsageError } from './errors.js';
 import { type Layout, layoutOf } from './layout.js';
 import { PIPELINE, restartFor } from './services/index.js';
 import { parseIni } from './settings/ini-text.js';
@@ -146,7 +146,7 @@ export async function migrateStore(prefix: string, o: MigrateOptions): Promise<M
         switched = (await readRuntimeConfig(layout.prefix)).store.backend === 'postgresql';
         if (r.exitCode !== 0)
           throw new ApplyError(
-            `the installer of ${installed.release} did not switch to PostgreSQL (exit ${r.exitCode}): ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}`,
+            `the installer of ${installed.release} did not switch to PostgreSQL (exit ${r.exitCode}): ${lastLines(r.stderr)}`,
           );
         const summary = releaseOutput(INSTALL_SUMMARY, r.stdout, `the installer of ${installed.release} (install --json)`);
         restarted = [...new Set([...PIPELINE, ...restartFor(summary.writes)])];

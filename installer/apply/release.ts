@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { chmod, type FileHandle, lchown, lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { ApplyError } from '../errors.js';
+import { ApplyError, lastLines } from '../errors.js';
 import { execa } from '../host/exec.js';
 import { SOURCE_ROOT } from '../source-root.js';
 
@@ -157,8 +157,7 @@ async function copyInto(from: string, to: string, items: string[]): Promise<void
   for (const [dir, sources] of byDir) {
     await mkdir(path.join(to, dir), { recursive: true });
     const r = await execa('cp', ['-R', '-P', '--', ...sources, path.join(to, dir)], { reject: false, all: true });
-    if (r.exitCode !== 0)
-      throw new ApplyError(`cannot copy the release into ${to}: ${(r.all ?? '').trim().split('\n').slice(-3).join(' | ')}`);
+    if (r.exitCode !== 0) throw new ApplyError(`cannot copy the release into ${to}: ${lastLines(r.all)}`);
   }
 }
 

@@ -1,7 +1,7 @@
 import { open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { InstallerError, MissingTool } from '../errors.js';
+import { InstallerError, lastLines, MissingTool } from '../errors.js';
 import { which } from '../host/which.js';
 
 /*
@@ -33,14 +33,7 @@ async function withUrl(workDir: string, url: string, tool: string, args: string[
   }
   try {
     const r = await execa(tool, [`--config=${config}`, ...args], { reject: false, all: true });
-    if (r.exitCode !== 0)
-      throw new InstallerError(
-        `${path.basename(tool)} failed (exit ${r.exitCode}): ${String(r.all ?? '')
-          .trim()
-          .split('\n')
-          .slice(-3)
-          .join(' | ')}`,
-      );
+    if (r.exitCode !== 0) throw new InstallerError(`${path.basename(tool)} failed (exit ${r.exitCode}): ${lastLines(r.all)}`);
   } finally {
     await rm(config, { force: true });
   }

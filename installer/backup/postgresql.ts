@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { InstallerError, MissingTool } from '../errors.js';
+import { InstallerError, lastLines, MissingTool } from '../errors.js';
 import { firstExisting, which } from '../host/which.js';
 
 /*
@@ -36,14 +36,7 @@ async function run(tool: string, args: string[], url: string): Promise<void> {
     all: true,
     env: { ...(password !== undefined ? { PGPASSWORD: password } : {}), PGCONNECT_TIMEOUT: '10' },
   });
-  if (r.exitCode !== 0)
-    throw new InstallerError(
-      `${path.basename(tool)} failed (exit ${r.exitCode}): ${String(r.all ?? '')
-        .trim()
-        .split('\n')
-        .slice(-3)
-        .join(' | ')}`,
-    );
+  if (r.exitCode !== 0) throw new InstallerError(`${path.basename(tool)} failed (exit ${r.exitCode}): ${lastLines(r.all)}`);
 }
 
 /** The database of `url` into `file` (pg_dump's custom format, compressed). */

@@ -13,7 +13,7 @@ import { INSTALL_SUMMARY, releaseOutput } from '../bundle/release-output.js';
 import { restartAndProbe, stopPipeline } from '../bundle/services.js';
 import { recoverInterrupted, releaseCli } from '../bundle/transaction.js';
 import { Supervisor } from '../control/supervisor.js';
-import { ApplyError, BackupRefused, StartError, UsageError } from '../errors.js';
+import { ApplyError, BackupRefused, lastLines, StartError, UsageError } from '../errors.js';
 import { lookupIds } from '../host/users.js';
 import { type Layout, layoutOf } from '../layout.js';
 import { readMigrationState } from '../migrations/index.js';
@@ -248,7 +248,7 @@ export async function restoreBackup(prefix: string, o: RestoreOptions): Promise<
       const r = await runBorrowing(layout, releaseCli(layout, installed.release), ['install', '--json']);
       if (r.exitCode !== 0) {
         throw new ApplyError(
-          `the store and etc/ of the backup are back, but the installer of ${installed.release} failed on them (exit ${r.exitCode}): ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}; fix that and run ./build-install install --start`,
+          `the store and etc/ of the backup are back, but the installer of ${installed.release} failed on them (exit ${r.exitCode}): ${lastLines(r.stderr)}; fix that and run ./build-install install --start`,
         );
       }
       const summary = releaseOutput(INSTALL_SUMMARY, r.stdout, `the installer of ${installed.release} (install --json)`);

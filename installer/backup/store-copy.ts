@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { COLLECTION_NAME } from '../../runtime/store/types.js';
 import { checkReleaseId } from '../apply/release-id.js';
 import { nodeFor } from '../apply/runtime.js';
-import { InstallerError } from '../errors.js';
+import { InstallerError, lastLines } from '../errors.js';
 import { lookupIds } from '../host/users.js';
 import type { Layout } from '../layout.js';
 import { serviceAccount } from '../migrations/store-jobs.js';
@@ -93,9 +93,7 @@ async function runTask<T>(
   } as Options);
   const fd3 = String((r.stdio as unknown[])[3] ?? '');
   if (r.exitCode !== 0)
-    throw new InstallerError(
-      `copying the store (${op}) as ${account.user} failed (exit ${r.exitCode}): ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}`,
-    );
+    throw new InstallerError(`copying the store (${op}) as ${account.user} failed (exit ${r.exitCode}): ${lastLines(r.stderr)}`);
   let answer: unknown;
   try {
     answer = JSON.parse(fd3.trim());

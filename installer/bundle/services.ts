@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { lastLines } from '../errors.js';
 import { failpoint } from '../failpoint.js';
 import { execa } from '../host/exec.js';
 import type { Layout } from '../layout.js';
@@ -26,7 +27,7 @@ export async function stopPipeline(layout: Layout): Promise<void> {
 export async function restartAndProbe(layout: Layout, services: readonly string[]): Promise<string | undefined> {
   for (const name of services) {
     const r = await service(layout, name, 'restart');
-    if (r.exitCode !== 0) return `service ${name} restart: ${r.all?.trim().split('\n').slice(-3).join(' | ')}`;
+    if (r.exitCode !== 0) return `service ${name} restart: ${lastLines(r.all)}`;
     if (name === 'amqp2engines') failpoint('engines-restarted');
   }
   const probe = await execa(

@@ -1,5 +1,5 @@
 import { refusedBeforeWriting } from '../../runtime/contract/exit-codes.js';
-import { InstallerError, UpdateFailed, UsageError } from '../errors.js';
+import { InstallerError, lastLines, UpdateFailed, UsageError } from '../errors.js';
 import type { PendingMigration } from '../migrations/run.js';
 import { PIPELINE, restartFor } from '../services/index.js';
 import { type Timing, timed } from '../timing.js';
@@ -89,7 +89,7 @@ interface Run {
 
 type Step = (p: UpdatePlan, fx: UpdateEffects, run: Run) => Promise<UpdateState>;
 
-const tail = (r: RunResult) => `(exit ${r.exitCode}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`;
+const tail = (r: RunResult) => `(exit ${r.exitCode}): ${lastLines(r.stderr)}`;
 
 /** A release's answer read through its schema; an unreadable one is a failure of that step. */
 function answer<T>(read: () => T, run: Run): T | undefined {

@@ -1,5 +1,5 @@
 import { rm, stat, writeFile } from 'node:fs/promises';
-import { DependencyError } from '../errors.js';
+import { DependencyError, lastLines } from '../errors.js';
 import { execa } from './exec.js';
 
 /*
@@ -38,7 +38,7 @@ export async function aptInstall(packages: string[], log: (line: string) => void
       r = await execa('apt-get', ['install', '-y', '--no-install-recommends', ...wanted], { env, reject: false, all: true });
     }
     if (r.exitCode !== 0) {
-      const tail = (r.all ?? '').trim().split('\n').slice(-3).join(' | ');
+      const tail = lastLines(r.all);
       throw new DependencyError(`apt-get install ${wanted.join(' ')} failed (exit ${r.exitCode}): ${tail}`);
     }
     return wanted;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { RuntimeConfig } from '../../runtime/config/runtime.js';
 import { nodeFor } from '../apply/runtime.js';
-import { InstallerError } from '../errors.js';
+import { InstallerError, lastLines } from '../errors.js';
 import { execa } from '../host/exec.js';
 import { lookupIds } from '../host/users.js';
 import type { Layout } from '../layout.js';
@@ -132,10 +132,7 @@ export function asServiceUser(layout: Layout, script: string, ids: { uid: number
       reject: false,
       all: true,
     });
-    if (r.exitCode !== 0)
-      throw new InstallerError(
-        `store work as ${ids.name} failed (exit ${r.exitCode}): ${(r.all ?? '').trim().split('\n').slice(-3).join(' | ')}`,
-      );
+    if (r.exitCode !== 0) throw new InstallerError(`store work as ${ids.name} failed (exit ${r.exitCode}): ${lastLines(r.all)}`);
     let answer: unknown;
     try {
       answer = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? 'null');

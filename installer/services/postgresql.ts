@@ -1,6 +1,6 @@
 import { access } from 'node:fs/promises';
 import path from 'node:path';
-import { InstallerError } from '../errors.js';
+import { InstallerError, lastLines } from '../errors.js';
 import { execa } from '../host/exec.js';
 import type { RenderContext } from '../render/context.js';
 import { conf, UNIT_DIR } from '../render/file-spec.js';
@@ -65,10 +65,7 @@ async function initialize(ctx: RenderContext, as: { uid: number; gid: number } |
     ['-D', pg.data, '-U', account.user, '--auth-local=peer', '--auth-host=reject', '-E', 'UTF8', '--locale=C'],
     opts,
   );
-  if (initdb.exitCode !== 0)
-    throw new InstallerError(
-      `initdb of ${pg.data} failed (exit ${initdb.exitCode}): ${String(initdb.all).trim().split('\n').slice(-3).join(' | ')}`,
-    );
+  if (initdb.exitCode !== 0) throw new InstallerError(`initdb of ${pg.data} failed (exit ${initdb.exitCode}): ${lastLines(initdb.all)}`);
   // One statement per line: single-user mode runs each line as it comes.
   const sql = [
     `ALTER ROLE ${ident(account.user)} PASSWORD '${account.password.replace(/'/g, "''")}';`,
@@ -80,9 +77,7 @@ async function initialize(ctx: RenderContext, as: { uid: number; gid: number } |
     input: sql,
   });
   if (create.exitCode !== 0 || /ERROR:/.test(String(create.all)))
-    throw new InstallerError(
-      `setting up user ${account.user} and database ${account.database} failed: ${String(create.all).trim().split('\n').slice(-3).join(' | ')}`,
-    );
+    throw new InstallerError(`setting up user ${account.user} and database ${account.database} failed: ${lastLines(create.all)}`);
   return `PostgreSQL data directory ${pg.data} made, with user ${account.user} and database ${account.database}`;
 }
 

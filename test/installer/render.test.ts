@@ -5,9 +5,9 @@ import path from 'node:path';
 import { test } from 'node:test';
 import ini from 'ini';
 import { parse as parseYaml } from 'yaml';
-import type { HostFacts } from '../../installer/host/facts.js';
 import { prepare } from '../../installer/prepare.js';
 import { parseSetOption } from '../../installer/settings/load.js';
+import { RENDER_FACTS } from '../helpers/facts.js';
 
 /** A prefix that exists, for what rendering reads from disk (an operator's secrets, a kept certificate). */
 async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -24,20 +24,7 @@ async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
  * what each configuration produces, without installing anything.
  */
 
-const facts: HostFacts = {
-  root: true,
-  user: 'root',
-  group: 'root',
-  debian: true,
-  systemdRunning: false,
-  binaries: {
-    rabbitmqServer: '/usr/lib/rabbitmq/bin/rabbitmq-server',
-    collectd: '/usr/sbin/collectd',
-    supervisord: '/usr/bin/supervisord',
-  },
-  collectdPluginDir: '/usr/lib/collectd',
-  collectdTypesDb: '/usr/share/collectd/types.db',
-};
+const facts = RENDER_FACTS;
 
 async function render(prefix: string, sets: string[] = []) {
   // A prefix that does not exist: rendering must not need it.

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import ini from 'ini';
 import { SettingsError } from '../../installer/errors.js';
-import type { HostFacts } from '../../installer/host/facts.js';
 import { prepare } from '../../installer/prepare.js';
 import { parseSetOption } from '../../installer/settings/load.js';
+import { RENDER_FACTS } from '../helpers/facts.js';
 
 /*
  * Roles: what each host of a site renders, from its canopsis.ini alone.
@@ -13,22 +13,7 @@ import { parseSetOption } from '../../installer/settings/load.js';
  * store URL on every host.
  */
 
-const facts: HostFacts = {
-  root: true,
-  user: 'root',
-  group: 'root',
-  debian: true,
-  systemdRunning: false,
-  binaries: {
-    rabbitmqServer: '/usr/lib/rabbitmq/bin/rabbitmq-server',
-    collectd: '/usr/sbin/collectd',
-    supervisord: '/usr/bin/supervisord',
-    postgres: '/usr/lib/postgresql/15/bin/postgres',
-  },
-  collectdPluginDir: '/usr/lib/collectd',
-  collectdTypesDb: '/usr/share/collectd/types.db',
-  postgresqlBin: '/usr/lib/postgresql/15/bin',
-};
+const facts = RENDER_FACTS;
 
 const NODES = 'canopsis@10.9.0.11,canopsis@10.9.0.12,canopsis@10.9.0.13';
 const URL = 'postgresql://canopsis:s3cret-pass@10.9.0.21:5432/canopsis';
