@@ -13,6 +13,9 @@ import type { Logger } from '../log.js';
  * starts only once every node refused in a row.
  */
 
+/** How long opening a connection to one node may take. */
+export const CONNECT_TIMEOUT_MS = 5000;
+
 export interface ConnectionOptions {
   /** One URL per broker node, tried in this order. */
   urls: string[];
@@ -65,7 +68,10 @@ export class BrokerConnection {
     while (!this.closing) {
       const where = this.where;
       try {
-        const conn = await amqp.connect(`${this.opts.urls[this.node]}?heartbeat=${this.opts.heartbeat ?? 10}`);
+        // A node whose host is gone answers nothing: the next one is tried after seconds, not after TCP's two minutes.
+        const conn = await amqp.connect(`${this.opts.urls[this.node]}?heartbeat=${this.opts.heartbeat ?? 10}`, {
+          timeout: CONNECT_TIMEOUT_MS,
+        });
         const closed = new Promise<Error | undefined>((resolve) => {
           conn.once('close', (err?: Error) => resolve(err));
           conn.on('error', () => undefined); // 'close' follows and carries the reason
@@ -146,7 +152,7 @@ export async function connectAny(urls: string[], wheres: string[]): Promise<Chan
   const errors: string[] = [];
   for (const [i, url] of urls.entries()) {
     try {
-      return await amqp.connect(url);
+      return await amqp.connect(url, { timeout: CONNECT_TIMEOUT_MS });
     } catch (e) {
       errors.push(`${wheres[i]}: ${(e as Error).message}`);
     }

@@ -30,17 +30,22 @@ import {
  * a transaction-scoped advisory lock: engines starting together would
  * otherwise race on CREATE ... IF NOT EXISTS.
  *
- * modify is SELECT ... FOR UPDATE in a READ COMMITTED transaction; an absent
- * key is inserted with ON CONFLICT DO NOTHING, and when another process got
- * there first, read again (now locked) in the same transaction.
+ * modify is optimistic: the row is read with its version (xmin) and written
+ * back only if the version still holds; an absent key is inserted with ON
+ * CONFLICT DO NOTHING; when another process got there first, read again.
  *
  * A server that cannot answer now (refused, reset, shutting down, out of
  * connections or disk, read-only, a serialization failure or deadlock)
  * raises StoreUnavailable, which the engines retry; the pool reconnects.
  */
 
-/** SQLSTATEs of "try again later": whole classes, then single codes. https://www.postgresql.org/docs/current/errcodes-appendix.html */
-const UNAVAILABLE_CLASSES = ['08', '53'];
+/**
+ * SQLSTATEs of "try again later": whole classes, then single codes. A login
+ * or a database refused (a password rotated, pg_hba edited) is the
+ * operator's to mend, not an event's fault: the engines wait for it rather
+ * than dead-letter every event. https://www.postgresql.org/docs/current/errcodes-appendix.html
+ */
+const UNAVAILABLE_CLASSES = ['08', '53', '28', '58'];
 const UNAVAILABLE_STATES: Record<string, string> = {
   '57P01': 'the server is shutting down (admin shutdown)',
   '57P02': 'the server crashed (crash shutdown)',
@@ -53,6 +58,17 @@ const UNAVAILABLE_STATES: Record<string, string> = {
   '53300': 'too many connections',
   '53100': 'the disk is full',
   '53200': 'out of memory',
+  '3D000': 'the database does not exist',
+  '57014': 'the statement was cancelled (statement timeout, or pg_cancel_backend)',
+  '55P03': 'a lock could not be had',
+  XX001: 'data corrupted on the server',
+  XX002: 'an index corrupted on the server',
+};
+const CLASS_WORDS: Record<string, string> = {
+  '08': 'connection failure',
+  '53': 'out of resources',
+  '28': 'the login was refused (password or pg_hba.conf)',
+  '58': 'an I/O error on the server',
 };
 /** What Node's sockets say when the server cannot be reached. */
 const NETWORK: Record<string, string> = {
@@ -67,7 +83,7 @@ const NETWORK: Record<string, string> = {
   ENOENT: 'no server socket',
 };
 // pg's own words for a connection that went away or never came (errors without a code).
-const LOST = /Connection terminated|timeout exceeded when trying to connect|connection timeout|not queryable/i;
+const LOST = /Connection terminated|timeout exceeded when trying to connect|connection timeout|not queryable|Query read timeout/i;
 
 const codeOf = (e: unknown) =>
   e && typeof e === 'object' && typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : '';
@@ -77,7 +93,7 @@ export function pgUnavailable(e: unknown): string | undefined {
   const code = codeOf(e);
   if (e instanceof DatabaseError) {
     if (UNAVAILABLE_STATES[code]) return UNAVAILABLE_STATES[code];
-    if (UNAVAILABLE_CLASSES.includes(code.slice(0, 2))) return code.startsWith('08') ? 'connection failure' : 'out of resources';
+    if (UNAVAILABLE_CLASSES.includes(code.slice(0, 2))) return CLASS_WORDS[code.slice(0, 2)];
     return undefined;
   }
   if (NETWORK[code]) return NETWORK[code];
@@ -133,6 +149,8 @@ export interface PgOptions {
   max?: number;
   /** How long getting a connection may take before the store counts as unavailable, ms. */
   connectTimeoutMs?: number;
+  /** How long a statement's answer may take before the store counts as unavailable, ms. */
+  queryTimeoutMs?: number;
 }
 
 class PgCollection<T extends object> implements Collection<T> {
@@ -304,7 +322,10 @@ export class PgStore implements Store {
       max: options.max ?? 4,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
       idleTimeoutMillis: 30_000,
+      // A store host gone without a word (powered off, cut off): noticed in seconds, not after TCP's quarter of an hour.
+      query_timeout: options.queryTimeoutMs ?? 60_000,
       keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       application_name: 'canopsis',
     };
     this.pool = new Pool(config);

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import pg from 'pg';
 import { openStore, readRuntimeConfig } from '../../runtime/config/runtime.js';
 import { layoutOf } from '../../runtime/contract/layout.js';
-import { PgStore } from '../../runtime/store/postgresql.js';
+import { PgStore, pgUnavailable } from '../../runtime/store/postgresql.js';
 import { SqliteStore } from '../../runtime/store/sqlite.js';
 import { type Filter, type FindOptions, type Scalar, StoreError, StoreUnavailable } from '../../runtime/store/types.js';
 import { ROOT, removeDir, tempDir, waitFor } from '../helpers/index.js';
@@ -350,4 +350,20 @@ test('postgresql: etc/runtime.conf [store] backend = postgresql opens this store
   } finally {
     await removeDir(prefix);
   }
+});
+
+test('postgresql: what the operator must mend (a refused login, a missing database, a cancelled statement) waits; a bad statement does not', () => {
+  // The server's own errors, as pg raises them: a wrong password cannot be had from this machine's trust-auth server.
+  const err = (code: string) => Object.assign(new pg.DatabaseError('from the server', 0, 'error'), { code });
+  for (const [code, words] of [
+    ['28P01', /login was refused/],
+    ['28000', /login was refused/],
+    ['3D000', /database does not exist/],
+    ['57014', /cancelled/],
+    ['58030', /I\/O error/],
+    ['08006', /connection failure/],
+  ] as const)
+    assert.match(pgUnavailable(err(code)) ?? '', words, code);
+  for (const code of ['42601', '23505', '22P02']) assert.equal(pgUnavailable(err(code)), undefined, code);
+  assert.equal(pgUnavailable(new Error('Query read timeout')), 'connection lost');
 });
