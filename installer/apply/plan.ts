@@ -86,8 +86,9 @@ export function decide(
   // canopsis.ini and the secrets are the operator's: on disk they win, except
   // that a --set edit (a new text) is what the operator asked for.
   if (file.kind === 'settings') return 'update';
-  // Programs are not for editing: always ours.
-  if (file.kind === 'program') return 'update';
+  // Programs are not for editing: always ours. Nor is a file the service user owns (the Erlang cookie):
+  // what is on disk there is only the service user's word, never kept as an operator's edit.
+  if (file.kind === 'program' || file.serviceOwned) return 'update';
   const edited = shipped === undefined || shipped !== disk.sha256;
   if (!edited) return 'update';
   return shipped === ours ? 'keep' : 'dist';

@@ -135,7 +135,7 @@ const ports: Check = async ({ prepared }) => {
       check: 'ports',
       found: `port ${l.port} for ${l.service}${who}`,
       needed: 'a free port',
-      fix: 'stop what holds it or choose another port in etc/canopsis.ini',
+      fix: l.fix ?? 'stop what holds it or choose another port in etc/canopsis.ini',
     });
   }
   return out;

@@ -102,7 +102,19 @@ export interface RenderContext {
     embeddedFile: string;
     mongodbLocal: boolean;
     postgresqlLocal: boolean;
-    postgresql: { data: string; bin: string; socketDir: string; conf: string; hba: string; listen: string; remoteAccess: boolean };
+    postgresql: {
+      data: string;
+      bin: string;
+      socketDir: string;
+      conf: string;
+      hba: string;
+      listen: string;
+      remoteAccess: boolean;
+      /** The store URL's user and database: the only login pg_hba.conf lets in over TCP. */
+      user: string;
+      database: string;
+      clients: string[];
+    };
     dbpathAbs: string;
     logFile: string;
     url: string;
@@ -123,6 +135,13 @@ export interface RenderContext {
     wants: string[];
     wantsLine: string;
   };
+}
+
+/** The user and database of a store URL (checked as plain names with the secrets), empty without one. */
+function urlNames(url: string | undefined): { user: string; database: string } {
+  if (!url) return { user: '', database: '' };
+  const u = new URL(url);
+  return { user: decodeURIComponent(u.username), database: decodeURIComponent(u.pathname.slice(1)) };
 }
 
 /** Where the self-signed pair of a first install lives. */
@@ -269,6 +288,8 @@ export function buildContext(settings: Settings, secrets: Secrets, layout: Layou
         hba: path.join(p.etc, 'postgresql', 'pg_hba.conf'),
         listen: listen.join(','),
         remoteAccess: listen.some((a) => !['127.0.0.1', '::1', 'localhost'].includes(a)),
+        ...urlNames(secrets.store.postgresql_url),
+        clients: settings.store.postgresql_clients,
       },
       dbpathAbs: underPrefix(p, settings.store.mongodb_dbpath),
       logFile: path.join(p.log, 'mongodb.log'),

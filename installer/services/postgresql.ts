@@ -41,34 +41,46 @@ export function urlAccount(url: string): { user: string; password: string; datab
 
 const ident = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
+/** The instance's superuser: no password, and no OS user of that name to log in as on the socket (peer). */
+const ADMIN = 'canopsis_admin';
+
+/** Marks a data directory whose first setup went through: one without it is made again. */
+const READY = 'canopsis-initialized';
+
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
+
 /**
- * A data directory made once, as the service user: initdb with the URL's
- * user as the instance's owner, then its password and its database set by
- * the server in single-user mode (no listener is up yet). The password
- * goes in on standard input, never in a command line or a file. The data
- * directory's own pg_hba.conf is never read (hba_file names ours), so
- * initdb's is only made to refuse TCP.
+ * A data directory made once, as the service user: initdb with a
+ * superuser nobody can log in as, then, in single-user mode (no listener is
+ * up yet), the URL's user as a plain login owning only its database. The
+ * password goes in on standard input, never in a command line or a file. A
+ * setup that failed half-way (no marker) is started again from an empty
+ * directory. The data directory's own pg_hba.conf is never read (hba_file
+ * names ours), so initdb's is only made to refuse TCP.
  */
 async function initialize(ctx: RenderContext, as: { uid: number; gid: number } | undefined): Promise<string | undefined> {
   const pg = ctx.store.postgresql;
-  if (
-    await access(path.join(pg.data, 'PG_VERSION')).then(
-      () => true,
-      () => false,
-    )
-  )
-    return undefined;
+  if (await exists(path.join(pg.data, READY))) return undefined;
   const account = urlAccount(ctx.secrets.store.postgresql_url ?? '');
   const opts = { ...(as ? { uid: as.uid, gid: as.gid } : {}), cwd: pg.data, reject: false, all: true, env: { LC_ALL: 'C' } } as const;
+  // Emptied as the service user, whose directory it is (root never walks what the service user can write).
+  if (await exists(path.join(pg.data, 'PG_VERSION'))) {
+    const wipe = await execa('find', [pg.data, '-mindepth', '1', '-delete'], opts);
+    if (wipe.exitCode !== 0) throw new InstallerError(`cannot empty ${pg.data} after a setup that did not finish: ${lastLines(wipe.all)}`);
+  }
   const initdb = await execa(
     path.join(pg.bin, 'initdb'),
-    ['-D', pg.data, '-U', account.user, '--auth-local=peer', '--auth-host=reject', '-E', 'UTF8', '--locale=C'],
+    ['-D', pg.data, '-U', ADMIN, '--auth-local=peer', '--auth-host=reject', '-E', 'UTF8', '--locale=C'],
     opts,
   );
   if (initdb.exitCode !== 0) throw new InstallerError(`initdb of ${pg.data} failed (exit ${initdb.exitCode}): ${lastLines(initdb.all)}`);
   // One statement per line: single-user mode runs each line as it comes.
   const sql = [
-    `ALTER ROLE ${ident(account.user)} PASSWORD '${account.password.replace(/'/g, "''")}';`,
+    `CREATE ROLE ${ident(account.user)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${account.password.replace(/'/g, "''")}';`,
     `CREATE DATABASE ${ident(account.database)} OWNER ${ident(account.user)};`,
     '',
   ].join('\n');
@@ -76,9 +88,18 @@ async function initialize(ctx: RenderContext, as: { uid: number; gid: number } |
     ...opts,
     input: sql,
   });
-  if (create.exitCode !== 0 || /ERROR:/.test(String(create.all)))
-    throw new InstallerError(`setting up user ${account.user} and database ${account.database} failed: ${lastLines(create.all)}`);
-  return `PostgreSQL data directory ${pg.data} made, with user ${account.user} and database ${account.database}`;
+  // Its own words, not the checkpoint lines that follow them, and never the statement (it holds the password).
+  const errors = String(create.all)
+    .split('\n')
+    .filter((l) => /\b(ERROR|FATAL):/.test(l))
+    .map((l) => l.split(account.password).join('***'));
+  if (create.exitCode !== 0 || errors.length)
+    throw new InstallerError(
+      `setting up user ${account.user} and database ${account.database} failed: ${errors.join(' | ') || `exit ${create.exitCode}`}`,
+    );
+  const mark = await execa('touch', [path.join(pg.data, READY)], opts);
+  if (mark.exitCode !== 0) throw new InstallerError(`cannot mark ${pg.data} as set up: ${lastLines(mark.all)}`);
+  return `PostgreSQL data directory ${pg.data} made, with user ${account.user} owning database ${account.database}`;
 }
 
 export const postgresql: ServiceModule = {
@@ -99,18 +120,15 @@ export const postgresql: ServiceModule = {
       packages: ['postgresql'],
     },
   ],
-  // One port on every listen address: the last one, the site's address when there are two.
-  ports: (s) => {
-    const host = s.store.postgresql_listen.at(-1) ?? '127.0.0.1';
-    return [
-      {
-        service: 'postgresql',
-        host: host === '*' ? '0.0.0.0' : host,
-        port: s.store.postgresql_port,
-        setting: ['store', 'postgresql_port'],
-      },
-    ];
-  },
+  // The port on every listen address: one held on the loopback (Debian's own cluster) would send local clients there.
+  ports: (s) =>
+    s.store.postgresql_listen.map((host) => ({
+      service: 'postgresql',
+      host: host === '*' ? '0.0.0.0' : host,
+      port: s.store.postgresql_port,
+      setting: ['store', 'postgresql_port'] as [string, string],
+      fix: "Debian's postgresql package starts a cluster of its own on 5432: stop it (pg_ctlcluster VERSION main stop, and 'manual' in /etc/postgresql/VERSION/main/start.conf), or set store.postgresql_port",
+    })),
   units: () => ['canopsis-postgresql.service'],
   initialize,
   // The store answers over the network with the URL's credentials (root never opens a store file).

@@ -31,6 +31,8 @@ export interface Port {
   port: number;
   /** The setting that holds it, for cross-checks: [section, key]. */
   setting: [string, string];
+  /** What to do when it is held, beyond "stop what holds it or choose another port". */
+  fix?: string;
 }
 
 /** "Ready" as an operator means it; a reason when not. */

@@ -1,7 +1,7 @@
 import { EXCHANGES } from '../../runtime/contract/names.js';
 import type { SettingProblem } from '../errors.js';
 import { portsOf } from '../services/index.js';
-import { hasRole, nodeHost, runsBroker, usesStore } from './roles.js';
+import { hasRole, nodeHost, runsBroker, runsPostgresql, usesStore } from './roles.js';
 import type { Settings } from './schema.js';
 
 /*
@@ -103,7 +103,8 @@ export function crossCheck(s: Settings, file: string): SettingProblem[] {
   const ports = portsOf(s);
   for (let i = 0; i < ports.length; i++) {
     for (let j = 0; j < i; j++) {
-      if (ports[i]!.port === ports[j]!.port) {
+      // One service on several addresses shares its port with itself.
+      if (ports[i]!.port === ports[j]!.port && ports[i]!.setting.join('.') !== ports[j]!.setting.join('.')) {
         const [section, key] = ports[i]!.setting;
         problems.push({
           file,
@@ -193,6 +194,15 @@ function siteChecks(s: Settings, file: string): SettingProblem[] {
         expected: 'one node, or three or more: two nodes cannot outvote each other, and the loss of either stops the cluster',
       });
   }
+  const remoteListen = s.store.postgresql_listen.some((a) => !LOOPBACK.has(a));
+  if (runsPostgresql(s) && remoteListen && s.store.postgresql_clients.length === 0)
+    problems.push({
+      file,
+      section: 'store',
+      key: 'postgresql_clients',
+      found: '',
+      expected: `the networks of the engines and webserver hosts (CIDR, such as 10.0.0.0/24): PostgreSQL listens on ${s.store.postgresql_listen.join(',')} and lets only these log in`,
+    });
   if (hasRole(s, 'store') && s.store.backend === 'postgresql' && s.store.postgresql_mode === 'local' && !hasRole(s, 'engines'))
     if (s.store.postgresql_listen.every((a) => LOOPBACK.has(a)))
       problems.push({

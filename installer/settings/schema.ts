@@ -69,6 +69,8 @@ export const sectionSchemas = {
     // Addresses the local PostgreSQL listens on: its host's address(es) when engines elsewhere use it.
     postgresql_listen: list(z.string().regex(/^[A-Za-z0-9_.:*-]+$/), 'addresses such as 127.0.0.1 or 10.0.0.12'),
     postgresql_data: filePath('a directory (relative to the prefix, or absolute)'),
+    // Who may log in over the network to a local PostgreSQL that listens beyond the loopback: the site's hosts.
+    postgresql_clients: list(z.string().regex(/^[0-9A-Fa-f.:]+\/\d{1,3}$/), 'networks in CIDR form such as 10.0.0.0/24'),
     min_free_disk: size(),
   }),
   webserver: z.object({
@@ -244,6 +246,7 @@ export function sectionDefaults(host: HostIdentity): Record<SectionName, RawSect
       postgresql_port: '5432',
       postgresql_listen: '127.0.0.1',
       postgresql_data: 'var/lib/postgresql',
+      postgresql_clients: '',
       min_free_disk: '20GiB',
     },
     webserver: { bind: '0.0.0.0', port: '8082', tls: 'true', tls_cert: '', tls_key: '' },

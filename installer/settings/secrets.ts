@@ -93,12 +93,13 @@ function check(file: string, s: Secrets, sets: SecretValue[]): SettingProblem[] 
     });
   }
   const url = s.store.postgresql_url;
-  if (url !== undefined && !CONTROL.test(url) && !POSTGRESQL_URL.test(url)) {
+  if (url !== undefined && !CONTROL.test(url) && !(POSTGRESQL_URL.test(url) && plainAccount(url))) {
     problems.push({
       file,
       section: 'store',
       key: 'postgresql_url',
-      expected: 'a URL such as postgresql://canopsis:password@10.0.0.12:5432/canopsis; the value is not shown',
+      expected:
+        'a URL such as postgresql://canopsis:password@10.0.0.12:5432/canopsis, its user and database made of letters, digits, _ . -, and no control character in its password; the value is not shown',
       fromSet: fromSet('store', 'postgresql_url'),
     });
   }
@@ -111,6 +112,21 @@ function check(file: string, s: Secrets, sets: SecretValue[]): SettingProblem[] 
       fromSet: fromSet('rabbitmq', 'erlang_cookie'),
     });
   return problems;
+}
+
+/** The URL's user and database are plain names (they go into pg_hba.conf and SQL), and its password has no control character once decoded. */
+function plainAccount(url: string): boolean {
+  try {
+    const u = new URL(url);
+    const plain = /^[A-Za-z0-9_.-]*$/;
+    return (
+      plain.test(decodeURIComponent(u.username)) &&
+      plain.test(decodeURIComponent(u.pathname.slice(1))) &&
+      !CONTROL.test(decodeURIComponent(u.password))
+    );
+  } catch {
+    return false;
+  }
 }
 
 /** What a store role host running its own PostgreSQL generates when no URL is set: its own user and database on the loopback. */

@@ -27,8 +27,10 @@ const EVENTS = 20_000;
 const RATE = 250;
 
 let site: Site;
+const skip = process.getuid?.() === 0 ? false : 'needs root (ip netns, installs as root)';
 
 before(async () => {
+  if (skip) return;
   site = await createSite({ prefix: 'cps19', subnet: '10.231.19', brokers: 3, engineHosts: 2, web: true });
 });
 
@@ -36,7 +38,9 @@ after(async () => {
   await site?.teardown();
 });
 
-test('a site of seven hosts: broker cluster, store, two engines hosts and a webserver, each installed with its roles', async () => {
+test('a site of seven hosts: broker cluster, store, two engines hosts and a webserver, each installed with its roles', {
+  skip,
+}, async () => {
   // The broker nodes start together and find each other from the list.
   await Promise.all(['b1', 'b2', 'b3'].map((h) => site.install(h)));
   await waitFor(
@@ -58,7 +62,9 @@ test('a site of seven hosts: broker cluster, store, two engines hosts and a webs
   assert.match(e2ini, /numprocs_start=1/);
 });
 
-test('20,000 events while a broker node and an engines host are killed: every alarm stored, duplicates counted, the node rejoins', async () => {
+test('20,000 events while a broker node and an engines host are killed: every alarm stored, duplicates counted, the node rejoins', {
+  skip,
+}, async () => {
   const broker = await readBrokerConfig(site.prefixOf('e1'));
   const run = `run${Date.now()}`;
   const publisher = site.spawnTool('web', 'publish', broker.urls.join(','), String(EVENTS), run, String(RATE));
@@ -92,16 +98,21 @@ test('20,000 events while a broker node and an engines host are killed: every al
     180_000,
     2000,
   );
-  // And e2's engines consume again.
+  // And e2's engines consume their partitions again (worker 1 of the site: Engine_<name>.1).
   await waitFor(
-    'e2 engines running again',
-    async () => ((await site.pidsOf('e2', /engine-launcher/)).length > 0 ? true : undefined),
-    60_000,
-    500,
+    "e2's partitions consumed again",
+    async () => {
+      const c = await site.queueConsumers('b2');
+      return ['Engine_cleaner.1', 'Engine_axe.1'].every((q) => (c.get(q) ?? 0) >= 1) ? true : undefined;
+    },
+    120_000,
+    1000,
   );
 });
 
-test("each entity's events keep their order across the two engines hosts; a malformed event is a dead letter with its reason", async () => {
+test("each entity's events keep their order across the two engines hosts; a malformed event is a dead letter with its reason", {
+  skip,
+}, async () => {
   const broker = await readBrokerConfig(site.prefixOf('e1'));
   const run = `seq${Date.now()}`;
   const N = 1000;

@@ -38,6 +38,8 @@ export interface Site {
   pidsOf(host: string, match: RegExp): Promise<number[]>;
   /** The cluster's running nodes as a broker host's node sees them. */
   runningNodes(host: string): Promise<string[]>;
+  /** Consumers of each queue of the site's vhost, as a broker host's node sees them. */
+  queueConsumers(host: string): Promise<Map<string, number>>;
   teardown(): Promise<void>;
 }
 
@@ -74,7 +76,7 @@ export async function createSite(o: SiteOptions): Promise<Site> {
     const own = h.startsWith('b')
       ? ['canopsis.roles=broker', `rabbitmq.node_name=canopsis@${ipOf(h)}`, `rabbitmq.host=${ipOf(h)}`]
       : h === 'store'
-        ? ['canopsis.roles=store', `store.postgresql_listen=127.0.0.1,${ipOf(h)}`]
+        ? ['canopsis.roles=store', `store.postgresql_listen=127.0.0.1,${ipOf(h)}`, `store.postgresql_clients=${o.subnet}.0/24`]
         : h.startsWith('e')
           ? ['canopsis.roles=engines', 'store.postgresql_mode=remote', `pipeline.engine_host=${Number(h.slice(1)) - 1}`]
           : ['canopsis.roles=webserver', 'store.postgresql_mode=remote'];
@@ -82,6 +84,18 @@ export async function createSite(o: SiteOptions): Promise<Site> {
   };
 
   const tool = (h: string, ...args: string[]) => net.exec(h, process.execPath, [SITE_TOOL(), ...args]);
+  // As canopsis with the node's own environment: its HOME holds the cookie.
+  const rabbitmqctl = (h: string, args: string[]) => {
+    const p = prefixOf(h);
+    return net.exec(h, '/usr/lib/rabbitmq/bin/rabbitmqctl', args, {
+      user: 'canopsis',
+      env: {
+        HOME: path.join(p, 'etc', 'rabbitmq', 'erlang'),
+        RABBITMQ_CONF_ENV_FILE: path.join(p, 'etc', 'rabbitmq', 'rabbitmq-env.conf'),
+      },
+      timeout: 60_000,
+    });
+  };
   const site: Site = {
     net,
     dir,
@@ -111,17 +125,14 @@ export async function createSite(o: SiteOptions): Promise<Site> {
       return out;
     },
     runningNodes: async (h) => {
-      const p = prefixOf(h);
-      const r = await net.exec(h, '/usr/lib/rabbitmq/bin/rabbitmqctl', ['cluster_status', '--formatter', 'json'], {
-        user: 'canopsis',
-        env: {
-          HOME: path.join(p, 'etc', 'rabbitmq', 'erlang'),
-          RABBITMQ_CONF_ENV_FILE: path.join(p, 'etc', 'rabbitmq', 'rabbitmq-env.conf'),
-        },
-        timeout: 60_000,
-      });
+      const r = await rabbitmqctl(h, ['cluster_status', '--formatter', 'json']);
       if (r.exitCode !== 0) return [];
       return (JSON.parse(String(r.stdout)) as { running_nodes: string[] }).running_nodes;
+    },
+    queueConsumers: async (h) => {
+      const r = await rabbitmqctl(h, ['list_queues', '-p', 'canopsis', 'name', 'consumers', '--formatter', 'json']);
+      if (r.exitCode !== 0) return new Map();
+      return new Map((JSON.parse(String(r.stdout)) as Array<{ name: string; consumers: number }>).map((q) => [q.name, q.consumers]));
     },
     teardown: async () => {
       for (const h of hosts)

@@ -67,12 +67,17 @@ test('the store host: its own PostgreSQL listening on its address, password logi
     'canopsis.roles=store',
     `store.postgresql_url=${URL}`,
     'store.postgresql_listen=127.0.0.1,10.9.0.21',
+    'store.postgresql_clients=10.9.0.0/24',
     'collectd.enabled=false',
   ]);
   const conf = text('etc/postgresql/postgresql.conf');
   assert.match(conf, /^listen_addresses = '127\.0\.0\.1,10\.9\.0\.21'$/m);
   assert.match(conf, /^data_directory = '\/nonexistent\/opt\/canopsis\/var\/lib\/postgresql'$/m);
-  assert.match(text('etc/postgresql/pg_hba.conf'), /^host +all +all +0\.0\.0\.0\/0 +scram-sha-256$/m);
+  // Over TCP, only the store URL's user to its database, from the loopback and the site's network.
+  const hba = text('etc/postgresql/pg_hba.conf');
+  assert.match(hba, /^host +"canopsis" +"canopsis" +10\.9\.0\.0\/24 +scram-sha-256$/m);
+  assert.doesNotMatch(hba, /^host +all/m);
+  assert.doesNotMatch(hba, /0\.0\.0\.0\/0/);
   assert.match(text('etc/supervisord.d/postgresql.conf'), /command=\/usr\/lib\/postgresql\/15\/bin\/postgres -D /);
   assert.ok(!files.has('etc/supervisord.d/rabbitmq-server.conf'));
   assert.ok(!files.has('etc/supervisord.d/amqp2engines.conf'));
@@ -146,6 +151,18 @@ test('what a site cannot work with is refused, naming the key', async () => {
   assert.match(
     await problemsOf(['canopsis.roles=store', `store.postgresql_url=${URL}`]),
     /store\.postgresql_listen: this host's address as the engines hosts reach it/,
+  );
+  assert.match(
+    await problemsOf(['canopsis.roles=store', `store.postgresql_url=${URL}`, 'store.postgresql_listen=127.0.0.1,10.9.0.21']),
+    /store\.postgresql_clients: the networks of the engines and webserver hosts/,
+  );
+  assert.match(
+    await problemsOf([
+      'canopsis.roles=engines',
+      'store.postgresql_mode=remote',
+      'store.postgresql_url=postgresql://can"opsis:pw@10.9.0.21/canopsis',
+    ]),
+    /store\.postgresql_url: a URL such as/,
   );
   assert.match(
     await problemsOf([
