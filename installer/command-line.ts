@@ -375,10 +375,20 @@ export function program(): Command {
     )
     .addOption(new Option('--to <backend>', 'the store to move to').choices(['postgresql']).makeOptionMandatory())
     .addOption(prefixOption())
+    .option(
+      '--set <section.key=value>',
+      '[store] settings applied with the switch (store.postgresql_mode=local, store.postgresql_port=...) (repeatable)',
+      collect,
+      [],
+    )
     .option('--json', 'print one JSON object')
-    .action(async (o: { to: 'postgresql'; prefix: string; json?: boolean }) => {
+    .action(async (o: { to: 'postgresql'; prefix: string; set: string[]; json?: boolean }) => {
       const { migrateStore } = await import('./migrate-store.js');
-      const r = await migrateStore(o.prefix, { to: o.to, log: o.json ? () => undefined : (l) => l.trim() && out(l.trimEnd()) });
+      const r = await migrateStore(o.prefix, {
+        to: o.to,
+        sets: o.set,
+        log: o.json ? () => undefined : (l) => l.trim() && out(l.trimEnd()),
+      });
       if (o.json) out(JSON.stringify({ ok: true, ...r }));
       else
         out(

@@ -132,10 +132,12 @@ const transferSchema = z.discriminatedUnion('ok', [
 
 /**
  * Copies the whole store of `layout` into the empty PostgreSQL store at `url`, as the service user
- * (the URL goes on the child's standard input: never in a command line that ps shows).
+ * (the URL goes on the child's standard input: never in a command line that ps shows). `sourceFile`,
+ * the embedded store file, names the source when runtime.conf names the target already.
  */
-export async function transferStore(layout: Layout, url: string, releases: string[] = []): Promise<TransferReport> {
+export async function transferStore(layout: Layout, url: string, releases: string[] = [], sourceFile?: string): Promise<TransferReport> {
   const account = await copyAccount(layout);
-  if (!account) return transferToPostgresql(layout.prefix, url);
-  return runTask(layout, account, 'migrate', { input: JSON.stringify({ url }) }, releases, transferSchema);
+  if (!account) return transferToPostgresql(layout.prefix, url, sourceFile);
+  const input = JSON.stringify(sourceFile === undefined ? { url } : { url, source: sourceFile });
+  return runTask(layout, account, 'migrate', { input }, releases, transferSchema);
 }

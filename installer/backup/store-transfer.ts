@@ -50,22 +50,34 @@ async function copyCollection(source: Store, target: Store, name: string): Promi
   }
 }
 
-/** The store of `prefix` (not created when it is an embedded one that does not exist yet). */
-async function openSource(prefix: string): Promise<Store | undefined> {
+/**
+ * The store of `prefix` (not created when it is an embedded one that does not exist yet), or the
+ * embedded store file `file` when given: migrate-store to the host's own PostgreSQL renders that
+ * one as the backend first (it is set up by the install), so runtime.conf names the target then.
+ */
+async function openSource(prefix: string, file?: string): Promise<Store | undefined> {
+  if (file !== undefined) {
+    if (!(await stat(file).catch(() => undefined))) return undefined;
+    const { SqliteStore } = await import('../../runtime/store/sqlite.js');
+    return new SqliteStore(file);
+  }
   const cfg = await readRuntimeConfig(prefix);
   if (cfg.store.backend === 'postgresql') throw new Error(`the store of ${prefix} is PostgreSQL already`);
   if (cfg.store.backend === 'embedded' && !(await stat(cfg.store.file).catch(() => undefined))) return undefined;
   return openStore(cfg);
 }
 
-/** Copies every collection of the store of `prefix` into the empty PostgreSQL store at `url`, and counts both sides. */
-export async function transferToPostgresql(prefix: string, url: string): Promise<TransferReport> {
+/**
+ * Copies every collection of the store of `prefix` (or of the embedded store file `sourceFile`)
+ * into the empty PostgreSQL store at `url`, and counts both sides.
+ */
+export async function transferToPostgresql(prefix: string, url: string, sourceFile?: string): Promise<TransferReport> {
   const { PgStore } = await import('../../runtime/store/postgresql.js');
   const target = await PgStore.connect(url);
   try {
     const occupied = await occupiedCollections(target);
     if (occupied.length) return { ok: false, occupied };
-    const source = await openSource(prefix);
+    const source = await openSource(prefix, sourceFile);
     const names = (await source?.collections()) ?? [];
     try {
       const collections: TransferredCollection[] = [];

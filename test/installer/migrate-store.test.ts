@@ -19,23 +19,33 @@ import { createTestDatabase, type TestDatabase } from '../store/pg-database.js';
 
 const USER = 'canopsis';
 const N = 120;
-/** A port nothing listens on (this file's range is 6000-6009; the install uses 6000-6004). */
-const CLOSED = 'postgresql://canopsis:Secret-pw-1@127.0.0.1:6009/canopsis';
+/**
+ * A port nothing listens on (this file's range is 6040-6049: the installs use 6040-6044, the
+ * local PostgreSQL of the last test 6045; this machine runs a PostgreSQL of its own on 5432).
+ */
+const CLOSED = 'postgresql://canopsis:Secret-pw-1@127.0.0.1:6049/canopsis';
+const LOCAL_PG_PORT = 6045;
+/** What the embedded stores hold before a migration (run by the service user). */
+const FILL = `for (let i = 0; i < ${N}; i++) {
+  await s.collection('entities').put('r' + i + '/c', { _id: 'r' + i + '/c', type: 'resource', name: 'r' + i, infos: { site: i % 3 ? 'paris' : null } });
+  await s.collection('alarms').put('a' + i, { d: 'r' + i + '/c', t: 1700000000 + i, v: { state: { val: i % 4 }, ack: i % 5 === 0 ? { a: 'alice' } : undefined } });
+}
+await s.collection('event_log').put('e1', { t: 1, level: 'info', action: 'alarm_opened' });`;
 let dir: string;
 let prefix: string;
 let db: TestDatabase;
 
 const cli = (...args: string[]) => buildInstall([...args, '--prefix', prefix]);
-const etc = (name: string) => readFile(path.join(prefix, 'etc', name), 'utf8');
-const storeFile = () => path.join(prefix, 'var', 'lib', 'canopsis', 'canopsis.db');
+const etc = (name: string, p = prefix) => readFile(path.join(p, 'etc', name), 'utf8');
+const storeFile = (p = prefix) => path.join(p, 'var', 'lib', 'canopsis', 'canopsis.db');
 
 /** Runs `body` (ES module code, `s` being the installed release's SqliteStore on the prefix's store) as the service user. */
-async function asServiceUser(name: string, body: string): Promise<void> {
+async function asServiceUser(name: string, body: string, p = prefix): Promise<void> {
   const script = path.join(dir, `${name}.mjs`);
   await writeFile(
     script,
-    `const { SqliteStore } = await import(${JSON.stringify(path.join(prefix, 'lib/canopsis/current/dist/runtime/store/sqlite.js'))});
-const s = new SqliteStore(${JSON.stringify(storeFile())});
+    `const { SqliteStore } = await import(${JSON.stringify(path.join(p, 'lib/canopsis/current/dist/runtime/store/sqlite.js'))});
+const s = new SqliteStore(${JSON.stringify(storeFile(p))});
 ${body}
 await s.close();
 `,
@@ -46,11 +56,11 @@ await s.close();
 }
 
 /** What the prefix is switched by: the operator's file and the runtime's. */
-const configState = async () => ({ ini: await etc('canopsis.ini'), runtime: await etc('runtime.conf') });
+const configState = async (p = prefix) => ({ ini: await etc('canopsis.ini', p), runtime: await etc('runtime.conf', p) });
 
 /** Every collection of the embedded store, read straight from the file. */
-function sqliteContent(): Map<string, Map<string, unknown>> {
-  const file = new Database(storeFile(), { readonly: true });
+function sqliteContent(p = prefix): Map<string, Map<string, unknown>> {
+  const file = new Database(storeFile(p), { readonly: true });
   try {
     const out = new Map<string, Map<string, unknown>>();
     const tables = file.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'c\\_%' ESCAPE '\\'").all() as Array<{
@@ -75,21 +85,14 @@ before(async () => {
     '--prefix',
     prefix,
     '--yes',
-    ...isolatedPorts(6000, 'cpsms6000@localhost'),
+    ...isolatedPorts(6040, 'cpsms6040@localhost'),
     '--set',
     'store.postgresql_mode=remote',
     '--set',
     `store.postgresql_url=${CLOSED}`,
   ]);
   assert.equal(r.exitCode, 0, r.all);
-  await asServiceUser(
-    'fill',
-    `for (let i = 0; i < ${N}; i++) {
-  await s.collection('entities').put('r' + i + '/c', { _id: 'r' + i + '/c', type: 'resource', name: 'r' + i, infos: { site: i % 3 ? 'paris' : null } });
-  await s.collection('alarms').put('a' + i, { d: 'r' + i + '/c', t: 1700000000 + i, v: { state: { val: i % 4 }, ack: i % 5 === 0 ? { a: 'alice' } : undefined } });
-}
-await s.collection('event_log').put('e1', { t: 1, level: 'info', action: 'alarm_opened' });`,
-  );
+  await asServiceUser('fill', FILL);
 });
 
 after(async () => {
@@ -102,7 +105,7 @@ test('migrate-store: a server that does not answer is said so, before anything s
   const store = await stat(storeFile());
   const r = await cli('migrate-store', '--to', 'postgresql');
   assert.notEqual(r.exitCode, 0, r.all);
-  assert.match(r.stderr, /PostgreSQL .*does not answer.*127\.0\.0\.1:6009\/canopsis: connection refused/);
+  assert.match(r.stderr, /PostgreSQL .*does not answer.*127\.0\.0\.1:6049\/canopsis: connection refused/);
   assert.match(r.stderr, /nothing changed/);
   assert.doesNotMatch(r.all, /Secret-pw-1/, 'the password is never shown');
   assert.deepEqual(await configState(), before, 'canopsis.ini and runtime.conf unchanged');
@@ -212,5 +215,74 @@ test('backup and restore of a prefix on PostgreSQL: pg_dump out, pg_restore back
   } finally {
     await run(path.join(prefix, 'bin', 'hypcontrol'), ['stop'], { env: { CPS_PREFIX: prefix } });
     await run('supervisorctl', ['-c', path.join(prefix, 'etc', 'supervisord.conf'), 'shutdown']);
+  }
+});
+
+test("migrate-store into this host's own PostgreSQL (postgresql_mode = local): a failed copy switches back, then the copy that switches", async () => {
+  // A single host of its own, installed as root and not started; its PostgreSQL on this file's port 6045.
+  const local = path.join(dir, 'local');
+  const service = (action: string) => run(path.join(local, 'bin', 'service'), ['postgresql', action], { env: { CPS_PREFIX: local } });
+  try {
+    const installed = await buildInstall([
+      'install',
+      '--prefix',
+      local,
+      '--yes',
+      ...isolatedPorts(6040, 'cpsmslocal6045@localhost'),
+      '--set',
+      `store.postgresql_port=${LOCAL_PG_PORT}`,
+    ]);
+    assert.equal(installed.exitCode, 0, installed.all);
+    assert.match(await etc('canopsis.ini', local), /^postgresql_mode = local$/m);
+    await asServiceUser('local-fill', FILL, local);
+
+    // A document PostgreSQL cannot hold: the copy fails after the switch, and the prefix goes back.
+    await asServiceUser('local-nul', "await s.collection('zz_notes').put('bad', { text: 'a\\u0000b' });", local);
+    const before = await configState(local);
+    const stored = await stat(storeFile(local));
+    const failed = await buildInstall(['migrate-store', '--to', 'postgresql', '--prefix', local]);
+    assert.notEqual(failed.exitCode, 0, failed.all);
+    assert.match(failed.stderr, /copying the store \(migrate\) as canopsis failed .*zz_notes\.put/);
+    assert.match(failed.stderr, /stays on its embedded store/);
+    assert.deepEqual(await configState(local), before, 'canopsis.ini and runtime.conf as they were');
+    assert.equal((await stat(storeFile(local))).mtimeMs, stored.mtimeMs, 'the store untouched');
+    const down = await service('status');
+    assert.equal(down.exitCode, 3, `the local PostgreSQL is stopped again: ${down.all}`);
+    await asServiceUser('local-nul-gone', "await s.collection('zz_notes').delete({});", local);
+
+    // Again: the data directory and the generated URL of the first run are used as they are.
+    const iniBefore = await etc('canopsis.ini', local);
+    const source = sqliteContent(local);
+    const r = await buildInstall(['migrate-store', '--to', 'postgresql', '--prefix', local]);
+    assert.equal(r.exitCode, 0, r.all);
+    for (const [name, docs] of source) assert.match(r.stdout, new RegExp(`${name}: ${docs.size} documents, ${docs.size} in PostgreSQL`));
+    assert.match(r.stdout, new RegExp(`now keeps its store in PostgreSQL at 127\\.0\\.0\\.1:${LOCAL_PG_PORT}/canopsis `));
+    assert.doesNotMatch(r.all, /postgresql:\/\/canopsis:[^@\s]+@/, 'the generated password is never shown');
+    assert.match(
+      await etc('runtime.conf', local),
+      new RegExp(`backend = postgresql\\nurl = postgresql://\\S+@127\\.0\\.0\\.1:${LOCAL_PG_PORT}/canopsis\\n`),
+    );
+    const ini = await etc('canopsis.ini', local);
+    assert.deepEqual(
+      ini.split('\n').filter((l, i) => l !== iniBefore.split('\n')[i]),
+      ['backend = postgresql'],
+    );
+    const store = await openStore(await readRuntimeConfig(local));
+    try {
+      assert.equal(store.kind, 'postgresql');
+      assert.deepEqual(await store.collections(), [...source.keys()].sort());
+      for (const [name, docs] of source) {
+        const copied = await store.collection<Record<string, unknown>>(name).find({}, { sort: [['key', 1]] });
+        assert.deepEqual(new Map(copied.map(({ key, ...doc }) => [key, doc])), docs, name);
+      }
+    } finally {
+      await store.close();
+    }
+    const up = await service('status');
+    assert.equal(up.exitCode, 0, up.all);
+    assert.match(up.stdout, /postgresql is running/);
+  } finally {
+    await run(path.join(local, 'bin', 'hypcontrol'), ['stop'], { env: { CPS_PREFIX: local } });
+    await run('supervisorctl', ['-c', path.join(local, 'etc', 'supervisord.conf'), 'shutdown']);
   }
 });
