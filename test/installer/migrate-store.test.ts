@@ -5,6 +5,7 @@ import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { openStore, readRuntimeConfig } from '../../runtime/config/runtime.js';
 import { PgStore } from '../../runtime/store/postgresql.js';
+import type { Store } from '../../runtime/store/types.js';
 import { buildInstall, isolatedPorts, removeDir, run, tempDir } from '../helpers/index.js';
 import { createTestDatabase, type TestDatabase } from '../store/pg-database.js';
 
@@ -53,6 +54,16 @@ await s.close();
   );
   const r = await run('setpriv', ['--reuid', USER, '--regid', USER, '--init-groups', process.execPath, script]);
   assert.equal(r.exitCode, 0, r.all);
+}
+
+/** Every collection of `source` in `store`, document for document. */
+async function assertCopied(store: Store, source: Map<string, Map<string, unknown>>): Promise<void> {
+  assert.equal(store.kind, 'postgresql');
+  assert.deepEqual(await store.collections(), [...source.keys()].sort());
+  for (const [name, docs] of source) {
+    const copied = await store.collection<Record<string, unknown>>(name).find({}, { sort: [['key', 1]] });
+    assert.deepEqual(new Map(copied.map(({ key, ...doc }) => [key, doc])), docs, name);
+  }
 }
 
 /** What the prefix is switched by: the operator's file and the runtime's. */
@@ -170,12 +181,7 @@ test('migrate-store: every collection copied and counted, then runtime.conf says
   // Everything there, document for document, as the runtime of the prefix opens it now.
   const store = await openStore(await readRuntimeConfig(prefix));
   try {
-    assert.equal(store.kind, 'postgresql');
-    assert.deepEqual(await store.collections(), [...source.keys()].sort());
-    for (const [name, docs] of source) {
-      const copied = await store.collection<Record<string, unknown>>(name).find({}, { sort: [['key', 1]] });
-      assert.deepEqual(new Map(copied.map(({ key, ...doc }) => [key, doc])), docs, name);
-    }
+    await assertCopied(store, source);
     assert.equal(await store.collection('alarms').count({ 'v.state.val': 2 }), N / 4);
   } finally {
     await store.close();
@@ -269,12 +275,7 @@ test("migrate-store into this host's own PostgreSQL (postgresql_mode = local): a
     );
     const store = await openStore(await readRuntimeConfig(local));
     try {
-      assert.equal(store.kind, 'postgresql');
-      assert.deepEqual(await store.collections(), [...source.keys()].sort());
-      for (const [name, docs] of source) {
-        const copied = await store.collection<Record<string, unknown>>(name).find({}, { sort: [['key', 1]] });
-        assert.deepEqual(new Map(copied.map(({ key, ...doc }) => [key, doc])), docs, name);
-      }
+      await assertCopied(store, source);
     } finally {
       await store.close();
     }
