@@ -43,7 +43,8 @@ before(async () => {
 });
 
 after(async () => {
-  await browser?.close();
+  // A wedged browser must not keep the run from ending: the stack is stopped either way.
+  await Promise.race([browser?.close(), new Promise((resolve) => setTimeout(resolve, 30_000).unref())]);
   await stack?.stop();
 });
 
@@ -60,6 +61,8 @@ async function loggedIn(
   viewport = { width: 1280, height: 800 },
 ): Promise<{ ctx: BrowserContext; page: Page }> {
   const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport });
+  // A loaded CI machine (another end-to-end file beside this one) makes pages slow: each wait gets a minute.
+  ctx.setDefaultTimeout(60_000);
   const page = await ctx.newPage();
   watchCsp(page);
   await page.goto(`${origin}/`);
@@ -91,6 +94,8 @@ const sendEvent = (component: string, resource: string, state: number) =>
 
 test('the console: a wrong password is refused; log in, an alarm appears live after send-event, ack it from the page', async () => {
   const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+  // A loaded CI machine (another end-to-end file beside this one) makes pages slow: each wait gets a minute.
+  ctx.setDefaultTimeout(60_000);
   const page = await ctx.newPage();
   watchCsp(page);
   const response = await page.goto(`${origin}/alarms`);
@@ -105,13 +110,13 @@ test('the console: a wrong password is refused; log in, an alarm appears live af
   await page.getByLabel('Password').fill('alice-pw');
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.waitForURL(/\/alarms/);
-  await page.locator('[data-test=live].stream').waitFor({ timeout: 15_000 });
+  await page.locator('[data-test=live].stream').waitFor({ timeout: 60_000 });
 
   // Sent while the page is open: it shows without a reload.
   await sendEvent('web-console', 'disk', 3);
   await sendEvent('db-console', 'cpu', 2);
   const row = page.locator('tr', { hasText: 'web-console' });
-  await row.waitFor({ timeout: 20_000 });
+  await row.waitFor({ timeout: 60_000 });
   assert.match((await row.locator('.state').textContent()) ?? '', /critical/);
   await page.locator('tr', { hasText: 'db-console' }).waitFor();
   await page.screenshot({ path: path.join(SHOTS, 'alarms.png') });
@@ -126,7 +131,7 @@ test('the console: a wrong password is refused; log in, an alarm appears live af
   });
   assert.equal(acked.v.ack.a, 'alice', 'acked as the user logged in');
   // The page hears of it too: the ack badge, then the timeline of the alarm.
-  await row.locator('[data-icon=ack]').waitFor({ timeout: 15_000 });
+  await row.locator('[data-icon=ack]').waitFor({ timeout: 60_000 });
   await row.getByRole('button', { name: 'Details' }).click();
   await page.locator('.timeline [data-step=ack]').waitFor();
   await page.screenshot({ path: path.join(SHOTS, 'alarm-detail.png') });
@@ -260,7 +265,7 @@ test('maintenance and scenarios pages: a weekly window made from the form, a sce
 test('a read-only user sees the alarms and every action disabled, saying why', async () => {
   await sendEvent('ro-console', 'mem', 2);
   const { ctx, page } = await loggedIn('rita', 'rita-pw');
-  await page.locator('tr', { hasText: 'ro-console' }).waitFor({ timeout: 20_000 });
+  await page.locator('tr', { hasText: 'ro-console' }).waitFor({ timeout: 60_000 });
   await page.locator('tr', { hasText: 'ro-console' }).getByRole('checkbox').check();
   for (const action of ['ack', 'ackremove', 'cancel', 'snooze', 'comment', 'assocticket', 'changestate']) {
     const b = page.locator(`[data-action=${action}]`);
@@ -299,6 +304,8 @@ test('a session expires: the page goes back to the login, saying so, and logging
     server: 'session_ttl = 3\n',
   });
   const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
+  // A loaded CI machine (another end-to-end file beside this one) makes pages slow: each wait gets a minute.
+  ctx.setDefaultTimeout(60_000);
   try {
     const page = await ctx.newPage();
     await page.goto('https://127.0.0.1:5802/platform');
@@ -307,7 +314,7 @@ test('a session expires: the page goes back to the login, saying so, and logging
     await page.getByRole('button', { name: 'Log in' }).click();
     await page.waitForURL(/\/platform/);
     // The token's own expiry (3 s, [server] session_ttl) ends the session without any click.
-    await page.getByRole('status').filter({ hasText: 'Your session expired' }).waitFor({ timeout: 15_000 });
+    await page.getByRole('status').filter({ hasText: 'Your session expired' }).waitFor({ timeout: 60_000 });
     assert.match(page.url(), /\/login\?next=(%2F|\/)platform$/);
     await page.getByLabel('Username').fill('alice');
     await page.getByLabel('Password').fill('alice-pw');
@@ -315,7 +322,7 @@ test('a session expires: the page goes back to the login, saying so, and logging
     await page.waitForURL(/\/platform/);
     // A console open on the live alarms does not hold the webserver's stop (its stream is ended first).
     await page.getByRole('link', { name: 'Alarms' }).click();
-    await page.locator('[data-test=live].stream').waitFor({ timeout: 15_000 });
+    await page.locator('[data-test=live].stream').waitFor({ timeout: 60_000 });
     let deadline: NodeJS.Timeout | undefined;
     await Promise.race([
       short.stop(),
